@@ -1,0 +1,124 @@
+"""``init``, ``ingest``, ``status``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from whatchanged.api.output import console, emit, table
+from whatchanged.engine.settings import Settings, load_settings
+from whatchanged.engine.warehouse import Warehouse
+from whatchanged.ingest.base import ReadContext
+from whatchanged.ingest.pipeline import expand, ingest
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option("--home", help="Warehouse folder [env WHATCHANGED_HOME; default ./data/warehouse]."),
+]
+TzOpt = Annotated[
+    str | None,
+    typer.Option("--tz", help="Zone for times without an offset [env WHATCHANGED_TZ; default UTC]."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def settings_from(home: Path | None = None, tz: str | None = None) -> Settings:
+    return load_settings(home=home, tz=tz)
+
+
+def cmd_init(home: HomeOpt = None) -> None:
+    """Create an empty warehouse."""
+    wh = Warehouse(settings_from(home).home)
+    created = wh.init()
+    console.print(f"{'created' if created else 'already there'}: warehouse at {wh.home}")
+
+
+def cmd_ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
+    home: HomeOpt = None,
+    tz: TzOpt = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="Force a reader instead of detecting it.")
+    ] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Keep good rows, list rejected ones.")] = False,
+    service_label: Annotated[
+        str | None, typer.Option("--service-label", help="Prometheus label naming the service.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load metrics, check states, inventory and changes into the warehouse."""
+    settings = settings_from(home, tz)
+    wh = Warehouse(settings.home)
+    ctx = ReadContext(tz=settings.tz, skip_bad=skip_bad, service_label=service_label)
+    files = expand(paths)
+    with Progress(
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=True,
+        disable=as_json or len(files) < 2,
+    ) as bar:
+        task = bar.add_task("", total=len(files))
+        summary = ingest(
+            wh, paths, ctx, fmt=fmt, progress=lambda f: bar.update(task, advance=1, description=f.name)
+        )
+    result = summary.result
+    data = {
+        "home": str(wh.home),
+        "files": [{"path": p, "format": r} for p, r in summary.files],
+        "rows_read": result.rows_in if result else {},
+        "rows_added": result.rows_added if result else {},
+        "services": summary.services,
+        "first": summary.first,
+        "last": summary.last,
+        "tz": summary.tz,
+        "tz_assumed": summary.tz_assumed,
+        "rejected": [str(e) for e in summary.rejected],
+        "seconds": round(summary.seconds, 3),
+    }
+
+    def render(d: dict[str, object]) -> None:
+        rows = [
+            (t, n, (result.rows_added if result else {}).get(t, 0))
+            for t, n in (result.rows_in if result else {}).items()
+        ]
+        console.print(table("ingested", ["table", "rows read", "rows added"], rows))
+        console.print(
+            f"{len(summary.files)} file(s), {summary.services} service(s), "
+            f"{summary.first or '-'} → {summary.last or '-'}, {summary.seconds:.2f} s"
+        )
+        if summary.tz_assumed:
+            console.print(f"times without an offset were read in {summary.tz}")
+        for e in summary.rejected:
+            console.print(f"[yellow]rejected:[/] {e}", highlight=False)
+
+    emit(data, as_json=as_json, render=render)
+
+
+def cmd_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """What the warehouse holds."""
+    st = Warehouse(settings_from(home).home).status()
+
+    def render(d: dict[str, object]) -> None:
+        rows = st["rows"]
+        console.print(table(f"warehouse {st['home']}", ["table", "rows"], list(rows.items())))
+        console.print(
+            f"{st['services']} services in the inventory, {st['services_with_metrics']} with metrics; "
+            f"data from {st['first'] or '-'} to {st['last'] or '-'}; {st['commits']} commits, "
+            f"{st['bytes'] / 1e6:.1f} MB"
+        )
+        if st["changes_by_kind"]:
+            console.print("changes: " + ", ".join(f"{k} {v}" for k, v in st["changes_by_kind"].items()))
+
+    emit(st, as_json=as_json, render=render)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(cmd_init)
+    app.command("ingest")(cmd_ingest)
+    app.command("status")(cmd_status)

@@ -1,0 +1,123 @@
+"""Services inventory CSV.
+
+::
+
+    service,kind,datacenter,rack,switch,host,app,critical,tags
+    www-0001,site,P19,P19-R01,p19-sw-01,p19-web-01,sites,false,team=web;tier=front
+    bo-primary,backoffice,P19,P19-R07,p19-sw-04,p19-bo-01,backoffice,true,
+
+``critical`` is ``true``/``false`` (also yes/no, 1/0, empty = false);
+``tags`` is ``k=v;k=v``.  Columns beyond the nine above are kept as tags.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pyarrow as pa
+from whatchanged.engine.errors import InputError
+from whatchanged.engine.schema import SERVICES
+from whatchanged.ingest.base import ReadContext, Reader
+
+COLUMNS = ("service", "kind", "datacenter", "rack", "switch", "host", "app", "critical", "tags")
+_TRUE = {"true", "yes", "1", "y", "t"}
+_FALSE = {"false", "no", "0", "n", "f", ""}
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    first = head.decode("utf-8", "replace").lstrip("\ufeff").splitlines()[:1]
+    if not first:
+        return False
+    cols = [c.strip().lower() for c in first[0].split(",")]
+    return cols[:1] == ["service"] and "datacenter" in cols and "timestamp" not in cols
+
+
+def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
+    rows: dict[str, list[object]] = {c: [] for c in SERVICES.names}
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        if "service" not in header:
+            raise InputError(
+                "not a services inventory",
+                file=str(path),
+                line=1,
+                field="service",
+                expected="a header starting with 'service'",
+                found=",".join(header),
+            )
+        extra = [h for h in header if h not in COLUMNS]
+        for raw in reader:
+            line = reader.line_num
+            rec = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+            if None in raw:
+                ctx.reject(
+                    InputError(
+                        "too many fields",
+                        file=str(path),
+                        line=line,
+                        expected=f"{len(header)} fields",
+                        found=f"{len(header) + len(raw[None])}",
+                    )
+                )
+                continue
+            if not rec.get("service"):
+                ctx.reject(
+                    InputError(
+                        "empty service name",
+                        file=str(path),
+                        line=line,
+                        field="service",
+                        expected="a service name",
+                        found="",
+                    )
+                )
+                continue
+            crit = rec.get("critical", "").lower()
+            if crit not in _TRUE | _FALSE:
+                ctx.reject(
+                    InputError(
+                        "bad flag",
+                        file=str(path),
+                        line=line,
+                        field="critical",
+                        expected="true or false",
+                        found=rec.get("critical", ""),
+                    )
+                )
+                continue
+            tags: list[tuple[str, str]] = []
+            bad_tag = None
+            for item in filter(None, (t.strip() for t in rec.get("tags", "").split(";"))):
+                key, sep, value = item.partition("=")
+                if not sep or not key.strip():
+                    bad_tag = item
+                    break
+                tags.append((key.strip(), value.strip()))
+            if bad_tag is not None:
+                ctx.reject(
+                    InputError(
+                        "bad tag",
+                        file=str(path),
+                        line=line,
+                        field="tags",
+                        expected="k=v pairs separated by ';'",
+                        found=bad_tag,
+                    )
+                )
+                continue
+            tags.extend((k, rec[k]) for k in extra if rec.get(k))
+            for col in ("service", "kind", "datacenter", "rack", "switch", "host", "app"):
+                rows[col].append(rec.get(col) or None)
+            rows["critical"].append(crit in _TRUE)
+            rows["tags"].append(sorted(tags))
+    return {"services": pa.Table.from_pydict(rows, schema=SERVICES)}
+
+
+READER = Reader(
+    name="services",
+    description="services inventory CSV with a header 'service,kind,datacenter,…'",
+    sniff=sniff,
+    read=read,
+)
