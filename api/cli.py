@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 import typer
-from whatchanged.api import cli_core
+from whatchanged.api import cli_batch, cli_changes, cli_core, cli_demo, cli_detect, cli_explain, cli_serve
 from whatchanged.api.output import err_console
 from whatchanged.engine.errors import WhatchangedError
 
@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (cli_core,):
+for _module in (cli_core, cli_changes, cli_detect, cli_explain, cli_serve, cli_batch, cli_demo):
     _module.register(app)
 
 
