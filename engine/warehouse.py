@@ -39,9 +39,10 @@ import shutil
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
@@ -347,6 +348,19 @@ class Warehouse:
             "last": last.isoformat() if last else None,
             "bytes": size,
         }
+
+
+def latest_day(con: duckdb.DuckDBPyConnection, tz: str = "UTC") -> date | None:
+    """The local day (in ``tz``) of the latest metric, state or change start: what ``HH:MM`` means."""
+    last = _scalar(
+        con,
+        "SELECT max(t) FROM (SELECT max(ts) AS t FROM metrics UNION ALL SELECT max(ts) FROM states "
+        "UNION ALL SELECT max(start) FROM changes)",
+    )
+    if last is None:
+        return None
+    day: date = last.astimezone(ZoneInfo(tz)).date()
+    return day
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
