@@ -1,9 +1,107 @@
-"""CLI commands of this area (filled in by its issue)."""
+"""``explain`` (what changed at T?) and ``fit`` (learn ranking weights from labels)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.panel import Panel
+
+from whatchanged.api.cli_core import HomeOpt, JsonOpt, TzOpt, settings_from
+from whatchanged.api.output import console, emit, table
+from whatchanged.engine.explain import explain_at, explanation_json
+from whatchanged.engine.rank import fit, load_labels, save_model
+from whatchanged.engine.settings import Settings
+from whatchanged.engine.timeparse import parse_when
+from whatchanged.engine.warehouse import Warehouse, latest_day
+
+
+def _hm(iso: str | None) -> str:
+    return iso[11:16] if iso else "-"
+
+
+def render_explanation(d: dict[str, Any], tz: str) -> None:
+    """Rich tables for one explanation's JSON (shared with ``demo``)."""
+    inc = d["incident"]
+    if inc is None:
+        console.print(f"[bold]{d['at']}[/]: no incident at this time.")
+        for r in d["ruled_out"]:
+            console.print(f"  {r['reason']}")
+        return
+    console.print(
+        Panel.fit(
+            f"incident [bold]{inc['id']}[/]  onset {_hm(inc['onset'])}  end {_hm(inc['end'])} ({tz})\n"
+            f"{inc['services_affected']} services affected, {inc['critical_services']} CRITICAL; "
+            f"{inc['outage_count']} outages, {inc['downtime_s'] / 60:.0f} min down"
+            + (f"; signals: {', '.join(inc['signals'])}" if inc["signals"] else ""),
+            title=f"what changed at {d['at'][:16].replace('T', ' ')}",
+        )
+    )
+    rows = []
+    for c in d["causes"]:
+        evidence = "\n".join(
+            [f"+ {e}" for e in c["evidence_for"]] + [f"- {e}" for e in c["evidence_against"]]
+        )
+        rows.append(
+            (
+                c["rank"],
+                c["category"],
+                c["change_id"] or c["component"] or "",
+                c["title"],
+                f"{c['score']:.2f}",
+                evidence,
+            )
+        )
+    console.print(table("ranked causes", ["#", "class", "id", "title", "score", "evidence"], rows))
+    if d["ruled_out"]:
+        console.print(
+            table("ruled out", ["class", "why"], [(r["category"], r["reason"]) for r in d["ruled_out"]])
+        )
+    if d["reactions"]:
+        console.print(
+            table(
+                f"reactions during the incident ({len(d['reactions'])})",
+                ["time", "kind", "id", "title"],
+                [(_hm(r["start"]), r["kind"], r["change_id"], r["title"]) for r in d["reactions"]],
+            )
+        )
+
+
+def explain_json_at(settings: Settings, at_text: str) -> dict[str, Any]:
+    wh = Warehouse(settings.home)
+    wh.require()
+    con = wh.connect()
+    try:
+        at = parse_when(at_text, tz=settings.tz, default_day=latest_day(con, settings.tz), option="--at")
+        return explanation_json(explain_at(con, at, settings=settings), tz=settings.tz)
+    finally:
+        con.close()
+
+
+def cmd_explain(
+    at: Annotated[str, typer.Option("--at", help="When: ISO 8601, 'YYYY-MM-DD HH:MM' or 'HH:MM' in --tz.")],
+    home: HomeOpt = None,
+    tz: TzOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What changed at T: the incident, ranked causes, ruled-out classes, reactions."""
+    settings = settings_from(home, tz)
+    data = explain_json_at(settings, at)
+    emit(data, as_json=as_json, render=lambda d: render_explanation(d, settings.tz))
+
+
+def cmd_fit(
+    labels: Annotated[Path, typer.Argument(help="Labelled candidates (JSON list or CSV).")],
+    home: HomeOpt = None,
+) -> None:
+    """Fit the ranking weights on labelled candidates and save them in the warehouse."""
+    settings = settings_from(home)
+    model = fit(load_labels(labels))
+    path = save_model(model, settings.home)
+    console.print(f"saved fitted ranking weights to {path}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    app.command("explain")(cmd_explain)
+    app.command("fit")(cmd_fit)

@@ -1,0 +1,266 @@
+"""Step 6 of the pipeline: "what changed at T?" — the incident, ranked causes, why
+the other classes were ruled out, and what responders did (reactions).
+
+``explain_at`` is what ``whatchanged explain`` and ``GET /api/v1/explain``
+call; :func:`explanation_json` gives their JSON shape::
+
+    {"at": "...",
+     "incident": {"id", "onset", "end", "services_affected", "critical_services",
+                  "outage_count", "downtime_s", "signals", "outages": [...],
+                  "services": [...], "critical": [...]} | null,
+     "causes": [{"rank", "category", "change_id", "component", "title", "start",
+                 "end", "score", "evidence_for": [...], "evidence_against": [...]}],
+     "ruled_out": [{"category", "reason"}],
+     "reactions": [{"change_id", "kind", "start", "title", "author"}],
+     "anomalies": [...]}
+
+``category`` is one of ``hosting``, ``application_release``,
+``external_maintenance``, ``unknown``.  Times are ISO 8601 in the requested
+zone, with its offset.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+
+from whatchanged.engine import candidates as cands
+from whatchanged.engine.changes import list_changes, load_aliases
+from whatchanged.engine.incidents import incident_at
+from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident, RuledOut
+from whatchanged.engine.rank import PLAUSIBLE, RankModel, load_model, rank
+from whatchanged.engine.settings import Settings
+
+#: how far before the onset the ruled-out sentences look for releases and notices
+CONTEXT_BEFORE = timedelta(days=1)
+
+
+def topology(con: duckdb.DuckDBPyConnection) -> cands.Topology:
+    rows = con.sql("SELECT service, kind, datacenter, rack, switch, host, app FROM services").fetchall()
+    attrs = {
+        r[0]: {"kind": r[1], "datacenter": r[2], "rack": r[3], "switch": r[4], "host": r[5], "app": r[6]}
+        for r in rows
+    }
+    return cands.Topology(attrs)
+
+
+def explain_incident(
+    con: duckdb.DuckDBPyConnection,
+    incident: Incident,
+    *,
+    settings: Settings,
+    at: datetime | None = None,
+    model: RankModel | None = None,
+) -> Explanation:
+    """Rank the causes of ``incident``."""
+    topo = topology(con)
+    tz = settings.tz
+    lookback = float(settings.deploy_lookback_s)
+    start = incident.onset - max(CONTEXT_BEFORE, timedelta(seconds=lookback))
+    end = (incident.end or incident.onset) + timedelta(hours=2)
+    aliases = load_aliases(settings)
+    changes = list_changes(con, start=start, end=end, aliases=aliases)
+    candidates = (
+        cands.release_candidates(incident, changes, topo, lookback_s=lookback, tz_fmt=tz)
+        + cands.maintenance_candidates(incident, changes, topo, tz_fmt=tz)
+        + cands.hosting_candidates(incident, changes, topo, tz_fmt=tz)
+    )
+    causes = rank(candidates, model or load_model(settings.home))
+    ruled = ruled_out(incident, causes, changes, lookback_s=lookback, tz=tz)
+    return Explanation(
+        at=at or incident.onset,
+        incident=incident,
+        causes=tuple(causes),
+        ruled_out=tuple(ruled),
+        reactions=tuple(cands.reactions(incident, changes)),
+        anomalies=incident.anomalies,
+    )
+
+
+def explain_at(
+    con: duckdb.DuckDBPyConnection, at: datetime, *, settings: Settings, model: RankModel | None = None
+) -> Explanation:
+    """What changed at ``at``: the incident there (if any) and its ranked causes."""
+    incident = incident_at(con, at)
+    if incident is None:
+        return Explanation(
+            at=at,
+            incident=None,
+            causes=(),
+            ruled_out=(RuledOut("unknown", f"no incident or outage at {_hm(at, settings.tz, day=True)}"),),
+            reactions=(),
+        )
+    return explain_incident(con, incident, settings=settings, at=at, model=model)
+
+
+# -- ruled-out classes ----------------------------------------------------------------------
+
+
+def ruled_out(
+    incident: Incident, causes: list[Cause], changes: list[Change], *, lookback_s: float, tz: str
+) -> list[RuledOut]:
+    """For each class with no plausible candidate, the reason in one sentence."""
+    best: dict[str, float] = {}
+    for c in causes:
+        best[c.category] = max(best.get(c.category, 0.0), c.score)
+    out = []
+    if best.get("application_release", 0.0) < PLAUSIBLE:
+        out.append(RuledOut("application_release", _release_reason(incident, changes, lookback_s, tz)))
+    if best.get("external_maintenance", 0.0) < PLAUSIBLE:
+        out.append(RuledOut("external_maintenance", _maintenance_reason(incident, changes, tz)))
+    if best.get("hosting", 0.0) < PLAUSIBLE:
+        out.append(RuledOut("hosting", _hosting_reason(incident)))
+    return out
+
+
+def _release_reason(incident: Incident, changes: list[Change], lookback_s: float, tz: str) -> str:
+    zone = ZoneInfo(tz)
+    day = incident.onset.astimezone(zone).date()
+    releases = [c for c in changes if c.kind in cands.RELEASE_KINDS]
+    today = [c for c in releases if c.start.astimezone(zone).date() == day]
+    before = [c for c in releases if c.start <= incident.onset]
+    count = f"{len(today)} release{'s' if len(today) != 1 else ''} that day"
+    if not before:
+        return f"{count}; none before the onset at {_hm(incident.onset, tz)}"
+    nearest = max(before, key=lambda c: c.start)
+    lead = (incident.onset - nearest.start).total_seconds()
+    affected = set(incident.services_affected)
+    hit = affected & set(nearest.resolved_services)
+    on = (
+        f"on {len(nearest.resolved_services)} services none of which is affected"
+        if nearest.resolved_services and not hit
+        else f"on {len(nearest.resolved_services)} services, {len(hit)} of them affected"
+    )
+    within = [c for c in before if (incident.onset - c.start).total_seconds() <= lookback_s]
+    window = cands.fmt_duration(lookback_s)
+    touches = " touches the affected services" if within else ""
+    head = f"{count}; none in the {window} before the onset{touches}"
+    return (
+        f"{head}: the nearest before the onset was '{nearest.title or nearest.change_id}' at "
+        f"{_hm(nearest.start, tz)}, {cands.fmt_duration(lead)} earlier, {on}"
+    )
+
+
+def _maintenance_reason(incident: Incident, changes: list[Change], tz: str) -> str:
+    notices = [c for c in changes if c.kind in cands.MAINTENANCE_KINDS]
+    onset = incident.onset
+    covering = [c for c in notices if c.start <= onset and (c.end is None or onset <= c.end)]
+    if covering and all(c.cancelled for c in covering):
+        ids = ", ".join(c.change_id for c in covering)
+        return f"the only notice covering the onset at {_hm(onset, tz)} ({ids}) was cancelled"
+    if covering:
+        c = covering[0]
+        return (
+            f"{c.change_id} covers the onset at {_hm(onset, tz)} but its scope "
+            f"({len(c.resolved_services)} services) does not match the affected services"
+        )
+    if not notices:
+        return f"no maintenance notice within a day of the onset at {_hm(onset, tz)}"
+    nearest = min(notices, key=lambda c: abs((c.start - onset).total_seconds()))
+    rel = "after" if nearest.start > onset else "before"
+    gap = cands.fmt_duration((nearest.start - onset).total_seconds())
+    window = f"{_hm(nearest.start, tz)}–{_hm(nearest.end, tz) if nearest.end else 'open'}"
+    return (
+        f"no maintenance window covers the onset at {_hm(onset, tz)}; the nearest, {nearest.change_id} "
+        f"({window}), starts {gap} {rel} it"
+    )
+
+
+def _hosting_reason(incident: Incident) -> str:
+    if not cands.hard_failed(incident):
+        return "no service went CRITICAL or down: only metric anomalies, no failed component"
+    return "no host, switch or rack failed before the others with most of its services down"
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+
+def _hm(ts: datetime, tz: str, *, day: bool = False) -> str:
+    return ts.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M" if day else "%H:%M")
+
+
+def _iso(ts: datetime | None, tz: str) -> str | None:
+    return ts.astimezone(ZoneInfo(tz)).isoformat() if ts else None
+
+
+def _anomaly_json(a: Anomaly, tz: str) -> dict[str, Any]:
+    return {
+        "service": a.service,
+        "metric": a.metric,
+        "onset": _iso(a.onset, tz),
+        "end": _iso(a.end, tz),
+        "direction": a.direction,
+        "peak_score": round(a.peak_score, 2),
+        "baseline": round(a.baseline, 3),
+        "observed": round(a.observed, 3),
+    }
+
+
+def incident_json(inc: Incident, tz: str = "UTC") -> dict[str, Any]:
+    return {
+        "id": inc.incident_id,
+        "onset": _iso(inc.onset, tz),
+        "end": _iso(inc.end, tz),
+        "services_affected": len(inc.services_affected),
+        "critical_services": len(inc.critical_services),
+        "outage_count": inc.outage_count,
+        "downtime_s": round(inc.downtime_s),
+        "signals": list(inc.signals),
+        "outages": [
+            {
+                "service": o.service,
+                "check": o.check,
+                "start": _iso(o.start, tz),
+                "end": _iso(o.end, tz),
+                "state": o.state,
+                "source": o.source,
+                "external": o.external,
+            }
+            for o in sorted(inc.outages, key=lambda o: (o.start, o.service, o.check))
+        ],
+        "services": sorted(inc.services_affected),
+        "critical": sorted(inc.critical_services),
+        "onset_lookahead": inc.onset_lookahead,
+    }
+
+
+def cause_json(c: Cause, tz: str = "UTC") -> dict[str, Any]:
+    return {
+        "rank": c.rank,
+        "category": c.category,
+        "change_id": c.change_id,
+        "component": c.component,
+        "title": c.title,
+        "start": _iso(c.start, tz),
+        "end": _iso(c.end, tz),
+        "score": c.score,
+        "evidence_for": list(c.evidence_for),
+        "evidence_against": list(c.evidence_against),
+        "features": c.features,
+    }
+
+
+def change_json(ch: Change, tz: str = "UTC") -> dict[str, Any]:
+    return {
+        "change_id": ch.change_id,
+        "kind": ch.kind,
+        "start": _iso(ch.start, tz),
+        "end": _iso(ch.end, tz),
+        "title": ch.title,
+        "author": ch.author,
+    }
+
+
+def explanation_json(expl: Explanation, *, tz: str = "UTC") -> dict[str, Any]:
+    """The documented JSON shape of an explanation (see module docstring)."""
+    return {
+        "at": _iso(expl.at, tz),
+        "incident": incident_json(expl.incident, tz) if expl.incident else None,
+        "causes": [cause_json(c, tz) for c in expl.causes],
+        "ruled_out": [{"category": r.category, "reason": r.reason} for r in expl.ruled_out],
+        "reactions": [change_json(ch, tz) for ch in expl.reactions],
+        "anomalies": [_anomaly_json(a, tz) for a in expl.anomalies],
+    }
