@@ -17,7 +17,6 @@ import typer
 from whatchanged.api.cli_core import HomeOpt, settings_from
 from whatchanged.api.cli_explain import explain_json_at, render_explanation
 from whatchanged.api.output import console
-from whatchanged.data.reference_night import generate
 from whatchanged.engine.warehouse import Warehouse
 from whatchanged.ingest.base import ReadContext
 from whatchanged.ingest.pipeline import ingest
@@ -35,6 +34,8 @@ def cmd_demo(
     port: Annotated[int, typer.Option("--port", help="Port for --serve.")] = 8080,
 ) -> None:
     """Generate the reference night, ingest it and explain 18:43 and 19:23."""
+    from whatchanged.data.reference_night import generate
+
     settings = settings_from(home, DEMO_TZ)
     started = time.perf_counter()
     console.print(f"[bold]1.[/] generating the reference night's inputs in {inputs}")

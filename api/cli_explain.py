@@ -10,7 +10,6 @@ from rich.panel import Panel
 
 from whatchanged.api.cli_core import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.output import console, emit, table
-from whatchanged.engine.explain import explain_at, explanation_json
 from whatchanged.engine.rank import fit, load_labels, save_model
 from whatchanged.engine.settings import Settings
 from whatchanged.engine.timeparse import parse_when
@@ -69,6 +68,8 @@ def render_explanation(d: dict[str, Any], tz: str) -> None:
 
 
 def explain_json_at(settings: Settings, at_text: str) -> dict[str, Any]:
+    from whatchanged.engine.explain import explain_at, explanation_json  # heavy: loaded on use
+
     wh = Warehouse(settings.home)
     wh.require()
     con = wh.connect()
