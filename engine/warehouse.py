@@ -220,7 +220,7 @@ class Warehouse:
                     continue
                 for n, (rel_dir, part) in enumerate(self._partitions(table, data)):
                     rel = Path(table) / rel_dir / f"{txid}-{n}.parquet"
-                    tmp = staging / f"{n}.parquet"
+                    tmp = staging / f"{table}-{n}.parquet"
                     self._write_parquet(table, part, tmp)
                     planned.append((tmp, self.home / rel))
                     listing.setdefault(table, {"files": [], "rows": 0})
