@@ -373,6 +373,8 @@ def _sql_str(text: str) -> str:
 
 
 def _sql_ts(value: Any) -> str:
+    if isinstance(value, pa.Scalar):
+        value = value.as_py()
     return f"TIMESTAMPTZ '{value.isoformat()}'"
 
 
