@@ -67,6 +67,10 @@ class Anomaly(_Jsonable):
     peak_score: float
     baseline: float  # expected value at the onset
     observed: float  # median observed value during the anomaly
+    #: when an online detector could report it (the sample completing the minimum duration)
+    detected_at: datetime | None = None
+    #: True when the onset was refined with data after ``detected_at`` (batch analysis)
+    onset_lookahead: bool = False
 
 
 @dataclass(frozen=True)

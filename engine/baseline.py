@@ -1,0 +1,177 @@
+"""Step 1 — robust baselines per (service, metric).
+
+The baseline of a series at time ``t`` is an *expected value* and a *spread*
+computed only from data strictly before ``t`` (it is causal, so the same
+numbers serve online and batch analysis):
+
+* **recent level** ``R(t)``: the median of the block medians of the last
+  ``recent_s`` seconds (blocks of ``block_s``; the block holding ``t`` is
+  excluded, so ``R`` lags by at most one block);
+* **seasonal level** ``S(t)``: the median, over the previous
+  ``season_days`` days, of the block medians at the same time of day (the
+  block itself and its two neighbours, so up to ``3 * season_days`` values);
+* **expected value** ``E(t) = w * S(t) + (1 - w) * R(t)`` with
+  ``w = season_weight`` when at least one previous day is available at that
+  time of day, else ``w = 0`` (only the recent level: a few hours of history
+  are enough to run, and the result says so with ``short_history``);
+* **spread** ``D(t) = 1.4826 * MAD`` of the residuals ``x - E``: the median
+  of the per-block medians of ``|x - E|`` over the previous ``scale_window_s``
+  seconds (blocks of ``scale_block_s``), floored at ``rel_floor * |R(t)|``
+  so that a flat series does not turn every wiggle into an anomaly.
+
+Everything works on a 2-D array ``values[series, step]`` on a regular grid
+(``NaN`` = no sample) with numpy only: medians over blocks and over stacks
+of shifted copies, never a per-point Python loop.  Column 0 must sit on a
+block boundary (the warehouse aligns its grid to UTC midnight, so results do
+not depend on the queried range).
+
+Output conventions: ``expected`` and ``spread`` have the shape of the input;
+``NaN`` where the baseline is not yet defined (the first ``scale_block_s``
+of data: the warm-up).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.float64]
+
+#: MAD → standard deviation of a normal distribution.
+MAD_TO_SIGMA = 1.4826
+
+
+def nanmedian_last(a: Array) -> Array:
+    """Median over the last axis ignoring NaN (NaN when a row is all NaN).
+
+    ``np.nanmedian`` is slow on many short rows; sorting puts NaN last and the
+    middle is picked by the count of finite values.
+    """
+    s = np.sort(a, axis=-1)
+    n = np.sum(~np.isnan(a), axis=-1)
+    lo = np.clip((n - 1) // 2, 0, None)
+    hi = np.clip(n // 2, 0, None)
+    v_lo = np.take_along_axis(s, lo[..., None], axis=-1)[..., 0]
+    v_hi = np.take_along_axis(s, hi[..., None], axis=-1)[..., 0]
+    out: Array = np.where(n > 0, 0.5 * (v_lo + v_hi), np.nan)
+    return out
+
+
+def block_median(x: Array, size: int) -> Array:
+    """Median of each run of ``size`` columns (the last block may be shorter)."""
+    n, t = x.shape
+    nb = -(-t // size)
+    pad = nb * size - t
+    if pad:
+        x = np.concatenate([x, np.full((n, pad), np.nan)], axis=1)
+    return nanmedian_last(x.reshape(n, nb, size))
+
+
+def lagged_median(blocks: Array, lags: list[int]) -> Array:
+    """For each block ``j``: the median of ``blocks[:, j - lag]`` over ``lags`` (NaN outside)."""
+    n, nb = blocks.shape
+    stack = np.full((n, nb, len(lags)), np.nan)
+    for i, lag in enumerate(lags):
+        if lag < nb:
+            stack[:, lag:, i] = blocks[:, : nb - lag]
+    return nanmedian_last(stack)
+
+
+@dataclass(frozen=True)
+class BaselineResult:
+    """Expected value and spread per point; history per series."""
+
+    expected: Array  # (series, steps)
+    spread: Array  # (series, steps), > 0 where defined
+    history_s: NDArray[np.float64]  # (series,) seconds of data before the last point
+    short_history: NDArray[np.bool_]  # (series,) True: no same-time-of-day data from a previous day
+
+
+class RobustBaseline:
+    """Median/MAD baseline from the same time of day on previous days and the recent level.
+
+    Keyword-only parameters (seconds); :meth:`fit` returns ``self`` and sets
+    ``result_``.
+    """
+
+    def __init__(
+        self,
+        *,
+        block_s: float = 300.0,
+        recent_s: float = 3600.0,
+        season_s: float = 86400.0,
+        season_days: int = 7,
+        season_weight: float = 0.5,
+        scale_block_s: float = 1800.0,
+        scale_window_s: float = 86400.0,
+        rel_floor: float = 0.01,
+    ) -> None:
+        if not 0.0 <= season_weight <= 1.0:
+            raise ValueError(f"season_weight: expected a number in [0, 1], found {season_weight!r}")
+        self.block_s = block_s
+        self.recent_s = recent_s
+        self.season_s = season_s
+        self.season_days = season_days
+        self.season_weight = season_weight
+        self.scale_block_s = scale_block_s
+        self.scale_window_s = scale_window_s
+        self.rel_floor = rel_floor
+
+    def fit(self, values: Array, *, step_s: float) -> RobustBaseline:
+        x = np.asarray(values, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[None, :]
+        n, t = x.shape
+        b = max(1, round(self.block_s / step_s))
+        bm = block_median(x, b)
+        nb = bm.shape[1]
+        w_recent = max(1, round(self.recent_s / (step_s * b)))
+        recent_b = lagged_median(bm, list(range(1, w_recent + 1)))
+        per_day = round(self.season_s / (step_s * b))
+        season_lags = (
+            [k * per_day + d for k in range(1, self.season_days + 1) for d in (-1, 0, 1)]
+            if per_day > 2
+            else []
+        )
+        season_lags = [lag for lag in season_lags if lag < nb]
+        if season_lags and self.season_weight > 0:
+            season_b = lagged_median(bm, season_lags)
+            # the recent level moved along the seasonal shape since the recent window
+            season_recent = lagged_median(season_b, list(range(1, w_recent + 1)))
+            shape = np.nan_to_num(season_b - season_recent)
+            level = recent_b + shape
+            weight = np.where(np.isnan(season_b), 0.0, self.season_weight)
+            expected_b = np.where(
+                np.isnan(recent_b), season_b, weight * np.nan_to_num(season_b) + (1 - weight) * level
+            )
+        else:
+            season_b = np.full_like(recent_b, np.nan)
+            expected_b = recent_b
+        expected = np.repeat(expected_b, b, axis=1)[:, :t]
+        recent = np.repeat(recent_b, b, axis=1)[:, :t]
+
+        resid = np.abs(x - expected)
+        bs = max(1, round(self.scale_block_s / step_s))
+        sb = block_median(resid, bs)
+        w_scale = max(1, round(self.scale_window_s / (step_s * bs)))
+        scale_b = lagged_median(sb, list(range(1, w_scale + 1)))
+        scale = np.repeat(scale_b, bs, axis=1)[:, :t]
+        floor = np.maximum(self.rel_floor * np.abs(recent), 1e-9)
+        spread = np.maximum(MAD_TO_SIGMA * scale, floor)
+        spread = np.where(np.isnan(scale), np.nan, spread)
+
+        seen = ~np.isnan(x)
+        first = np.where(seen.any(axis=1), seen.argmax(axis=1), t)
+        last = np.where(seen.any(axis=1), t - 1 - seen[:, ::-1].argmax(axis=1), -1)
+        history = np.clip(last - first, 0, None).astype(np.float64) * step_s
+        has_season = (~np.isnan(season_b)).any(axis=1)
+        self.result_ = BaselineResult(expected, spread, history, ~has_season)
+        return self
+
+
+def rows_for(seconds: float, step_s: float, *, minimum: int = 1) -> int:
+    """How many grid steps cover ``seconds`` (at least ``minimum``)."""
+    return max(minimum, math.ceil(seconds / step_s - 1e-9))
