@@ -218,7 +218,7 @@ def _onset(resid: Array, start: int, lo: int, hi: int) -> int:
         return start
     ks = int(np.argmin(step_best))
     kh = int(np.argmin(hinge_best))
-    if hinge_best[kh] < 0.8 * step_best[ks]:
+    if hinge_best[kh] < step_best[ks]:
         # a drift: the onset is the knee, the last point on the old line
         return lo + int(idx[k[kh] - 1])
     return lo + int(idx[k[ks]])

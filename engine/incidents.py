@@ -205,7 +205,7 @@ def incident_at(
     """The incident whose span contains ``at`` (the latest such onset), else the first
     starting within ``after_s`` after it; None if neither."""
     found = find_incidents(
-        con, at - timedelta(seconds=before_s), at + timedelta(seconds=after_s), online=online
+        con, at - timedelta(seconds=before_s), at + timedelta(seconds=max(after_s, before_s)), online=online
     )
     covering = [i for i in found if i.onset <= at and (i.end is None or i.end >= at)]
     if covering:
@@ -225,7 +225,6 @@ def get_incident(con: duckdb.DuckDBPyConnection, incident_id: str) -> Incident:
     hour = timedelta(hours=1)
     for lo, hi, online in (
         (onset - 6 * hour, onset + 6 * hour, False),
-        (onset - 6 * hour, onset + timedelta(minutes=11), False),
         (onset - 6 * hour, onset + 6 * hour, True),
     ):
         for inc in find_incidents(con, lo, hi, online=online):

@@ -1,0 +1,90 @@
+"""Incidents: grouping, the reference night, stable ids, lookups."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pyarrow as pa
+import pytest
+from whatchanged.engine.errors import NotFoundError
+from whatchanged.engine.incidents import find_incidents, get_incident, incident_at
+from whatchanged.engine.warehouse import Warehouse
+
+from tests.engine import scenarios as sc
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+def night(warehouse: Warehouse) -> sc.Night:
+    n = sc.reference_night(0)
+    warehouse.commit(n.tables)
+    return n
+
+
+@pytest.mark.parametrize("online", [True, False])
+def test_reference_night_is_one_incident(warehouse: Warehouse, night: sc.Night, online: bool) -> None:
+    con = warehouse.connect()
+    found = find_incidents(con, night.onset - 3 * HOUR, night.onset + 3 * HOUR, online=online)
+    assert len(found) == 1
+    inc = found[0]
+    assert inc.outage_count == 14
+    assert inc.downtime_s == pytest.approx(3240, abs=60)
+    assert abs(inc.onset - night.onset) <= timedelta(minutes=2)
+    assert inc.critical_services == night.critical
+    assert {"www", "lb-p19", *night.critical} == set(inc.services_affected)
+    assert inc.signals == ("bandwidth_mbps",)
+    assert inc.incident_id.startswith("inc-20101117T1923Z-")
+    assert inc.end is not None and inc.end >= night.onset + timedelta(minutes=83)
+
+
+def test_incident_id_is_stable_and_found_again(warehouse: Warehouse, night: sc.Night) -> None:
+    con = warehouse.connect()
+    [a] = find_incidents(con, night.onset - 3 * HOUR, night.onset + 3 * HOUR, online=False)
+    [b] = find_incidents(warehouse.connect(), night.onset - 2 * HOUR, night.onset + 4 * HOUR, online=False)
+    assert a.incident_id == b.incident_id
+    assert get_incident(con, a.incident_id).incident_id == a.incident_id
+    with pytest.raises(NotFoundError):
+        get_incident(con, "inc-20101117T1923Z-000000")
+    with pytest.raises(NotFoundError):
+        get_incident(con, "nonsense")
+
+
+def test_incident_at(warehouse: Warehouse, night: sc.Night) -> None:
+    con = warehouse.connect()
+    inside = incident_at(con, night.onset + timedelta(minutes=40))
+    assert inside is not None and inside.outage_count == 14
+    just_before = incident_at(con, night.onset - timedelta(minutes=3))
+    assert just_before is not None and just_before.incident_id == inside.incident_id
+    assert incident_at(con, night.onset - 5 * HOUR) is None
+
+
+def test_quiet_warehouse_has_no_incident(warehouse: Warehouse) -> None:
+    q = sc.seasonal_quiet(5, days=3)
+    n = q.ts.size
+    warehouse.commit(
+        {
+            "metrics": pa.table(
+                {
+                    "ts": pa.array(q.ts, pa.timestamp("us", tz="UTC")),
+                    "service": ["web1"] * n,
+                    "metric": ["requests_per_s"] * n,
+                    "value": q.values,
+                }
+            )
+        }
+    )
+    con = warehouse.connect()
+    assert find_incidents(con, sc.DAY0, sc.DAY0 + timedelta(days=3)) == []
+
+
+def test_unrelated_services_at_the_same_time_are_separate(warehouse: Warehouse) -> None:
+    rows = sc.StateRows()
+    t = sc.NIGHT
+    rows.intervals("a", "http", [(t, t + 10 * timedelta(minutes=1))], bad="CRITICAL", good="OK", source="nagios")
+    rows.intervals("b", "http", [(t, t + 10 * timedelta(minutes=1))], bad="CRITICAL", good="OK", source="nagios")
+    inv = pa.table({"service": ["a", "b"], "datacenter": ["P19", "AMS1"], "host": ["h1", "h2"]})
+    warehouse.commit({"services": inv, "states": rows.table()})
+    found = find_incidents(warehouse.connect(), t - HOUR, t + HOUR)
+    assert sorted(i.services_affected for i in found) == [("a",), ("b",)]
+    assert all(i.outage_count == 1 and i.downtime_s == 600 for i in found)
