@@ -1,9 +1,123 @@
-"""CLI commands of this area (filled in by its issue)."""
+"""``changes``: what changed around a time (deploys, maintenance, provider incidents).
+
+The JSON shape is documented in ``docs/changes.md``.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from whatchanged.api.cli_core import HomeOpt, JsonOpt, TzOpt, settings_from
+from whatchanged.api.output import console, emit, table
+from whatchanged.engine.changes import list_changes, load_aliases
+from whatchanged.engine.errors import ConfigError
+from whatchanged.engine.model import Change
+from whatchanged.engine.schema import CHANGE_KINDS
+from whatchanged.engine.settings import Settings
+from whatchanged.engine.timeparse import fmt_local, parse_duration, parse_when, zone
+from whatchanged.engine.warehouse import Warehouse, latest_day
+
+
+def aliases_path(settings: Settings) -> Path | None:
+    """The aliases file in force: the setting, else ``<home>/aliases.yaml``, else the packaged default."""
+    if settings.aliases_file is not None:
+        if not Path(settings.aliases_file).is_file():
+            raise ConfigError(f"setting 'aliases_file': no such file {settings.aliases_file}")
+        return Path(settings.aliases_file)
+    beside = Path(settings.home) / "aliases.yaml"
+    if beside.is_file():
+        return beside
+    packaged = resources.files("whatchanged.data").joinpath("aliases.yaml")
+    return Path(str(packaged)) if packaged.is_file() else None
+
+
+def _window(c: Change, tz: str) -> str:
+    start = str(fmt_local(c.start, tz, with_date=True))
+    if c.end is None:
+        return start
+    same_day = c.end.astimezone(zone(tz)).date() == c.start.astimezone(zone(tz)).date()
+    return f"{start} → {fmt_local(c.end, tz, with_date=not same_day)}"
+
+
+def _scope_summary(c: Change) -> str:
+    named = [f"{k} {', '.join(v)}" for k, v in c.scope.items() if v]
+    n = len(c.resolved_services)
+    shown = ", ".join(c.resolved_services[:4]) + ("…" if n > 4 else "")
+    resolved = f"{n} service{'s' if n != 1 else ''}" + (f": {shown}" if n else "")
+    return "; ".join([*named, resolved])
+
+
+def _local(ts: datetime | None, tz: str) -> str | None:
+    return ts.astimezone(zone(tz)).isoformat() if ts is not None else None
+
+
+def cmd_changes(
+    at: Annotated[
+        str, typer.Option("--at", help="The time asked about: HH:MM (latest day with data), ISO 8601, epoch.")
+    ],
+    before: Annotated[str, typer.Option("--before", help="How far before --at to look.")] = "2h",
+    after: Annotated[str, typer.Option("--after", help="How far after --at to look.")] = "30m",
+    kind: Annotated[
+        str | None, typer.Option("--kind", help=f"Only this kind: {', '.join(CHANGE_KINDS)}.")
+    ] = None,
+    tz: TzOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Changes whose time or window meets [--at - --before, --at + --after], oldest first."""
+    settings = settings_from(home, tz)
+    if kind is not None and kind not in CHANGE_KINDS:
+        raise ConfigError(f"--kind: expected one of {', '.join(CHANGE_KINDS)}, found {kind!r}")
+    lookback = parse_duration(before, option="--before")
+    lookahead = parse_duration(after, option="--after")
+    wh = Warehouse(settings.home)
+    wh.require()
+    aliases_file = aliases_path(settings)
+    aliases = load_aliases(aliases_file)
+    con = wh.connect()
+    try:
+        when = parse_when(at, tz=settings.tz, default_day=latest_day(con, settings.tz), option="--at")
+        found = list_changes(con, start=when - lookback, end=when + lookahead, kind=kind, aliases=aliases)
+    finally:
+        con.close()
+    data: dict[str, Any] = {
+        "at": when.isoformat(),
+        "tz": settings.tz,
+        "from": (when - lookback).isoformat(),
+        "to": (when + lookahead).isoformat(),
+        "kind": kind,
+        "aliases_file": str(aliases_file) if aliases_file else None,
+        "changes": [
+            {
+                **c.to_dict(),
+                "start_local": _local(c.start, settings.tz),
+                "end_local": _local(c.end, settings.tz),
+            }
+            for c in found
+        ],
+    }
+
+    def render(_: dict[str, Any]) -> None:
+        rows = [
+            (c.kind, c.change_id, c.title or "", _window(c, settings.tz), c.status or "", _scope_summary(c))
+            for c in found
+        ]
+        title = (
+            f"changes from {fmt_local(when - lookback, settings.tz, with_date=True)} "
+            f"to {fmt_local(when + lookahead, settings.tz, with_date=True)} ({settings.tz})"
+        )
+        console.print(table(title, ["kind", "id", "title", "window", "status", "scope"], rows))
+        if not found:
+            console.print("no change recorded in this range")
+
+    emit(data, as_json=as_json, render=render)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command("changes")(cmd_changes)

@@ -18,6 +18,17 @@ READER_MODULES: tuple[str, ...] = (
     # inventory, metrics and check states (issue 2)
     "services_csv",
     # change events: deploys and maintenance notices (issue 3)
+    "works",
+    "ical",
+    "feed",
+    "statuspage",
+    "pagerduty",
+    "github_deploy",
+    "datadog",
+    "grafana",
+    "git_log",
+    "deploy_jsonl",
+    "deploy_csv",
     # generic tabular metrics last: they accept any CSV with a timestamp column
 )
 

@@ -1,0 +1,330 @@
+"""What the change-event readers share (deploys and provider notices).
+
+Not a reader itself.  It builds rows of the ``changes`` table
+(:data:`whatchanged.engine.schema.CHANGES`), parses the time encodings the
+sources use, extracts datacenter codes and names from free text, and keeps
+one version per ``change_id`` inside one input (the latest by ``sequence``
+then ``stamp``; the warehouse applies the same rule across inputs).
+
+Time rules, shared by every change reader:
+
+* a time with an offset or ``Z`` is converted to UTC;
+* a time without an offset is a wall time in ``ctx.tz`` (the reader sets
+  ``ctx.tz_assumed``).  A wall time that occurs twice (the autumn fold) is
+  read as the *first* occurrence (summer offset); a wall time that does not
+  exist (the spring gap) is read with the offset in force *before* the gap,
+  so ``02:30`` on the spring-forward night in Europe/Paris is 01:30 UTC
+  (03:30 CEST).  Both are what ``zoneinfo`` does with ``fold=0``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pyarrow as pa
+
+from whatchanged.engine.errors import ConfigError, InputError
+from whatchanged.engine.schema import CHANGES, SCOPE_KEYS, conform
+
+#: Datacenter codes in free text (OVH ``dedicated.DatacenterEnum`` families).
+#: Unlike the plain ``\b…\b`` form, a code glued to a host name by a hyphen
+#: (``p19-sw-01``, ``rbx-g2``) is not taken as a whole-datacenter mention.
+DC_CODE_RE = re.compile(
+    r"(?<![\w-])(RBX|SBG|GRA|BHS|P19|ERI|LIM|WAW|VIN|HIL|SGP|SYD|YNM|YYZ)(?:-?(\d+))?(?![\w-])",
+    re.IGNORECASE,
+)
+#: Datacenter names in free text, stored as written (``Paris 19``); the
+#: aliases file maps them to inventory codes at query time.
+DC_NAME_RE = re.compile(
+    r"\b(Paris|Roubaix|Strasbourg|Gravelines|Beauharnois|Erith|Limburg|Warsaw|Vint Hill|Hillsboro"
+    r"|Singapore|Sydney|Mumbai|Toronto)(?:[ -]?(\d{1,2}))?\b",
+    re.IGNORECASE,
+)
+FS_RE = re.compile(r"\bFS#\s?(\d+)\b")
+
+
+def zone_of(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"time zone: expected an IANA name such as Europe/Paris, found {name!r}") from None
+
+
+def scope(
+    *,
+    services: Iterable[str | None] = (),
+    apps: Iterable[str | None] = (),
+    datacenters: Iterable[str | None] = (),
+    racks: Iterable[str | None] = (),
+    switches: Iterable[str | None] = (),
+    hosts: Iterable[str | None] = (),
+) -> dict[str, list[str]]:
+    """A scope struct value: each key a list of distinct non-empty names, in order."""
+    given = {
+        "services": services,
+        "apps": apps,
+        "datacenters": datacenters,
+        "racks": racks,
+        "switches": switches,
+        "hosts": hosts,
+    }
+    out: dict[str, list[str]] = {}
+    for key in SCOPE_KEYS:
+        seen: dict[str, None] = {}
+        for name in given[key]:
+            text = " ".join(str(name).split()) if name is not None else ""
+            if text:
+                seen.setdefault(text, None)
+        out[key] = list(seen)
+    return out
+
+
+def datacenters_in(*texts: str | None) -> list[str]:
+    """Datacenter codes (upper case, ``RBX-4`` → ``RBX4``) and names found in ``texts``."""
+    found: dict[str, None] = {}
+    for text in texts:
+        if not text:
+            continue
+        for m in DC_CODE_RE.finditer(text):
+            found.setdefault(m.group(1).upper() + (m.group(2) or ""), None)
+        for m in DC_NAME_RE.finditer(text):
+            name = " ".join(m.group(1).split()).title()
+            found.setdefault(f"{name} {m.group(2)}" if m.group(2) else name, None)
+    return list(found)
+
+
+def fs_id(text: str | None) -> str | None:
+    """``ovh:FS#4321`` when ``text`` names an OVH travaux task, else None."""
+    m = FS_RE.search(text or "")
+    return f"ovh:FS#{m.group(1)}" if m else None
+
+
+def to_raw(obj: Any) -> str:
+    """The original record as JSON text (keys sorted, so re-reads are identical)."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def local_to_utc(naive: datetime, tz: str) -> datetime:
+    """A wall time in ``tz`` as aware UTC (fold and gap rules in the module doc)."""
+    return naive.replace(tzinfo=zone_of(tz), fold=0).astimezone(UTC)
+
+
+def parse_iso(value: Any, *, tz: str, where: Where) -> tuple[datetime, bool]:
+    """ISO 8601 text (offset, ``Z``, ``+0000`` or none) → (UTC datetime, offset was assumed)."""
+    if not isinstance(value, str) or not value.strip():
+        raise where.error("bad time", "an ISO 8601 time", value)
+    text = value.strip()
+    if re.match(r"^\d{4}-\d{2}-\d{2} \d", text):
+        text = text.replace(" ", "T", 1)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise where.error("bad time", "an ISO 8601 time such as 2010-11-17T19:00:00+01:00", value) from None
+    if parsed.tzinfo is None:
+        return local_to_utc(parsed, tz), True
+    return parsed.astimezone(UTC), False
+
+
+def from_epoch(value: Any, *, unit: float, where: Where) -> datetime:
+    """Epoch number in seconds (``unit=1``) or milliseconds (``unit=1000``) as UTC."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise where.error("bad time", f"epoch {'milliseconds' if unit == 1000 else 'seconds'}", value)
+    try:
+        return datetime.fromtimestamp(value / unit, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise where.error("time out of range", "a plausible epoch", value) from None
+
+
+def whole_day(d: date, tz: str) -> datetime:
+    return local_to_utc(datetime(d.year, d.month, d.day), tz)
+
+
+class Where:
+    """Where a value came from, to build an InputError that names it."""
+
+    def __init__(self, file: str, *, line: int | None = None, field: str | None = None) -> None:
+        self.file = file
+        self.line = line
+        self.field = field
+
+    def at(self, *, line: int | None = None, field: str | None = None) -> Where:
+        return Where(self.file, line=line if line is not None else self.line, field=field or self.field)
+
+    def error(self, message: str, expected: str | None = None, found: object = None) -> InputError:
+        return InputError(
+            message, file=self.file, line=self.line, field=self.field, expected=expected, found=found
+        )
+
+
+def change_row(
+    *,
+    change_id: str,
+    kind: str,
+    start: datetime,
+    end: datetime | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    status: str | None = None,
+    impact: str | None = None,
+    sequence: int | None = None,
+    stamp: datetime | None = None,
+    scope_value: Mapping[str, Sequence[str]] | None = None,
+    author: str | None = None,
+    version: str | None = None,
+    url: str | None = None,
+    source: str | None = None,
+    raw: str | None = None,
+) -> dict[str, Any]:
+    """One ``changes`` row; empty strings become null."""
+
+    def s(v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = str(v).strip()
+        return v or None
+
+    return {
+        "change_id": change_id,
+        "kind": kind,
+        "start": start,
+        "end": end,
+        "title": s(title),
+        "description": s(description),
+        "status": status,
+        "impact": impact,
+        "sequence": sequence,
+        "stamp": stamp,
+        "scope": dict(scope_value) if scope_value is not None else scope(),
+        "author": s(author),
+        "version": s(version),
+        "url": s(url),
+        "source": s(source),
+        "raw": raw,
+    }
+
+
+def _version_key(row: Mapping[str, Any]) -> tuple[int, int, float]:
+    seq = row["sequence"]
+    stamp = row["stamp"]
+    return (
+        0 if seq is None else 1,
+        seq if seq is not None else 0,
+        stamp.timestamp() if stamp is not None else float("-inf"),
+    )
+
+
+def latest_versions(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per change_id: the highest (sequence, stamp); on a tie the later row."""
+    best: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        cur = best.get(row["change_id"])
+        if cur is None or _version_key(row) >= _version_key(cur):
+            best[row["change_id"]] = row
+    return list(best.values())
+
+
+def changes_table(rows: Iterable[dict[str, Any]], *, source: str) -> pa.Table:
+    """The ``changes`` table of ``rows`` (latest version per id, sorted by start then id)."""
+    kept = sorted(latest_versions(rows), key=lambda r: (r["start"], r["change_id"]))
+    table = pa.Table.from_pylist(kept, schema=CHANGES)
+    return conform("changes", table, source=source)
+
+
+def load_json(path: Path) -> Any:
+    """Parse a JSON file; a syntax error names the line and column."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            "not UTF-8 text", file=str(path), expected="UTF-8", found=f"byte {exc.start}"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"invalid JSON at column {exc.colno} ({exc.msg})", file=str(path), line=exc.lineno
+        ) from None
+
+
+def json_head(head: bytes) -> str:
+    """The first bytes of a file as text without whitespace, for sniffing JSON keys."""
+    return re.sub(r"\s+", "", head.decode("utf-8", "replace").lstrip("\ufeff"))
+
+
+def get_str(obj: Mapping[str, Any], key: str, *, where: Where, required: bool = False) -> str | None:
+    """``obj[key]`` as a string (numbers accepted), or None; wrong types are an error."""
+    value = obj.get(key)
+    if value is None or value == "":
+        if required:
+            raise where.at(field=(where.field and f"{where.field}.{key}") or key).error(
+                "missing value", "a non-empty string", value
+            )
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise where.at(field=(where.field and f"{where.field}.{key}") or key).error(
+            "wrong type", "a string", value
+        )
+    return str(value)
+
+
+def tags_map(tags: Iterable[Any]) -> tuple[dict[str, list[str]], list[str]]:
+    """``key:value`` tags as {key: [values]} and bare tags as a list."""
+    keyed: dict[str, list[str]] = {}
+    bare: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str):
+            continue
+        key, sep, value = tag.partition(":")
+        if sep and key.strip() and value.strip():
+            keyed.setdefault(key.strip().lower(), []).append(value.strip())
+        elif tag.strip():
+            bare.append(tag.strip())
+    return keyed, bare
+
+
+def end_after(start: datetime, end: datetime | None, *, where: Where) -> datetime | None:
+    """``end`` unless it is before ``start`` (an error naming the field)."""
+    if end is not None and end < start:
+        raise where.error(
+            "window ends before it starts", f"an end at or after {start.isoformat()}", end.isoformat()
+        )
+    return end
+
+
+ONE_DAY = timedelta(days=1)
+
+
+def short_hash(obj: Any) -> str:
+    """A stable id for a record that carries none (its canonical JSON, hashed)."""
+    return hashlib.sha1(to_raw(obj).encode()).hexdigest()[:16]
+
+
+#: A JSON reader's core: ``(payload, *, where, tz) → (rows, a time had no offset)``.
+RowsFn = Callable[..., tuple[list[dict[str, Any]], bool]]
+
+
+def json_parse_payload(rows_fn: RowsFn, obj: Any, *, source: str, tz: str) -> pa.Table:
+    rows, _ = rows_fn(obj, where=Where(source), tz=tz)
+    return changes_table(rows, source=source)
+
+
+def json_read(rows_fn: RowsFn, path: Path, tz: str) -> tuple[pa.Table, bool]:
+    rows, assumed = rows_fn(load_json(path), where=Where(str(path)), tz=tz)
+    return changes_table(rows, source=str(path)), assumed
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """``value`` if it is a JSON array, else an empty one."""
+    return value if isinstance(value, list) else []
