@@ -62,6 +62,9 @@ class DetectParams:
     #: maximum of past |z| (half-life ``tail_half_life_s``); 0 disables it
     tail_factor: float = 1.2
     tail_half_life_s: float = 172800.0
+    #: the guard ignores the last ``tail_delay_s`` (at least the minimum duration), so a
+    #: slow drift does not keep raising its own bar
+    tail_delay_s: float = 10800.0
     # baseline
     block_s: float = 300.0
     recent_s: float = 14400.0
@@ -246,7 +249,7 @@ def detect_matrix(
         guard = past_max(
             np.abs(z),
             half_life_rows=params.tail_half_life_s / step_s,
-            delay=rows_for(params.min_duration_s, step_s),
+            delay=max(rows_for(params.min_duration_s, step_s), rows_for(params.tail_delay_s, step_s)),
         )
         thr = np.maximum(params.threshold, params.tail_factor * guard)
     t = values.shape[1]
