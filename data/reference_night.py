@@ -632,7 +632,7 @@ class _Night:
 
     p: dict[str, Any]
     out: Path
-    rng: np.random.Generator
+    seed: int
     tz: str
     day: str
     days: int
@@ -642,6 +642,10 @@ class _Night:
     critical: list[str] = field(default_factory=list)  # CRITICAL at 19:23
     warn_sites: list[str] = field(default_factory=list)
     crit_window: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def stream(self, step: int) -> np.random.Generator:
+        """An independent random stream per step, so that ``days`` changes the metrics only."""
+        return np.random.default_rng([self.seed, step])
 
     def at(self, hhmm: str, day_offset: int = 0) -> int:
         d = (date.fromisoformat(self.day) + timedelta(days=day_offset)).isoformat()
@@ -663,12 +667,13 @@ class _Night:
 def _plan_general(n: _Night) -> None:
     """The 14 probe outages, who goes CRITICAL or WARNING, and when."""
     gen = n.p["general"]
+    rng = n.stream(2)
     g_start, g_end = n.window
     if int(gen["downtime_s"]) % 60:
         raise ValueError(f"general.downtime_s: expected whole minutes, found {gen['downtime_s']}")
     down_min, n_out = int(gen["downtime_s"]) // 60, int(gen["outages"])
-    durations = composition(n.rng, down_min, n_out)
-    gaps = [*composition(n.rng, (g_end - g_start) // 60 - down_min, n_out - 1), 0]
+    durations = composition(rng, down_min, n_out)
+    gaps = [*composition(rng, (g_end - g_start) // 60 - down_min, n_out - 1), 0]
     t = g_start
     for d, g in zip(durations, gaps, strict=True):
         n.outages.append((t, t + 60 * d))
@@ -682,14 +687,12 @@ def _plan_general(n: _Night) -> None:
     sites: list[str] = []
     while len(sites) < int(gen["critical_services"]) - len(FRONT):
         pool = [s for s in by_switch[switches[len(sites) % len(switches)]] if s not in sites]
-        sites.append(pool[int(n.rng.integers(len(pool)))])
+        sites.append(pool[int(rng.integers(len(pool)))])
     n.critical = sorted([*FRONT, *sites])
     rest = [s for s in p19_sites if s not in sites]
-    n.warn_sites = sorted(
-        rest[i] for i in n.rng.choice(len(rest), int(gen["warning_services"]), replace=False)
-    )
+    n.warn_sites = sorted(rest[i] for i in rng.choice(len(rest), int(gen["warning_services"]), replace=False))
     n.crit_window = {
-        s: (g_start + int(n.rng.integers(0, 150)), g_end + int(n.rng.integers(0, 300))) for s in n.critical
+        s: (g_start + int(rng.integers(0, 150)), g_end + int(rng.integers(0, 300))) for s in n.critical
     }
 
 
@@ -700,7 +703,7 @@ def _metrics(n: _Night) -> MetricBuffer:
     ts = minute_grid(first_day, n.days, n.tz)
     hours, weekday, dayidx = local_clock(ts, n.tz)
     shape = load_shape(hours)
-    rng = n.rng
+    rng = n.stream(3)
     g_start, g_end = n.window
     bo_fail, bo_switch, bo_back = n.bo
     fleet = float(mp["bandwidth_at_19h_mbps"]) * shape * rng.normal(1.0, 0.03, n.days)[dayidx]
@@ -764,7 +767,7 @@ def _metrics(n: _Night) -> MetricBuffer:
 
 def _nagios(n: _Night) -> tuple[NagiosLog, set[str], set[str]]:
     """The week's log; returns it with the services CRITICAL at 18:43 and at 19:23."""
-    rng = n.rng
+    rng = n.stream(4)
     first = n.at("00:00", -(n.days - 1))
     last = n.at("00:00", 1)
     log = NagiosLog(start=first)
@@ -821,14 +824,14 @@ def _nagios(n: _Night) -> tuple[NagiosLog, set[str], set[str]]:
     return log, bo_crit, gen_crit
 
 
-def _random_downs(n: _Night, minutes: Sequence[int]) -> list[tuple[int, int]]:
+def _random_downs(n: _Night, rng: np.random.Generator, minutes: Sequence[int]) -> list[tuple[int, int]]:
     """Short outages of ``minutes`` on distinct random days of the year before November."""
     year = date.fromisoformat(n.day).year
-    picked = sorted(n.rng.choice(np.arange(4, 300), len(minutes), replace=False).tolist())
+    picked = sorted(rng.choice(np.arange(4, 300), len(minutes), replace=False).tolist())
     downs = []
     for d, m in zip(picked, minutes, strict=True):
         dd = (date(year, 1, 1) + timedelta(days=int(d))).isoformat()
-        a = local_epoch(dd, f"{int(n.rng.integers(0, 24)):02d}:{int(n.rng.integers(0, 60)):02d}", n.tz)
+        a = local_epoch(dd, f"{int(rng.integers(0, 24)):02d}:{int(rng.integers(0, 60)):02d}", n.tz)
         downs.append((a, a + 60 * int(m)))
     return downs
 
@@ -836,9 +839,10 @@ def _random_downs(n: _Night, minutes: Sequence[int]) -> list[tuple[int, int]]:
 def _pingdom(n: _Night) -> tuple[ProbeCheck, ProbeCheck]:
     """The main-site probe (year to date: earlier short outages + the night's 14) and a status probe."""
     pp = n.p["pingdom"]
+    rng = n.stream(5)
     ytd_from = local_epoch(str(pp["year_start"]), "00:00", n.tz)
     ytd_to = n.at("00:00", 1)
-    other = composition(n.rng, int(pp["other_downtime_s"]) // 60, int(pp["other_outages"]), minimum=2)
+    other = composition(rng, int(pp["other_downtime_s"]) // 60, int(pp["other_outages"]), minimum=2)
     main = ProbeCheck(
         check_id=int(pp["check_id"]),
         name="Main site www",
@@ -847,7 +851,7 @@ def _pingdom(n: _Night) -> tuple[ProbeCheck, ProbeCheck]:
         created=local_epoch("2008-03-12", "10:41", n.tz),
         history_from=ytd_from,
         history_to=ytd_to,
-        downs=tuple(_random_downs(n, other) + n.outages),
+        downs=tuple(_random_downs(n, rng, other) + n.outages),
     )
     status = ProbeCheck(
         check_id=int(pp["status_check_id"]),
@@ -857,7 +861,7 @@ def _pingdom(n: _Night) -> tuple[ProbeCheck, ProbeCheck]:
         created=local_epoch("2009-06-02", "15:20", n.tz),
         history_from=ytd_from,
         history_to=ytd_to,
-        downs=tuple(_random_downs(n, [int(n.rng.integers(1, 4)) for _ in range(3)])),
+        downs=tuple(_random_downs(n, rng, [int(rng.integers(1, 4)) for _ in range(3)])),
     )
     return main, status
 
@@ -865,7 +869,7 @@ def _pingdom(n: _Night) -> tuple[ProbeCheck, ProbeCheck]:
 def _deploys(n: _Night) -> tuple[list[ChangeRow], str]:
     """The week's releases (the night's day exactly as in the parameters); returns the 18:13 id."""
     dp = n.p["deploys"]
-    rng = n.rng
+    rng = n.stream(6)
     apps = ["api", "sites", "editor", "backoffice", "billing", "stats", "dns", "webmail", "monitoring"]
     authors = ["claire", "marc", "sophie", "julien", "nadia"]
     plan: list[tuple[int, str, str, str]] = [
@@ -937,7 +941,7 @@ def generate(out_dir: Path, *, params_path: Path | None = None, days: int | None
     n = _Night(
         p=p,
         out=out_dir,
-        rng=np.random.default_rng(seed),
+        seed=seed,
         tz=str(p["tz"]),
         day=str(p["day"]),
         days=int(days if days is not None else p["days"]),
