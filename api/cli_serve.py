@@ -1,9 +1,54 @@
-"""CLI commands of this area (filled in by its issue)."""
+"""``serve``: run the HTTP API (uvicorn) over the warehouse."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+from whatchanged.api.cli_core import HomeOpt, settings_from
+from whatchanged.api.output import console
+
+
+def cmd_serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free port).")
+    ] = 8080,
+    home: HomeOpt = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="Worker processes (each with its own views).")
+    ] = 1,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the HTTP API (/api/v1, OpenAPI at /docs) until interrupted."""
+    import uvicorn  # loaded on use
+
+    from whatchanged.api.app import create_app
+
+    settings = settings_from(home)
+    writes = "enabled" if settings.token_list else "disabled (no WHATCHANGED_API_TOKENS)"
+    console.print(
+        f"serving warehouse {settings.home.resolve()} on http://{host}:{port}/api/v1 — writes {writes}"
+    )
+    if workers > 1:
+        # each worker process builds its own app from the same environment
+        import os
+
+        os.environ["WHATCHANGED_HOME"] = str(settings.home)
+        uvicorn.run(
+            "whatchanged.api.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            proxy_headers=False,
+        )
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, proxy_headers=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command("serve")(cmd_serve)

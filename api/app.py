@@ -1,0 +1,185 @@
+"""The HTTP API: :func:`create_app` builds the FastAPI application.
+
+::
+
+    ServerErrorMiddleware (Starlette)        last resort, never reached in practice
+    └── CatchAllMiddleware                   unexpected exception → 500 problem, logged
+        └── BodyLimitMiddleware              > max_body_bytes (declared or streamed) → 413
+            └── ExceptionMiddleware          ProblemError, WhatchangedError, validation → problem
+                └── routes/<resource>.py     /api/v1/…
+
+Everything a route needs comes from :mod:`whatchanged.api.deps`; every error
+body from :func:`whatchanged.api.problems.problem`.  ``whatchanged serve``
+runs this app under uvicorn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from whatchanged.api import models
+from whatchanged.api.deps import WarehouseReader
+from whatchanged.api.problems import CatchAllMiddleware, FieldError, Problem, install_handlers, problem
+from whatchanged.api.routes import availability, changes, explain, feedback, incidents, services, status
+from whatchanged.engine.errors import WhatchangedError
+from whatchanged.engine.settings import Settings
+from whatchanged.engine.warehouse import Warehouse
+
+API_PREFIX = "/api/v1"
+VERSION = "1"
+
+DESCRIPTION = """\
+What changed at 19:23?  Query the warehouse (explanations, changes, incidents,
+availability, inventory) and send change events (deploys, maintenance) by webhook.
+
+* Reads need no token.  Writes need `Authorization: Bearer <token>` with a token
+  from `WHATCHANGED_API_TOKENS`; with none configured, writes are refused (403).
+* Times: ISO 8601 **with an offset** (`2010-11-17T19:23:00+01:00`, `…Z`) or epoch
+  seconds.  A time without an offset (`2010-11-17 19:23`, `19:23`) is accepted only
+  together with `tz=` (an IANA zone); otherwise it is rejected with 422.
+* Errors are `application/problem+json` (RFC 9457) with `type`, `title`, `status`,
+  `detail`, `instance` and, for validation errors, `errors: [{field, expected, found}]`.
+"""
+
+TAGS = [
+    {"name": "explain", "description": "What changed at a given time, ranked."},
+    {"name": "changes", "description": "Change events: list them, or send them by webhook."},
+    {"name": "incidents", "description": "Incidents found in the data, their causes, responders' feedback."},
+    {"name": "availability", "description": "Availability over a range, like an external prober reports it."},
+    {"name": "services", "description": "The monitored inventory."},
+    {"name": "status", "description": "What the warehouse holds; liveness."},
+]
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with 413, whether declared or streamed.
+
+    A ``Content-Length`` over the limit is refused before reading anything.
+    Otherwise the body is read (and counted) before the app sees it, up to the
+    limit, then replayed to the app; a chunked body that grows past the limit
+    is refused as soon as it does.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        declared = None
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = None
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, receive, send, path, f"Content-Length {declared}")
+            return
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # disconnect before the body was complete
+                return
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > self.max_bytes:
+                await self._refuse(scope, receive, send, path, f"more than {self.max_bytes} bytes streamed")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, path: str, found: str) -> None:
+        response = problem(
+            413,
+            f"the request body is larger than the limit of {self.max_bytes} bytes",
+            instance=path,
+            slug="payload-too-large",
+            errors=[FieldError(field="body", expected=f"at most {self.max_bytes} bytes", found=found)],
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The API over the warehouse at ``settings.home``."""
+    reader = WarehouseReader(Warehouse(settings.home))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:  # open the views now rather than on the first request
+            if reader.warehouse.exists:
+                reader.cursor().close()
+        except WhatchangedError:
+            pass  # reported per request as 503 problems
+        yield
+        reader.close()
+
+    app = FastAPI(
+        title="whatchanged",
+        version=VERSION,
+        summary="Root-cause correlation over monitoring data: what changed at 19:23?",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        separate_input_output_schemas=False,
+    )
+    app.state.settings = settings
+    app.state.reader = reader
+    install_handlers(app)
+    for module in (explain, changes, incidents, feedback, availability, services, status):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CatchAllMiddleware)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+            separate_input_output_schemas=False,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (Problem, FieldError, *models.REQUEST_BODY_MODELS):
+            js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(js.pop("$defs", {}))
+            components[model.__name__] = js
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn's ``--factory`` (multi-worker ``serve``): settings from the environment."""
+    from whatchanged.engine.settings import load_settings
+
+    return create_app(load_settings())

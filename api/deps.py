@@ -1,0 +1,288 @@
+"""Typed dependencies of the routes: settings, warehouse reads, auth, bodies, times.
+
+Routes declare what they need with the ``Annotated`` aliases defined here
+(``SettingsDep``, ``ConDep``, ``WriterDep``, ``JsonBodyDep`` …), in the
+manner of full-stack-fastapi-template's ``api/deps.py``.
+
+Reads go through one :class:`WarehouseReader` per process: a single
+in-memory DuckDB connection holding the warehouse views, and one cursor per
+request (DuckDB connections must not run two queries at once; cursors of the
+same database may).  Before handing out a cursor the reader checks the
+warehouse's ``_commits/`` folder (one ``stat`` and one ``listdir``) and
+recreates the views when a commit landed, so a write — ours or a concurrent
+``whatchanged ingest`` — is visible to the next request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+import duckdb
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
+
+from whatchanged.api.problems import FieldError, ProblemError, found_repr
+from whatchanged.engine.errors import ConfigError
+from whatchanged.engine.settings import Settings
+from whatchanged.engine.timeparse import parse_duration, parse_when, zone
+from whatchanged.engine.warehouse import Warehouse, latest_day
+
+#: Times accepted from the API lie in this range; anything else is a typo or an attack.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_DURATION = timedelta(days=366)
+TIME_EXPECTED = (
+    "ISO 8601 with an offset (2010-11-17T19:23:00+01:00 or …Z), epoch seconds, "
+    "or 'YYYY-MM-DD HH:MM' / 'HH:MM' together with tz="
+)
+_HHMM = re.compile(r"^\s*\d{1,2}:\d{2}(:\d{2})?\s*$")
+
+
+# -- settings -----------------------------------------------------------------------------
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+# -- reading the warehouse -------------------------------------------------------------------
+class WarehouseReader:
+    """The per-process DuckDB connection with the warehouse views, refreshed on commit."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+        self._lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._key: tuple[int, int, str] | None = None
+        self.refreshes = 0
+
+    def _commit_key(self) -> tuple[int, int, str]:
+        """Cheap fingerprint of what is committed: folder mtime, manifest count, newest name."""
+        self.warehouse.require()
+        folder = self.warehouse.home / "_commits"
+        mtime = os.stat(folder).st_mtime_ns
+        names = os.listdir(folder)
+        return mtime, len(names), max(names, default="")
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor over the views as committed now (caller closes it)."""
+        key = self._commit_key()  # taken before refreshing: a commit landing meanwhile changes it
+        with self._lock:
+            if self._con is None:
+                self._con = self.warehouse.connect()
+                self._key = key
+                self.refreshes += 1
+            elif key != self._key:
+                self.warehouse.refresh_views(self._con)
+                self._key = key
+                self.refreshes += 1
+            cur = self._con.cursor()
+        cur.execute("SET TimeZone='UTC'")
+        return cur
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+                self._key = None
+
+
+def get_reader(request: Request) -> WarehouseReader:
+    reader: WarehouseReader = request.app.state.reader
+    return reader
+
+
+def get_warehouse(request: Request) -> Warehouse:
+    reader: WarehouseReader = request.app.state.reader
+    return reader.warehouse
+
+
+def get_con(reader: Annotated[WarehouseReader, Depends(get_reader)]) -> Iterator[duckdb.DuckDBPyConnection]:
+    cur = reader.cursor()
+    try:
+        yield cur
+    finally:
+        cur.close()
+
+
+ReaderDep = Annotated[WarehouseReader, Depends(get_reader)]
+WarehouseDep = Annotated[Warehouse, Depends(get_warehouse)]
+ConDep = Annotated[duckdb.DuckDBPyConnection, Depends(get_con)]
+
+
+# -- writes: bearer token and JSON body ---------------------------------------------------------
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A token from WHATCHANGED_API_TOKENS (comma-separated). Only writes need one.",
+)
+
+
+async def require_writer(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The writer's identity (``token-<n>``) or a 401/403 problem."""
+    tokens = settings.token_list
+    if not tokens:
+        raise ProblemError(
+            403,
+            "writes are disabled: no API token is configured on this server (set WHATCHANGED_API_TOKENS)",
+            slug="forbidden",
+        )
+    if credentials is None or not credentials.credentials:
+        raise ProblemError(
+            401,
+            "this write needs an 'Authorization: Bearer <token>' header",
+            slug="unauthenticated",
+            headers={"WWW-Authenticate": 'Bearer realm="whatchanged"'},
+        )
+    given = credentials.credentials.encode("utf-8", "replace")
+    # compare against every token, without stopping early
+    matches = [hmac.compare_digest(given, t.encode("utf-8", "replace")) for t in tokens]
+    if not any(matches):
+        raise ProblemError(403, "the bearer token is not accepted", slug="forbidden")
+    return f"token-{matches.index(True) + 1}"
+
+
+WriterDep = Annotated[str, Depends(require_writer)]
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def json_body(request: Request) -> Any:
+    """The parsed JSON body; 415 unless Content-Type is JSON, 400 unless it parses."""
+    ctype = request.headers.get("content-type", "")
+    media = ctype.split(";", 1)[0].strip().lower()
+    if not (media == "application/json" or (media.startswith("application/") and media.endswith("+json"))):
+        raise ProblemError(
+            415,
+            f"expected Content-Type: application/json, found {ctype[:80]!r}"
+            if ctype
+            else "expected Content-Type: application/json, found no Content-Type",
+            slug="unsupported-media-type",
+        )
+    raw = await request.body()
+    if not raw.strip():
+        raise ProblemError(400, "the body is empty; expected a JSON document", slug="malformed-request")
+    try:
+        return json.loads(raw, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as exc:
+        where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ProblemError(
+            400,
+            f"the body is not valid JSON{where}",
+            slug="malformed-request",
+            errors=[FieldError(field="body", expected="a JSON document", found=found_repr(raw[:80]))],
+        ) from None
+
+
+JsonBodyDep = Annotated[Any, Depends(json_body)]
+
+#: One write at a time per process: each commit is atomic anyway, this keeps them in order.
+WRITE_LOCK = threading.Lock()
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_body(model: type[M], body: Any, *, prefix: str = "body") -> M:
+    """``body`` validated as ``model``, or a 422 problem listing every bad field."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = [
+            FieldError(
+                field=".".join([prefix, *(str(p) for p in err["loc"])]),
+                expected=err["msg"],
+                found=None if err["type"] == "missing" else found_repr(err.get("input")),
+            )
+            for err in exc.errors()
+        ]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ProblemError(
+            422, f"{errors[0].field}: {errors[0].expected}{more}", slug="invalid-body", errors=errors
+        ) from None
+
+
+# -- parameters that need more than a type ------------------------------------------------------
+def bad_param(name: str, message: str, value: object, expected: str) -> ProblemError:
+    return ProblemError(
+        422,
+        message,
+        slug="invalid-parameter",
+        errors=[FieldError(field=f"query.{name}", expected=expected, found=found_repr(value))],
+    )
+
+
+def check_tz(tz: str | None, *, name: str = "tz") -> str | None:
+    """``tz`` if it is a known IANA zone (or None), else a 422 problem."""
+    if tz is None:
+        return None
+    try:
+        zone(tz)
+    except ConfigError as exc:
+        raise bad_param(name, f"{name}: {exc}", tz, "an IANA time zone such as Europe/Paris or UTC") from None
+    return tz
+
+
+def parse_time(
+    value: str, *, name: str, tz: str | None, con: duckdb.DuckDBPyConnection | None = None
+) -> datetime:
+    """A time query parameter as aware UTC; no offset is accepted only together with tz=."""
+    default_day = None
+    if _HHMM.match(value) and con is not None and tz is not None:
+        default_day = latest_day(con, tz)
+    try:
+        when = parse_when(value, tz=tz, default_day=default_day, option=name, require_tz=True)
+    except ConfigError as exc:
+        raise bad_param(name, str(exc), value, TIME_EXPECTED) from None
+    except (OverflowError, OSError, ValueError):
+        raise bad_param(name, f"{name}: {value!r} is not a usable time", value, TIME_EXPECTED) from None
+    if not EARLIEST <= when < LATEST:
+        raise bad_param(
+            name, f"{name}: {value!r} is outside 1970–2200", value, "a time between 1970 and 2200"
+        )
+    return when
+
+
+def parse_span(value: str, *, name: str) -> timedelta:
+    """A duration query parameter (``90s``, ``30m``, ``2h``, ``1d``), at most a year."""
+    expected = "a duration such as 30m, 2h or 1d (at most 366d)"
+    try:
+        span = parse_duration(value, option=name)
+    except ConfigError as exc:
+        raise bad_param(name, str(exc), value, expected) from None
+    except (OverflowError, ValueError):
+        raise bad_param(name, f"{name}: {value!r} is not a usable duration", value, expected) from None
+    if span > MAX_DURATION:
+        raise bad_param(name, f"{name}: {value!r} is longer than 366 days", value, expected)
+    return span
+
+
+# -- engine functions written alongside the API --------------------------------------------------
+def engine(module: str, name: str) -> Any:
+    """``whatchanged.engine.<module>.<name>``, or a 501 problem when it is not installed."""
+    full = f"whatchanged.engine.{module}"
+    try:
+        mod = importlib.import_module(full)
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("whatchanged.engine."):
+            raise
+        raise ProblemError(501, f"{full} is not available in this build", slug="not-implemented") from None
+    fn = getattr(mod, name, None)
+    if fn is None:
+        raise ProblemError(501, f"{full}.{name} is not available in this build", slug="not-implemented")
+    return fn

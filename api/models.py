@@ -1,0 +1,432 @@
+"""Request and response bodies of the HTTP API (pydantic).
+
+Requests we define ourselves (feedback, our change record) are validated
+strictly; third-party webhook payloads (GitHub, PagerDuty, Grafana) are
+checked for the fields we use and keep everything else (it goes to the
+change's ``raw``).  Responses mirror the engine results' ``to_dict()``
+shapes (:mod:`whatchanged.engine.model`); they allow extra keys so that a
+field the engine adds reaches clients without an API change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# -- shared --------------------------------------------------------------------------------------
+
+
+class _Out(BaseModel):
+    """A response object: documented fields, extra engine fields passed through."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChangeKind(StrEnum):
+    """Documented values of ``changes.kind``."""
+
+    deploy = "deploy"
+    maintenance = "maintenance"
+    provider_incident = "provider_incident"
+    config = "config"
+    infra_alert = "infra_alert"
+    restart = "restart"
+
+
+class CauseCategory(StrEnum):
+    """Cause classes the engine ranks."""
+
+    hosting = "hosting"
+    application_release = "application_release"
+    external_maintenance = "external_maintenance"
+    unknown = "unknown"
+
+
+class Page(_Out):
+    total: int = Field(ge=0, description="How many items match, over all pages.")
+    limit: int = Field(ge=1, description="Page size asked for.")
+    offset: int = Field(ge=0, description="Index of the first item of this page.")
+
+
+# -- engine results -------------------------------------------------------------------------------
+
+
+class ChangeOut(_Out):
+    """One change event or window (the latest stored version)."""
+
+    change_id: str
+    kind: str = Field(description="deploy, maintenance, provider_incident, config, infra_alert, restart")
+    start: datetime
+    end: datetime | None = None
+    title: str | None = None
+    description: str | None = None
+    status: str | None = Field(
+        default=None, description="scheduled, in_progress, completed, cancelled, resolved"
+    )
+    impact: str | None = None
+    source: str | None = None
+    url: str | None = None
+    author: str | None = None
+    version: str | None = None
+    scope: dict[str, list[str]] = Field(
+        default_factory=dict, description="services, apps, datacenters, racks, switches, hosts"
+    )
+    resolved_services: list[str] = Field(
+        default_factory=list, description="Inventory services the scope resolves to now."
+    )
+    start_local: datetime | None = Field(default=None, description="`start` in the zone asked for.")
+    end_local: datetime | None = Field(default=None, description="`end` in the zone asked for.")
+
+
+class OutageOut(_Out):
+    service: str
+    check: str
+    start: datetime
+    end: datetime | None = None
+    state: str = Field(description="CRITICAL, DOWN or down")
+    source: str | None = None
+    external: bool = Field(description="True for an external probe (Pingdom …).")
+
+
+class AnomalyOut(_Out):
+    service: str
+    metric: str
+    onset: datetime
+    end: datetime | None = None
+    direction: str = Field(description="up or down")
+    peak_score: float | None = None
+    baseline: float | None = None
+    observed: float | None = None
+
+
+class IncidentSummaryOut(_Out):
+    """An incident, without its list of outages."""
+
+    id: str = Field(description="Stable incident id (derived from the data).")
+    onset: datetime
+    end: datetime | None = None
+    services_affected: int = Field(ge=0, description="How many services were affected.")
+    critical_services: int = Field(ge=0, description="How many of them went CRITICAL/down.")
+    outage_count: int = Field(ge=0, description="Outages an external prober would report.")
+    downtime_s: float = Field(ge=0, description="Cumulated downtime, seconds.")
+    signals: list[str] = Field(default_factory=list, description="Metrics that moved.")
+    services: list[str] = Field(default_factory=list, description="The affected services.")
+    critical: list[str] = Field(default_factory=list, description="The services that went CRITICAL/down.")
+
+
+class IncidentOut(IncidentSummaryOut):
+    """An incident with its outages."""
+
+    outages: list[OutageOut] = Field(default_factory=list)
+
+
+class CauseOut(_Out):
+    rank: int = Field(ge=1)
+    category: str = Field(description="hosting, application_release, external_maintenance, unknown")
+    change_id: str | None = None
+    component: str | None = Field(default=None, description="For hosting: what failed first.")
+    title: str
+    start: datetime | None = None
+    end: datetime | None = None
+    score: float = Field(ge=0, le=1)
+    evidence_for: list[str] = Field(default_factory=list)
+    evidence_against: list[str] = Field(default_factory=list)
+    features: dict[str, float | None] = Field(default_factory=dict)
+
+
+class RuledOutOut(_Out):
+    category: str
+    reason: str
+
+
+class ReactionOut(_Out):
+    """Something responders did during the incident (a restart …)."""
+
+    change_id: str
+    kind: str
+    start: datetime
+    end: datetime | None = None
+    title: str | None = None
+    author: str | None = None
+
+
+class ExplanationOut(_Out):
+    """What changed at ``at``: the incident there, ranked causes, ruled-out classes, reactions.
+
+    Times are ISO 8601 in the zone asked for (``tz``), with its offset.
+    """
+
+    at: datetime
+    incident: IncidentOut | None
+    causes: list[CauseOut]
+    ruled_out: list[RuledOutOut]
+    reactions: list[ReactionOut]
+    anomalies: list[AnomalyOut] = Field(default_factory=list)
+
+
+class IncidentPage(Page):
+    items: list[IncidentSummaryOut]
+
+
+class ChangeList(_Out):
+    """Changes meeting ``[at - before, at + after]`` (the shape of ``whatchanged changes --json``)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    at: datetime = Field(description="The time asked about (UTC).")
+    tz: str = Field(description="Zone of the `*_local` times.")
+    from_: datetime = Field(alias="from", description="Start of the range searched (UTC).")
+    to: datetime = Field(description="End of the range searched (UTC).")
+    kind: str | None = Field(description="The kind asked for, or null for all.")
+    total: int = Field(ge=0, description="How many changes are listed.")
+    changes: list[ChangeOut]
+
+
+class AvailabilityOut(_Out):
+    """Up time of a selection over a range (``whatchanged.engine.availability``)."""
+
+    selection: str = Field(description="What was measured: `service=www`, `check=…`, `group=P19`.")
+    source: str = Field(description="`external` (up/down probes) or `nagios` (check states).")
+    start: datetime
+    end: datetime
+    checks: list[str] = Field(description="`service/check` pairs measured.")
+    period_s: float = Field(description="Length of the range, minus planned maintenance when excluded.")
+    downtime_s: float = Field(description="Down time (any measured check down), seconds.")
+    outage_count: int = Field(ge=0)
+    planned_s: float = Field(description="Planned maintenance inside the range (0 unless excluded).")
+    exclude_planned: bool
+    availability: float = Field(description="Fraction in [0, 1].")
+    percent: str = Field(description="`99.98%`: two decimals, rounded down.")
+
+
+class ServiceOut(_Out):
+    service: str
+    kind: str | None = None
+    datacenter: str | None = None
+    rack: str | None = None
+    switch: str | None = None
+    host: str | None = None
+    app: str | None = None
+    critical: bool | None = None
+    tags: dict[str, str | None] = Field(default_factory=dict)
+
+
+class ServicePage(Page):
+    items: list[ServiceOut]
+
+
+class StatusOut(_Out):
+    home: str
+    commits: int
+    rows: dict[str, int]
+    services: int
+    services_with_metrics: int
+    changes_by_kind: dict[str, int]
+    first: datetime | None = None
+    last: datetime | None = None
+    bytes: int
+
+
+class HealthOut(_Strict):
+    status: Literal["ok"] = "ok"
+    warehouse: bool = Field(description="Whether the warehouse folder is initialised.")
+    commits: int = Field(ge=0, description="Commits visible to this process.")
+
+
+# -- writes -------------------------------------------------------------------------------------------
+
+
+class ChangesCreated(_Strict):
+    """What ``POST /changes`` stored."""
+
+    format: str = Field(description="Which payload kind was read: deploy, github, pagerduty, grafana.")
+    received: int = Field(ge=0, description="Changes in the payload.")
+    added: int = Field(ge=0, description="Changes stored now; 0 when every one was already stored as is.")
+    change_ids: list[str] = Field(description="Ids of the changes in the payload, in order.")
+    txid: str | None = Field(description="Warehouse commit id, or null when nothing was added.")
+
+
+class FeedbackIn(_Strict):
+    """A responder's verdict on an incident: the confirmed cause, and a note."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "cause_change_id": "ovh:FS#51234",
+                    "category": "external_maintenance",
+                    "comment": "confirmed with the provider's notice",
+                    "author": "alice",
+                }
+            ]
+        },
+    )
+
+    cause_change_id: str | None = Field(
+        default=None, min_length=1, max_length=200, description="The change that caused the incident."
+    )
+    category: CauseCategory | None = Field(default=None, description="The cause class.")
+    comment: str | None = Field(default=None, max_length=4000, description="Free text.")
+    author: str | None = Field(default=None, min_length=1, max_length=200, description="Who says so.")
+
+    @model_validator(mode="after")
+    def _something_confirmed(self) -> FeedbackIn:
+        if self.cause_change_id is None and self.category is None:
+            raise ValueError("give cause_change_id, category or both")
+        return self
+
+
+class FeedbackOut(_Strict):
+    feedback_id: str
+    incident_id: str
+    cause_change_id: str | None
+    category: str | None
+    comment: str | None
+    author: str | None
+    created: datetime
+
+
+# -- change payloads accepted by POST /changes (documentation and first validation) --------------
+
+
+class DeployRecordIn(BaseModel):
+    """Our own deploy record: one line of a JSON Lines deploy log (``ingest.deploy_jsonl``).
+
+    Unknown keys are accepted and kept, with the whole record, in the change's ``raw``.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "rel-1117-07",
+                    "timestamp": "2010-11-17T19:10:00+01:00",
+                    "service": "backoffice",
+                    "version": "v412",
+                    "author": "bob",
+                    "description": "New invoice export",
+                    "environment": "prod",
+                }
+            ]
+        },
+    )
+
+    id: str = Field(min_length=1, max_length=200, description="Stable id: becomes the change_id.")
+    timestamp: str = Field(
+        min_length=1, max_length=64, description="Deploy start, ISO 8601 with an offset (or send ?tz=)."
+    )
+    service: str = Field(min_length=1, max_length=200, description="Inventory service or app deployed.")
+    version: str | int | float | None = Field(default=None, description="Version deployed.")
+    author: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=10000)
+    end: str | None = Field(default=None, max_length=64, description="Deploy end, ISO 8601.")
+    environment: str | None = Field(default=None, max_length=200)
+    app: str | None = Field(default=None, max_length=200, description="Application (scope.apps).")
+
+
+class PagerDutyPayload(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    summary: str = Field(min_length=1, max_length=1024)
+    timestamp: str | None = None
+    source: str | None = None
+    custom_details: dict[str, Any] | None = None
+
+
+class PagerDutyChangeEvent(BaseModel):
+    """A PagerDuty Events API v2 change event (as sent to ``/v2/change/enqueue``)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "routing_key": "R0UTINGKEYEXAMPLE0000000000000AB",
+                    "payload": {
+                        "summary": "Deploy checkout v2025.03.14-2 to prod",
+                        "timestamp": "2025-03-14T21:58:10.000+0000",
+                        "source": "gitlab-runner-17",
+                        "custom_details": {"environment": "prod", "version": "v2025.03.14-2"},
+                    },
+                    "links": [{"href": "https://ci.example.net/pipelines/4411", "text": "Pipeline 4411"}],
+                }
+            ]
+        },
+    )
+    routing_key: str
+    payload: PagerDutyPayload
+    links: list[dict[str, Any]] | None = None
+
+
+class GitHubDeploymentStatus(BaseModel):
+    """A GitHub ``deployment_status`` webhook delivery."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "action": "created",
+                    "deployment_status": {
+                        "id": 5550001,
+                        "state": "success",
+                        "environment": "prod",
+                        "created_at": "2025-03-14T22:00:05Z",
+                    },
+                    "deployment": {
+                        "id": 4440001,
+                        "sha": "9f1c2ab7e0d4c1f2a3b4c5d6e7f8091a2b3c4d5e",
+                        "ref": "v2025.03.14-2",
+                        "environment": "prod",
+                        "created_at": "2025-03-14T21:58:10Z",
+                    },
+                    "repository": {"full_name": "acme/checkout"},
+                }
+            ]
+        },
+    )
+    action: str | None = None
+    deployment_status: dict[str, Any]
+    deployment: dict[str, Any]
+    repository: dict[str, Any] | None = None
+
+
+class GrafanaAnnotation(BaseModel):
+    """A Grafana annotation (``POST /api/annotations`` body or an item of ``GET``)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "time": 1741989490000,
+                    "timeEnd": 1741989610000,
+                    "text": "Deploy checkout v2025.03.14-2",
+                    "tags": ["deploy", "service:checkout", "env:prod"],
+                }
+            ]
+        },
+    )
+    text: str
+    time: int = Field(description="Epoch milliseconds.")
+    timeEnd: int | None = Field(default=None, description="Epoch milliseconds; makes a region.")
+    tags: list[str] = Field(default_factory=list)
+
+
+#: Bodies documented in components/schemas without being FastAPI body parameters.
+REQUEST_BODY_MODELS: tuple[type[BaseModel], ...] = (
+    DeployRecordIn,
+    FeedbackIn,
+    PagerDutyChangeEvent,
+    PagerDutyPayload,
+    GitHubDeploymentStatus,
+    GrafanaAnnotation,
+)

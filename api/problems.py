@@ -1,0 +1,315 @@
+"""Errors over HTTP: RFC 9457 problem details, built by one function.
+
+Every error response of the API is ``application/problem+json``::
+
+    {"type": "urn:whatchanged:problem:invalid-parameter",
+     "title": "Invalid parameter",
+     "status": 422,
+     "detail": "at: '2010-11-17 19:23' has no offset; give tz= or an ISO 8601 offset",
+     "instance": "/api/v1/explain",
+     "errors": [{"field": "query.at", "expected": "…", "found": "'2010-11-17 19:23'"}]}
+
+:func:`problem` is the only place a problem body is built; :func:`install_handlers`
+registers the handlers that turn every error — our :class:`ProblemError`,
+the engine's :class:`~whatchanged.engine.errors.WhatchangedError` tree,
+FastAPI's request validation errors, Starlette's 404/405 — into one.
+Unexpected exceptions become a 500 problem (logged with its traceback on the
+server, never shown to the client) in :class:`CatchAllMiddleware`.
+
+``type`` values are ``urn:whatchanged:problem:<slug>``; the slugs are listed
+in ``docs/api.md`` and in :data:`SLUGS`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from whatchanged.engine.errors import (
+    ConfigError,
+    InputError,
+    NotFoundError,
+    WarehouseError,
+    WhatchangedError,
+)
+
+log = logging.getLogger("whatchanged.api")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:whatchanged:problem:"
+FOUND_MAX_CHARS = 200
+
+#: slug → the status it goes with and what it means (documented in docs/api.md)
+SLUGS: dict[str, tuple[int, str]] = {
+    "malformed-request": (400, "the body is not valid JSON or a parameter cannot be used"),
+    "unauthenticated": (401, "no or malformed Authorization: Bearer header on a write"),
+    "forbidden": (403, "the token is not accepted, or writes are disabled"),
+    "not-found": (404, "no such route, incident or other resource"),
+    "method-not-allowed": (405, "the route exists but not with this method"),
+    "conflict": (409, "the write contradicts what is stored"),
+    "payload-too-large": (413, "the body is larger than max_body_bytes"),
+    "unsupported-media-type": (415, "a write whose Content-Type is not JSON"),
+    "invalid-parameter": (422, "a query or path parameter failed validation"),
+    "invalid-body": (422, "the JSON body failed validation"),
+    "warehouse-unavailable": (503, "the warehouse folder is missing or unusable"),
+    "not-implemented": (501, "the engine function behind this route is not installed"),
+    "internal-error": (500, "an unexpected error; the server log has the details"),
+}
+
+
+class FieldError(BaseModel):
+    """One field that failed validation: where, what was expected, what was found."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(description="Where: `query.at`, `path.incident_id`, `body.start` …")
+    expected: str = Field(description="What the field should hold.")
+    found: str | None = Field(description="What it held (repr, truncated), or null when it was missing.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object (``application/problem+json``)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:whatchanged:problem:invalid-parameter",
+                    "title": "Invalid parameter",
+                    "status": 422,
+                    "detail": "at: '2010-11-17 19:23' has no offset; give tz= or an ISO 8601 offset",
+                    "instance": "/api/v1/explain",
+                    "errors": [
+                        {
+                            "field": "query.at",
+                            "expected": "ISO 8601 with an offset, or tz=",
+                            "found": "'2010-11-17 19:23'",
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+    type: str = Field(description="`urn:whatchanged:problem:<slug>`; slugs are listed in docs/api.md.")
+    title: str = Field(description="Short summary of the problem type.")
+    status: int = Field(ge=400, le=599, description="The HTTP status code.")
+    detail: str = Field(description="What went wrong with this request, in one sentence.")
+    instance: str = Field(description="The request path.")
+    errors: list[FieldError] | None = Field(
+        default=None, description="Per-field validation errors, when the problem is about fields."
+    )
+
+
+class ProblemError(Exception):
+    """Raise in a route or dependency to answer with a problem."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        errors: Iterable[FieldError] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.slug = slug
+        self.errors = list(errors) if errors is not None else None
+        self.headers = dict(headers or {})
+
+
+def found_repr(value: Any) -> str | None:
+    """``value`` as shown in ``errors[].found``: repr, cut to FOUND_MAX_CHARS."""
+    if value is None:
+        return None
+    text = repr(value)
+    return text if len(text) <= FOUND_MAX_CHARS else text[: FOUND_MAX_CHARS - 1] + "…"
+
+
+def _default_slug(status: int) -> str:
+    for slug, (code, _) in SLUGS.items():
+        if code == status:
+            return slug
+    return "internal-error" if status >= 500 else "malformed-request"
+
+
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    instance: str,
+    slug: str | None = None,
+    errors: Iterable[FieldError] | None = None,
+) -> dict[str, Any]:
+    """The problem+json body (a dict) — the single builder of every error body."""
+    slug = slug or _default_slug(status)
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    if slug in ("invalid-parameter", "invalid-body"):
+        title = "Invalid parameter" if slug == "invalid-parameter" else "Invalid body"
+    elif slug == "warehouse-unavailable":
+        title = "Warehouse unavailable"
+    body = Problem(
+        type=TYPE_PREFIX + slug,
+        title=title,
+        status=status,
+        detail=detail,
+        instance=instance,
+        errors=list(errors) if errors is not None else None,
+    )
+    return body.model_dump(exclude_none=True)
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    instance: str,
+    slug: str | None = None,
+    errors: Iterable[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """A problem+json response (see :func:`problem_body`)."""
+    return JSONResponse(
+        problem_body(status, detail, instance=instance, slug=slug, errors=errors),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=dict(headers or {}),
+    )
+
+
+# -- mapping exceptions to problems ------------------------------------------------------
+def from_exception(exc: Exception, instance: str) -> JSONResponse:
+    """The problem for any exception a request can raise."""
+    if isinstance(exc, ProblemError):
+        return problem(
+            exc.status, exc.detail, instance=instance, slug=exc.slug, errors=exc.errors, headers=exc.headers
+        )
+    if isinstance(exc, RequestValidationError):
+        return _validation_problem(exc, instance)
+    if isinstance(exc, StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no route {instance}; see /docs for the API"
+        elif exc.status_code == 405:
+            detail = f"method not allowed on {instance}; allowed: {(exc.headers or {}).get('Allow', '?')}"
+        return problem(exc.status_code, detail, instance=instance, headers=exc.headers)
+    if isinstance(exc, InputError):
+        errors = None
+        if exc.field:
+            errors = [
+                FieldError(
+                    field=f"body.{exc.field}",
+                    expected=exc.expected or exc.reason,
+                    found=found_repr(exc.found),
+                )
+            ]
+        return problem(422, str(exc), instance=instance, slug="invalid-body", errors=errors)
+    if isinstance(exc, NotFoundError):
+        return problem(404, str(exc), instance=instance, slug="not-found")
+    if isinstance(exc, WarehouseError):
+        return problem(503, str(exc), instance=instance, slug="warehouse-unavailable")
+    if isinstance(exc, ConfigError):
+        return problem(422, str(exc), instance=instance, slug="invalid-parameter")
+    if isinstance(exc, WhatchangedError):
+        return problem(400, str(exc), instance=instance, slug="malformed-request")
+    log.error("unexpected error on %s", instance, exc_info=exc)
+    return problem(
+        500,
+        "unexpected server error; the server log has the details",
+        instance=instance,
+        slug="internal-error",
+    )
+
+
+def _validation_problem(exc: RequestValidationError, instance: str) -> JSONResponse:
+    errors = []
+    malformed = False
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        if err.get("type") == "json_invalid":
+            malformed = True
+        errors.append(
+            FieldError(
+                field=".".join(loc) or "request",
+                expected=str(err.get("msg", "a valid value")),
+                found=found_repr(err.get("input")) if err.get("type") != "missing" else None,
+            )
+        )
+    if malformed:
+        return problem(400, "the body is not valid JSON", instance=instance, errors=errors)
+    where = errors[0].field.split(".")[0] if errors else ""
+    slug = "invalid-body" if where == "body" else "invalid-parameter"
+    first = f"{errors[0].field}: {errors[0].expected}" if errors else "invalid request"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return problem(422, first + more, instance=instance, slug=slug, errors=errors)
+
+
+async def _handle(request: Request, exc: Exception) -> JSONResponse:
+    return from_exception(exc, request.url.path)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Render every expected error as problem+json (the one handler set)."""
+    for cls in (ProblemError, RequestValidationError, StarletteHTTPException, WhatchangedError):
+        app.add_exception_handler(cls, _handle)
+
+
+class CatchAllMiddleware:
+    """Outermost of ours: an exception no handler took becomes a 500 problem, logged here."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                log.error("error after the response started on %s", scope.get("path"), exc_info=exc)
+                raise
+            response = from_exception(exc, str(scope.get("path", "")))
+            await response(scope, receive, send)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for ``statuses``, each a problem+json with an example."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        slug = _default_slug(status)
+        if status == 422:
+            slug = "invalid-parameter"
+        example = problem_body(status, SLUGS[slug][1], instance="/api/v1/…", slug=slug)
+        out[status] = {
+            "description": f"{HTTPStatus(status).phrase}: {SLUGS[slug][1]}",
+            "content": {
+                PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}, "example": example}
+            },
+        }
+    return out

@@ -1,0 +1,59 @@
+"""``GET /availability``: availability over a range, like the external prober reports it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from whatchanged.api.deps import ConDep, engine
+from whatchanged.api.models import AvailabilityOut
+from whatchanged.api.problems import ProblemError, problem_responses
+from whatchanged.api.routes.explain import TzQuery
+from whatchanged.api.routes.incidents import resolve_range
+
+router = APIRouter(tags=["availability"])
+
+_Name = Annotated[str | None, Query(min_length=1, max_length=200)]
+_TimeQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
+
+
+@router.get(
+    "/availability",
+    operation_id="get_availability",
+    summary="Availability over a range",
+    response_model=AvailabilityOut,
+    responses=problem_responses(404, 422, 501, 503, 500),
+)
+def get_availability(
+    con: ConDep,
+    service: Annotated[_Name, Query(description="One service (give one of service, check, group).")] = None,
+    check: Annotated[_Name, Query(description="One check name, on every service that has it.")] = None,
+    group: Annotated[
+        _Name,
+        Query(description="A datacenter, app or kind of the inventory, or service names, comma-separated."),
+    ] = None,
+    start: Annotated[
+        _TimeQuery, Query(alias="from", description="Start of the range; default: the data's start.")
+    ] = None,
+    end: Annotated[
+        _TimeQuery, Query(alias="to", description="End of the range; default: the end of the data.")
+    ] = None,
+    exclude_planned: Annotated[
+        bool, Query(description="Leave out downtime inside planned maintenance windows.")
+    ] = False,
+    tz: TzQuery = None,
+) -> dict[str, Any]:
+    """Availability of exactly one of `service`, `check` or `group` over the range: down time is
+    the union of its outages (external probes when it has any, else check states); with
+    `exclude_planned`, maintenance windows covering it are taken out of period and down time."""
+    span = resolve_range(con, start, end, tz, max_range=timedelta(days=366))
+    if span is None:
+        raise ProblemError(404, "the warehouse holds no metrics or check states yet", slug="not-found")
+    result = engine("availability", "availability")(
+        con, span[0], span[1], service=service, check=check, group=group, exclude_planned=exclude_planned
+    )
+    data: dict[str, Any] = result.to_dict()
+    data["percent"] = result.percent
+    return data

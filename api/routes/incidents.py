@@ -1,0 +1,124 @@
+"""``GET /incidents`` (paginated) and ``GET /incidents/{incident_id}`` (with ranked causes)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from whatchanged.api.deps import ConDep, SettingsDep, bad_param, check_tz, engine, parse_time
+from whatchanged.api.models import ExplanationOut, IncidentPage
+from whatchanged.api.problems import problem_responses
+from whatchanged.api.routes.explain import TzQuery
+
+router = APIRouter(tags=["incidents"])
+
+#: Longest range one request may scan for incidents (detection runs over all of it).
+MAX_RANGE = timedelta(days=31)
+
+_TimeQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
+IncidentId = Annotated[
+    str,
+    Path(min_length=1, max_length=200, description="An incident id from `GET /incidents`."),
+]
+
+
+def data_range(con: Any) -> tuple[datetime | None, datetime | None]:
+    rows = con.sql(
+        "SELECT min(lo), max(hi) FROM (SELECT min(ts) AS lo, max(ts) AS hi FROM metrics "
+        "UNION ALL SELECT min(ts), max(ts) FROM states)"
+    ).fetchall()
+    return (rows[0][0], rows[0][1]) if rows else (None, None)
+
+
+def resolve_range(
+    con: Any,
+    start_text: str | None,
+    end_text: str | None,
+    tz: str | None,
+    *,
+    max_range: timedelta = MAX_RANGE,
+) -> tuple[datetime, datetime] | None:
+    """(start, end) from ``from``/``to``, defaulting to the data's range; None when there is no data."""
+    check_tz(tz)
+    start = parse_time(start_text, name="from", tz=tz, con=con) if start_text else None
+    end = parse_time(end_text, name="to", tz=tz, con=con) if end_text else None
+    if start is None or end is None:
+        lo, hi = data_range(con)
+        if lo is None or hi is None:
+            return None
+        end = end or hi + timedelta(seconds=1)
+        start = start or max(lo, end - max_range)
+    if end <= start:
+        raise bad_param(
+            "to",
+            f"to ({end.isoformat()}) is not after from ({start.isoformat()})",
+            end_text,
+            "a time after from",
+        )
+    if end - start > max_range:
+        raise bad_param(
+            "to",
+            f"from → to spans {end - start}, more than {max_range.days} days",
+            end_text,
+            f"at most {max_range.days} days after from",
+        )
+    return start, end
+
+
+@router.get(
+    "/incidents",
+    operation_id="list_incidents",
+    summary="Incidents in a time range",
+    response_model=IncidentPage,
+    responses=problem_responses(422, 501, 503, 500),
+)
+def list_incidents(
+    con: ConDep,
+    start: Annotated[
+        _TimeQuery,
+        Query(
+            alias="from",
+            description="Start of the range (same formats as `at` of /explain); default: the data's start, at most 31 days before `to`.",
+        ),
+    ] = None,
+    end: Annotated[
+        _TimeQuery, Query(alias="to", description="End of the range; default: the end of the data.")
+    ] = None,
+    tz: TzQuery = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Index of the first item.")] = 0,
+) -> dict[str, Any]:
+    """Incidents whose onset lies in the range, oldest first (without their outage lists:
+    `GET /incidents/{incident_id}` has them).  Times in `tz` (default UTC)."""
+    span = resolve_range(con, start, end, tz)
+    found = engine("incidents", "find_incidents")(con, span[0], span[1]) if span else []
+    incident_json = engine("explain", "incident_json")
+    items = []
+    for incident in found[offset : offset + limit]:
+        d = incident_json(incident, tz or "UTC")
+        d.pop("outages", None)
+        items.append(d)
+    return {"total": len(found), "limit": limit, "offset": offset, "items": items}
+
+
+@router.get(
+    "/incidents/{incident_id}",
+    operation_id="get_incident",
+    summary="One incident and its ranked causes",
+    response_model=ExplanationOut,
+    responses=problem_responses(404, 422, 501, 503, 500),
+)
+def get_incident(
+    con: ConDep, settings: SettingsDep, incident_id: IncidentId, tz: TzQuery = None
+) -> dict[str, Any]:
+    """The incident with its outages and anomalies, its candidate causes ranked with evidence,
+    the cause classes ruled out, and the reactions — the same shape as `GET /explain`."""
+    check_tz(tz)
+    if tz:
+        settings = settings.model_copy(update={"tz": tz})
+    incident = engine("incidents", "get_incident")(con, incident_id)
+    explanation = engine("explain", "explain_incident")(con, incident, settings=settings)
+    result: dict[str, Any] = engine("explain", "explanation_json")(explanation, tz=settings.tz)
+    return result

@@ -1,0 +1,57 @@
+"""``GET /services``: the monitored inventory, filtered and paginated."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from whatchanged.api.deps import ConDep
+from whatchanged.api.models import ServicePage
+from whatchanged.api.problems import problem_responses
+
+router = APIRouter(tags=["services"])
+
+_Name = Annotated[str | None, Query(min_length=1, max_length=200)]
+_FILTERS = ("datacenter", "app", "kind", "switch")
+
+
+def _tags(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    return dict(value)  # list of (key, value) pairs
+
+
+@router.get(
+    "/services",
+    operation_id="list_services",
+    summary="The monitored services",
+    response_model=ServicePage,
+    responses=problem_responses(422, 503, 500),
+)
+def list_services(
+    con: ConDep,
+    datacenter: Annotated[_Name, Query(description="Only services in this datacenter (e.g. P19).")] = None,
+    app: Annotated[_Name, Query(description="Only services of this application.")] = None,
+    kind: Annotated[
+        _Name, Query(description="Only services of this kind (site, backoffice, switch …).")
+    ] = None,
+    switch: Annotated[_Name, Query(description="Only services behind this switch.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Index of the first item.")] = 0,
+) -> dict[str, Any]:
+    """Services of the inventory matching every filter given, ordered by name."""
+    given = {"datacenter": datacenter, "app": app, "kind": kind, "switch": switch}
+    where = " AND ".join(f'"{c}" = ?' for c in _FILTERS if given[c] is not None) or "TRUE"
+    params = [given[c] for c in _FILTERS if given[c] is not None]
+    total = con.sql(f"SELECT count(*) FROM services WHERE {where}", params=params).fetchall()[0]
+    rel = con.sql(
+        f"SELECT * FROM services WHERE {where} ORDER BY service LIMIT ? OFFSET ?",
+        params=[*params, limit, offset],
+    )
+    rows = rel.to_arrow_table().to_pylist()
+    for row in rows:
+        row["tags"] = _tags(row.get("tags"))
+    return {"total": total[0] if total else 0, "limit": limit, "offset": offset, "items": rows}

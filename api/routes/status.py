@@ -1,0 +1,39 @@
+"""``GET /status`` (what the warehouse holds) and ``GET /healthz`` (liveness)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from whatchanged.api.deps import ReaderDep, WarehouseDep
+from whatchanged.api.models import HealthOut, StatusOut
+from whatchanged.api.problems import problem_responses
+
+router = APIRouter(tags=["status"])
+
+
+@router.get(
+    "/status",
+    operation_id="get_status",
+    summary="What the warehouse holds",
+    response_model=StatusOut,
+    responses=problem_responses(503, 500),
+)
+def get_status(warehouse: WarehouseDep) -> dict[str, Any]:
+    """Rows per table, services, time range and commits — what `whatchanged status` prints."""
+    return warehouse.status()
+
+
+@router.get(
+    "/healthz",
+    operation_id="healthz",
+    summary="Liveness",
+    response_model=HealthOut,
+    responses=problem_responses(500),
+)
+def healthz(reader: ReaderDep) -> HealthOut:
+    """Answers while the process is up; says whether the warehouse exists and how many commits it has."""
+    wh = reader.warehouse
+    commits = len(list((wh.home / "_commits").glob("*.json"))) if wh.exists else 0
+    return HealthOut(warehouse=wh.exists, commits=commits)
