@@ -17,6 +17,10 @@ from whatchanged.ingest.base import Reader
 READER_MODULES: tuple[str, ...] = (
     # inventory, metrics and check states (issue 2)
     "services_csv",
+    "prometheus_json",
+    "prometheus_text",
+    "nagios",
+    "pingdom",
     # change events: deploys and maintenance notices (issue 3)
     "works",
     "ical",
@@ -30,6 +34,8 @@ READER_MODULES: tuple[str, ...] = (
     "deploy_jsonl",
     "deploy_csv",
     # generic tabular metrics last: they accept any CSV with a timestamp column
+    "metrics_parquet",
+    "metrics_csv",
 )
 
 SNIFF_BYTES = 8192

@@ -1,0 +1,161 @@
+"""Ingest benchmark: a day of 1-minute metrics for 1002 services, as one long CSV.
+
+Generates (seeded) 1002 services × 3 metrics × 1440 minutes ≈ 4.3 M rows:
+
+* ``bandwidth_out_mbps`` — daily seasonality (low at night, peak in the
+  evening) times a per-service scale, with noise; two decimals, as SNMP
+  exporters and Grafana CSV exports give;
+* ``latency_ms`` — log-normal around a per-service level, one decimal;
+* ``error_rate`` — mostly small ratios with occasional bursts, four decimals.
+
+Then it measures, in the same run and on the same file (warm page cache):
+
+1. a bare ``pyarrow.csv.read_csv`` → ``pyarrow.parquet.write_table``
+   conversion (the floor any CSV → Parquet tool pays);
+2. ``whatchanged`` ingest through the real pipeline (detect, read, validate,
+   commit) into a fresh warehouse, in a subprocess, so its peak RSS
+   (``ru_maxrss``) is its own;
+3. a second ingest of the same file (must add 0 rows).
+
+and prints rows/s, the ratio to the bare conversion, peak MB and the bytes
+per stored point.  Run alone: ``python benchmarks/ingest.py [--keep DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+SERVICES = 1002
+MINUTES = 1440
+DAY_START = np.datetime64("2010-11-17T00:00:00", "s")
+SEED = 20101117
+
+
+def generate(path: Path, *, services: int = SERVICES, minutes: int = MINUTES, seed: int = SEED) -> int:
+    """Write the long CSV; return its row count."""
+    rng = np.random.default_rng(seed)
+    minute = np.arange(minutes)
+    hour = minute / 60.0
+    # traffic: trough at 05:00, peak around 21:00
+    season = 0.55 + 0.45 * np.sin((hour - 11.0) / 24.0 * 2 * np.pi)
+    names = np.array([f"svc-{i:04d}" for i in range(services)])
+    scale = rng.lognormal(mean=np.log(40.0), sigma=0.8, size=services)
+    lat_level = rng.lognormal(mean=np.log(60.0), sigma=0.5, size=services)
+    err_level = rng.beta(1.2, 800.0, size=services)
+
+    bw = season[:, None] * scale[None, :] * rng.normal(1.0, 0.06, size=(minutes, services))
+    bw = np.round(np.clip(bw, 0, None), 2)
+    lat = lat_level[None, :] * (1.3 - 0.3 * season[:, None]) * rng.lognormal(0, 0.15, (minutes, services))
+    lat = np.round(lat, 1)
+    bursts = rng.random((minutes, services)) < 0.002
+    err = err_level[None, :] * rng.gamma(2.0, 0.5, (minutes, services)) + bursts * rng.uniform(0.02, 0.3)
+    err = np.round(np.clip(err, 0, 1), 4)
+
+    metrics = ["bandwidth_out_mbps", "latency_ms", "error_rate"]
+    values = np.stack([bw, lat, err], axis=2)  # (minute, service, metric): exporter order
+    n = minutes * services * len(metrics)
+    stamps = (DAY_START + minute.astype("timedelta64[m]")).astype("datetime64[s]")
+    iso = pa.array(np.datetime_as_string(stamps, unit="s", timezone="UTC"))
+    m_idx = np.repeat(np.arange(minutes), services * len(metrics))
+    s_idx = np.tile(np.repeat(np.arange(services), len(metrics)), minutes)
+    k_idx = np.tile(np.arange(len(metrics)), minutes * services)
+    table = pa.table(
+        {
+            "timestamp": pc.take(iso, pa.array(m_idx)),
+            "service": pc.take(pa.array(names), pa.array(s_idx)),
+            "metric": pc.take(pa.array(metrics), pa.array(k_idx)),
+            "value": pa.array(values.reshape(-1)),
+        }
+    )
+    pcsv.write_csv(table, path, write_options=pcsv.WriteOptions(quoting_style="none"))
+    return n
+
+
+_BARE = """
+import sys, time
+import pyarrow.csv as pcsv, pyarrow.parquet as pq
+t = time.perf_counter()
+pq.write_table(pcsv.read_csv(sys.argv[1]), sys.argv[2])
+print(time.perf_counter() - t)
+"""
+
+
+def bare_conversion(csv_path: Path, out: Path) -> float:
+    """Seconds for the plain pyarrow CSV → Parquet conversion (defaults), in a fresh process
+    like the ingest, so both start with the same cold allocator and thread pool."""
+    done = subprocess.run(
+        [sys.executable, "-c", _BARE, str(csv_path), str(out)], capture_output=True, text=True, check=True
+    )
+    return float(done.stdout)
+
+
+_CHILD = """
+import json, sys, time
+from pathlib import Path
+from whatchanged.engine.warehouse import Warehouse
+from whatchanged.ingest.base import ReadContext
+from whatchanged.ingest.pipeline import ingest
+wh = Warehouse(sys.argv[1])
+t = time.perf_counter()
+s = ingest(wh, [Path(sys.argv[2])], ReadContext())
+print(json.dumps({"seconds": time.perf_counter() - t, "rows_in": s.result.rows_in["metrics"],
+                  "added": s.result.rows_added["metrics"]}))
+"""
+
+
+def run_ingest(home: Path, csv_path: Path) -> tuple[dict[str, float], float]:
+    """Ingest in a child process: (its report, its peak RSS in MB)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(home), str(csv_path)], stdout=subprocess.PIPE, text=True
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    out = proc.stdout.read() if proc.stdout else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"ingest failed with exit code {proc.returncode}")
+    return json.loads(out), usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", type=int, default=SERVICES)
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="wc-bench-") as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        csv_path = work / "metrics.csv"
+        t = time.perf_counter()
+        n = generate(csv_path, services=args.services)
+        print(f"generated {n:,} rows ({csv_path.stat().st_size / 1e6:.0f} MB CSV) in {time.perf_counter() - t:.1f} s")
+        bare_s = bare_conversion(csv_path, work / "bare.parquet")
+        bare_size = (work / "bare.parquet").stat().st_size
+        home = work / "warehouse"
+        first, peak_mb = run_ingest(home, csv_path)
+        again, _ = run_ingest(home, csv_path)
+        stored = sum(p.stat().st_size for p in (home / "metrics").rglob("*.parquet"))
+        rate = first["rows_in"] / first["seconds"]
+        bare_rate = n / bare_s
+        print(f"bare pyarrow csv→parquet: {bare_s:.2f} s, {bare_rate:,.0f} rows/s, {bare_size / n:.2f} B/row")
+        print(f"whatchanged ingest:       {first['seconds']:.2f} s, {rate:,.0f} rows/s")
+        print(f"ratio to bare conversion: {rate / bare_rate:.2f} (target ≥ 0.6)")
+        print(f"peak RSS of the ingest:   {peak_mb:,.0f} MB (target < 1500)")
+        print(f"stored:                   {stored / 1e6:.1f} MB, {stored / first['added']:.2f} bytes/point (target ≤ 2.5)")
+        print(f"re-ingest:                {again['seconds']:.2f} s, {int(again['added'])} rows added (expected 0)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,474 @@
+"""Metrics as CSV, long or wide.
+
+Long (one sample per row; ``env`` optional, any other column is a label)::
+
+    timestamp,service,metric,value,env
+    2010-11-17T19:22:00+01:00,www-0001,bandwidth_out_mbps,201.37,prod
+    2010-11-17T19:23:00+01:00,www-0001,bandwidth_out_mbps,48.9,prod
+
+Wide (one row per service and time; every other column is a metric)::
+
+    timestamp,service,bandwidth_out_mbps,latency_ms
+    1290018120,www-0001,201.37,35.2
+
+``timestamp`` (also ``ts`` or ``time``) is epoch seconds or milliseconds
+(told apart by magnitude: below 1e11 is seconds), or ISO 8601.  An ISO time
+with an offset is converted to UTC; one without an offset is read in
+``ctx.tz`` (``--tz``) and ``ctx.tz_assumed`` is set; a local time that does
+not exist or is ambiguous on a DST change is an error (give an offset).
+An empty ``value`` is a sample with an unknown value (null); in the wide
+variant an empty cell is no sample at all.  ``NaN``/``inf`` are kept.
+
+The fast path is one ``pyarrow.csv`` read with explicit column types and
+vectorised timestamp parsing.  When it fails, the file is read again row by
+row to say exactly where and why (file, line, column, expected, found); with
+``--skip-bad`` that slow path also keeps the good rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from whatchanged.engine.errors import InputError
+from whatchanged.engine.schema import METRICS, TS
+from whatchanged.engine.timeparse import zone
+from whatchanged.ingest.base import ReadContext, Reader
+
+TS_NAMES = ("timestamp", "ts", "time")
+LONG_NAMES = ("service", "metric", "value", "env")
+#: Epoch values at or above this are milliseconds (1e11 s is the year 5138).
+MS_FROM = 1e11
+#: … and at or above this they are neither seconds nor milliseconds.
+EPOCH_MAX = 1e14
+_EPOCH = re.compile(r"^[+-]?\d+(\.\d*)?$")
+_OFFSET = re.compile(r"(Z|z|[+-]\d\d(:?\d\d)?)$")
+_LABELS = pa.map_(pa.string(), pa.string())
+
+
+class _Slow(Exception):
+    """The fast path cannot read this file; take the precise path."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which column plays which role."""
+
+    names: list[str]  # header as written
+    ts: int
+    service: int
+    metric: int | None  # long only
+    value: int | None  # long only
+    env: int | None
+    extra: list[int]  # long: label columns; wide: metric columns
+
+    @property
+    def wide(self) -> bool:
+        return self.metric is None
+
+
+def layout(names: Sequence[str], *, file: str) -> Layout:
+    """Decide long or wide from the header; an InputError if neither fits."""
+    names = list(names)
+    low = [n.strip().lower() for n in names]
+
+    def find(*cands: str) -> int | None:
+        for c in cands:
+            if c in low:
+                return low.index(c)
+        return None
+
+    ts = find(*TS_NAMES)
+    service = find("service")
+    if ts is None or service is None:
+        missing = "timestamp" if ts is None else "service"
+        raise InputError(
+            "not a metrics table",
+            file=file,
+            line=1,
+            field=missing,
+            expected="columns 'timestamp' and 'service' (long: also 'metric','value'; wide: metric columns)",
+            found=",".join(names),
+        )
+    metric, value, env = find("metric"), find("value"), find("env", "environment")
+    if (metric is None) != (value is None):
+        have = "metric" if value is None else "value"
+        raise InputError(
+            "long metrics table needs both 'metric' and 'value'",
+            file=file,
+            line=1,
+            field="value" if value is None else "metric",
+            expected="'metric' and 'value' columns together",
+            found=f"only '{have}'",
+        )
+    used = {i for i in (ts, service, metric, value, env) if i is not None}
+    extra = [i for i in range(len(names)) if i not in used]
+    if metric is None and not extra:
+        raise InputError(
+            "wide metrics table without metric columns",
+            file=file,
+            line=1,
+            expected="at least one column besides timestamp, service and env",
+            found=",".join(names),
+        )
+    dup = sorted({n for n in low if low.count(n) > 1})
+    if dup:
+        raise InputError("duplicate column names", file=file, line=1, expected="unique", found=dup)
+    return Layout(names, ts, service, metric, value, env, extra)
+
+
+# -- timestamps ------------------------------------------------------------------
+def epoch_to_us(values: pa.Array) -> pa.Array:
+    """Epoch seconds or milliseconds (per value, by magnitude) → ``int64`` µs.
+
+    Raises ``_Slow`` for values out of range, so the caller can say which.
+    """
+    if pa.types.is_integer(values.type):
+        v = values.cast(pa.int64())
+        mag = pc.abs(v)
+        if pc.any(pc.greater_equal(mag, pa.scalar(int(EPOCH_MAX)))).as_py():
+            raise _Slow
+        is_ms = pc.greater_equal(mag, pa.scalar(int(MS_FROM)))
+        return pc.if_else(is_ms, pc.multiply(v, 1000), pc.multiply(v, 1_000_000))
+    f = values.cast(pa.float64())
+    mag = pc.abs(f)
+    if not pc.all(pc.less(mag, EPOCH_MAX)).as_py():
+        raise _Slow
+    scale = pc.if_else(pc.greater_equal(mag, MS_FROM), 1e3, 1e6)
+    return pc.round(pc.multiply(f, scale)).cast(pa.int64())
+
+
+def iso_to_ts(values: pa.Array, ctx: ReadContext) -> pa.Array:
+    """ISO 8601 strings (all with an offset, or all without) → UTC timestamps."""
+    has_offset = pc.match_substring_regex(values, _OFFSET.pattern)
+    n_off = pc.sum(has_offset.cast(pa.int64())).as_py() or 0
+    try:
+        if n_off == len(values):
+            return pc.cast(values, TS)
+        if n_off:
+            raise _Slow
+        naive = pc.cast(values, pa.timestamp("us"))
+        ctx.tz_assumed = True
+        local = pc.assume_timezone(naive, timezone=_zone_name(ctx.tz))
+        return local.cast(TS)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise _Slow from None
+
+
+def _zone_name(tz: str) -> str:
+    zone(tz)  # ConfigError for an unknown zone
+    return tz
+
+
+def parse_one_ts(text: str, ctx: ReadContext) -> tuple[int | None, str]:
+    """One timestamp cell → (µs since epoch, '') or (None, what was expected)."""
+    raw = text.strip()
+    if not raw:
+        return None, "a timestamp"
+    if _EPOCH.match(raw):
+        num = float(raw)
+        if abs(num) >= EPOCH_MAX:
+            return None, "epoch seconds or milliseconds (a value below 1e14)"
+        if "." not in raw:
+            n = int(raw)
+            return (n * 1000 if abs(n) >= MS_FROM else n * 1_000_000), ""
+        return round(num * (1e3 if abs(num) >= MS_FROM else 1e6)), ""
+    iso = raw[:-1] + "+00:00" if raw[-1] in "Zz" else raw
+    try:
+        parsed = datetime.fromisoformat(iso)
+    except ValueError:
+        return None, "epoch seconds, epoch milliseconds or an ISO 8601 time"
+    if parsed.tzinfo is None:
+        ctx.tz_assumed = True
+        tzinfo = zone(ctx.tz)
+        early = parsed.replace(tzinfo=tzinfo, fold=0)
+        late = parsed.replace(tzinfo=tzinfo, fold=1)
+        if early.utcoffset() != late.utcoffset():
+            return None, f"a local time that exists once in {ctx.tz} (DST change; give an offset)"
+        back = early.astimezone(UTC).astimezone(tzinfo).replace(tzinfo=None)
+        if back != parsed:
+            return None, f"a local time that exists in {ctx.tz} (DST gap; give an offset)"
+        parsed = early
+    delta = parsed.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return delta // timedelta(microseconds=1), ""
+
+
+def ts_column(values: pa.Array | pa.ChunkedArray, ctx: ReadContext) -> pa.Array:
+    """A timestamp column of any supported type → ``timestamp[us, UTC]`` (or ``_Slow``)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.null_count:
+        raise _Slow
+    t = values.type
+    if pa.types.is_timestamp(t):
+        if t.tz is None:
+            ctx.tz_assumed = True
+            return pc.assume_timezone(values, timezone=_zone_name(ctx.tz)).cast(TS)
+        return values.cast(TS)
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return epoch_to_us(values).cast(TS)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        values = pc.utf8_trim_whitespace(values)
+        if len(values) == 0:
+            return pa.array([], TS)
+        numeric = pc.match_substring_regex(values, _EPOCH.pattern)
+        if pc.all(numeric).as_py():
+            try:
+                return epoch_to_us(pc.cast(values, pa.float64())).cast(TS)
+            except pa.ArrowInvalid:
+                raise _Slow from None
+        if pc.any(numeric).as_py():
+            raise _Slow
+        return iso_to_ts(values, ctx)
+    raise _Slow
+
+
+# -- assembling the metrics table --------------------------------------------------
+def labels_column(names: Sequence[str], columns: Sequence[pa.Array], n: int) -> pa.Array:
+    """Columns → a map column (name → value), empty cells left out; null when no label."""
+    if not columns:
+        return pa.nulls(n, _LABELS)
+    k = len(columns)
+    strs = [pc.cast(c, pa.string()) for c in columns]
+    valid = np.stack([np.asarray(c.is_valid()) for c in strs], axis=1)  # (n, k)
+    counts = valid.sum(axis=1)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    flat_keys = np.tile(np.arange(k), n)[valid.ravel()]
+    # row-major interleave of the k columns: row i, column j → j * n + i
+    idx = (np.arange(k)[None, :] * n + np.arange(n)[:, None]).ravel()[valid.ravel()]
+    items = pc.take(pa.concat_arrays(strs), pa.array(idx))
+    keys = pc.take(pa.array(list(names), pa.string()), pa.array(flat_keys))
+    mask = pa.array(counts == 0)
+    return pa.MapArray.from_arrays(pa.array(offsets), keys, items, type=_LABELS, mask=mask)
+
+
+def assemble(lay: Layout, ts: pa.Array, cols: dict[int, Any]) -> pa.Table:
+    """The metrics table from parsed columns (index in the header → array or chunked array)."""
+    n = len(ts)
+    cols = {i: c if isinstance(c, pa.ChunkedArray) else pa.chunked_array([c]) for i, c in cols.items()}
+    ts = pa.chunked_array([ts])
+    service = cols[lay.service].cast(pa.string())
+    env = cols[lay.env].cast(pa.string()) if lay.env is not None else pa.nulls(n, pa.string())
+    if lay.metric is not None and lay.value is not None:
+        metric = cols[lay.metric].cast(pa.string())
+        value = cols[lay.value].cast(pa.float64())
+        labels = labels_column(
+            [lay.names[i].strip() for i in lay.extra], [cols[i].combine_chunks() for i in lay.extra], n
+        )
+        return pa.Table.from_arrays([ts, service, metric, value, env, labels], schema=METRICS)
+    parts = []
+    for i in lay.extra:
+        value = cols[i].cast(pa.float64())
+        keep = value.is_valid()
+        part = pa.Table.from_arrays(
+            [
+                ts,
+                service,
+                pa.repeat(pa.scalar(lay.names[i].strip(), pa.string()), n),
+                value,
+                env,
+                pa.nulls(n, _LABELS),
+            ],
+            schema=METRICS,
+        )
+        parts.append(part.filter(keep))
+    return pa.concat_tables(parts).combine_chunks() if parts else METRICS.empty_table()
+
+
+def check_required(lay: Layout, cols: dict[int, Any], *, empty_strings: bool = True) -> None:
+    """Empty service or metric names cannot be stored: let the slow path say where.
+
+    ``empty_strings=False`` when the source cannot hold them (the CSV read
+    turns empty cells into nulls).
+    """
+    for i in (lay.service, lay.metric):
+        if i is None:
+            continue
+        col = cols[i]
+        if col.null_count or (empty_strings and pc.any(pc.equal(pc.utf8_length(col), 0)).as_py()):
+            raise _Slow
+
+
+# -- the CSV fast path ----------------------------------------------------------
+def _header(path: Path) -> tuple[list[str], list[str] | None]:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rd = csv.reader(fh)
+        header = next(rd, None)
+        first = next(rd, None)
+    if header is None:
+        raise InputError("empty file", file=str(path), line=1, expected="a header line", found="")
+    return header, first
+
+
+def _fast(path: Path, lay: Layout, first: list[str] | None, ctx: ReadContext) -> pa.Table:
+    ts_name = lay.names[lay.ts]
+    ts_type: pa.DataType = pa.string()
+    if first is not None and len(first) > lay.ts:
+        cell = first[lay.ts].strip()
+        if re.fullmatch(r"[+-]?\d+", cell):
+            ts_type = pa.int64()
+        elif _EPOCH.match(cell):
+            ts_type = pa.float64()
+        elif _OFFSET.search(cell):
+            ts_type = TS  # parsed by the (threaded) CSV reader; naive values make it fail → slow path
+    types: dict[str, pa.DataType] = {ts_name: ts_type}
+    for i in (lay.service, lay.metric, lay.env):
+        if i is not None:
+            types[lay.names[i]] = pa.string()
+    numeric = lay.extra if lay.wide else [lay.value] if lay.value is not None else []
+    for i in numeric:
+        types[lay.names[i]] = pa.float64()
+    if not lay.wide:
+        for i in lay.extra:
+            types[lay.names[i]] = pa.string()
+    try:
+        table = pcsv.read_csv(
+            path,
+            read_options=pcsv.ReadOptions(block_size=16 << 20),
+            parse_options=pcsv.ParseOptions(newlines_in_values=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types=types,
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise _Slow from None
+    if table.column_names != lay.names:
+        raise _Slow
+    cols: dict[int, Any] = {i: table.column(i) for i in range(len(lay.names))}
+    del table
+    check_required(lay, cols, empty_strings=False)
+    ts = ts_column(cols.pop(lay.ts), ctx)
+    return assemble(lay, ts, cols)
+
+
+# -- the precise path -------------------------------------------------------------
+def _number(text: str) -> float | None:
+    raw = text.strip()
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(raw) from None
+
+
+def _slow(path: Path, lay: Layout, ctx: ReadContext) -> pa.Table:
+    """Row by row: the error names file, line, column, expected and found."""
+    file = str(path)
+    ts_out: list[int] = []
+    cols: dict[int, list[Any]] = {i: [] for i in range(len(lay.names)) if i != lay.ts}
+    numeric = set(lay.extra if lay.wide else [lay.value] if lay.value is not None else [])
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rd = csv.reader(fh)
+        next(rd, None)
+        for row in rd:
+            line = rd.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(lay.names):
+                ctx.reject(
+                    InputError(
+                        "wrong number of fields",
+                        file=file,
+                        line=line,
+                        expected=f"{len(lay.names)} fields ({','.join(lay.names)})",
+                        found=f"{len(row)} fields",
+                    )
+                )
+                continue
+            error = _check_row(row, lay, numeric, ctx, file, line)
+            if error is not None:
+                ctx.reject(error)
+                continue
+            us, _ = parse_one_ts(row[lay.ts], ctx)
+            ts_out.append(us or 0)
+            for i in cols:
+                cell = row[i].strip() if i in numeric or i in (lay.service, lay.metric) else row[i]
+                if i in numeric:
+                    cols[i].append(_number(cell))
+                else:
+                    cols[i].append(cell if cell != "" else None)
+    ts = pa.array(ts_out, pa.int64()).cast(TS)
+    arrays: dict[int, pa.Array] = {
+        i: pa.array(v, pa.float64() if i in numeric else pa.string()) for i, v in cols.items()
+    }
+    return assemble(lay, ts, arrays)
+
+
+def _check_row(
+    row: list[str], lay: Layout, numeric: set[int], ctx: ReadContext, file: str, line: int
+) -> InputError | None:
+    _, expected = parse_one_ts(row[lay.ts], ctx)
+    if expected:
+        return InputError(
+            "bad timestamp",
+            file=file,
+            line=line,
+            field=lay.names[lay.ts],
+            expected=expected,
+            found=row[lay.ts],
+        )
+    for i, what in ((lay.service, "a service name"), (lay.metric, "a metric name")):
+        if i is not None and not row[i].strip():
+            return InputError("empty name", file=file, line=line, field=lay.names[i], expected=what, found="")
+    for i in sorted(numeric):
+        try:
+            _number(row[i])
+        except ValueError:
+            return InputError(
+                "bad value",
+                file=file,
+                line=line,
+                field=lay.names[i],
+                expected="a number (empty, NaN and inf allowed)",
+                found=row[i],
+            )
+    return None
+
+
+def fast_or_slow(fast: Callable[[], pa.Table], slow: Callable[[], pa.Table]) -> pa.Table:
+    """Run ``fast``; when it cannot read the input, run ``slow`` (which names the problem)."""
+    try:
+        return fast()
+    except _Slow:
+        return slow()
+
+
+def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
+    header, first = _header(path)
+    lay = layout(header, file=str(path))
+    zone(ctx.tz)  # a bad --tz is a ConfigError before any row is read
+    table = fast_or_slow(lambda: _fast(path, lay, first, ctx), lambda: _slow(path, lay, ctx))
+    return {"metrics": table}
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    if path.suffix.lower() not in (".csv", ".txt", ""):
+        return False
+    lines = head.decode("utf-8", "replace").lstrip("\ufeff").splitlines()
+    if not lines:
+        return False
+    cols = [c.strip().strip('"').lower() for c in lines[0].split(",")]
+    return any(c in cols for c in TS_NAMES) and "service" in cols and len(cols) >= 3
+
+
+READER = Reader(
+    name="metrics-csv",
+    description="metrics CSV, long 'timestamp,service,metric,value[,env,…]' or wide 'timestamp,service,<metric>…'",
+    sniff=sniff,
+    read=read,
+)

@@ -1,0 +1,120 @@
+"""Metrics as Parquet, long or wide (the columns of the metrics CSV).
+
+::
+
+    timestamp: timestamp[us, tz=UTC]   service: string   metric: string   value: double   env: string
+    2010-11-17 18:22:00Z               www-0001          bandwidth_out_mbps  201.37        prod
+
+``timestamp`` (also ``ts``/``time``) may be a tz-aware timestamp (converted
+to UTC), a naive timestamp (read in ``ctx.tz``; ``ctx.tz_assumed`` set),
+epoch seconds or milliseconds (integers or floats, by magnitude), or ISO 8601
+strings.  Wide files (``timestamp, service, <metric>…``) are unpivoted; other
+columns of a long file become ``labels``.  Row numbers in errors count data
+rows from 1 (Parquet has no lines).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from whatchanged.engine.errors import InputError
+from whatchanged.engine.timeparse import zone
+from whatchanged.ingest.base import ReadContext, Reader
+from whatchanged.ingest.metrics_csv import _Slow, assemble, check_required, layout, parse_one_ts, ts_column
+
+MAGIC = b"PAR1"
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    return head[:4] == MAGIC and path.suffix.lower() in (".parquet", ".pq", "")
+
+
+def _first_bad(path: Path, lay_ts: str, col: pa.Array, ctx: ReadContext, what: str) -> InputError:
+    """Find the row behind a failed vectorised conversion and say what is wrong with it."""
+    for row, value in enumerate(col.to_pylist(), start=1):
+        if value is None:
+            return InputError(
+                "empty value", file=str(path), line=row, field=lay_ts, expected=what, found=None
+            )
+        if isinstance(value, (int, float, str)):
+            _, expected = parse_one_ts(str(value), ctx)
+            if expected:
+                return InputError(
+                    "bad timestamp", file=str(path), line=row, field=lay_ts, expected=expected, found=value
+                )
+    return InputError(
+        "timestamps cannot be read", file=str(path), field=lay_ts, expected=what, found=str(col.type)
+    )
+
+
+def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
+    zone(ctx.tz)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(
+            "unreadable Parquet file", file=str(path), expected="a Parquet file", found=str(exc)
+        ) from None
+    names = table.column_names
+    lay = layout(names, file=str(path))
+    cols = {i: table.column(i).combine_chunks() for i in range(len(names))}
+    for i in (lay.service, lay.metric, lay.env, *([] if lay.wide else lay.extra)):
+        if i is not None and not pa.types.is_string(cols[i].type):
+            try:
+                cols[i] = cols[i].cast(pa.string())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise InputError(
+                    "column cannot be read as text",
+                    file=str(path),
+                    field=names[i],
+                    expected="strings",
+                    found=str(cols[i].type),
+                ) from None
+    for i in lay.extra if lay.wide else [lay.value] if lay.value is not None else []:
+        try:
+            cols[i] = cols[i].cast(pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise InputError(
+                "column cannot be read as numbers",
+                file=str(path),
+                field=names[i],
+                expected="a numeric column",
+                found=str(cols[i].type),
+            ) from None
+    try:
+        check_required(lay, cols)
+    except _Slow:
+        keep = None
+        for i, what in ((lay.service, "a service name"), (lay.metric, "a metric name")):
+            if i is None:
+                continue
+            bad = pc.or_kleene(pc.is_null(cols[i]), pc.equal(pc.utf8_length(cols[i]), 0)).fill_null(True)
+            for row in pc.indices_nonzero(bad).to_pylist():
+                ctx.reject(
+                    InputError(
+                        "empty name", file=str(path), line=row + 1, field=names[i], expected=what, found=""
+                    )
+                )
+            ok = pc.invert(bad)
+            keep = ok if keep is None else pc.and_(keep, ok)
+        if keep is not None:
+            cols = {i: c.filter(keep) for i, c in cols.items()}
+    try:
+        ts = ts_column(cols.pop(lay.ts), ctx)
+    except _Slow:
+        raise _first_bad(
+            path, names[lay.ts], table.column(lay.ts).combine_chunks(), ctx, "a timestamp"
+        ) from None
+    return {"metrics": assemble(lay, ts, cols)}
+
+
+READER = Reader(
+    name="metrics-parquet",
+    description="metrics Parquet with columns timestamp, service, metric, value (or wide)",
+    sniff=sniff,
+    read=read,
+)
