@@ -302,11 +302,12 @@ class Warehouse:
         try:
             # ts first: the most selective column makes DuckDB's hash join about twice as fast
             on = " AND ".join(f'i."{k}" = s."{k}"' for k in sorted(keys, key=lambda k: k != "ts"))
+            quoted = ", ".join(f'"{k}"' for k in keys)
             con.execute("SET enable_progress_bar = false")
             lo, hi = pc.min_max(data.column("ts")).values()
             listing = ", ".join(_sql_str(f) for f in stored)
             rows = con.sql(
-                f"SELECT i.__row FROM incoming i SEMI JOIN (SELECT {', '.join(keys)} "
+                f"SELECT i.__row FROM incoming i SEMI JOIN (SELECT {quoted} "
                 f"FROM read_parquet([{listing}]) WHERE ts BETWEEN {_sql_ts(lo)} AND {_sql_ts(hi)}) s ON {on}"
             ).to_arrow_table()
         finally:

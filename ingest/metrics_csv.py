@@ -193,11 +193,13 @@ def parse_one_ts(text: str, ctx: ReadContext) -> tuple[int | None, str]:
         tzinfo = zone(ctx.tz)
         early = parsed.replace(tzinfo=tzinfo, fold=0)
         late = parsed.replace(tzinfo=tzinfo, fold=1)
+        if early.astimezone(UTC).astimezone(tzinfo).replace(tzinfo=None) != parsed:
+            return None, f"a local time that exists in {ctx.tz} (this one falls in a DST gap; give an offset)"
         if early.utcoffset() != late.utcoffset():
-            return None, f"a local time that exists once in {ctx.tz} (DST change; give an offset)"
-        back = early.astimezone(UTC).astimezone(tzinfo).replace(tzinfo=None)
-        if back != parsed:
-            return None, f"a local time that exists in {ctx.tz} (DST gap; give an offset)"
+            return (
+                None,
+                f"a local time that occurs once in {ctx.tz} (this one is ambiguous: DST change; give an offset)",
+            )
         parsed = early
     delta = parsed.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
     return delta // timedelta(microseconds=1), ""
@@ -467,7 +469,7 @@ def sniff(path: Path, head: bytes) -> bool:
 
 
 READER = Reader(
-    name="metrics-csv",
+    name="metrics_csv",
     description="metrics CSV, long 'timestamp,service,metric,value[,env,…]' or wide 'timestamp,service,<metric>…'",
     sniff=sniff,
     read=read,

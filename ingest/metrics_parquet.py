@@ -113,7 +113,7 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
 
 
 READER = Reader(
-    name="metrics-parquet",
+    name="metrics_parquet",
     description="metrics Parquet with columns timestamp, service, metric, value (or wide)",
     sniff=sniff,
     read=read,

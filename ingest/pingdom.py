@@ -138,7 +138,7 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
         if not isinstance(states, list):
             ctx.reject(
                 InputError(
-                    "not a Pingdom outage summary",
+                    f"not a Pingdom outage summary (check {check['id']} in {path.name})",
                     file=str(summary_path),
                     field="summary.states",
                     expected="a list of {status, timefrom, timeto}",
@@ -151,7 +151,7 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
             if error:
                 ctx.reject(
                     InputError(
-                        "bad state interval",
+                        f"bad state interval of check {check['id']} (listed in {path.name})",
                         file=str(summary_path),
                         field=f"summary.states[{s}]",
                         expected=error,

@@ -157,7 +157,7 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
 
 
 READER = Reader(
-    name="prometheus-json",
+    name="prometheus_json",
     description='Prometheus query_range JSON {"status":"success","data":{"resultType":"matrix",…}}',
     sniff=sniff,
     read=read,

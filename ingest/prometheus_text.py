@@ -153,7 +153,7 @@ def _locate(file: str, lines: list[str], exc: ValueError) -> InputError:
 
 
 READER = Reader(
-    name="prometheus-text",
+    name="prometheus_text",
     description="Prometheus text 0.0.4 / OpenMetrics exposition with timestamps ('# TYPE …', 'name{…} v ts')",
     sniff=sniff,
     read=read,
