@@ -100,7 +100,7 @@ class RobustBaseline:
     def __init__(
         self,
         *,
-        block_s: float = 300.0,
+        block_s: float = 600.0,
         recent_s: float = 3600.0,
         season_s: float = 86400.0,
         season_days: int = 7,

@@ -66,7 +66,7 @@ class DetectParams:
     #: slow drift does not keep raising its own bar
     tail_delay_s: float = 10800.0
     # baseline
-    block_s: float = 300.0
+    block_s: float = 600.0
     recent_s: float = 14400.0
     season_days: int = 7
     season_weight: float = 0.5
@@ -407,8 +407,11 @@ def load_matrix(
         tbl = con.execute(
             "SELECT i.sid, (epoch_us(m.ts) - $lo_us) // $step_us AS col, m.value "
             "FROM metrics m JOIN __wc_series i USING (service, metric) "
-            "WHERE m.ts >= $lo AND m.ts < $hi AND m.value IS NOT NULL AND isfinite(m.value)",
+            "WHERE m.ts >= $lo AND m.ts < $hi AND m.value IS NOT NULL AND isfinite(m.value) "
+            "AND m.service BETWEEN $first AND $last",  # sorted files: row groups are pruned
             {
+                "first": min(s for s, _ in series),
+                "last": max(s for s, _ in series),
                 "lo": lo,
                 "hi": hi,
                 "lo_us": int(lo.timestamp() * 1_000_000),
@@ -443,7 +446,7 @@ def detect_anomalies(
     online: bool = True,
     params: DetectParams = DEFAULT,
     step_s: float = 60.0,
-    chunk: int = 256,
+    chunk: int = 512,
     history_s: float | None = None,
 ) -> list[Anomaly]:
     """Anomalies of every (service, metric) of the warehouse overlapping ``[start, end)``.
@@ -455,6 +458,9 @@ def detect_anomalies(
     """
     hist = params.history_s if history_s is None else history_s
     lo = _day_floor(start - timedelta(seconds=hist))
+    first = con.execute("SELECT min(ts) FROM metrics").fetchall()[0][0]
+    if first is not None and _day_floor(first) > lo:
+        lo = _day_floor(first)  # no grid before the data: cheaper, and still range-independent
     hi = end if online else end + timedelta(seconds=params.onset_ahead_s)
     series = _series_list(con, start, end, services)
     first_col = math.floor((start - lo).total_seconds() / step_s)
