@@ -752,15 +752,13 @@ def _metrics(n: _Night) -> MetricBuffer:
             v[(ts >= bo_fail) & (ts < bo_back)] = np.nan  # dead: no samples
         elif name == "backoffice":
             v[(ts >= bo_fail) & (ts < bo_switch)] = 10000.0
-        elif name == "bo-standby":
-            v[ts >= bo_switch] *= 1.1
         buf.add(name, "latency_ms", ts, v)
     # outgoing mail queue: grows while the back office is down, drains after the switchover
     q = 5 + 10 * shape * np.exp(rng.normal(0, 0.2, len(ts)))
     grow = (ts >= bo_fail) & (ts < bo_switch)
     q[grow] += 40 * (ts[grow] - bo_fail) / 60
-    drain = (ts >= bo_switch) & (ts < bo_switch + 1200)
-    q[drain] += 40 * (bo_switch - bo_fail) / 60 * (1 - (ts[drain] - bo_switch) / 1200)
+    drain = (ts >= bo_switch) & (ts < bo_switch + 480)
+    q[drain] += 40 * (bo_switch - bo_fail) / 60 * (1 - (ts[drain] - bo_switch) / 480)
     buf.add("mail-out", "queue_len", ts, np.round(q))
     return buf
 
@@ -802,7 +800,7 @@ def _nagios(n: _Night) -> tuple[NagiosLog, set[str], set[str]]:
         ("mail-out", "MAILQ", 40, [(bo_fail + 240, bo_fail + 480, "WARNING")]),
         ("bo-standby", "HA", 30, [(bo_fail + 60, bo_switch, "WARNING")]),
     ]
-    bo_checks[3][3].append((bo_fail + 480, bo_switch + 360, "CRITICAL"))
+    bo_checks[3][3].append((bo_fail + 480, bo_switch + 240, "CRITICAL"))
     for host, check, off, failing in bo_checks:
         if log.simulate(host, check, failing, offset_s=off):
             bo_crit.add(host)
