@@ -36,7 +36,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
-import pyarrow.parquet as pq
 
 SERVICES = 1002
 MINUTES = 1440
@@ -140,7 +139,9 @@ def main() -> None:
         csv_path = work / "metrics.csv"
         t = time.perf_counter()
         n = generate(csv_path, services=args.services)
-        print(f"generated {n:,} rows ({csv_path.stat().st_size / 1e6:.0f} MB CSV) in {time.perf_counter() - t:.1f} s")
+        print(
+            f"generated {n:,} rows ({csv_path.stat().st_size / 1e6:.0f} MB CSV) in {time.perf_counter() - t:.1f} s"
+        )
         bare_s = bare_conversion(csv_path, work / "bare.parquet")
         bare_size = (work / "bare.parquet").stat().st_size
         home = work / "warehouse"
@@ -153,8 +154,12 @@ def main() -> None:
         print(f"whatchanged ingest:       {first['seconds']:.2f} s, {rate:,.0f} rows/s")
         print(f"ratio to bare conversion: {rate / bare_rate:.2f} (target ≥ 0.6)")
         print(f"peak RSS of the ingest:   {peak_mb:,.0f} MB (target < 1500)")
-        print(f"stored:                   {stored / 1e6:.1f} MB, {stored / first['added']:.2f} bytes/point (target ≤ 2.5)")
-        print(f"re-ingest:                {again['seconds']:.2f} s, {int(again['added'])} rows added (expected 0)")
+        print(
+            f"stored:                   {stored / 1e6:.1f} MB, {stored / first['added']:.2f} bytes/point (target ≤ 2.5)"
+        )
+        print(
+            f"re-ingest:                {again['seconds']:.2f} s, {int(again['added'])} rows added (expected 0)"
+        )
 
 
 if __name__ == "__main__":
