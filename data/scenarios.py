@@ -8,9 +8,9 @@ must answer: a :class:`ScenarioTruth`, or a list of them when one folder holds
 two incidents.  The truth is also written as ``.truth.json`` (hidden, so that
 ``whatchanged ingest FOLDER`` skips it).
 
-Change ids are those of the raw inputs: ``REL-<n>`` for releases, the
-BCOP ``X-MAINTNOTE-MAINTENANCE-ID`` for iCalendar notices, and
-``ovh:FS#<n>`` for works-page notices (what the works reader stores).
+Change ids are those the readers store: the CSV ``id`` for releases
+(``REL-<n>``), ``<X-MAINTNOTE-PROVIDER>:<X-MAINTNOTE-MAINTENANCE-ID>`` for
+iCalendar notices and ``ovh:FS#<n>`` for works-page notices.
 
 Command line: ``python -m whatchanged.data.scenarios OUT_ROOT [NAME …]``.
 """
@@ -498,7 +498,7 @@ def utc_notice_local_deploys(out: Path) -> ScenarioTruth:
         s.effect(x, "latency_ms", onset, end, value=5000.0)
         s.fail(x, onset + 20, end)
     s.fail("www-301", onset + 90, end - 300)
-    mid = "SBG-MNT-20110823"
+    mid = "SBG-MNT-20110823"  # stored by the iCalendar reader as "<provider>:<maintenance id>"
     s.icals.append(
         IcalNotice(
             uid="sbg-mnt-20110823@storage.example",
@@ -522,7 +522,7 @@ def utc_notice_local_deploys(out: Path) -> ScenarioTruth:
         s.truth(
             "14:06",
             "external_maintenance",
-            mid,
+            f"storage.example:{mid}",
             None,
             "SBG storage firmware 12:00Z-14:00Z (14:00-16:00 local); the 12:10 local storage "
             "release is two hours earlier",

@@ -286,7 +286,7 @@ def test_scenario_writes_inputs_and_a_consistent_truth(name: str, tmp_path: Path
             assert start <= at <= start + 3600
         elif t.category == "external_maintenance":
             assert t.change_id and t.component is None
-            raw_id = t.change_id.removeprefix("ovh:")
+            raw_id = t.change_id.split(":", 1)[-1]
             assert raw_id in notices
         elif t.category == "hosting":
             assert t.change_id is None and t.component in inventory
@@ -305,7 +305,9 @@ def test_scenario_writes_inputs_and_a_consistent_truth(name: str, tmp_path: Path
 def test_utc_notice_is_written_in_utc(tmp_path: Path) -> None:
     truth = truths_of(scenarios.utc_notice_local_deploys(tmp_path))[0]
     ics = (tmp_path / "maintenance.ics").read_text()
-    assert "DTSTART:20110823T120000Z" in ics and "X-MAINTNOTE-MAINTENANCE-ID:" + str(truth.change_id) in ics
+    provider, _, mid = str(truth.change_id).partition(":")
+    assert "DTSTART:20110823T120000Z" in ics and f"X-MAINTNOTE-MAINTENANCE-ID:{mid}" in ics
+    assert f"X-MAINTNOTE-PROVIDER:{provider}" in ics
     assert epoch("2011-08-23 14:00") <= epoch(truth.at_local) <= epoch("2011-08-23 16:00")
     assert "2011-08-23 12:10:00,storage" in (tmp_path / "deploys.csv").read_text()
 
