@@ -310,46 +310,58 @@ def maintenance_candidates(
 def hosting_candidates(
     incident: Incident, changes: Iterable[Change], topo: Topology, *, tz_fmt: str
 ) -> list[Candidate]:
-    """The most specific component holding the services that failed hard first."""
+    """The component (service, host, switch, rack or datacenter) that best explains the hard failures.
+
+    Every component holding a service that failed hard first is considered;
+    its ``recall`` counts the affected services under it plus those of the
+    same app that failed later (downstream), its ``precision`` the share of
+    its services that failed hard.  The best one is kept, the most specific
+    on a tie.
+    """
     affected = set(incident.services_affected)
     hard = hard_failed(incident) & affected
     if not hard:
         return []
     first = first_failures(incident)
     t0 = min(first[s] for s in hard)
-    early = {s for s in hard if first[s] <= t0 + timedelta(seconds=FIRST_FAILURE_SLACK_S)}
+    slack = timedelta(seconds=FIRST_FAILURE_SLACK_S)
+    early = {s for s in hard if first[s] < t0 + slack}
+    options = {(level, v) for s in early for level in LEVELS if (v := topo.value(s, level)) is not None}
+    best: tuple[tuple[float, float, int], Candidate] | None = None
     network, _ = signals(incident)
     tz = _tz(tz_fmt)
-    out: list[Candidate] = []
-    for level in LEVELS:
-        values = {topo.value(s, level) for s in early}
-        if len(values) != 1 or None in values:
-            continue
-        value = next(iter(values))
-        if value is None:
-            continue
-        members = topo.members(level, value) or set(early)
+    for level, value in sorted(options):
+        members = topo.members(level, value) or ({value} if level == "service" else set())
         under = affected & members
-        explained = affected & (members | topo.app_peers(early))
-        later = affected - under
-        upstream = bool(later) and all(first[s] >= t0 for s in later)
+        if not under:
+            continue
+        comp_first = min(first[s] for s in under)
+        downstream = {
+            s for s in (affected - under) & topo.app_peers(under) if first[s] >= comp_first + slack / 2
+        }
+        explained = under | downstream
         recall = _ratio(len(explained), len(affected))
         precision = _ratio(len(under & hard), len(members))
-        time_score = 1.0 if (upstream or not later) else 0.5
+        time_score = 1.0 if comp_first < t0 + slack else 0.5
+        key = (round(recall + precision, 3), round(recall, 3), -LEVELS.index(level))
+        if best is not None and key <= best[0]:
+            continue
         pro: list[str] = []
         con: list[str] = []
         name = value if level == "service" else f"{level} {value}"
-        pro.append(f"{name} failed first, at {t0.astimezone(tz).strftime('%H:%M')}")
-        if level == "service":
-            host = topo.value(value, "host")
-            if host:
-                pro[-1] += f" (host {host})"
-        if upstream:
-            pro.append(f"{len(later)} other affected services failed after it")
+        first_txt = f"{name} failed first, at {comp_first.astimezone(tz).strftime('%H:%M')}"
+        if level == "service" and topo.value(value, "host"):
+            first_txt += f" (host {topo.value(value, 'host')})"
+        pro.append(first_txt)
+        if downstream:
+            pro.append(f"{len(downstream)} other affected services of the same app failed after it")
         if precision >= 0.5:
             pro.append(f"{len(under & hard)} of its {len(members)} services failed hard")
         else:
             con.append(f"only {len(under & hard)} of the {len(members)} services under it failed")
+        missed = affected - explained
+        if missed:
+            con.append(f"{len(missed)} affected services are neither under it nor downstream of it")
         if level == "datacenter":
             con.append("no single host, switch or rack failed before the others")
         peers = _standby_peers(value, level, topo, affected)
@@ -357,27 +369,26 @@ def hosting_candidates(
             pro.append(f"{', '.join(sorted(peers)[:3])} of the same app did not take over")
         if network and level in ("switch", "rack", "datacenter"):
             pro.append("network capacity dropped, consistent with a network component failure")
-        out.append(
-            Candidate(
-                category="hosting",
-                title=f"{name} failed" if level != "service" else f"{value} failed",
-                start=t0,
-                end=None,
-                component=value,
-                component_level=level,
-                features={
-                    "time": time_score,
-                    "recall": recall,
-                    "precision": precision,
-                    "signature": 1.0 if network else 0.5,
-                    "hard": 1.0,
-                    "cancelled": 0.0,
-                },
-                evidence_for=tuple(pro),
-                evidence_against=tuple(con),
-            )
+        cand = Candidate(
+            category="hosting",
+            title=f"{name} failed",
+            start=comp_first,
+            end=None,
+            component=value,
+            component_level=level,
+            features={
+                "time": time_score,
+                "recall": recall,
+                "precision": precision,
+                "signature": 1.0 if network else 0.5,
+                "hard": 1.0,
+                "cancelled": 0.0,
+            },
+            evidence_for=tuple(pro),
+            evidence_against=tuple(con),
         )
-        break  # the most specific component only
+        best = (key, cand)
+    out: list[Candidate] = [best[1]] if best else []
     for ch in changes:
         if ch.kind != "infra_alert" or not (
             ch.start <= incident.onset + timedelta(seconds=ONSET_TOLERANCE_S)

@@ -61,7 +61,7 @@ def explain_incident(
     lookback = float(settings.deploy_lookback_s)
     start = incident.onset - max(CONTEXT_BEFORE, timedelta(seconds=lookback))
     end = (incident.end or incident.onset) + timedelta(hours=2)
-    aliases = load_aliases(settings)
+    aliases = load_aliases(settings.aliases_file or settings.home / "aliases.yaml")
     changes = list_changes(con, start=start, end=end, aliases=aliases)
     candidates = (
         cands.release_candidates(incident, changes, topo, lookback_s=lookback, tz_fmt=tz)

@@ -423,12 +423,16 @@ class Warehouse:
 
 
 def latest_day(con: duckdb.DuckDBPyConnection, tz: str = "UTC") -> date | None:
-    """The local day (in ``tz``) of the latest metric, state or change start: what ``HH:MM`` means."""
+    """The local day (in ``tz``) of the latest metric or state: what ``HH:MM`` means.
+
+    Changes count only when there is no metric or state at all: a notice
+    announcing next week's maintenance must not move "19:23" to next week.
+    """
     last = _scalar(
-        con,
-        "SELECT max(t) FROM (SELECT max(ts) AS t FROM metrics UNION ALL SELECT max(ts) FROM states "
-        "UNION ALL SELECT max(start) FROM changes)",
+        con, "SELECT max(t) FROM (SELECT max(ts) AS t FROM metrics UNION ALL SELECT max(ts) FROM states)"
     )
+    if last is None:
+        last = _scalar(con, "SELECT max(start) FROM changes")
     if last is None:
         return None
     day: date = last.astimezone(ZoneInfo(tz)).date()
