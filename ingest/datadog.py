@@ -108,9 +108,10 @@ def _one(item: dict[str, Any], *, where: Where, tz: str) -> tuple[dict[str, Any]
     what = changed.get("name")
     desc_parts = [message if isinstance(message, str) else None]
     if isinstance(what, str) and what:
-        desc_parts.append(
-            f"{ctype or 'resource'} {what}: {to_raw(inner.get('prev_value'))} → {to_raw(inner.get('new_value'))}"
-        )
+        change = ""
+        if inner.get("prev_value") is not None or inner.get("new_value") is not None:
+            change = f": {to_raw(inner.get('prev_value'))} → {to_raw(inner.get('new_value'))}"
+        desc_parts.append(f"{ctype or 'resource'} {what}{change}")
     return (
         change_row(
             change_id=change_id,

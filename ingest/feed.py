@@ -124,7 +124,7 @@ def _window(text: str, notified: datetime) -> tuple[datetime, datetime] | None:
 
 
 def _when(entry: Any, key: str) -> datetime | None:
-    parsed = entry.get(key)
+    parsed = dict.get(entry, key)  # plain dict access: no feedparser fallback (and warning)
     if not parsed:
         return None
     return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
@@ -135,7 +135,7 @@ def entry_row(entry: Any, *, where: Where, feed_title: str | None) -> dict[str, 
     published, updated = _when(entry, "published_parsed"), _when(entry, "updated_parsed")
     notified = published or updated
     if notified is None:
-        raw_date = entry.get("published") or entry.get("updated")
+        raw_date = dict.get(entry, "published") or dict.get(entry, "updated")
         raise where.error(
             "item without a readable date", "an RFC 822 pubDate or RFC 3339 published/updated", raw_date
         )
@@ -162,7 +162,9 @@ def entry_row(entry: Any, *, where: Where, feed_title: str | None) -> dict[str, 
         author=feed_title,
         url=entry.get("link"),
         source=f"{SOURCE}:{feed_title}" if feed_title else SOURCE,
-        raw=to_raw({k: entry.get(k) for k in ("id", "title", "link", "published", "updated", "summary")}),
+        raw=to_raw(
+            {k: dict.get(entry, k) for k in ("id", "title", "link", "published", "updated", "summary")}
+        ),
     )
     return row
 
