@@ -60,21 +60,23 @@ TAGS = [
 class BodyLimitMiddleware:
     """Refuse request bodies over ``max_bytes`` with 413, whether declared or streamed.
 
-    A ``Content-Length`` over the limit is refused before reading anything.
-    Otherwise the body is read (and counted) before the app sees it, up to the
-    limit, then replayed to the app; a chunked body that grows past the limit
-    is refused as soon as it does.
+    The body is read (and counted) before the app sees it, then replayed to the
+    app; a chunked body is refused as soon as it grows past the limit.  Before
+    answering 413 the rest of the body is read and dropped, up to
+    ``drain_factor × max_bytes``, so that the client, still sending, gets the
+    answer instead of a connection reset; a body declared larger than that is
+    refused at once, without reading any of it.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, drain_factor: int = 4) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.drain_max = max_bytes * drain_factor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = str(scope.get("path", ""))
         declared = None
         for name, value in scope.get("headers", []):
             if name == b"content-length":
@@ -83,21 +85,26 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = None
         if declared is not None and declared > self.max_bytes:
-            await self._refuse(scope, receive, send, path, f"Content-Length {declared}")
+            if declared <= self.drain_max:
+                await self._drain(receive, 0)
+            await self._refuse(scope, send, f"Content-Length {declared}")
             return
         chunks: list[bytes] = []
         total = 0
         while True:
             message = await receive()
-            if message["type"] != "http.request":  # disconnect before the body was complete
+            if message["type"] != "http.request":  # disconnected before the body was complete
                 return
             chunk = message.get("body", b"")
             total += len(chunk)
+            more = bool(message.get("more_body", False))
             if total > self.max_bytes:
-                await self._refuse(scope, receive, send, path, f"more than {self.max_bytes} bytes streamed")
+                if more:
+                    await self._drain(receive, total)
+                await self._refuse(scope, send, f"more than {self.max_bytes} bytes streamed")
                 return
             chunks.append(chunk)
-            if not message.get("more_body", False):
+            if not more:
                 break
         body = b"".join(chunks)
         replayed = False
@@ -111,16 +118,29 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, path: str, found: str) -> None:
+    async def _drain(self, receive: Receive, seen: int) -> None:
+        while seen <= self.drain_max:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+    async def _refuse(self, scope: Scope, send: Send, found: str) -> None:
         response = problem(
             413,
             f"the request body is larger than the limit of {self.max_bytes} bytes",
-            instance=path,
+            instance=str(scope.get("path", "")),
             slug="payload-too-large",
             errors=[FieldError(field="body", expected=f"at most {self.max_bytes} bytes", found=found)],
             headers={"Connection": "close"},
         )
-        await response(scope, receive, send)
+
+        async def no_more() -> Message:
+            return {"type": "http.disconnect"}
+
+        await response(scope, no_more, send)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -172,7 +172,10 @@ def problem_body(
         instance=instance,
         errors=list(errors) if errors is not None else None,
     )
-    return body.model_dump(exclude_none=True)
+    out = body.model_dump()
+    if out["errors"] is None:
+        del out["errors"]
+    return out
 
 
 def problem(

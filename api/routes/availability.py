@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from whatchanged.api.deps import ConDep, engine
+from whatchanged.api.deps import ConDep, bad_param, engine
 from whatchanged.api.models import AvailabilityOut
 from whatchanged.api.problems import ProblemError, problem_responses
 from whatchanged.api.routes.explain import TzQuery
@@ -48,6 +48,14 @@ def get_availability(
     """Availability of exactly one of `service`, `check` or `group` over the range: down time is
     the union of its outages (external probes when it has any, else check states); with
     `exclude_planned`, maintenance windows covering it are taken out of period and down time."""
+    given = [name for name, value in (("service", service), ("check", check), ("group", group)) if value]
+    if len(given) != 1:
+        raise bad_param(
+            given[1] if len(given) > 1 else "service",
+            f"give exactly one of service, check or group (found {', '.join(given) or 'none'})",
+            ",".join(given) or None,
+            "exactly one of service, check, group",
+        )
     span = resolve_range(con, start, end, tz, max_range=timedelta(days=366))
     if span is None:
         raise ProblemError(404, "the warehouse holds no metrics or check states yet", slug="not-found")
