@@ -266,6 +266,8 @@ class Warehouse:
         keys = KEYS.get(table, ("feedback_id",))
         if table in PARTITIONED:
             data, days = _sorted_by_day_and_key(table, data)
+        elif table == "changes":
+            data, days = _latest_changes(data), None
         else:
             data, days = _drop_duplicate_keys(data, keys), None
         if table == "feedback":
@@ -465,6 +467,36 @@ def _drop_duplicate_keys(data: pa.Table, keys: tuple[str, ...]) -> pa.Table:
         return data
     keep = pc.sort_indices(firsts.column("__i_min"))
     return data.take(pc.take(firsts.column("__i_min"), keep))
+
+
+def _latest_changes(data: pa.Table) -> pa.Table:
+    """One row per ``change_id`` within ``data``: the highest ``sequence``, then the latest
+    ``stamp`` (nulls lowest), then the row ingested last — the rule of the ``changes`` view."""
+    if data.num_rows < 2:
+        return data
+    low = np.iinfo(np.int64).min
+    rank = pa.table(
+        {
+            "change_id": data.column("change_id"),
+            "sequence": data.column("sequence").fill_null(low),
+            "stamp": data.column("stamp").cast(pa.int64()).fill_null(low),
+            "__i": pa.array(np.arange(data.num_rows, dtype=np.int64)),
+        }
+    )
+    order = pc.sort_indices(
+        rank,
+        sort_keys=[
+            ("change_id", "ascending"),
+            ("sequence", "descending"),
+            ("stamp", "descending"),
+            ("__i", "descending"),
+        ],
+    ).to_numpy()
+    ids = rank.column("change_id").take(pa.array(order)).to_pylist()
+    first = [i for i in range(len(ids)) if i == 0 or ids[i] != ids[i - 1]]
+    if len(first) == data.num_rows:
+        return data
+    return data.take(pa.array(np.sort(order[first])))
 
 
 _US_PER_DAY = 86_400_000_000
