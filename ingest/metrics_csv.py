@@ -399,7 +399,7 @@ def _slow(path: Path, lay: Layout, ctx: ReadContext) -> pa.Table:
             us, _ = parse_one_ts(row[lay.ts], ctx)
             ts_out.append(us or 0)
             for i in cols:
-                cell = row[i].strip() if i in numeric or i in (lay.service, lay.metric) else row[i]
+                cell = row[i].strip() if i in numeric else row[i]  # names as written, like the fast path
                 if i in numeric:
                     cols[i].append(_number(cell))
                 else:
@@ -425,7 +425,7 @@ def _check_row(
             found=row[lay.ts],
         )
     for i, what in ((lay.service, "a service name"), (lay.metric, "a metric name")):
-        if i is not None and not row[i].strip():
+        if i is not None and not row[i]:
             return InputError("empty name", file=file, line=line, field=lay.names[i], expected=what, found="")
     for i in sorted(numeric):
         try:
