@@ -18,13 +18,13 @@ import json
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import rows
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.warehouse import Warehouse
 from whatchanged.ingest.base import ReadContext
 from whatchanged.ingest.pipeline import ingest, read_all
 from whatchanged.ingest.registry import detect
-
-from tests.helpers import rows
 
 GOLDEN = Path(__file__).parent / "golden"
 SIDE = (".expected.json", ".error.txt", ".options.json")
