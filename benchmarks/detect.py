@@ -45,7 +45,9 @@ def generate(home: str, days: int, seed: int = 0) -> None:
     svc = np.repeat(np.arange(SERVICES), len(METRICS) * 1440)
     met = np.tile(np.repeat(np.arange(len(METRICS)), 1440), SERVICES)
     service_col = pa.DictionaryArray.from_arrays(pa.array(svc, pa.int32()), pa.array(names)).cast(pa.string())
-    metric_col = pa.DictionaryArray.from_arrays(pa.array(met, pa.int32()), pa.array(METRICS)).cast(pa.string())
+    metric_col = pa.DictionaryArray.from_arrays(pa.array(met, pa.int32()), pa.array(METRICS)).cast(
+        pa.string()
+    )
     for d in range(days):
         start = np.datetime64((DAY0 + timedelta(days=d)).replace(tzinfo=None), "us")
         ts = np.tile(start + minute.astype("timedelta64[m]"), SERVICES * len(METRICS))

@@ -63,7 +63,9 @@ def scaled_sigmoid(y: float) -> float:
     return 2.0 / (1.0 + math.exp(5.0 * y)) - 1.0
 
 
-def window_rows(ts: np.ndarray, windows: Sequence[tuple[np.datetime64, np.datetime64]]) -> list[tuple[int, int]]:
+def window_rows(
+    ts: np.ndarray, windows: Sequence[tuple[np.datetime64, np.datetime64]]
+) -> list[tuple[int, int]]:
     """Each window as (first_row, last_row), rows with ``start <= ts <= end``."""
     out = []
     for a, b in windows:
@@ -74,7 +76,9 @@ def window_rows(ts: np.ndarray, windows: Sequence[tuple[np.datetime64, np.dateti
     return out
 
 
-def score_file(n_rows: int, windows: Sequence[tuple[int, int]], detections: Sequence[int], p: Profile) -> float:
+def score_file(
+    n_rows: int, windows: Sequence[tuple[int, int]], detections: Sequence[int], p: Profile
+) -> float:
     """Raw NAB score of one file: ``windows`` as (first_row, last_row), detections as row indices."""
     probation = min(math.floor(0.15 * n_rows), 750)
     rows = sorted({d for d in detections if probation <= d < n_rows})
@@ -113,7 +117,10 @@ def corpus(nab: Path = NAB) -> list[tuple[str, pd.DataFrame, list[tuple[int, int
     for name in sorted(labels):
         df = pd.read_csv(nab / "data" / name)
         ts = pd.to_datetime(df["timestamp"]).to_numpy().astype("datetime64[us]")
-        wins = [(np.datetime64(pd.Timestamp(a), "us"), np.datetime64(pd.Timestamp(b), "us")) for a, b in labels[name]]
+        wins = [
+            (np.datetime64(pd.Timestamp(a), "us"), np.datetime64(pd.Timestamp(b), "us"))
+            for a, b in labels[name]
+        ]
         out.append((name, df.assign(ts=ts), window_rows(ts, wins)))
     return out
 
@@ -132,12 +139,18 @@ def run(nab: Path = NAB, **params: float) -> dict[str, object]:
     for name, df, wins in corpus(nab):
         ts = df["ts"].to_numpy()
         found = detect_series(ts, df["value"].to_numpy(dtype=float), params=settings, online=True)
-        det_times = np.array([np.datetime64(a.detected_at.replace(tzinfo=None), "us") for a in found if a.detected_at])
+        det_times = np.array(
+            [np.datetime64(a.detected_at.replace(tzinfo=None), "us") for a in found if a.detected_at]
+        )
         rows = np.searchsorted(ts, det_times, side="left").tolist() if det_times.size else []
         n_windows += len(wins)
         n_detections += len(rows)
         scores = {k: score_file(len(df), wins, rows, p) for k, p in profiles.items()}
-        per_file[name] = {"windows": len(wins), "detections": len(rows), **{k: round(v, 3) for k, v in scores.items()}}
+        per_file[name] = {
+            "windows": len(wins),
+            "detections": len(rows),
+            **{k: round(v, 3) for k, v in scores.items()},
+        }
         for k in profiles:
             raw[k] += scores[k]
     seconds = time.perf_counter() - t0
@@ -156,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nab", type=Path, default=NAB, help="NAB folder (data/, labels/, profiles.json)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--per-file", action="store_true", help="print each file's raw scores")
-    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a DetectParams field")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="override a DetectParams field"
+    )
     args = ap.parse_args(argv)
     overrides = {k: float(v) for k, v in (s.split("=", 1) for s in args.set)}
     if "season_days" in overrides:

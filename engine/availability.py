@@ -26,13 +26,13 @@ service names (the services matching any of them).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 import duckdb
+
 from whatchanged.engine.errors import ConfigError, NotFoundError
-from whatchanged.engine.model import _Jsonable
 from whatchanged.engine.outages import EXTERNAL_STATES, clip, find_outages, merge_intervals, total_s
 
 #: scope key of a change → inventory column it is matched against
@@ -47,7 +47,7 @@ SCOPE_COLUMNS = {
 
 
 @dataclass(frozen=True)
-class Availability(_Jsonable):
+class Availability:
     """Up time of a selection over a range."""
 
     selection: str  # e.g. "service=www", "check=pingdom-home", "group=P19"
@@ -61,6 +61,15 @@ class Availability(_Jsonable):
     planned_s: float  # maintenance time inside the range (0 unless excluded)
     exclude_planned: bool
     availability: float  # fraction in [0, 1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape (datetimes as ISO 8601), with ``percent`` added."""
+        out = asdict(self)
+        out["start"] = self.start.isoformat()
+        out["end"] = self.end.isoformat()
+        out["checks"] = list(self.checks)
+        out["percent"] = self.percent
+        return out
 
     @property
     def percent(self) -> str:
@@ -105,7 +114,8 @@ def select_services(con: duckdb.DuckDBPyConnection, group: str) -> list[str]:
 def _checks(
     con: duckdb.DuckDBPyConnection, services: Iterable[str] | None, check: str | None
 ) -> list[tuple[str, str, bool]]:
-    where, args = ["TRUE"], {}
+    where: list[str] = ["TRUE"]
+    args: dict[str, Any] = {}
     if services is not None:
         where.append("list_contains($services, service)")
         args["services"] = list(services)
@@ -130,11 +140,12 @@ def maintenance_windows(
         "AND coalesce(status, '') <> 'cancelled' AND \"end\" IS NOT NULL AND start < $end AND \"end\" > $start",
         {"start": start, "end": end},
     ).fetchall()
-    windows = []
+    windows: list[tuple[datetime, datetime]] = []
     for a, b, scope in rows:
         if any(scope_covers(scope, inv.get(s, {"service": s})) for s in services):
             windows.append((a, b))
-    return clip(merge_intervals(windows), start, end)
+    merged: list[tuple[datetime, datetime]] = clip(merge_intervals(windows), start, end)
+    return merged
 
 
 def availability(
@@ -152,7 +163,9 @@ def availability(
     if len(given) != 1:
         raise ConfigError("availability: give exactly one of --service, --check or --group")
     if end <= start:
-        raise ConfigError(f"availability: --to ({end.isoformat()}) must be after --from ({start.isoformat()})")
+        raise ConfigError(
+            f"availability: --to ({end.isoformat()}) must be after --from ({start.isoformat()})"
+        )
     kind, value = given[0]
     services: list[str] | None
     if kind == "service":

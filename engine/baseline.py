@@ -124,7 +124,7 @@ class RobustBaseline:
         x = np.asarray(values, dtype=np.float64)
         if x.ndim == 1:
             x = x[None, :]
-        n, t = x.shape
+        _n, t = x.shape
         b = max(1, round(self.block_s / step_s))
         bm = block_median(x, b)
         nb = bm.shape[1]
@@ -168,7 +168,8 @@ class RobustBaseline:
         last = np.where(seen.any(axis=1), t - 1 - seen[:, ::-1].argmax(axis=1), -1)
         history = np.clip(last - first, 0, None).astype(np.float64) * step_s
         has_season = (~np.isnan(season_b)).any(axis=1)
-        self.result_ = BaselineResult(expected, spread, history, ~has_season)
+        short: NDArray[np.bool_] = np.asarray(~has_season, dtype=np.bool_)
+        self.result_ = BaselineResult(expected, spread, history, short)
         return self
 
 

@@ -41,6 +41,7 @@ from typing import Any
 import duckdb
 import numpy as np
 from numpy.typing import NDArray
+
 from whatchanged.engine.baseline import Array, RobustBaseline, rows_for
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.model import Anomaly
@@ -199,10 +200,7 @@ def _onset(resid: Array, start: int, lo: int, hi: int) -> int:
     left_n = k
     right_n = n - k
     sse_step = (
-        c2[k - 1]
-        - c1[k - 1] ** 2 / left_n
-        + (c2[-1] - c2[k - 1])
-        - (c1[-1] - c1[k - 1]) ** 2 / right_n
+        c2[k - 1] - c1[k - 1] ** 2 / left_n + (c2[-1] - c2[k - 1]) - (c1[-1] - c1[k - 1]) ** 2 / right_n
     )
     # hinge model: y = a + b * max(0, pos - pos[k-1]) (continuous slope change)
     u = np.maximum(0.0, pos[None, :] - pos[k - 1][:, None])
@@ -345,9 +343,7 @@ def detect_series(
     ]
 
 
-def _anomaly(
-    iv: Interval, service: str, metric: str, at: Any, step_us: int, online: bool
-) -> Anomaly:
+def _anomaly(iv: Interval, service: str, metric: str, at: Any, step_us: int, online: bool) -> Anomaly:
     return Anomaly(
         service=service,
         metric=metric,

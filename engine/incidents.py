@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
+
 from whatchanged.engine.detect import DEFAULT, DetectParams, detect_anomalies
 from whatchanged.engine.errors import NotFoundError
 from whatchanged.engine.model import Anomaly, Incident, Outage
@@ -105,7 +106,7 @@ def group_events(
     active: list[_Group] = []
     done: list[_Group] = []
     for t0, t1, svc, ev in events:
-        still = []
+        still: list[_Group] = []
         for g in active:
             (still if g.end + max(flap, link) >= t0 else done).append(g)
         active = still
@@ -131,9 +132,7 @@ def group_events(
 
 def _incident(g: _Group, cutoff: datetime, online: bool, min_anomaly_s: float) -> Incident | None:
     anomaly_services = {a.service for a in g.anomalies}
-    long_anomaly = any(
-        ((a.end or cutoff) - a.start).total_seconds() >= min_anomaly_s for a in g.anomalies
-    )
+    long_anomaly = any(((a.end or cutoff) - a.start).total_seconds() >= min_anomaly_s for a in g.anomalies)
     if not g.outages and len(anomaly_services) < 2 and not long_anomaly:
         return None
     starts = [(a.onset, a.onset_lookahead) for a in g.anomalies] + [(o.start, False) for o in g.outages]
@@ -218,9 +217,7 @@ def get_incident(con: duckdb.DuckDBPyConnection, incident_id: str) -> Incident:
     """Recompute the incident named ``incident_id`` around the time in the id."""
     m = _ID.match(incident_id.strip())
     if not m:
-        raise NotFoundError(
-            f"incident id: expected 'inc-YYYYMMDDTHHMMZ-<6 hex>', found {incident_id!r}"
-        )
+        raise NotFoundError(f"incident id: expected 'inc-YYYYMMDDTHHMMZ-<6 hex>', found {incident_id!r}")
     onset = datetime.strptime(m.group(1), "%Y%m%dT%H%M").replace(tzinfo=UTC)
     hour = timedelta(hours=1)
     for lo, hi, online in (

@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+
 from whatchanged.engine.model import Outage
 
 BAD_STATES = ("CRITICAL", "DOWN", "UNREACHABLE", "down")

@@ -43,7 +43,9 @@ def _minute(ts: np.ndarray, at: datetime) -> int:
     return int((np.datetime64(at.replace(tzinfo=None), "us") - ts[0]) // np.timedelta64(1, "m"))
 
 
-def traffic(ts: np.ndarray, rng: np.random.Generator, *, mean: float = 200.0, noise: float = 5.0) -> np.ndarray:
+def traffic(
+    ts: np.ndarray, rng: np.random.Generator, *, mean: float = 200.0, noise: float = 5.0
+) -> np.ndarray:
     """Daily shape: low at night, high in the evening (peak around 20:00 UTC)."""
     minute_of_day = (ts - ts.astype("datetime64[D]")) // np.timedelta64(1, "m")
     phase = 2 * np.pi * (minute_of_day.astype(float) - 20 * 60) / 1440
@@ -128,8 +130,15 @@ class StateRows:
         self.source.append(source)
 
     def intervals(
-        self, service: str, check: str, intervals: list[tuple[datetime, datetime]], *, bad: str, good: str,
-        source: str, first: datetime | None = None,
+        self,
+        service: str,
+        check: str,
+        intervals: list[tuple[datetime, datetime]],
+        *,
+        bad: str,
+        good: str,
+        source: str,
+        first: datetime | None = None,
     ) -> None:
         if first is not None:
             self.add(first, service, check, good, source)

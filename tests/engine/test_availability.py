@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
+
+from tests.engine import scenarios as sc
 from whatchanged.engine.availability import availability, scope_covers
 from whatchanged.engine.errors import ConfigError, NotFoundError
 from whatchanged.engine.schema import CHANGES
 from whatchanged.engine.warehouse import Warehouse
-
-from tests.engine import scenarios as sc
 
 YEAR0 = datetime(2010, 1, 1, tzinfo=UTC)
 YEAR1 = datetime(2011, 1, 1, tzinfo=UTC)
@@ -22,11 +22,45 @@ def year(warehouse: Warehouse) -> Warehouse:
     """A year of an external probe: the night's 14 outages (54 min) plus 38 min in spring: 92 min."""
     rows = sc.StateRows()
     spring = datetime(2010, 4, 2, 3, 0, tzinfo=UTC)
-    extra = [(spring, spring + timedelta(minutes=30)), (spring + timedelta(days=9), spring + timedelta(days=9, minutes=8))]
-    rows.intervals("www", "pingdom-home", extra + sc.flapping_intervals(), bad="down", good="up", source="pingdom", first=YEAR0)
-    rows.intervals("www", "http", [(sc.NIGHT, sc.NIGHT + timedelta(minutes=83))], bad="CRITICAL", good="OK", source="nagios", first=YEAR0)
-    rows.intervals("db1", "mysql", [(spring, spring + timedelta(hours=2))], bad="CRITICAL", good="OK", source="nagios", first=YEAR0)
-    inv = pa.table({"service": ["www", "db1"], "datacenter": ["P19", "P19"], "switch": ["sw1", "sw2"], "app": ["sites", "db"]})
+    extra = [
+        (spring, spring + timedelta(minutes=30)),
+        (spring + timedelta(days=9), spring + timedelta(days=9, minutes=8)),
+    ]
+    rows.intervals(
+        "www",
+        "pingdom-home",
+        extra + sc.flapping_intervals(),
+        bad="down",
+        good="up",
+        source="pingdom",
+        first=YEAR0,
+    )
+    rows.intervals(
+        "www",
+        "http",
+        [(sc.NIGHT, sc.NIGHT + timedelta(minutes=83))],
+        bad="CRITICAL",
+        good="OK",
+        source="nagios",
+        first=YEAR0,
+    )
+    rows.intervals(
+        "db1",
+        "mysql",
+        [(spring, spring + timedelta(hours=2))],
+        bad="CRITICAL",
+        good="OK",
+        source="nagios",
+        first=YEAR0,
+    )
+    inv = pa.table(
+        {
+            "service": ["www", "db1"],
+            "datacenter": ["P19", "P19"],
+            "switch": ["sw1", "sw2"],
+            "app": ["sites", "db"],
+        }
+    )
     warehouse.commit({"services": inv, "states": rows.table()})
     return warehouse
 

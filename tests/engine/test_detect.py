@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from whatchanged.engine.baseline import RobustBaseline, nanmedian_last
-from whatchanged.engine.detect import detect_series
 
 from tests.engine import scenarios as sc
+from whatchanged.engine.baseline import RobustBaseline, nanmedian_last
+from whatchanged.engine.detect import detect_series
 
 TOLERANCE = timedelta(minutes=2)
 

@@ -6,11 +6,11 @@ from datetime import timedelta
 
 import pyarrow as pa
 import pytest
+
+from tests.engine import scenarios as sc
 from whatchanged.engine.errors import NotFoundError
 from whatchanged.engine.incidents import find_incidents, get_incident, incident_at
 from whatchanged.engine.warehouse import Warehouse
-
-from tests.engine import scenarios as sc
 
 HOUR = timedelta(hours=1)
 
@@ -81,8 +81,12 @@ def test_quiet_warehouse_has_no_incident(warehouse: Warehouse) -> None:
 def test_unrelated_services_at_the_same_time_are_separate(warehouse: Warehouse) -> None:
     rows = sc.StateRows()
     t = sc.NIGHT
-    rows.intervals("a", "http", [(t, t + 10 * timedelta(minutes=1))], bad="CRITICAL", good="OK", source="nagios")
-    rows.intervals("b", "http", [(t, t + 10 * timedelta(minutes=1))], bad="CRITICAL", good="OK", source="nagios")
+    rows.intervals(
+        "a", "http", [(t, t + 10 * timedelta(minutes=1))], bad="CRITICAL", good="OK", source="nagios"
+    )
+    rows.intervals(
+        "b", "http", [(t, t + 10 * timedelta(minutes=1))], bad="CRITICAL", good="OK", source="nagios"
+    )
     inv = pa.table({"service": ["a", "b"], "datacenter": ["P19", "AMS1"], "host": ["h1", "h2"]})
     warehouse.commit({"services": inv, "states": rows.table()})
     found = find_incidents(warehouse.connect(), t - HOUR, t + HOUR)

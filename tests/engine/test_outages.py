@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tests.engine import scenarios as sc
 from whatchanged.engine.outages import find_outages, merge_intervals
 from whatchanged.engine.warehouse import Warehouse
-
-from tests.engine import scenarios as sc
 
 
 def test_flapping_probe_gives_one_outage_per_down_interval(warehouse: Warehouse) -> None:
@@ -37,7 +36,7 @@ def test_nagios_critical_down_unreachable_are_outages_warning_is_not(warehouse: 
 
 def test_online_cutoff_leaves_outage_open(warehouse: Warehouse) -> None:
     warehouse.commit({"states": sc.flapping_states().table()})
-    a, b = sc.flapping_intervals()[0]
+    a, _b = sc.flapping_intervals()[0]
     found = find_outages(warehouse.connect(), until=a + timedelta(minutes=1))
     assert [(o.start, o.end) for o in found] == [(a, None)]
 
