@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 import typer
+
 from whatchanged.api import cli_batch, cli_changes, cli_core, cli_demo, cli_detect, cli_explain, cli_serve
 from whatchanged.api.output import err_console
 from whatchanged.engine.errors import WhatchangedError

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from whatchanged.api.output import console, emit, table
 from whatchanged.engine.settings import Settings, load_settings
 from whatchanged.engine.warehouse import Warehouse
