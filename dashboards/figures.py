@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
 from whatchanged.engine.model import Anomaly, Cause, Change, Incident, Outage
 
 #: The cause classes the ranker uses, plus ``reaction`` (restarts: what people did).
@@ -119,15 +120,23 @@ def _base_layout(fig: go.Figure, *, height: int, title: str | None = None) -> No
         height=height,
         title={"text": title, "x": 0.01} if title else None,
         font={"family": FONT, "size": 12, "color": "#222"},
-        margin={"l": 150, "r": 30, "t": 50 if title else 30, "b": 40},
+        margin={"l": 60, "r": 30, "t": 50 if title else 30, "b": 40},
         hovermode="closest",
         hoverlabel={"align": "left"},
         legend={"orientation": "h", "y": -0.06, "x": 0, "yanchor": "top"},
         plot_bgcolor="white",
         paper_bgcolor="white",
     )
-    fig.update_xaxes(showgrid=True, gridcolor="#eee", linecolor="#ccc")
-    fig.update_yaxes(showgrid=True, gridcolor="#eee", linecolor="#ccc")
+    fig.update_xaxes(showgrid=True, gridcolor="#eee", linecolor="#ccc", automargin=True)
+    fig.update_yaxes(showgrid=True, gridcolor="#eee", linecolor="#ccc", automargin=True)
+    # subplot titles to the left, clear of the onset label and of the data
+    fig.for_each_annotation(
+        lambda a: (
+            a.update(x=0, xanchor="left", font={"size": 12, "color": "#444"})
+            if a.name is None and a.xref == "paper"
+            else None
+        )
+    )
 
 
 def _axis(name: str, row: int) -> str:
@@ -197,7 +206,7 @@ def _add_signal(fig: go.Figure, signal: Signal, row: int, tz: str) -> None:
             layer="below",
             name=f"anomaly {a.service} {a.metric}",
         )
-    fig.update_yaxes(title_text=signal.metric, row=row, col=1)
+    fig.update_yaxes(rangemode="tozero", row=row, col=1)
 
 
 def _add_changes(
@@ -285,7 +294,6 @@ def _add_changes(
         categoryorder="array",
         categoryarray=list(reversed(lanes)),
         showgrid=False,
-        title_text="changes",
         row=row,
         col=1,
     )
@@ -305,9 +313,7 @@ def _merge(intervals: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetim
     return merged
 
 
-def _add_outages(
-    fig: go.Figure, outages: Sequence[Outage], row: int, tz: str, window_end: datetime
-) -> None:
+def _add_outages(fig: go.Figure, outages: Sequence[Outage], row: int, tz: str, window_end: datetime) -> None:
     """External probe outages one lane per probe; internal checks merged into one lane."""
     external = [o for o in outages if o.external]
     internal = [o for o in outages if not o.external]
@@ -351,7 +357,7 @@ def _add_outages(
             row=row,
             col=1,
         )
-    fig.update_yaxes(type="category", showgrid=False, title_text="outages", row=row, col=1)
+    fig.update_yaxes(type="category", showgrid=False, row=row, col=1)
 
 
 def fold_groups(critical: pd.DataFrame, max_groups: int) -> pd.DataFrame:
@@ -375,6 +381,7 @@ def _add_heat(fig: go.Figure, critical: pd.DataFrame, row: int, tz: str, max_gro
     z = z.loc[order]
     totals = totals.loc[order]
     x = local_series(pd.Series(z.columns), tz)
+    span = fig.layout[_axis("yaxis", row)].domain or (0.0, 1.0)
     custom = [[int(t)] * z.shape[1] for t in totals]
     fig.add_trace(
         go.Heatmap(
@@ -387,7 +394,13 @@ def _add_heat(fig: go.Figure, critical: pd.DataFrame, row: int, tz: str, max_gro
             zmax=max(1, int(z.to_numpy().max()) if z.size else 1),
             customdata=custom,
             hovertemplate="%{y}<br>%{x|%H:%M}: %{z} of %{customdata} services CRITICAL<extra></extra>",
-            colorbar={"title": {"text": "CRIT"}, "len": 0.2, "thickness": 10},
+            colorbar={
+                "title": {"text": "CRIT"},
+                "len": span[1] - span[0],
+                "y": span[1],
+                "yanchor": "top",
+                "thickness": 10,
+            },
             xgap=0,
             ygap=1,
         ),
@@ -452,7 +465,7 @@ def incident_figure(
     height = int(sum(heights) * 70 + 160)
     _base_layout(fig, height=max(height, 480))
     fig.update_xaxes(range=[local(start, tz), local(end, tz)], type="date")
-    fig.update_xaxes(showticklabels=True, row=rows, col=1, title_text=f"time ({tz})")
+    fig.update_xaxes(showticklabels=True, row=rows, col=1)
     fig.update_layout(barmode="overlay")
     return fig
 
@@ -554,7 +567,7 @@ def service_figure(
     _base_layout(fig, height=max(420, int(sum(heights) * 70 + 140)))
     fig.update_layout(barmode="overlay")
     fig.update_xaxes(range=[local(start, tz), local(end, tz)], type="date")
-    fig.update_xaxes(showticklabels=True, row=rows, col=1, title_text=f"time ({tz})")
+    fig.update_xaxes(showticklabels=True, row=rows, col=1)
     return fig
 
 
@@ -598,19 +611,20 @@ def weekly_incidents_figure(
             )
         )
     _base_layout(fig, height=max(260, 60 + 32 * max(1, len(incidents))))
-    fig.update_layout(margin={"l": 230}, barmode="overlay", title={"text": "incidents"})
-    fig.update_xaxes(range=[local(start, tz), local(end, tz)], type="date", title_text=f"time ({tz})")
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(range=[local(start, tz), local(end, tz)], type="date")
     fig.update_yaxes(type="category", autorange="reversed")
     return fig
 
 
-def attribution_figure(frame: pd.DataFrame, *, current: str) -> go.Figure:
+def attribution_figure(frame: pd.DataFrame, *, current: str, weeks: Sequence[str] = ()) -> go.Figure:
     """Outage minutes per week stacked by cause class; ``current`` (``YYYY-Www``) outlined.
 
-    ``frame`` has columns ``week, category, downtime_s``; weeks without a row
-    for a class count 0.  One bar trace per cause class, always all four.
+    ``frame`` has columns ``week, category, downtime_s``; ``weeks`` are the
+    weeks to show even without incidents (0 minutes).  One bar trace per
+    cause class, always all four.
     """
-    weeks = sorted(set(frame["week"]) | {current})
+    weeks = sorted(set(frame["week"]) | {current} | set(weeks))
     fig = go.Figure()
     for klass in CAUSE_CLASSES:
         part = frame[frame["category"] == klass].groupby("week")["downtime_s"].sum()
@@ -636,7 +650,7 @@ def attribution_figure(frame: pd.DataFrame, *, current: str) -> go.Figure:
         name=f"current {current}",
     )
     _base_layout(fig, height=320)
-    fig.update_layout(barmode="stack", margin={"l": 60}, title={"text": "outage minutes by cause class"})
+    fig.update_layout(barmode="stack")
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=weeks)
     fig.update_yaxes(title_text="minutes", rangemode="tozero")
     return fig
@@ -662,7 +676,7 @@ def availability_figure(frame: pd.DataFrame) -> go.Figure:
         )
     )
     _base_layout(fig, height=max(220, 70 + 28 * len(data)))
-    fig.update_layout(margin={"l": 160, "r": 80}, title={"text": "outage minutes and availability by group"})
+    fig.update_layout(margin={"r": 80})
     fig.update_xaxes(title_text="minutes", rangemode="tozero")
     fig.update_yaxes(type="category")
     return fig
@@ -675,11 +689,12 @@ def figure_html(fig: go.Figure, div_id: str) -> str:
     ``plotted:<div_id>`` and counts it in ``window.__plotsDone``; the browser
     tests and the render benchmark wait on those.
     """
-    post = (
-        "performance.mark('plotted:' + '{plot_id}');"
-        "window.__plotsDone = (window.__plotsDone || 0) + 1;"
-    )
-    config: dict[str, Any] = {"responsive": True, "displaylogo": False, "toImageButtonOptions": {"format": "png"}}
+    post = "performance.mark('plotted:' + '{plot_id}');window.__plotsDone = (window.__plotsDone || 0) + 1;"
+    config: dict[str, Any] = {
+        "responsive": True,
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": "png"},
+    }
     html: str = fig.to_html(
         full_html=False,
         include_plotlyjs=False,

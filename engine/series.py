@@ -30,6 +30,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+
 from whatchanged.engine.errors import ConfigError, NotFoundError
 from whatchanged.engine.model import Change
 

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+
 from whatchanged.engine.schema import SCHEMAS
 from whatchanged.engine.warehouse import Warehouse
 
@@ -48,7 +49,7 @@ def _switch_of(i: int) -> str:
 def services() -> pa.Table:
     rows = []
     for i in range(950):
-        rows.append(("site-%04d" % i, "site", _switch_of(i), f"web-{i % 40:02d}", "sites", False))
+        rows.append((f"site-{i:04d}", "site", _switch_of(i), f"web-{i % 40:02d}", "sites", False))
     for name, kind, sw, host, app in [
         ("www-public", "site", "sw-p19-a", "lb-p19-1", "sites"),
         ("lb-p19-1", "loadbalancer", "sw-p19-a", "lb-p19-1", "edge"),
@@ -64,7 +65,9 @@ def services() -> pa.Table:
     cols = {n: [r[k] for r in rows] for k, n in enumerate(names)}
     cols["datacenter"] = ["P19"] * len(rows)
     cols["rack"] = [f"P19-R{SWITCHES.index(s) + 1}" for s in cols["switch"]]
-    return pa.table(cols).select(["service", "kind", "datacenter", "rack", "switch", "host", "app", "critical"])
+    return pa.table(cols).select(
+        ["service", "kind", "datacenter", "rack", "switch", "host", "app", "critical"]
+    )
 
 
 def _normal_bandwidth(ts: datetime) -> float:
@@ -92,7 +95,7 @@ def metrics(rng: random.Random) -> pa.Table:
         add(t, "lb-p19-1", "http_requests_queued", rng.uniform(2, 6))
         t += timedelta(minutes=5)
     t = DAY + timedelta(hours=12)
-    while t < DAY + timedelta(days=1):
+    while t < DAY + timedelta(hours=23):  # 23:59 Paris: the latest day is the 17th
         capped = ONSET <= t < END
         bw = rng.uniform(47, 51) if capped else _normal_bandwidth(t) * rng.uniform(0.95, 1.05)
         add(t, *BANDWIDTH, bw)

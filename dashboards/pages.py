@@ -1,0 +1,464 @@
+"""The dashboard pages: a FastAPI ``APIRouter`` mounted by the API app.
+
+Routes (all ``GET``, HTML unless said)::
+
+    /dashboards/                          index: incidents, weeks, services
+    /dashboards/incidents/{incident_id}   incident timeline, ranked causes, ruled-out classes
+    /dashboards/explain?at=…&tz=…         the same for "what changed at T?"
+    /dashboards/weekly?week=YYYY-Www      weekly review (default: the week of the latest data)
+    /dashboards/services/{service}        one service: metrics, baselines, anomalies, checks, changes
+    /dashboards/services?service=…        redirect to the above (the index's form)
+    /dashboards/static/plotly.min.js      plotly.js from the installed plotly package (cached a year)
+
+Every page accepts ``tz`` (IANA name; default the configured ``tz``).
+
+Wiring: ``app.include_router(whatchanged.dashboards.pages.router)`` and make
+the settings reachable, either ``app.state.settings = settings`` or
+``app.dependency_overrides[get_settings] = lambda: settings``.  Each request
+opens its own DuckDB connection over the warehouse (:func:`get_connection`)
+and closes it afterwards.  Domain errors become an HTML error page with the
+right status (404 not found, 400 bad parameter, 503 no warehouse); the
+dashboards never import from ``api``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated
+
+import duckdb
+import plotly
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+
+from whatchanged.dashboards import html, views
+from whatchanged.dashboards.figures import figure_html
+from whatchanged.engine import series
+from whatchanged.engine.errors import ConfigError, NotFoundError, WarehouseError, WhatchangedError
+from whatchanged.engine.explain import explain_at, explain_incident
+from whatchanged.engine.incidents import find_incidents, get_incident
+from whatchanged.engine.settings import Settings
+from whatchanged.engine.timeparse import fmt_local, parse_when, zone
+from whatchanged.engine.warehouse import Warehouse, latest_day
+
+router = APIRouter(prefix="/dashboards", tags=["dashboards"], include_in_schema=False)
+
+PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+PLOTLY_VERSION = version("plotly")
+#: How far back the index lists incidents, from the latest data.
+INDEX_SPAN = timedelta(days=28)
+
+
+# -- dependencies ----------------------------------------------------------------------
+def get_settings(request: Request) -> Settings:
+    """The app's settings (``app.state.settings``); override this dependency to supply them."""
+    settings = getattr(request.app.state, "settings", None)
+    if not isinstance(settings, Settings):
+        raise ConfigError(
+            "dashboards: the app has no settings; set app.state.settings or override "
+            "whatchanged.dashboards.pages.get_settings"
+        )
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_connection(request: Request, settings: SettingsDep) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection over the warehouse, for one request, closed afterwards.
+
+    When the app keeps a shared reader (``app.state.reader`` with a
+    ``cursor()`` method, as the API app does) a cursor of it is used, so the
+    views are built once per process; otherwise a new connection is opened.
+    """
+    reader = getattr(request.app.state, "reader", None)
+    if reader is not None and callable(getattr(reader, "cursor", None)):
+        con: duckdb.DuckDBPyConnection = reader.cursor()
+    else:
+        warehouse = Warehouse(settings.home)
+        warehouse.require()
+        con = warehouse.connect()
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+ConnectionDep = Annotated[duckdb.DuckDBPyConnection, Depends(get_connection)]
+TzQuery = Annotated[str | None, Query(description="IANA time zone for display; default the configured one")]
+
+
+# -- helpers -----------------------------------------------------------------------------
+def _root(request: Request) -> str:
+    return str(request.scope.get("root_path", "")).rstrip("/") + router.prefix
+
+
+def _plotly_src(request: Request) -> str:
+    return f"{_root(request)}/static/plotly.min.js?v={PLOTLY_VERSION}"
+
+
+def _tz(tz: str | None, settings: Settings) -> str:
+    name = tz or settings.tz
+    zone(name)  # ConfigError naming a bad zone
+    return name
+
+
+def _respond(
+    request: Request,
+    settings: Settings,
+    tz: str | None,
+    *,
+    title: str,
+    build: Callable[[str], str],
+    figures: bool = True,
+) -> HTMLResponse:
+    """Run ``build(tz)`` and wrap its body in the page; domain errors become an error page."""
+    root = _root(request)
+    tzname = settings.tz
+    try:
+        body = build(tzname)
+        status = 200
+    except WhatchangedError as exc:
+        status = 404 if isinstance(exc, NotFoundError) else 503 if isinstance(exc, WarehouseError) else 400
+        body = html.render(
+            "error.html", heading=html.esc(type(exc).__name__), message=html.esc(str(exc)), root=root
+        )
+        title, figures = "error", False
+    page = html.page(
+        title=title, body=body, root=root, tz=tzname, plotly_src=_plotly_src(request) if figures else None
+    )
+    return HTMLResponse(page, status_code=status)
+
+
+def _incident_href(root: str, incident_id: str, tz: str) -> str:
+    return f"{root}/incidents/{incident_id}?tz={tz}"
+
+
+def _service_links(root: str, names: tuple[str, ...], limit: int = 120) -> str:
+    shown = " ".join(html.link(f"{root}/services/{s}", s) for s in names[:limit])
+    more = f' <span class="muted">and {len(names) - limit} more</span>' if len(names) > limit else ""
+    return f'<p class="services">{shown}{more}</p>' if names else '<p class="muted">none</p>'
+
+
+# -- routes --------------------------------------------------------------------------------
+@router.get("/static/plotly.min.js", name="dashboards_plotly_js")
+def plotly_js() -> FileResponse:
+    """plotly.js from the installed plotly package, cacheable for a year (URLs carry ``?v=``)."""
+    return FileResponse(
+        PLOTLY_JS,
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=31536000, immutable"},
+    )
+
+
+@router.get("/", response_class=HTMLResponse, name="dashboards_index")
+def index(request: Request, con: ConnectionDep, settings: SettingsDep, tz: TzQuery = None) -> HTMLResponse:
+    root = _root(request)
+
+    def build(tzname: str) -> str:
+        span = series.data_range(con)
+        if span is None:
+            body: str = html.render(
+                "index.html",
+                home=html.esc(settings.home),
+                first="—",
+                last="—",
+                tz=html.esc(tzname),
+                incidents='<p class="muted">The warehouse is empty: run whatchanged ingest.</p>',
+                weeks="",
+                service_options="",
+                incident_services="",
+                root=root,
+            )
+            return body
+        first, last = span
+        incidents = find_incidents(con, max(first, last - INDEX_SPAN), last + timedelta(minutes=1))
+        rows = [
+            (
+                html.link(_incident_href(root, i.incident_id, tzname), i.incident_id),
+                html.when(i.onset, tzname),
+                html.when(i.end, tzname),
+                f'<span class="num">{i.outage_count}</span>',
+                f"{i.downtime_s / 60:.0f} min",
+                f"{len(i.critical_services)} / {len(i.services_affected)}",
+            )
+            for i in reversed(incidents)
+        ]
+        week_last = views.week_of(last, tzname)
+        labels = [views.shift_week(week_last, -k) for k in range(views.PREVIOUS_WEEKS + 1)]
+        weeks = (
+            "<ul>"
+            + "".join(f"<li>{html.link(f'{root}/weekly?week={w}&tz={tzname}', w)}</li>" for w in labels)
+            + "</ul>"
+        )
+        names = [r[0] for r in con.sql("SELECT service FROM services ORDER BY service").fetchall()]
+        affected = sorted({s for i in incidents for s in i.critical_services})
+        body = html.render(
+            "index.html",
+            home=html.esc(settings.home),
+            first=html.when(first, tzname),
+            last=html.when(last, tzname),
+            tz=html.esc(tzname),
+            incidents=html.table(
+                ("incident", "onset", "end", "outages", "downtime", "CRITICAL / affected"),
+                rows,
+                empty="No incident in the last four weeks of data.",
+                cls="incidents",
+            ),
+            weeks=weeks,
+            service_options="".join(f'<option value="{html.esc(n)}">' for n in names),
+            incident_services=_service_links(root, tuple(affected), limit=40),
+            root=root,
+        )
+        return body
+
+    return _respond(request, settings, tz, title="dashboards", build=build, figures=False)
+
+
+def _incident_body(request: Request, view: views.IncidentView, tz: str) -> str:
+    root = _root(request)
+    expl = view.explanation
+    inc = expl.incident
+    top = expl.causes[0] if expl.causes else None
+    if inc is not None:
+        heading = f"Incident {inc.incident_id}"
+        sub = f"{fmt_local(inc.onset, tz, with_date=True)} → " + (
+            fmt_local(inc.end, tz, with_date=True) if inc.end else "ongoing"
+        )
+        summary = [
+            (f"{inc.outage_count}", "outages"),
+            (f"{inc.downtime_s / 60:.0f} min", "downtime"),
+            (f"{len(inc.critical_services)}", "services CRITICAL"),
+            (f"{len(inc.services_affected)}", "services affected"),
+            (", ".join(inc.signals) or "—", "signals that moved"),
+        ]
+        services_html = "<h3>CRITICAL</h3>" + _service_links(root, inc.critical_services)
+    else:
+        heading = f"What changed at {fmt_local(expl.at, tz, with_date=True)}?"
+        sub = "No incident or outage at that time; the timeline shows the two hours around it."
+        summary = []
+        services_html = '<p class="muted">none</p>'
+    if top is not None:
+        summary.insert(0, (html.esc(top.title), f"top cause ({top.category}, score {top.score:.2f})"))
+    summary_html = "".join(f"<div><b>{html.esc(v)}</b>{html.esc(k)}</div>" for v, k in summary)
+    reactions = html.changes_table(expl.reactions, tz, empty="No reaction recorded (restarts, rollbacks).")
+    body: str = html.render(
+        "incident.html",
+        heading=html.esc(heading),
+        subheading=html.esc(f"{sub} · times in {tz}"),
+        summary=summary_html,
+        figure=figure_html(view.figure, "incident-timeline"),
+        causes=html.causes_table(expl.causes, tz),
+        ruled_out=html.ruled_out_list(expl.ruled_out),
+        reactions=reactions,
+        services=services_html,
+    )
+    return body
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse, name="dashboards_incident")
+def incident_page(
+    request: Request, incident_id: str, con: ConnectionDep, settings: SettingsDep, tz: TzQuery = None
+) -> HTMLResponse:
+
+    def build(tzname: str) -> str:
+        incident = get_incident(con, incident_id)
+        expl = explain_incident(con, incident, settings=settings)
+        return _incident_body(request, views.incident_view(con, expl, settings=settings, tz=tzname), tzname)
+
+    return _respond(request, settings, tz, title=f"incident {incident_id}", build=build)
+
+
+@router.get("/explain", response_class=HTMLResponse, name="dashboards_explain")
+def explain_page(
+    request: Request,
+    con: ConnectionDep,
+    settings: SettingsDep,
+    at: Annotated[str, Query(description="ISO 8601, 'YYYY-MM-DD HH:MM' or 'HH:MM' (latest day with data)")],
+    tz: TzQuery = None,
+) -> HTMLResponse:
+
+    def build(tzname: str) -> str:
+        when = parse_when(at, tz=tzname, default_day=latest_day(con, tzname), option="at")
+        expl = explain_at(con, when, settings=settings)
+        return _incident_body(request, views.incident_view(con, expl, settings=settings, tz=tzname), tzname)
+
+    return _respond(request, settings, tz, title=f"what changed at {at}", build=build)
+
+
+@router.get("/weekly", response_class=HTMLResponse, name="dashboards_weekly")
+def weekly_page(
+    request: Request,
+    con: ConnectionDep,
+    settings: SettingsDep,
+    week: Annotated[
+        str | None, Query(description="ISO week YYYY-Www; default the latest week with data")
+    ] = None,
+    tz: TzQuery = None,
+) -> HTMLResponse:
+    root = _root(request)
+
+    def build(tzname: str) -> str:
+        label = week
+        if label is None:
+            span = series.data_range(con)
+            label = views.week_of(span[1] if span else datetime.now().astimezone(), tzname)
+        v = views.weekly_view(con, label, settings=settings, tz=tzname)
+        prev_w, next_w = views.shift_week(v.week, -1), views.shift_week(v.week, 1)
+        downtime = sum(i.downtime_s for i in v.incidents)
+        inc_rows = [
+            (
+                html.link(_incident_href(root, i.incident_id, tzname), i.incident_id),
+                html.when(i.onset, tzname),
+                f"{i.downtime_s / 60:.0f} min",
+                str(i.outage_count),
+                html.chip(c.category) + " " + html.esc(c.title)
+                if (c := v.top_causes[i.incident_id])
+                else "—",
+            )
+            for i in v.incidents
+        ]
+        av_rows = [
+            (html.esc(r.group), f"{r.downtime_s / 60:.0f} min", f"{r.availability * 100:.3f}%")
+            for r in v.availability.itertuples()
+        ]
+        ch_rows = [
+            (
+                f"<code>{html.esc(r.change_id)}</code>",
+                html.chip(str(r.category)),
+                html.esc(r.title),
+                str(r.incidents),
+                f"{r.downtime_s / 60:.0f} min",
+            )
+            for r in v.top_changes.itertuples()
+        ]
+        start, end = v.bounds
+        body: str = html.render(
+            "weekly.html",
+            week=html.esc(v.week),
+            range=html.esc(
+                f"{fmt_local(start, tzname, with_date=True)} → {fmt_local(end, tzname, with_date=True)} ({tzname})"
+            ),
+            prev=html.esc(prev_w),
+            next=html.esc(next_w),
+            prev_href=html.esc(f"{root}/weekly?week={prev_w}&tz={tzname}"),
+            next_href=html.esc(f"{root}/weekly?week={next_w}&tz={tzname}"),
+            summary=(
+                f"<div><b>{len(v.incidents)}</b>incidents</div>"
+                f"<div><b>{downtime / 60:.0f} min</b>outage minutes</div>"
+            ),
+            incidents_figure=figure_html(v.incidents_figure, "weekly-incidents"),
+            incidents_table=html.table(
+                ("incident", "onset", "downtime", "outages", "top cause"),
+                inc_rows,
+                empty="No incident this week.",
+                cls="incidents",
+            ),
+            attribution_figure=figure_html(v.attribution_figure, "weekly-attribution"),
+            availability_figure=figure_html(v.availability_figure, "weekly-availability"),
+            availability_table=html.table(
+                ("group", "outage", "availability"),
+                av_rows,
+                empty="No availability data.",
+                cls="availability",
+            ),
+            changes_table=html.table(
+                ("change", "class", "title", "incidents", "attributed downtime"),
+                ch_rows,
+                empty="No incident this week was attributed to a change.",
+                cls="top-changes",
+            ),
+        )
+        return body
+
+    return _respond(request, settings, tz, title=f"weekly review {week or ''}".strip(), build=build)
+
+
+@router.get("/services", name="dashboards_service_search")
+def service_search(request: Request, service: str) -> RedirectResponse:
+    return RedirectResponse(f"{_root(request)}/services/{service}", status_code=303)
+
+
+@router.get("/services/{service}", response_class=HTMLResponse, name="dashboards_service")
+def service_page(
+    request: Request,
+    service: str,
+    con: ConnectionDep,
+    settings: SettingsDep,
+    start: Annotated[
+        str | None, Query(description="window start (default: 24 h before the last data)")
+    ] = None,
+    end: Annotated[str | None, Query(description="window end (default: the last data)")] = None,
+    tz: TzQuery = None,
+) -> HTMLResponse:
+
+    def build(tzname: str) -> str:
+        day = latest_day(con, tzname)
+        t0 = parse_when(start, tz=tzname, default_day=day, option="start") if start else None
+        t1 = parse_when(end, tz=tzname, default_day=day, option="end") if end else None
+        v = views.service_view(con, service, settings=settings, tz=tzname, start=t0, end=t1)
+        info = v.info
+        where = (
+            " · ".join(
+                f"{k} {html.esc(val)}"
+                for k, val in (
+                    ("kind", info.kind),
+                    ("datacenter", info.datacenter),
+                    ("rack", info.rack),
+                    ("switch", info.switch),
+                    ("host", info.host),
+                    ("app", info.app),
+                )
+                if val
+            )
+            or "not in the inventory"
+        )
+        an_rows = [
+            (
+                html.esc(a.metric),
+                html.when(a.onset, tzname),
+                html.when(a.end, tzname),
+                html.esc(a.direction),
+                f"{a.baseline:.1f} → {a.observed:.1f}",
+                f"{a.peak_score:.1f}",
+            )
+            for a in v.anomalies
+        ]
+        bad = v.checks[v.checks["state"].isin(series.BAD_STATES)] if not v.checks.empty else v.checks
+        ck_rows = [
+            (
+                html.esc(r.check),
+                html.esc(r.state),
+                html.esc(r.source),
+                html.when(r.start.to_pydatetime(), tzname),
+                html.when(r.end.to_pydatetime(), tzname),
+            )
+            for r in bad.itertuples()
+        ]
+        body: str = html.render(
+            "service.html",
+            service=html.esc(info.service),
+            where=where,
+            range=html.esc(
+                f"{fmt_local(v.window[0], tzname, with_date=True)} → {fmt_local(v.window[1], tzname, with_date=True)}"
+                f" ({tzname}) · metrics: {', '.join(v.metrics) or 'none'}"
+            ),
+            figure=figure_html(v.figure, "service-timeline"),
+            anomalies=html.table(
+                ("metric", "onset", "end", "direction", "baseline → observed", "peak score"),
+                an_rows,
+                empty="No anomaly in this window.",
+            ),
+            checks=html.table(
+                ("check", "state", "source", "from", "to"), ck_rows, empty="No check was down in this window."
+            ),
+            changes=html.changes_table(
+                v.changes, tzname, empty="No change in this window names this service."
+            ),
+        )
+        return body
+
+    return _respond(request, settings, tz, title=f"service {service}", build=build)

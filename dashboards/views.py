@@ -1,0 +1,324 @@
+"""What each page shows, gathered from the engine: one function per page, no HTML.
+
+Each ``*_view`` takes an open DuckDB connection and the settings, calls the
+engine (incidents, explain, changes, availability, series) and returns a
+frozen view object holding the figure(s) and the engine results the page
+prints.  :mod:`whatchanged.dashboards.pages` turns these into HTML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pandas as pd
+import plotly.graph_objects as go
+
+from whatchanged.dashboards import figures
+from whatchanged.engine import series
+from whatchanged.engine.availability import availability
+from whatchanged.engine.changes import list_changes, load_aliases
+from whatchanged.engine.errors import ConfigError, NotFoundError
+from whatchanged.engine.explain import explain_incident
+from whatchanged.engine.incidents import find_incidents
+from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident
+from whatchanged.engine.settings import Settings
+
+#: Time shown before an onset and after an end on the incident page.
+BEFORE = timedelta(hours=2)
+AFTER = timedelta(hours=1)
+#: A top cause starting up to this long before the onset widens the window to show it.
+CAUSE_REACH = timedelta(hours=12)
+#: At most this many moved signals drawn on the incident page.
+MAX_SIGNALS = 3
+#: At most this many metrics drawn on the service page.
+MAX_SERVICE_METRICS = 6
+#: Weeks before the current one in the attribution chart.
+PREVIOUS_WEEKS = 4
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+
+
+# -- incident -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IncidentView:
+    explanation: Explanation
+    window: tuple[datetime, datetime]
+    changes: tuple[Change, ...]
+    signals: tuple[figures.Signal, ...]
+    figure: go.Figure
+
+
+def incident_window(
+    at: datetime, incident: Incident | None, causes: Sequence[Cause]
+) -> tuple[datetime, datetime]:
+    """From well before the onset (and the top cause's start, if near) to after the end."""
+    onset = incident.onset if incident is not None else at
+    last = incident.end if incident is not None and incident.end is not None else onset
+    start = onset - BEFORE
+    top = causes[0] if causes else None
+    if top is not None and top.start is not None and onset - CAUSE_REACH <= top.start < start:
+        start = top.start - timedelta(minutes=30)
+    return start, last + AFTER
+
+
+def moved_signals(
+    con: duckdb.DuckDBPyConnection,
+    anomalies: Sequence[Anomaly],
+    window: tuple[datetime, datetime],
+    *,
+    limit: int = MAX_SIGNALS,
+) -> list[figures.Signal]:
+    """Series and baseline band of the (service, metric) pairs that moved most."""
+    best: dict[tuple[str, str], list[Anomaly]] = {}
+    for a in anomalies:
+        best.setdefault((a.service, a.metric), []).append(a)
+    ranked = sorted(best.items(), key=lambda kv: -max(abs(a.peak_score) for a in kv[1]))[:limit]
+    start, end = window
+    return [
+        figures.Signal(
+            service=svc,
+            metric=metric,
+            series=series.metric_series(con, svc, metric, start, end),
+            band=series.baseline_band(con, svc, metric, start, end),
+            anomalies=tuple(found),
+        )
+        for (svc, metric), found in ranked
+    ]
+
+
+def _step_for(window: tuple[datetime, datetime]) -> int:
+    span = (window[1] - window[0]).total_seconds()
+    return 60 if span <= 8 * 3600 else 300 if span <= 3 * 86400 else 3600
+
+
+def incident_view(
+    con: duckdb.DuckDBPyConnection, explanation: Explanation, *, settings: Settings, tz: str
+) -> IncidentView:
+    """The timeline of an explanation (with or without an incident)."""
+    inc = explanation.incident
+    window = incident_window(explanation.at, inc, explanation.causes)
+    aliases = load_aliases(settings.aliases_file)
+    changes = tuple(list_changes(con, start=window[0], end=window[1], aliases=aliases))
+    anomalies = inc.anomalies if inc is not None else explanation.anomalies
+    signals = tuple(moved_signals(con, anomalies, window))
+    critical = series.critical_by_group(con, *window, step_s=_step_for(window))
+    fig = figures.incident_figure(
+        window=window,
+        signals=signals,
+        outages=inc.outages if inc is not None else (),
+        critical=critical,
+        changes=changes,
+        causes=explanation.causes,
+        incident=inc,
+        tz=tz,
+    )
+    return IncidentView(explanation, window, changes, signals, fig)
+
+
+# -- weekly -----------------------------------------------------------------------------
+def parse_week(text: str) -> tuple[int, int]:
+    """``YYYY-Www`` (ISO week) → (year, week); a ConfigError names the bad value."""
+    m = _WEEK.match(text.strip())
+    if m:
+        year, week = int(m.group(1)), int(m.group(2))
+        try:
+            date.fromisocalendar(year, week, 1)
+        except ValueError:
+            pass
+        else:
+            return year, week
+    raise ConfigError(f"week: expected an ISO week such as 2010-W46, found {text!r}")
+
+
+def week_label(year: int, week: int) -> str:
+    return f"{year}-W{week:02d}"
+
+
+def week_of(ts: datetime, tz: str) -> str:
+    iso = ts.astimezone(ZoneInfo(tz)).isocalendar()
+    return week_label(iso.year, iso.week)
+
+
+def week_bounds(label: str, tz: str) -> tuple[datetime, datetime]:
+    """Monday 00:00 to the next Monday 00:00 in ``tz``, as UTC."""
+    year, week = parse_week(label)
+    monday = date.fromisocalendar(year, week, 1)
+    zone = ZoneInfo(tz)
+    start = datetime(monday.year, monday.month, monday.day, tzinfo=zone)
+    nxt = monday + timedelta(days=7)
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def shift_week(label: str, weeks: int) -> str:
+    year, week = parse_week(label)
+    iso = (date.fromisocalendar(year, week, 1) + timedelta(weeks=weeks)).isocalendar()
+    return week_label(iso.year, iso.week)
+
+
+@dataclass(frozen=True)
+class WeeklyView:
+    week: str
+    bounds: tuple[datetime, datetime]
+    incidents: tuple[Incident, ...]
+    top_causes: dict[str, Cause | None]
+    attribution: pd.DataFrame  # week, category, downtime_s
+    availability: pd.DataFrame  # group, downtime_s, availability
+    top_changes: pd.DataFrame  # change_id, title, category, incidents, downtime_s
+    incidents_figure: go.Figure
+    attribution_figure: go.Figure
+    availability_figure: go.Figure
+
+
+def _top_causes(
+    con: duckdb.DuckDBPyConnection, incidents: Sequence[Incident], settings: Settings
+) -> dict[str, Cause | None]:
+    out: dict[str, Cause | None] = {}
+    for inc in incidents:
+        causes = explain_incident(con, inc, settings=settings).causes
+        out[inc.incident_id] = causes[0] if causes else None
+    return out
+
+
+def availability_frame(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, *, column: str = "kind"
+) -> pd.DataFrame:
+    """Outage seconds and availability per value of an inventory column (``kind`` by default).
+
+    One :func:`~whatchanged.engine.availability.availability` per group, as
+    an external prober reports it (planned maintenance included); groups
+    without any check state are left out.
+    """
+    if column not in ("kind", "app", "datacenter"):
+        raise ConfigError(f"availability groups: expected kind, app or datacenter, found {column!r}")
+    values = [
+        str(r[0])
+        for r in con.sql(
+            f"SELECT DISTINCT {column} FROM services WHERE {column} IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    ]
+    rows = []
+    for value in values:
+        try:
+            got = availability(con, start, end, group=value)
+        except NotFoundError:
+            continue
+        rows.append((value, got.downtime_s, got.availability))
+    return pd.DataFrame(rows, columns=["group", "downtime_s", "availability"])
+
+
+def weekly_view(
+    con: duckdb.DuckDBPyConnection, week: str, *, settings: Settings, tz: str, group: str = "kind"
+) -> WeeklyView:
+    """The week's incidents, downtime by cause class against previous weeks, availability."""
+    bounds = week_bounds(week, tz)
+    incidents = tuple(find_incidents(con, *bounds))
+    top = _top_causes(con, incidents, settings)
+    rows: list[tuple[str, str, float]] = []
+    previous = [shift_week(week, -k) for k in range(PREVIOUS_WEEKS, 0, -1)]
+    for label in previous:
+        past = find_incidents(con, *week_bounds(label, tz))
+        for inc, cause in zip(past, _top_causes(con, past, settings).values(), strict=True):
+            rows.append((label, cause.category if cause else "unknown", inc.downtime_s))
+    for inc in incidents:
+        cause = top[inc.incident_id]
+        rows.append((week, cause.category if cause else "unknown", inc.downtime_s))
+    attribution = pd.DataFrame(rows, columns=["week", "category", "downtime_s"])
+    avail = availability_frame(con, *bounds, column=group)
+    tops: dict[str, dict[str, Any]] = {}
+    for inc in incidents:
+        cause = top[inc.incident_id]
+        if cause is None or cause.change_id is None:
+            continue
+        entry = tops.setdefault(
+            cause.change_id,
+            {
+                "change_id": cause.change_id,
+                "title": cause.title,
+                "category": cause.category,
+                "incidents": 0,
+                "downtime_s": 0.0,
+            },
+        )
+        entry["incidents"] += 1
+        entry["downtime_s"] += inc.downtime_s
+    ranked: list[dict[str, Any]] = sorted(tops.values(), key=lambda e: -float(e["downtime_s"]))
+    top_changes = pd.DataFrame(
+        ranked,
+        columns=["change_id", "title", "category", "incidents", "downtime_s"],
+    )
+    return WeeklyView(
+        week=week,
+        bounds=bounds,
+        incidents=incidents,
+        top_causes=top,
+        attribution=attribution,
+        availability=avail,
+        top_changes=top_changes,
+        incidents_figure=figures.weekly_incidents_figure(incidents, week=bounds, top_causes=top, tz=tz),
+        attribution_figure=figures.attribution_figure(attribution, current=week, weeks=previous),
+        availability_figure=figures.availability_figure(avail),
+    )
+
+
+# -- service -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServiceView:
+    info: series.ServiceInfo
+    window: tuple[datetime, datetime]
+    metrics: tuple[str, ...]
+    signals: tuple[figures.Signal, ...]
+    anomalies: tuple[Anomaly, ...]
+    checks: pd.DataFrame
+    changes: tuple[Change, ...]
+    figure: go.Figure
+
+
+def service_window(
+    con: duckdb.DuckDBPyConnection, service: str, start: datetime | None, end: datetime | None
+) -> tuple[datetime, datetime]:
+    """The asked window, or the last 24 h of the service's data."""
+    if start is not None and end is not None:
+        return start, end
+    seen = series.service_range(con, service)
+    last = end or (seen[1] if seen else datetime.now(UTC))
+    return (start or last - timedelta(hours=24)), last + timedelta(minutes=1)
+
+
+def service_view(
+    con: duckdb.DuckDBPyConnection,
+    service: str,
+    *,
+    settings: Settings,
+    tz: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> ServiceView:
+    """One service's metrics with baselines and anomalies, its checks, the changes touching it."""
+    info = series.service_info(con, service)
+    window = service_window(con, service, start, end)
+    names = series.service_metrics(con, service)
+    anomalies: list[Anomaly] = []
+    for inc in find_incidents(con, *window):
+        anomalies.extend(a for a in inc.anomalies if a.service == service)
+    signals = tuple(
+        figures.Signal(
+            service=service,
+            metric=m,
+            series=series.metric_series(con, service, m, *window),
+            band=series.baseline_band(con, service, m, *window),
+            anomalies=tuple(a for a in anomalies if a.metric == m),
+        )
+        for m in names[:MAX_SERVICE_METRICS]
+    )
+    checks = series.check_intervals(con, *window, service=service)
+    aliases = load_aliases(settings.aliases_file)
+    in_range = list_changes(con, start=window[0], end=window[1], aliases=aliases)
+    changes = tuple(series.changes_touching(in_range, info))
+    fig = figures.service_figure(window=window, signals=signals, checks=checks, changes=changes, tz=tz)
+    return ServiceView(info, window, tuple(names), signals, tuple(anomalies), checks, changes, fig)

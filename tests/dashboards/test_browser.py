@@ -1,0 +1,294 @@
+"""The pages in headless Debian Chromium, served by a real uvicorn on loopback.
+
+Each page: loads without console errors, requests nothing outside
+127.0.0.1/localhost, draws its Plotly graphs (``.main-svg``; the trace count
+in the browser equals the figure builder's), and leaves a screenshot in
+``tests/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.dashboards import night
+from tests.dashboards.conftest import Server
+from whatchanged.dashboards import views
+from whatchanged.engine.explain import explain_incident
+from whatchanged.engine.incidents import get_incident
+from whatchanged.engine.settings import Settings
+from whatchanged.engine.warehouse import Warehouse
+
+pytestmark = pytest.mark.browser
+LOOPBACK = {"127.0.0.1", "localhost"}
+
+
+@dataclass
+class Tab:
+    """A Playwright page that records every request URL and console error."""
+
+    page: Any
+    requests: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def open(self, url: str, *, plots: int = 0) -> Any:
+        response = self.page.goto(url, wait_until="load")
+        if plots:
+            self.page.wait_for_function(f"(window.__plotsDone || 0) >= {plots}", timeout=15_000)
+        return response
+
+    def assert_clean(self) -> None:
+        assert self.errors == []
+        outside = [
+            u for u in self.requests if urlsplit(u).hostname not in LOOPBACK and not u.startswith("data:")
+        ]
+        assert outside == [], f"requests left loopback: {outside}"
+        assert self.requests, "no request recorded"
+
+    def traces(self, div_id: str) -> list[str]:
+        return self.page.evaluate(f"document.getElementById('{div_id}').data.map(t => t.name)")
+
+    def shot(self, artifacts: Path, name: str) -> None:
+        path = artifacts / f"dashboards-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 10_000
+
+
+@pytest.fixture
+def tab(chromium: Any) -> Iterator[Tab]:
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    t = Tab(page)
+    page.on("request", lambda r: t.requests.append(r.url))
+    page.on("console", lambda m: t.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: t.errors.append(str(e)))
+    try:
+        yield t
+    finally:
+        context.close()
+
+
+def _expected_incident_traces(settings: Settings, incident_id: str) -> list[str]:
+    con = Warehouse(settings.home).connect()
+    try:
+        expl = explain_incident(con, get_incident(con, incident_id), settings=settings)
+        view = views.incident_view(con, expl, settings=settings, tz=settings.tz)
+    finally:
+        con.close()
+    return [t.name for t in view.figure.data]
+
+
+def test_index_links_incidents_weeks_and_services(
+    server: Server, tab: Tab, artifacts: Path, night_incident_id: str
+) -> None:
+    response = tab.open(f"{server.url}/dashboards/")
+    assert response.status == 200
+    hrefs = tab.page.eval_on_selector_all("a", "els => els.map(e => e.getAttribute('href'))")
+    assert any(night_incident_id in h for h in hrefs)
+    assert any("/dashboards/weekly?week=2010-W46" in h for h in hrefs)
+    assert any(h.startswith("/dashboards/services/site-") for h in hrefs)
+    assert tab.page.locator(".js-plotly-plot").count() == 0  # no figure, no plotly.js
+    tab.shot(artifacts, "index")
+    tab.assert_clean()
+
+
+def test_incident_page_draws_the_timeline(
+    server: Server, tab: Tab, artifacts: Path, night_incident_id: str, night_settings: Settings
+) -> None:
+    response = tab.open(f"{server.url}/dashboards/incidents/{night_incident_id}", plots=1)
+    assert response.status == 200
+    page = tab.page
+    assert page.locator("#incident-timeline .main-svg").count() >= 1
+    count = page.evaluate("document.querySelector('.js-plotly-plot').data.length")
+    names = tab.traces("incident-timeline")
+    assert count == len(names) == len(_expected_incident_traces(night_settings, night_incident_id))
+    assert names == _expected_incident_traces(night_settings, night_incident_id)
+    for name in (
+        "probe outages",
+        "CRITICAL services",
+        "external_maintenance",
+        "application_release",
+        "reaction",
+        "top cause",
+    ):
+        assert name in names
+    assert "bandwidth_mbps · lb-p19-1" in names
+    # the maintenance window is shaded where the data says (19:00–21:00 Paris)
+    shapes = page.evaluate(
+        "document.getElementById('incident-timeline').layout.shapes.filter(s => s.name === 'window OVH-P19-SW')"
+    )
+    assert [(s["x0"][:16].replace("T", " "), s["x1"][:16].replace("T", " ")) for s in shapes] == [
+        ("2010-11-17 19:00", "2010-11-17 21:00")
+    ]
+    # the ranked causes: the maintenance first, highlighted; the other classes ruled out or ranked below
+    top = page.locator("table.causes tbody tr").first
+    assert "top" in (top.get_attribute("class") or "")
+    assert top.get_attribute("data-change-id") == "OVH-P19-SW"
+    assert "external_maintenance" in top.inner_text()
+    assert page.locator("ul.ruled-out li, table.causes tbody tr").count() >= 3
+    tab.shot(artifacts, "incident")
+    tab.assert_clean()
+
+
+def _hover_change(page: Any, div: str, trace: str, change_id: str) -> str:
+    """Hover the marker of ``change_id`` in trace ``trace`` with Plotly.Fx.hover; the hover text."""
+    page.evaluate(
+        """([div, trace, id]) => {
+            const gd = document.getElementById(div);
+            const n = gd.data.findIndex(t => t.name === trace);
+            const p = gd.data[n].customdata.indexOf(id);
+            const t = gd._fullData[n];
+            Plotly.Fx.hover(gd, [{curveNumber: n, pointNumber: p}], t.xaxis + t.yaxis);
+        }""",
+        [div, trace, change_id],
+    )
+    page.wait_for_selector(f"#{div} .hovertext", state="attached", timeout=5_000)
+    return page.locator(f"#{div} .hovertext").first.text_content() or ""
+
+
+def test_hovering_a_change_marker_shows_its_id(server: Server, tab: Tab, night_incident_id: str) -> None:
+    tab.open(f"{server.url}/dashboards/incidents/{night_incident_id}", plots=1)
+    text = _hover_change(tab.page, "incident-timeline", "application_release", "deploy-site-2")
+    assert "deploy-site-2" in text and "sites renderer 2.8.2" in text and "apps=sites" in text
+    text = _hover_change(tab.page, "incident-timeline", "external_maintenance", "OVH-P19-SW")
+    assert "OVH-P19-SW" in text and "switches=" in text
+    tab.assert_clean()
+
+
+def test_hovering_with_the_mouse(server: Server, tab: Tab, night_incident_id: str) -> None:
+    """A real mouse over the restart markers shows a restart id."""
+    tab.open(f"{server.url}/dashboards/incidents/{night_incident_id}", plots=1)
+    box = tab.page.evaluate(
+        """() => {
+            const gd = document.getElementById('incident-timeline');
+            const t = gd._fullData.find(t => t.name === 'reaction');
+            const xa = gd._fullLayout[t.xaxis.replace('x', 'xaxis')];
+            const ya = gd._fullLayout[t.yaxis.replace('y', 'yaxis')];
+            let r = gd.getBoundingClientRect();
+            window.scrollBy(0, r.top + ya._offset + ya.d2p(t.y[3]) - window.innerHeight / 2);
+            r = gd.getBoundingClientRect();
+            return {x: r.left + xa._offset + xa.d2p(t.x[3]), y: r.top + ya._offset + ya.d2p(t.y[3])};
+        }"""
+    )
+    tab.page.mouse.move(box["x"], box["y"])
+    tab.page.wait_for_selector("#incident-timeline .hovertext", state="attached", timeout=5_000)
+    assert "restart-" in (tab.page.locator("#incident-timeline .hovertext").first.text_content() or "")
+    tab.assert_clean()
+
+
+def test_explain_page_finds_the_same_incident(
+    server: Server, tab: Tab, artifacts: Path, night_incident_id: str
+) -> None:
+    response = tab.open(f"{server.url}/dashboards/explain?at=19:30&tz=Europe/Paris", plots=1)
+    assert response.status == 200
+    assert night_incident_id in tab.page.locator("h1").inner_text()
+    assert tab.page.locator("table.causes tbody tr").first.get_attribute("data-change-id") == "OVH-P19-SW"
+    tab.shot(artifacts, "explain")
+    tab.assert_clean()
+
+
+def test_weekly_review(server: Server, tab: Tab, artifacts: Path, night_incident_id: str) -> None:
+    response = tab.open(f"{server.url}/dashboards/weekly?week=2010-W46", plots=3)
+    assert response.status == 200
+    page = tab.page
+    assert page.locator(".main-svg").count() >= 3
+    assert page.evaluate("document.getElementById('weekly-attribution').data.length") == 4
+    assert tab.traces("weekly-attribution") == [
+        "hosting",
+        "application_release",
+        "external_maintenance",
+        "unknown",
+    ]
+    assert page.evaluate("document.getElementById('weekly-attribution').data[0].x") == [
+        "2010-W42",
+        "2010-W43",
+        "2010-W44",
+        "2010-W45",
+        "2010-W46",
+    ]
+    assert "external_maintenance" in tab.traces("weekly-incidents")
+    assert night_incident_id in page.locator("table.incidents").inner_text()
+    assert "OVH-P19-SW" in page.locator("table.top-changes").inner_text()
+    assert page.locator("table.availability tbody tr").count() >= 2
+    assert page.locator("a[rel=prev]").get_attribute("href").endswith("week=2010-W45&tz=Europe/Paris")
+    assert page.locator("a[rel=next]").get_attribute("href").endswith("week=2010-W47&tz=Europe/Paris")
+    tab.shot(artifacts, "weekly")
+    page.locator("a[rel=prev]").click()
+    page.wait_for_function("(window.__plotsDone || 0) >= 3")
+    assert "2010-W45" in page.locator("h1").inner_text()
+    tab.assert_clean()
+
+
+def test_service_page(server: Server, tab: Tab, artifacts: Path) -> None:
+    response = tab.open(f"{server.url}/dashboards/services/lb-p19-1", plots=1)
+    assert response.status == 200
+    names = tab.traces("service-timeline")
+    assert "bandwidth_mbps · lb-p19-1" in names and "bandwidth_mbps band" in names
+    assert "reaction" in names and "external_maintenance" in names  # restarts and the switch maintenance
+    assert tab.page.locator("#service-timeline .main-svg").count() >= 1
+    text = tab.page.locator("table.changes").inner_text()
+    assert "restart-01" in text and "OVH-P19-SW" in text
+    assert "deploy-bo-1" not in text  # the back-office release does not touch the load balancer
+    tab.shot(artifacts, "service")
+    tab.assert_clean()
+
+
+def test_service_page_checks(server: Server, tab: Tab) -> None:
+    tab.open(
+        f"{server.url}/dashboards/services/site-0001?start=2010-11-17 18:00&end=2010-11-17 22:00&tz=Europe/Paris",
+        plots=1,
+    )
+    assert "check: CRITICAL" in tab.traces("service-timeline")
+    assert "CRITICAL" in tab.page.locator("main").inner_text()
+    tab.assert_clean()
+
+
+def test_unknown_ids_are_html_404(server: Server) -> None:
+    for path in ("/dashboards/incidents/inc-20101117T1823Z-000000", "/dashboards/services/no-such-service"):
+        r = httpx.get(server.url + path)
+        assert r.status_code == 404, path
+        assert r.headers["content-type"].startswith("text/html")
+        assert "NotFoundError" in r.text
+    r = httpx.get(server.url + "/dashboards/weekly?week=2010-W99")
+    assert r.status_code == 400 and "ISO week" in r.text
+
+
+def test_plotly_js_is_served_locally_with_long_cache(server: Server) -> None:
+    r = httpx.get(server.url + "/dashboards/static/plotly.min.js")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/javascript")
+    assert "max-age=31536000" in r.headers["cache-control"]
+    assert r.text.lstrip().startswith("/**") and "plotly.js" in r.text[:200]
+
+
+def test_pages_name_no_remote_resource(server: Server, night_incident_id: str) -> None:
+    """No src/href/url() outside the server, no CDN, no web font (the browser tests also watch requests)."""
+    for path in (
+        "/dashboards/",
+        f"/dashboards/incidents/{night_incident_id}",
+        "/dashboards/weekly?week=2010-W46",
+        "/dashboards/services/lb-p19-1",
+    ):
+        text = httpx.get(server.url + path, timeout=30).text
+        refs = re.findall(r"""(?:src|href|action)\s*=\s*["']([^"']*)["']|url\(([^)]*)\)|@import""", text)
+        remote = [r for pair in refs for r in pair if r and not r.startswith(("/", "?", "#", "data:"))]
+        assert remote == [], path
+        assert "cdn.plot.ly" not in text and "fonts.googleapis" not in text and "@font-face" not in text
+
+
+def test_window_defaults_cover_the_night(night_settings: Settings, night_incident_id: str) -> None:
+    con = Warehouse(night_settings.home).connect()
+    try:
+        inc = get_incident(con, night_incident_id)
+    finally:
+        con.close()
+    start, end = views.incident_window(inc.onset, inc, ())
+    assert start <= inc.onset - timedelta(hours=1) and end >= night.END
