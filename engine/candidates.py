@@ -25,13 +25,14 @@ Each candidate carries features in [0, 1], combined by :mod:`rank`:
                → maintenance/hosting, error-rate jump on the app → release)
 ``hard``       the component itself failed hard (hosting only)
 ``cancelled``  the notice was cancelled (1) or not (0)
+``covered``    hosting only: a maintenance covering the onset has it in scope
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -57,6 +58,8 @@ FIRST_FAILURE_SLACK_S = 120
 LEVELS = ("service", "host", "switch", "rack", "datacenter")
 INFRA_KINDS = ("host", "switch", "router", "loadbalancer", "lb", "firewall", "database", "storage")
 
+#: check names that test a machine's reachability rather than an application
+HOST_CHECKS = re.compile(r"^(host|ping|icmp|ssh|check[-_ ]?(ping|host|ssh|icmp)|reachab)", re.I)
 _NETWORK = re.compile(r"bandwidth|throughput|mbps|bps|network|net_|packet|traffic|rtt|ping", re.I)
 _ERRORS = re.compile(r"error|5xx|err_|fail|exception", re.I)
 
@@ -308,7 +311,12 @@ def maintenance_candidates(
 
 
 def hosting_candidates(
-    incident: Incident, changes: Iterable[Change], topo: Topology, *, tz_fmt: str
+    incident: Incident,
+    changes: Iterable[Change],
+    topo: Topology,
+    *,
+    tz_fmt: str,
+    covering: Sequence[Change] = (),
 ) -> list[Candidate]:
     """The component (service, host, switch, rack or datacenter) that best explains the hard failures.
 
@@ -316,7 +324,12 @@ def hosting_candidates(
     its ``recall`` counts the affected services under it plus those of the
     same app that failed later (downstream), its ``precision`` the share of
     its services that failed hard.  The best one is kept, the most specific
-    on a tie.
+    on a tie.  ``hard`` is 1 when the component itself is down (a reachability
+    check such as PING/HOST failed, an infrastructure service failed, or
+    several services under one host/switch/rack failed), lower when one
+    application service failed on its own.  ``covered`` is 1 when a
+    maintenance window covering the onset has the failed services in scope:
+    the failure is then the maintenance's effect, not a hosting fault.
     """
     affected = set(incident.services_affected)
     hard = hard_failed(incident) & affected
@@ -328,7 +341,8 @@ def hosting_candidates(
     early = {s for s in hard if first[s] < t0 + slack}
     options = {(level, v) for s in early for level in LEVELS if (v := topo.value(s, level)) is not None}
     best: tuple[tuple[float, float, int], Candidate] | None = None
-    network, _ = signals(incident)
+    network, error_services = signals(incident)
+    host_down = {o.service for o in incident.outages if HOST_CHECKS.match(o.check)}
     tz = _tz(tz_fmt)
     for level, value in sorted(options):
         members = topo.members(level, value) or ({value} if level == "service" else set())
@@ -341,8 +355,23 @@ def hosting_candidates(
         }
         explained = under | downstream
         recall = _ratio(len(explained), len(affected))
-        precision = _ratio(len(under & hard), len(members))
+        single = level == "service" or len(members) == 1  # a host with one service is that service
+        precision = 0.5 if single else _ratio(len(under & hard), len(members))
         time_score = 1.0 if comp_first < t0 + slack else 0.5
+        if single:
+            kind = (topo.attrs.get(next(iter(members))) or {}).get("kind") or ""
+            hardness = 1.0 if members & host_down or kind.lower() in INFRA_KINDS else 0.3
+        elif level == "datacenter":
+            hardness = 0.5
+        else:
+            hardness = 1.0 if len(under & hard) >= 2 or under & host_down else 0.5
+        if network:
+            signature = 1.0
+        elif under & error_services and not under & host_down:
+            signature = 0.0
+        else:
+            signature = 0.5
+        covered_by = [m for m in covering if under <= set(m.resolved_services)]
         key = (round(recall + precision, 3), round(recall, 3), -LEVELS.index(level))
         if best is not None and key <= best[0]:
             continue
@@ -355,7 +384,16 @@ def hosting_candidates(
         pro.append(first_txt)
         if downstream:
             pro.append(f"{len(downstream)} other affected services of the same app failed after it")
-        if precision >= 0.5:
+        if single:
+            if hardness == 1.0:
+                pro.append(
+                    "its reachability check failed: the machine itself was down"
+                    if members & host_down
+                    else "it is an infrastructure service"
+                )
+            else:
+                con.append("only its application checks failed, not the machine")
+        elif precision >= 0.5:
             pro.append(f"{len(under & hard)} of its {len(members)} services failed hard")
         else:
             con.append(f"only {len(under & hard)} of the {len(members)} services under it failed")
@@ -364,6 +402,10 @@ def hosting_candidates(
             con.append(f"{len(missed)} affected services are neither under it nor downstream of it")
         if level == "datacenter":
             con.append("no single host, switch or rack failed before the others")
+        if signature == 0.0:
+            con.append("the error rate jumped: an application symptom rather than a machine failure")
+        for m in covered_by:
+            con.append(f"it sits in the scope of {m.change_id}, whose window covers the onset")
         peers = _standby_peers(value, level, topo, affected)
         if peers:
             pro.append(f"{', '.join(sorted(peers)[:3])} of the same app did not take over")
@@ -380,9 +422,10 @@ def hosting_candidates(
                 "time": time_score,
                 "recall": recall,
                 "precision": precision,
-                "signature": 1.0 if network else 0.5,
-                "hard": 1.0,
+                "signature": signature,
+                "hard": hardness,
                 "cancelled": 0.0,
+                "covered": 1.0 if covered_by else 0.0,
             },
             evidence_for=tuple(pro),
             evidence_against=tuple(con),

@@ -63,10 +63,14 @@ def explain_incident(
     end = (incident.end or incident.onset) + timedelta(hours=2)
     aliases = load_aliases(settings.aliases_file or settings.home / "aliases.yaml")
     changes = list_changes(con, start=start, end=end, aliases=aliases)
+    maintenance = cands.maintenance_candidates(incident, changes, topo, tz_fmt=tz)
+    covering = [
+        m.change for m in maintenance if m.change and m.features["time"] >= 0.99 and not m.change.cancelled
+    ]
     candidates = (
         cands.release_candidates(incident, changes, topo, lookback_s=lookback, tz_fmt=tz)
-        + cands.maintenance_candidates(incident, changes, topo, tz_fmt=tz)
-        + cands.hosting_candidates(incident, changes, topo, tz_fmt=tz)
+        + maintenance
+        + cands.hosting_candidates(incident, changes, topo, tz_fmt=tz, covering=covering)
     )
     causes = rank(candidates, model or load_model(settings.home))
     ruled = ruled_out(incident, causes, changes, lookback_s=lookback, tz=tz)

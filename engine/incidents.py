@@ -9,8 +9,9 @@ the same incident when
    ``flap_gap_s`` (default 15 min) after the first ends — a run of short
    outages close together (flapping, repeated restarts) is one incident; or
 2. they **overlap in time** (allowing ``link_gap_s``, default 2 min) and are
-   **related by topology**: same datacenter, switch, host or app in the
-   ``services`` view.  A service missing from the inventory (often an
+   **related by topology**: same datacenter, switch or host in the
+   ``services`` view (same app only for services whose datacenter is
+   unknown: two failures in two datacenters are two incidents).  A service missing from the inventory (often an
    external probe's name) relates to everything by time alone.
 
 Groups are closed transitively.  A group becomes an incident if it holds
@@ -86,6 +87,18 @@ def incident_id(onset: datetime, services: Sequence[str]) -> str:
     return f"inc-{minute:%Y%m%dT%H%M}Z-{digest[:6]}"
 
 
+def _topology_keys(row: dict[str, str | None] | None) -> set[tuple[str, str]]:
+    """What relates a service to others: its datacenter, switch and host; its app only
+    when its datacenter is unknown (an app spread over datacenters would otherwise tie
+    two unrelated failures in two datacenters into one incident)."""
+    if not row:
+        return set()
+    keys = {(k, str(row[k])) for k in ("datacenter", "switch", "host") if row.get(k)}
+    if not row.get("datacenter") and row.get("app"):
+        keys.add(("app", str(row["app"])))
+    return keys
+
+
 def group_events(
     anomalies: Sequence[Anomaly],
     outages: Sequence[Outage],
@@ -111,7 +124,7 @@ def group_events(
             (still if g.end + max(flap, link) >= t0 else done).append(g)
         active = still
         row = inv.get(svc)
-        keys = {(k, str(v)) for k, v in (row or {}).items() if v}
+        keys = _topology_keys(row)
         anywhere = row is None
         hits = []
         for g in active:
@@ -201,16 +214,18 @@ def incident_at(
     after_s: float = 600.0,
     online: bool = False,
 ) -> Incident | None:
-    """The incident whose span contains ``at`` (the latest such onset), else the first
-    starting within ``after_s`` after it; None if neither."""
+    """Of the incidents whose span contains ``at`` or that start within ``after_s``
+    after it, the one whose onset is nearest to ``at``; None if there is none."""
     found = find_incidents(
         con, at - timedelta(seconds=before_s), at + timedelta(seconds=max(after_s, before_s)), online=online
     )
     covering = [i for i in found if i.onset <= at and (i.end is None or i.end >= at)]
-    if covering:
-        return max(covering, key=lambda i: (i.onset, len(i.services_affected)))
     later = [i for i in found if at < i.onset <= at + timedelta(seconds=after_s)]
-    return min(later, key=lambda i: i.onset) if later else None
+    near = covering + later
+    if not near:
+        return None
+    # "what changed at T" asks about what started around T: the nearest onset wins
+    return min(near, key=lambda i: (abs((i.onset - at).total_seconds()), -len(i.services_affected)))
 
 
 def get_incident(con: duckdb.DuckDBPyConnection, incident_id: str) -> Incident:

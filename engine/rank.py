@@ -8,20 +8,22 @@ The score of a candidate of class *c* with features *f* (see
 Default weights (:data:`DEFAULT_WEIGHTS`) were set by hand so that each
 feature's effect reads as a rule an SRE would state:
 
-================  ======  =====  ======  =========  =========  ====  =========
-class             bias    time   recall  precision  signature  hard  cancelled
-================  ======  =====  ======  =========  =========  ====  =========
-release           -4.5    2.5    2.5     2.5        1.5        0     -5
-maintenance       -4.0    3.0    2.5     0.5        1.0        0     -5
-hosting           -6.0    2.0    1.0     3.0        0          3.5   0
-================  ======  =====  ======  =========  =========  ====  =========
+================  ======  =====  ======  =========  =========  ====  =========  =======
+class             bias    time   recall  precision  signature  hard  cancelled  covered
+================  ======  =====  ======  =========  =========  ====  =========  =======
+release           -4.5    2.5    2.5     2.5        1.5        0     -5         0
+maintenance       -4.0    3.0    2.5     0.5        1.0        0     -5         0
+hosting           -6.0    2.0    1.0     3.0        1.5        3.5   0          -3
+================  ======  =====  ======  =========  =========  ====  =========  =======
 
 * a release must touch the affected services *and* mostly break what it
   touched (precision: "300 services got it, 3 broke" is weak evidence);
 * a maintenance window covering the onset is strong, and network work rarely
   breaks everything in scope, so its precision barely counts;
-* a hosting cause needs a component that failed hard, with most of what sits
-  under it failing (a whole datacenter with 3% failing is not a component).
+* a hosting cause needs a component that failed hard (the machine, not just
+  its application), with most of what sits under it failing (a whole
+  datacenter with 3% failing is not a component), and outside the scope of
+  a maintenance window covering the onset.
 
 :func:`fit` learns the same shape of model (per-class logistic regression
 with scikit-learn) from labelled candidates and :func:`save_model` stores it
@@ -46,7 +48,7 @@ from whatchanged.engine.candidates import CATEGORIES, Candidate
 from whatchanged.engine.errors import ConfigError
 from whatchanged.engine.model import Cause
 
-FEATURES = ("time", "recall", "precision", "signature", "hard", "cancelled")
+FEATURES = ("time", "recall", "precision", "signature", "hard", "cancelled", "covered")
 UNKNOWN_BELOW = 0.5
 #: a class whose best candidate scores below this is also listed as ruled out
 PLAUSIBLE = 0.25
@@ -60,6 +62,7 @@ DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
         "signature": 1.5,
         "hard": 0.0,
         "cancelled": -5.0,
+        "covered": 0.0,
     },
     "external_maintenance": {
         "bias": -4.0,
@@ -69,15 +72,17 @@ DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
         "signature": 1.0,
         "hard": 0.0,
         "cancelled": -5.0,
+        "covered": 0.0,
     },
     "hosting": {
         "bias": -6.0,
         "time": 2.0,
         "recall": 1.0,
         "precision": 3.0,
-        "signature": 0.0,
+        "signature": 1.5,
         "hard": 3.5,
         "cancelled": 0.0,
+        "covered": -3.0,
     },
 }
 
