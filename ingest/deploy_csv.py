@@ -8,7 +8,9 @@
 
 Required columns: ``id, timestamp, service, version, author, description``
 (``version``, ``author`` and ``description`` may be empty); optional:
-``end``, ``environment``, ``app``.  Times are ISO 8601; without an offset
+``end``, ``environment``, ``app`` and ``kind`` (``deploy`` by default;
+``config``, ``restart`` or ``infra_alert`` for an operations log, e.g. the
+restarts operators made during an incident, which are listed as reactions).  Times are ISO 8601; without an offset
 they are wall times in ``--tz`` (DST rules in
 :mod:`whatchanged.ingest.changes_common`).  ``id`` is the change_id.
 ``service`` may name an inventory service *or* app: it is stored in
@@ -39,7 +41,9 @@ from whatchanged.ingest.changes_common import (
 )
 
 REQUIRED = ("id", "timestamp", "service", "version", "author", "description")
-OPTIONAL = ("end", "environment", "app")
+OPTIONAL = ("end", "environment", "app", "kind")
+#: values of the optional ``kind`` column (default ``deploy``)
+KINDS = ("deploy", "config", "restart", "infra_alert")
 SOURCE = "deploy-log"
 
 
@@ -64,15 +68,19 @@ def record_row(rec: Mapping[str, Any], *, where: Where, tz: str, source: str) ->
         end, assumed_end = parse_iso(rec["end"], tz=tz, where=where.at(field="end"))
         assumed = assumed or assumed_end
         end = end_after(start, end, where=where.at(field="end"))
+    kind = (text("kind") or "deploy").lower()
+    if kind not in KINDS:
+        raise where.at(field="kind").error("unknown change kind", f"one of {', '.join(KINDS)}", text("kind"))
     service = text("service")
     version = text("version")
     env = text("environment")
-    title = " ".join(p for p in ("Deploy", service, version) if p)
+    verb = {"deploy": "Deploy", "config": "Config change", "restart": "Restart", "infra_alert": "Alert"}[kind]
+    title = " ".join(p for p in (verb, service, version) if p)
     if env:
         title += f" to {env}"
     row = change_row(
         change_id=str(text("id")),
-        kind="deploy",
+        kind=kind,
         start=start,
         end=end,
         title=title,
