@@ -37,22 +37,19 @@ def render_explanation(d: dict[str, Any], tz: str) -> None:
             title=f"what changed at {d['at'][:16].replace('T', ' ')}",
         )
     )
-    rows = []
-    for c in d["causes"]:
-        evidence = "\n".join(
-            [f"+ {e}" for e in c["evidence_for"]] + [f"- {e}" for e in c["evidence_against"]]
+    rows = [
+        (c["rank"], c["category"], c["change_id"] or c["component"] or "", c["title"], f"{c['score']:.2f}")
+        for c in d["causes"]
+    ]
+    console.print(table("ranked causes", ["#", "class", "id / component", "title", "score"], rows))
+    for c in d["causes"][:3]:
+        console.print(
+            f"[bold]#{c['rank']} {c['change_id'] or c['component'] or c['category']}[/]", highlight=False
         )
-        rows.append(
-            (
-                c["rank"],
-                c["category"],
-                c["change_id"] or c["component"] or "",
-                c["title"],
-                f"{c['score']:.2f}",
-                evidence,
-            )
-        )
-    console.print(table("ranked causes", ["#", "class", "id", "title", "score", "evidence"], rows))
+        for e in c["evidence_for"]:
+            console.print(f"  [green]+[/] {e}", highlight=False)
+        for e in c["evidence_against"]:
+            console.print(f"  [red]-[/] {e}", highlight=False)
     if d["ruled_out"]:
         console.print(
             table("ruled out", ["class", "why"], [(r["category"], r["reason"]) for r in d["ruled_out"]])
