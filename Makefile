@@ -35,8 +35,7 @@ unit: $(STAMP) browser
 test: lint typecheck unit
 
 demo: $(STAMP)
-	$(BIN)/whatchanged ingest data/samples
-	$(BIN)/whatchanged status
+	$(BIN)/whatchanged demo
 
 serve: $(STAMP)
 	$(BIN)/whatchanged serve
