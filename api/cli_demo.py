@@ -17,6 +17,8 @@ import typer
 from whatchanged.api.cli_core import HomeOpt, settings_from
 from whatchanged.api.cli_explain import explain_json_at, render_explanation
 from whatchanged.api.output import console
+from whatchanged.engine.availability import availability
+from whatchanged.engine.timeparse import parse_when
 from whatchanged.engine.warehouse import Warehouse
 from whatchanged.ingest.base import ReadContext
 from whatchanged.ingest.pipeline import ingest
@@ -49,6 +51,18 @@ def cmd_demo(
     for when in QUESTIONS:
         console.rule(f"whatchanged explain --at {when} --tz {DEMO_TZ}")
         render_explanation(explain_json_at(settings, when), DEMO_TZ)
+    console.rule(f"whatchanged availability --service {truth.probe_service} (year to date, external probe)")
+    con = Warehouse(settings.home).connect()
+    try:
+        ytd = availability(
+            con, parse_when(truth.ytd_from_utc), parse_when(truth.ytd_to_utc), service=truth.probe_service
+        )
+    finally:
+        con.close()
+    down_min = ytd.downtime_s / 60
+    console.print(
+        f"{ytd.percent} up: {ytd.outage_count} outages, {down_min:.0f} min down, planned maintenance counted"
+    )
     console.print(
         f"done in {time.perf_counter() - started:.1f} s; try: whatchanged explain --at 19:23 --tz {DEMO_TZ}"
     )
@@ -60,7 +74,6 @@ def cmd_demo(
         if incident:
             console.print(f"incident page: http://127.0.0.1:{port}/dashboards/incidents/{incident}")
         run_server(settings, host="127.0.0.1", port=port)
-    _ = truth
 
 
 def register(app: typer.Typer) -> None:
