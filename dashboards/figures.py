@@ -73,10 +73,17 @@ class Signal:
     series: pd.DataFrame  # ts (aware), value
     band: pd.DataFrame | None = None  # ts (aware), expected, lower, upper
     anomalies: tuple[Anomaly, ...] = ()
+    #: how many other services' series of this metric moved too (not drawn)
+    others: int = 0
 
     @property
     def label(self) -> str:
         return f"{self.metric} · {self.service}"
+
+    @property
+    def title(self) -> str:
+        more = f" (and {self.others} more services)" if self.others else ""
+        return f"{self.label}{more}"
 
 
 # -- small helpers ----------------------------------------------------------------
@@ -433,7 +440,7 @@ def incident_figure(
     """
     start, end = window
     heat = critical is not None and not critical.empty
-    titles = [s.label for s in signals] + ["outages"]
+    titles = [s.title for s in signals] + ["outages"]
     heights = [3.0] * len(signals) + [1.0]
     if heat:
         titles.append("CRITICAL services by datacenter / switch")
@@ -464,6 +471,7 @@ def incident_figure(
         _mark_incident(fig, incident, tz)
     height = int(sum(heights) * 70 + 160)
     _base_layout(fig, height=max(height, 480))
+    fig.update_layout(margin={"t": 50})
     fig.update_xaxes(range=[local(start, tz), local(end, tz)], type="date")
     fig.update_xaxes(showticklabels=True, row=rows, col=1)
     fig.update_layout(barmode="overlay")
@@ -490,6 +498,7 @@ def _mark_incident(fig: go.Figure, incident: Incident, tz: str) -> None:
         text=f"onset {local(incident.onset, tz):%H:%M}",
         showarrow=False,
         yanchor="bottom",
+        yshift=16,
         font={"size": 11},
         name="onset",
     )
@@ -519,7 +528,7 @@ def service_figure(
     """One service: its metrics with baseline bands and anomalies, its checks, its changes."""
     start, end = window
     has_checks = checks is not None and not checks.empty
-    titles = [s.label for s in signals]
+    titles = [s.title for s in signals]
     heights = [3.0] * len(signals)
     if has_checks and checks is not None:
         titles.append("checks")

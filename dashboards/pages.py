@@ -23,8 +23,13 @@ dashboards never import from ``api``.
 
 from __future__ import annotations
 
+import gzip
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
@@ -32,7 +37,7 @@ from typing import Annotated
 import duckdb
 import plotly
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from whatchanged.dashboards import html, views
 from whatchanged.dashboards.figures import figure_html
@@ -50,6 +55,53 @@ PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.mi
 PLOTLY_VERSION = version("plotly")
 #: How far back the index lists incidents, from the latest data.
 INDEX_SPAN = timedelta(days=28)
+#: Rendered pages kept per app (keyed by warehouse commit state and URL).
+PAGE_CACHE_SIZE = 64
+
+
+class PageCache:
+    """Rendered pages of one app, keyed by (warehouse, its last commit, URL); LRU.
+
+    A page is a pure function of the committed warehouse and its URL, so a
+    new commit (ingest, webhook) changes the key and the page is rebuilt.
+    """
+
+    def __init__(self, size: int = PAGE_CACHE_SIZE) -> None:
+        self.size = size
+        self._pages: OrderedDict[tuple[str, ...], str] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def get(self, key: tuple[str, ...]) -> str | None:
+        with self._lock:
+            page = self._pages.get(key)
+            if page is not None:
+                self._pages.move_to_end(key)
+                self.hits += 1
+            return page
+
+    def put(self, key: tuple[str, ...], page: str) -> None:
+        with self._lock:
+            self._pages[key] = page
+            self._pages.move_to_end(key)
+            while len(self._pages) > self.size:
+                self._pages.popitem(last=False)
+
+
+def _page_cache(request: Request) -> PageCache:
+    found = getattr(request.app.state, "dashboards_cache", None)
+    if not isinstance(found, PageCache):
+        found = request.app.state.dashboards_cache = PageCache()
+    return found
+
+
+def _commit_key(home: Path) -> str:
+    """How many commits the warehouse has and the last one (manifest names sort in commit order)."""
+    try:
+        names = os.listdir(home / "_commits")
+    except OSError:
+        return "none"
+    return f"{len(names)}:{max(names, default='')}"
 
 
 # -- dependencies ----------------------------------------------------------------------
@@ -117,8 +169,14 @@ def _respond(
 ) -> HTMLResponse:
     """Run ``build(tz)`` and wrap its body in the page; domain errors become an error page."""
     root = _root(request)
+    key = (str(settings.home), _commit_key(settings.home), root, request.url.path, request.url.query)
+    pages = _page_cache(request)
+    cached = pages.get(key)
+    if cached is not None:
+        return HTMLResponse(cached)
     tzname = settings.tz
     try:
+        tzname = _tz(tz, settings)
         body = build(tzname)
         status = 200
     except WhatchangedError as exc:
@@ -130,6 +188,8 @@ def _respond(
     page = html.page(
         title=title, body=body, root=root, tz=tzname, plotly_src=_plotly_src(request) if figures else None
     )
+    if status == 200:
+        pages.put(key, page)
     return HTMLResponse(page, status_code=status)
 
 
@@ -144,14 +204,22 @@ def _service_links(root: str, names: tuple[str, ...], limit: int = 120) -> str:
 
 
 # -- routes --------------------------------------------------------------------------------
+@cache
+def _plotly_gzip() -> bytes:
+    return gzip.compress(PLOTLY_JS.read_bytes(), compresslevel=6, mtime=0)
+
+
 @router.get("/static/plotly.min.js", name="dashboards_plotly_js")
-def plotly_js() -> FileResponse:
-    """plotly.js from the installed plotly package, cacheable for a year (URLs carry ``?v=``)."""
-    return FileResponse(
-        PLOTLY_JS,
-        media_type="text/javascript",
-        headers={"Cache-Control": "public, max-age=31536000, immutable"},
-    )
+def plotly_js(request: Request) -> Response:
+    """plotly.js from the installed plotly package, gzipped when accepted, cacheable for a year.
+
+    Page URLs carry ``?v=<plotly version>``, so an upgrade changes the URL.
+    """
+    headers = {"Cache-Control": "public, max-age=31536000, immutable", "Vary": "Accept-Encoding"}
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(_plotly_gzip(), media_type="text/javascript", headers=headers)
+    return Response(PLOTLY_JS.read_bytes(), media_type="text/javascript", headers=headers)
 
 
 @router.get("/", response_class=HTMLResponse, name="dashboards_index")

@@ -71,24 +71,43 @@ def moved_signals(
     anomalies: Sequence[Anomaly],
     window: tuple[datetime, datetime],
     *,
+    order: Sequence[str] = (),
     limit: int = MAX_SIGNALS,
 ) -> list[figures.Signal]:
-    """Series and baseline band of the (service, metric) pairs that moved most."""
-    best: dict[tuple[str, str], list[Anomaly]] = {}
+    """One series per metric that moved: the service where it moved most, with its baseline band.
+
+    Metrics follow ``order`` (the incident's ``signals``), then the highest
+    peak score; at most ``limit``.  Other services where the same metric
+    moved are counted in ``Signal.others``, not drawn.
+    """
+    by_metric: dict[str, dict[str, list[Anomaly]]] = {}
     for a in anomalies:
-        best.setdefault((a.service, a.metric), []).append(a)
-    ranked = sorted(best.items(), key=lambda kv: -max(abs(a.peak_score) for a in kv[1]))[:limit]
+        by_metric.setdefault(a.metric, {}).setdefault(a.service, []).append(a)
+
+    def strength(found: list[Anomaly]) -> float:
+        return float(max(abs(a.peak_score) for a in found))
+
+    rank = {m: i for i, m in enumerate(order)}
+    metrics = sorted(
+        by_metric,
+        key=lambda m: (rank.get(m, len(rank)), -max(strength(f) for f in by_metric[m].values()), m),
+    )[:limit]
     start, end = window
-    return [
-        figures.Signal(
-            service=svc,
-            metric=metric,
-            series=series.metric_series(con, svc, metric, start, end),
-            band=series.baseline_band(con, svc, metric, start, end),
-            anomalies=tuple(found),
+    out = []
+    for metric in metrics:
+        services = by_metric[metric]
+        svc = max(sorted(services), key=lambda s: strength(services[s]))
+        out.append(
+            figures.Signal(
+                service=svc,
+                metric=metric,
+                series=series.metric_series(con, svc, metric, start, end),
+                band=series.baseline_band(con, svc, metric, start, end),
+                anomalies=tuple(services[svc]),
+                others=len(services) - 1,
+            )
         )
-        for (svc, metric), found in ranked
-    ]
+    return out
 
 
 def _step_for(window: tuple[datetime, datetime]) -> int:
@@ -105,7 +124,7 @@ def incident_view(
     aliases = load_aliases(settings.aliases_file)
     changes = tuple(list_changes(con, start=window[0], end=window[1], aliases=aliases))
     anomalies = inc.anomalies if inc is not None else explanation.anomalies
-    signals = tuple(moved_signals(con, anomalies, window))
+    signals = tuple(moved_signals(con, anomalies, window, order=inc.signals if inc is not None else ()))
     critical = series.critical_by_group(con, *window, step_s=_step_for(window))
     fig = figures.incident_figure(
         window=window,

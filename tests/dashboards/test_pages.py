@@ -1,0 +1,102 @@
+"""The pages over HTTP from a real uvicorn server (no browser): status codes, headers, caching."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import httpx
+import pyarrow as pa
+
+from tests.dashboards import night
+from tests.dashboards.conftest import Server, make_app
+from whatchanged.dashboards import views
+from whatchanged.engine.incidents import get_incident
+from whatchanged.engine.settings import Settings, load_settings
+from whatchanged.engine.warehouse import Warehouse
+
+
+def test_unknown_ids_are_html_404(server: Server) -> None:
+    for path in ("/dashboards/incidents/inc-20101117T1823Z-000000", "/dashboards/services/no-such-service"):
+        r = httpx.get(server.url + path)
+        assert r.status_code == 404, path
+        assert r.headers["content-type"].startswith("text/html")
+        assert "NotFoundError" in r.text
+    r = httpx.get(server.url + "/dashboards/weekly?week=2010-W99")
+    assert r.status_code == 400 and "ISO week" in r.text
+
+
+def test_plotly_js_is_served_locally_with_long_cache(server: Server) -> None:
+    r = httpx.get(server.url + "/dashboards/static/plotly.min.js", headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/javascript")
+    assert r.headers["content-encoding"] == "gzip"
+    assert "max-age=31536000" in r.headers["cache-control"]
+    assert r.text.lstrip().startswith("/**") and "plotly.js" in r.text[:200]
+    assert int(r.headers["content-length"]) < len(r.content) / 2
+    plain = httpx.get(
+        server.url + "/dashboards/static/plotly.min.js", headers={"Accept-Encoding": "identity"}
+    )
+    assert "content-encoding" not in plain.headers and plain.content == r.content
+
+
+def test_pages_name_no_remote_resource(server: Server, night_incident_id: str) -> None:
+    """No src/href/url() outside the server, no CDN, no web font (the browser tests also watch requests)."""
+    for path in (
+        "/dashboards/",
+        f"/dashboards/incidents/{night_incident_id}",
+        "/dashboards/weekly?week=2010-W46",
+        "/dashboards/services/lb-p19-1",
+    ):
+        text = httpx.get(server.url + path, timeout=30).text
+        refs = re.findall(r"""(?:src|href|action)\s*=\s*["']([^"']*)["']|url\(([^)]*)\)|@import""", text)
+        remote = [r for pair in refs for r in pair if r and not r.startswith(("/", "?", "#", "data:"))]
+        assert remote == [], path
+        assert "cdn.plot.ly" not in text and "fonts.googleapis" not in text and "@font-face" not in text
+
+
+def test_window_defaults_cover_the_night(night_settings: Settings, night_incident_id: str) -> None:
+    con = Warehouse(night_settings.home).connect()
+    try:
+        inc = get_incident(con, night_incident_id)
+    finally:
+        con.close()
+    start, end = views.incident_window(inc.onset, inc, ())
+    assert start <= inc.onset - timedelta(hours=1) and end >= night.END
+
+
+def test_tz_changes_the_displayed_times(server: Server, night_incident_id: str) -> None:
+    paris = httpx.get(f"{server.url}/dashboards/incidents/{night_incident_id}", timeout=30).text
+    utc = httpx.get(f"{server.url}/dashboards/incidents/{night_incident_id}?tz=UTC", timeout=30).text
+    assert "2010-11-17 19:23 → 2010-11-17 20:46 · times in Europe/Paris" in paris
+    assert "2010-11-17 18:23 → 2010-11-17 19:46 · times in UTC" in utc
+    bad = httpx.get(f"{server.url}/dashboards/incidents/{night_incident_id}?tz=Mars/Olympus", timeout=30)
+    assert bad.status_code == 400 and "Mars/Olympus" in bad.text
+
+
+def test_pages_are_cached_until_the_warehouse_changes(tmp_path, night_home) -> None:
+    import shutil
+
+    home = tmp_path / "warehouse"
+    shutil.copytree(night_home, home)
+    settings = load_settings(home=home, tz=night.TZ)
+    app = make_app(settings)
+    with Server(app) as srv:
+        url = f"{srv.url}/dashboards/services/bo-p19-1?start=2010-11-17 18:00&end=2010-11-17 22:00"
+        first = httpx.get(url, timeout=30).text
+        assert httpx.get(url, timeout=30).text == first
+        assert app.state.dashboards_cache.hits == 1
+        assert "deploy-bo-2" not in first
+        change = night.changes().slice(0, 1).to_pylist()[0]
+        change.update(
+            change_id="deploy-bo-2",
+            kind="deploy",
+            title="backoffice 4.12.1",
+            end=None,
+            start=night.ONSET,
+            scope={"apps": ["backoffice"]},
+        )
+        Warehouse(home).commit({"changes": pa.Table.from_pylist([change], schema=night.changes().schema)})
+        again = httpx.get(url, timeout=30).text
+        assert "deploy-bo-2" in again
+        assert app.state.dashboards_cache.hits == 1
