@@ -32,9 +32,10 @@ from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import duckdb
+import pandas as pd
 import plotly
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -86,6 +87,11 @@ class PageCache:
             self._pages.move_to_end(key)
             while len(self._pages) > self.size:
                 self._pages.popitem(last=False)
+
+
+def _rows(frame: pd.DataFrame) -> Iterator[Any]:
+    """Rows as named tuples, typed loosely (pandas-stubs types each cell as every scalar kind)."""
+    return cast(Iterator[Any], frame.itertuples())
 
 
 def _page_cache(request: Request) -> PageCache:
@@ -391,7 +397,7 @@ def weekly_page(
         ]
         av_rows = [
             (html.esc(r.group), f"{r.downtime_s / 60:.0f} min", f"{r.availability * 100:.3f}%")
-            for r in v.availability.itertuples()
+            for r in _rows(v.availability)
         ]
         ch_rows = [
             (
@@ -401,7 +407,7 @@ def weekly_page(
                 str(r.incidents),
                 f"{r.downtime_s / 60:.0f} min",
             )
-            for r in v.top_changes.itertuples()
+            for r in _rows(v.top_changes)
         ]
         start, end = v.bounds
         body: str = html.render(
@@ -502,9 +508,9 @@ def service_page(
                 html.esc(r.state),
                 html.esc(r.source),
                 html.when(r.start.to_pydatetime(), tzname),
-                html.when(r.end.to_pydatetime(), tzname),
+                html.when(None if pd.isna(r.end) else r.end.to_pydatetime(), tzname),
             )
-            for r in bad.itertuples()
+            for r in _rows(bad)
         ]
         body: str = html.render(
             "service.html",

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 
@@ -302,6 +303,10 @@ class _Scenario:
             buf.add(service, metric, ts, v)
         return buf
 
+    @overload
+    def write(self, truths: ScenarioTruth) -> ScenarioTruth: ...
+    @overload
+    def write(self, truths: list[ScenarioTruth]) -> list[ScenarioTruth]: ...
     def write(self, truths: ScenarioTruth | list[ScenarioTruth]) -> ScenarioTruth | list[ScenarioTruth]:
         out = self.out
         out.mkdir(parents=True, exist_ok=True)
@@ -635,7 +640,7 @@ def two_incidents(out: Path) -> list[ScenarioTruth]:
                 "20:14", "hosting", None, "p19-web-07", "P19 host p19-web-07 fails", name="two_incidents_p19"
             ),
         ]
-    )  # type: ignore[return-value]
+    )
 
 
 def switch_failure(out: Path) -> ScenarioTruth:

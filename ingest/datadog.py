@@ -123,7 +123,7 @@ def _one(item: dict[str, Any], *, where: Where, tz: str) -> tuple[dict[str, Any]
                 services=services, hosts=[outer.get("host") if isinstance(outer.get("host"), str) else None]
             ),
             author=author_obj.get("name") if isinstance(author_obj.get("name"), str) else None,
-            version=(keyed.get("version") or [None])[0],
+            version=next(iter(keyed.get("version") or []), None),
             source=SOURCE,
             raw=to_raw(item),
         ),

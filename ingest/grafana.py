@@ -85,7 +85,7 @@ def _one(item: dict[str, Any], *, where: Where) -> dict[str, Any] | None:
             hosts=keyed.get("host", []),
         ),
         author=author,
-        version=(keyed.get("version") or [None])[0],
+        version=next(iter(keyed.get("version") or []), None),
         source=SOURCE,
         raw=to_raw(item),
     )
