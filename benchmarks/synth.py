@@ -106,20 +106,43 @@ def night_events() -> tuple[pa.Table, pa.Table]:
         t += timedelta(seconds=down + 120)
     ch: dict[str, list[object]] = {c: [] for c in CHANGES.names}
 
-    def change(cid: str, kind: str, start: datetime, end: datetime | None, title: str, scope: dict[str, list[str]]) -> None:
+    def change(
+        cid: str, kind: str, start: datetime, end: datetime | None, title: str, scope: dict[str, list[str]]
+    ) -> None:
         for c in CHANGES.names:
             ch[c].append(None)
         ch["change_id"][-1], ch["kind"][-1], ch["start"][-1], ch["end"][-1] = cid, kind, start, end
         ch["title"][-1], ch["source"][-1] = title, "synth"
-        ch["scope"][-1] = {k: scope.get(k, []) for k in ("services", "apps", "datacenters", "racks", "switches", "hosts")}
+        ch["scope"][-1] = {
+            k: scope.get(k, []) for k in ("services", "apps", "datacenters", "racks", "switches", "hosts")
+        }
 
-    change("ovh:FS#4321", "maintenance", INCIDENT - timedelta(minutes=23), INCIDENT + timedelta(minutes=97),
-           "Network:: P19 switches maintenance", {"datacenters": ["P19"]})
+    change(
+        "ovh:FS#4321",
+        "maintenance",
+        INCIDENT - timedelta(minutes=23),
+        INCIDENT + timedelta(minutes=97),
+        "Network:: P19 switches maintenance",
+        {"datacenters": ["P19"]},
+    )
     for k in range(10):
-        change(f"rel-{k}", "deploy", INCIDENT - timedelta(hours=10 - k * 0.8), None, f"editor 4.{k}", {"apps": ["editor"]})
+        change(
+            f"rel-{k}",
+            "deploy",
+            INCIDENT - timedelta(hours=10 - k * 0.8),
+            None,
+            f"editor 4.{k}",
+            {"apps": ["editor"]},
+        )
     for k in range(14):
-        change(f"restart-{k}", "restart", INCIDENT + timedelta(minutes=3 + 5 * k), None, "restart of the stack",
-               {"apps": ["sites"]})
+        change(
+            f"restart-{k}",
+            "restart",
+            INCIDENT + timedelta(minutes=3 + 5 * k),
+            None,
+            "restart of the stack",
+            {"apps": ["sites"]},
+        )
     return pa.Table.from_pydict(st, schema=STATES), pa.Table.from_pydict(ch, schema=CHANGES)
 
 
@@ -141,7 +164,9 @@ def build(days: int = 30, *, seed: int = 7, quiet: bool = False) -> Path:
     wh.commit({"services": inventory(), "states": states, "changes": changes}, source="synth")
     for d in range(days):
         day = END_DAY - timedelta(days=days - 1 - d)
-        wh.commit({"metrics": day_metrics(day, rng, incident=(d == days - 1))}, source=f"synth {day:%Y-%m-%d}")
+        wh.commit(
+            {"metrics": day_metrics(day, rng, incident=(d == days - 1))}, source=f"synth {day:%Y-%m-%d}"
+        )
         if not quiet:
             print(f"  day {d + 1}/{days} written ({time.perf_counter() - started:.0f} s)", flush=True)
     done.write_text(json.dumps({"days": days, "seed": seed}))

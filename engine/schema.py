@@ -10,6 +10,7 @@ All timestamps are ``timestamp[us, tz=UTC]``.
 from __future__ import annotations
 
 import pyarrow as pa
+
 from whatchanged.engine.errors import InputError
 
 TS = pa.timestamp("us", tz="UTC")

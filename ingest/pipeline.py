@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.warehouse import CommitResult, Warehouse
 from whatchanged.ingest.base import ReadContext, Reader

@@ -16,6 +16,7 @@ import csv
 from pathlib import Path
 
 import pyarrow as pa
+
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import SERVICES
 from whatchanged.ingest.base import ReadContext, Reader

@@ -112,7 +112,7 @@ def explain(incident: Incident, changes: list[Change]) -> list:  # type: ignore[
 
 def night_incident() -> Incident:
     crit = [f"www-{i:03d}" for i in range(0, 200, 7)]  # ~29 services across all switches
-    outs = tuple(outage(s, T0, 80) for s in crit) + (outage("www-000", T0, 5, external=True),)
+    outs = (*(outage(s, T0, 80) for s in crit), outage("www-000", T0, 5, external=True))
     bw = Anomaly("p19-edge", "bandwidth_mbps", T0, T0, T0 + timedelta(minutes=83), "down", 12.0, 200.0, 50.0)
     return Incident(
         "inc-x",
