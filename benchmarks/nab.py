@@ -127,7 +127,7 @@ def corpus(nab: Path = NAB) -> list[tuple[str, pd.DataFrame, list[tuple[int, int
 
 def run(nab: Path = NAB, **params: float) -> dict[str, object]:
     sys.path.insert(0, str(ROOT))
-    from whatchanged.engine.detect import detect_series, with_params
+    from whatchanged.engine.detect import alarms, detect_series, with_params
 
     settings = with_params(**params)
     profiles = load_profiles(nab)
@@ -138,7 +138,9 @@ def run(nab: Path = NAB, **params: float) -> dict[str, object]:
     t0 = time.perf_counter()
     for name, df, wins in corpus(nab):
         ts = df["ts"].to_numpy()
-        found = detect_series(ts, df["value"].to_numpy(dtype=float), params=settings, online=True)
+        found = alarms(
+            detect_series(ts, df["value"].to_numpy(dtype=float), params=settings, online=True), settings
+        )
         det_times = np.array(
             [np.datetime64(a.detected_at.replace(tzinfo=None), "us") for a in found if a.detected_at]
         )

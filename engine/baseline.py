@@ -108,6 +108,7 @@ class RobustBaseline:
         scale_block_s: float = 1800.0,
         scale_window_s: float = 86400.0,
         rel_floor: float = 0.01,
+        exclude_z: float = 3.0,
     ) -> None:
         if not 0.0 <= season_weight <= 1.0:
             raise ValueError(f"season_weight: expected a number in [0, 1], found {season_weight!r}")
@@ -119,24 +120,13 @@ class RobustBaseline:
         self.scale_block_s = scale_block_s
         self.scale_window_s = scale_window_s
         self.rel_floor = rel_floor
+        self.exclude_z = exclude_z
 
-    def fit(self, values: Array, *, step_s: float) -> RobustBaseline:
-        x = np.asarray(values, dtype=np.float64)
-        if x.ndim == 1:
-            x = x[None, :]
-        _n, t = x.shape
-        b = max(1, round(self.block_s / step_s))
-        bm = block_median(x, b)
-        nb = bm.shape[1]
-        w_recent = max(1, round(self.recent_s / (step_s * b)))
+    def _expected_blocks(
+        self, bm: Array, w_recent: int, season_lags: list[int]
+    ) -> tuple[Array, Array, Array]:
+        """Expected value, recent level and seasonal level per block, from block medians ``bm``."""
         recent_b = lagged_median(bm, list(range(1, w_recent + 1)))
-        per_day = round(self.season_s / (step_s * b))
-        season_lags = (
-            [k * per_day + d for k in range(1, self.season_days + 1) for d in (-1, 0, 1)]
-            if per_day > 2
-            else []
-        )
-        season_lags = [lag for lag in season_lags if lag < nb]
         if season_lags and self.season_weight > 0:
             season_b = lagged_median(bm, season_lags)
             # the recent level moved along the seasonal shape since the recent window
@@ -150,6 +140,25 @@ class RobustBaseline:
         else:
             season_b = np.full_like(recent_b, np.nan)
             expected_b = recent_b
+        return expected_b, recent_b, season_b
+
+    def fit(self, values: Array, *, step_s: float) -> RobustBaseline:
+        x = np.asarray(values, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[None, :]
+        _n, t = x.shape
+        b = max(1, round(self.block_s / step_s))
+        bm = block_median(x, b)
+        nb = bm.shape[1]
+        w_recent = max(1, round(self.recent_s / (step_s * b)))
+        per_day = round(self.season_s / (step_s * b))
+        season_lags = (
+            [k * per_day + d for k in range(1, self.season_days + 1) for d in (-1, 0, 1)]
+            if per_day > 2
+            else []
+        )
+        season_lags = [lag for lag in season_lags if lag < nb]
+        expected_b, recent_b, season_b = self._expected_blocks(bm, w_recent, season_lags)
         expected = np.repeat(expected_b, b, axis=1)[:, :t]
         recent = np.repeat(recent_b, b, axis=1)[:, :t]
 
@@ -162,6 +171,19 @@ class RobustBaseline:
         floor = np.maximum(self.rel_floor * np.abs(recent), 1e-9)
         spread = np.maximum(MAD_TO_SIGMA * scale, floor)
         spread = np.where(np.isnan(scale), np.nan, spread)
+
+        if self.exclude_z > 0:
+            # second pass: the levels forget the blocks that were anomalous against the first
+            # pass (an outage must not become the normal level); a level with every block
+            # excluded falls back to the first pass (a lasting shift is adopted after recent_s)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                zb = np.abs(bm - expected_b) / spread[:, ::b][:, :nb]
+            clean = np.where(zb >= self.exclude_z, np.nan, bm)
+            e2, r2, s2 = self._expected_blocks(clean, w_recent, season_lags)
+            expected_b = np.where(np.isnan(e2), expected_b, e2)
+            recent_b = np.where(np.isnan(r2), recent_b, r2)
+            season_b = np.where(np.isnan(s2), season_b, s2)
+            expected = np.repeat(expected_b, b, axis=1)[:, :t]
 
         seen = ~np.isnan(x)
         first = np.where(seen.any(axis=1), seen.argmax(axis=1), t)

@@ -56,7 +56,10 @@ class DetectParams:
     threshold: float = 6.0
     exit_threshold: float = 3.0
     min_duration_s: float = 120.0
-    merge_gap_s: float = 21600.0
+    merge_gap_s: float = 600.0
+    #: alarms (:func:`alarms`): after an anomaly of a series, the next one raises an alarm
+    #: only once the series has been normal this long (online re-arming)
+    rearm_s: float = 21600.0
     onset_back_s: float = 7200.0
     onset_ahead_s: float = 900.0
     #: heavy-tail guard: a point must also exceed ``tail_factor`` × the decayed running
@@ -74,6 +77,8 @@ class DetectParams:
     scale_block_s: float = 1800.0
     scale_window_s: float = 86400.0
     rel_floor: float = 0.01
+    #: blocks whose median is this many spreads away are left out of the levels (second pass)
+    exclude_z: float = 3.0
 
     def baseline(self) -> RobustBaseline:
         return RobustBaseline(
@@ -84,6 +89,7 @@ class DetectParams:
             scale_block_s=self.scale_block_s,
             scale_window_s=self.scale_window_s,
             rel_floor=self.rel_floor,
+            exclude_z=self.exclude_z,
         )
 
     @property
@@ -254,11 +260,17 @@ def detect_matrix(
     back = rows_for(params.onset_back_s, step_s)
     ahead = rows_for(params.onset_ahead_s, step_s)
     out: list[Interval] = []
-    for r, a, det, e, up in find_intervals(z, params=params, step_s=step_s, threshold=thr):
+    prev_end: dict[int, int] = {}  # row -> end (exclusive) of its latest interval
+    for r, a, det, e, up in sorted(
+        find_intervals(z, params=params, step_s=step_s, threshold=thr), key=lambda f: (f[0], f[1])
+    ):
+        # the onset search never reaches back into the row's previous anomaly
+        lo = max(0, a - back, prev_end.get(r, 0))
+        prev_end[r] = max(e, prev_end.get(r, 0))
         if e - 1 < first_col or det >= t:
             continue
         hi = det if online else min(t - 1, a + ahead)
-        onset = _onset(resid[r], a, max(0, a - back), hi)
+        onset = _onset(resid[r], a, lo, hi)
         zz = np.abs(z[r, a:e])
         seg = values[r, a:e]
         out.append(
@@ -475,6 +487,27 @@ def detect_anomalies(
                 found.append(a)
     found.sort(key=lambda a: (a.onset, a.service, a.metric))
     return found
+
+
+def alarms(anomalies: Sequence[Anomaly], params: DetectParams = DEFAULT) -> list[Anomaly]:
+    """The anomalies that raise an alarm: per series, the first one, then each that starts
+    at least ``rearm_s`` after the previous anomaly ended (an ongoing one keeps the series
+    disarmed).  Causal: it only looks at anomalies detected before."""
+    out: list[Anomaly] = []
+    last_end: dict[tuple[str, str], datetime | None] = {}
+    gap = timedelta(seconds=params.rearm_s)
+    for a in sorted(anomalies, key=lambda a: (a.service, a.metric, a.start)):
+        key = (a.service, a.metric)
+        if key in last_end:
+            prev = last_end[key]
+            if prev is None or a.start < prev + gap:
+                if prev is not None and (a.end is None or a.end > prev):
+                    last_end[key] = a.end
+                continue
+        out.append(a)
+        last_end[key] = a.end
+    out.sort(key=lambda a: (a.detected_at or a.start, a.service, a.metric))
+    return out
 
 
 def with_params(**changes: Any) -> DetectParams:

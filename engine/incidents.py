@@ -50,6 +50,8 @@ from whatchanged.engine.outages import find_outages, merge_intervals, total_s
 FLAP_GAP_S = 900.0
 LINK_GAP_S = 120.0
 MIN_ANOMALY_S = 600.0
+RECUR_GAP_S = 3600.0
+RECUR_OVERLAP = 0.5
 TOPOLOGY = ("datacenter", "switch", "host", "app")
 _ID = re.compile(r"^inc-(\d{8}T\d{4})Z-([0-9a-f]{6})$")
 
@@ -107,6 +109,8 @@ def group_events(
     cutoff: datetime,
     flap_gap_s: float = FLAP_GAP_S,
     link_gap_s: float = LINK_GAP_S,
+    recur_gap_s: float = RECUR_GAP_S,
+    recur_overlap: float = RECUR_OVERLAP,
 ) -> list[_Group]:
     """Group events by the rules of the module docstring (a sweep over onsets)."""
     events: list[tuple[datetime, datetime, str, Anomaly | Outage]] = [
@@ -140,7 +144,26 @@ def group_events(
         for g in hits:
             new.absorb(g)
         active = [g for g in active if all(g is not h for h in hits)] + [new]
-    return done + active
+    return _join_recurrences(done + active, timedelta(seconds=recur_gap_s), recur_overlap)
+
+
+def _join_recurrences(groups: list[_Group], gap: timedelta, overlap: float) -> list[_Group]:
+    """A second wave on mostly the same services (Jaccard ≥ ``overlap``) starting at most
+    ``gap`` after a group ends is the same incident (works overrunning their window,
+    a fix that did not hold)."""
+    if gap <= timedelta(0):
+        return groups
+    out: list[_Group] = []
+    for g in sorted(groups, key=lambda g: (g.start, g.end)):
+        mine = set(g.service_end)
+        for h in reversed(out):
+            theirs = set(h.service_end)
+            if g.start <= h.end + gap and len(mine & theirs) >= overlap * len(mine | theirs):
+                h.absorb(g)
+                break
+        else:
+            out.append(g)
+    return out
 
 
 def _incident(g: _Group, cutoff: datetime, online: bool, min_anomaly_s: float) -> Incident | None:
