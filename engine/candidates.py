@@ -166,6 +166,27 @@ def maintenance_time_score(onset: datetime, start: datetime, end: datetime | Non
     return math.exp(-(onset - end).total_seconds() / OVERRUN_DECAY_S)
 
 
+def _from_change(category: str, ch: Change, pro: list[str], con: list[str], **features: float) -> Candidate:
+    """A candidate for ``ch``; features not given are 0."""
+    values = dict.fromkeys(("time", "recall", "precision", "signature", "hard", "cancelled"), 0.0) | features
+    return Candidate(
+        category=category,
+        title=ch.title or ch.change_id,
+        start=ch.start,
+        end=ch.end,
+        change=ch,
+        features=values,
+        evidence_for=tuple(pro),
+        evidence_against=tuple(con),
+    )
+
+
+def _overlap(affected: set[str], scope: set[str]) -> tuple[set[str], float, float]:
+    """(affected services in scope, recall over the affected, precision over the scope)."""
+    hit = affected & scope
+    return hit, _ratio(len(hit), len(affected)), _ratio(len(hit), len(scope))
+
+
 def release_candidates(
     incident: Incident, changes: Iterable[Change], topo: Topology, *, lookback_s: float, tz_fmt: str
 ) -> list[Candidate]:
@@ -180,9 +201,7 @@ def release_candidates(
         if time_score == 0.0:
             continue
         scope = set(ch.resolved_services)
-        hit = affected & scope
-        recall = _ratio(len(hit), len(affected))
-        precision = _ratio(len(hit), len(scope))
+        hit, recall, precision = _overlap(affected, scope)
         if not scope:
             recall = precision = 0.25  # scope unknown: weak either way
         if error_services & scope:
@@ -214,22 +233,15 @@ def release_candidates(
         elif signature == 0.2:
             con.append("the signature is a network capacity drop, not an application error")
         out.append(
-            Candidate(
-                category="application_release",
-                title=ch.title or ch.change_id,
-                start=ch.start,
-                end=ch.end,
-                change=ch,
-                features={
-                    "time": time_score,
-                    "recall": recall,
-                    "precision": precision,
-                    "signature": signature,
-                    "hard": 0.0,
-                    "cancelled": 0.0,
-                },
-                evidence_for=tuple(pro),
-                evidence_against=tuple(con),
+            _from_change(
+                "application_release",
+                ch,
+                pro,
+                con,
+                time=time_score,
+                recall=recall,
+                precision=precision,
+                signature=signature,
             )
         )
     return out
@@ -248,9 +260,7 @@ def maintenance_candidates(
         if time_score < 0.05:
             continue
         scope = set(ch.resolved_services)
-        hit = affected & scope
-        recall = _ratio(len(hit), len(affected))
-        precision = _ratio(len(hit), len(scope))
+        hit, recall, precision = _overlap(affected, scope)
         signature = 1.0 if network else (0.2 if error_services and not incident.outages else 0.5)
         tz = _tz(tz_fmt)
         window = f"{ch.start.astimezone(tz).strftime('%H:%M')}–" + (
@@ -289,22 +299,16 @@ def maintenance_candidates(
         if ch.cancelled:
             con.append("the notice was cancelled")
         out.append(
-            Candidate(
-                category="external_maintenance",
-                title=ch.title or ch.change_id,
-                start=ch.start,
-                end=ch.end,
-                change=ch,
-                features={
-                    "time": time_score,
-                    "recall": recall,
-                    "precision": precision,
-                    "signature": signature,
-                    "hard": 0.0,
-                    "cancelled": 1.0 if ch.cancelled else 0.0,
-                },
-                evidence_for=tuple(pro),
-                evidence_against=tuple(con),
+            _from_change(
+                "external_maintenance",
+                ch,
+                pro,
+                con,
+                time=time_score,
+                recall=recall,
+                precision=precision,
+                signature=signature,
+                cancelled=1.0 if ch.cancelled else 0.0,
             )
         )
     return out
