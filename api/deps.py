@@ -16,12 +16,14 @@ recreates the views when a commit landed, so a write — ours or a concurrent
 from __future__ import annotations
 
 import hmac
-import importlib
 import json
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Hashable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
@@ -44,11 +46,12 @@ TIME_EXPECTED = (
     "ISO 8601 with an offset (2010-11-17T19:23:00+01:00 or …Z), epoch seconds, "
     "or 'YYYY-MM-DD HH:MM' / 'HH:MM' together with tz="
 )
+T = TypeVar("T")
 _HHMM = re.compile(r"^\s*\d{1,2}:\d{2}(:\d{2})?\s*$")
 
 
 # -- settings -----------------------------------------------------------------------------
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -57,6 +60,70 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 # -- reading the warehouse -------------------------------------------------------------------
+class Memo:
+    """A small thread-safe LRU cache that computes each key once (concurrent askers wait).
+
+    Exceptions are not cached.  Values must be immutable (engine results are
+    frozen dataclasses).
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._done: OrderedDict[Hashable, Any] = OrderedDict()
+        self._running: dict[Hashable, Future[Any]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._done:
+                self._done.move_to_end(key)
+                self.hits += 1
+                value: T = self._done[key]
+                return value
+            future = self._running.get(key)
+            owner = future is None
+            if future is None:
+                future = self._running[key] = Future()
+                self.misses += 1
+        if not owner:
+            waited: T = future.result()
+            return waited
+        try:
+            value = compute()
+        except BaseException as exc:
+            with self._lock:
+                self._running.pop(key, None)
+            future.set_exception(exc)
+            raise
+        with self._lock:
+            self._running.pop(key, None)
+            self._done[key] = value
+            while len(self._done) > self.size:
+                self._done.popitem(last=False)
+        future.set_result(value)
+        return value
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A cursor and the fingerprints of what it sees, for caching engine results.
+
+    ``commit_key`` changes with every commit; ``data_key`` only when the files of
+    ``services``, ``metrics`` or ``states`` change — what incident detection reads.
+    """
+
+    con: duckdb.DuckDBPyConnection
+    commit_key: Hashable
+    data_key: Hashable
+    memo: Memo
+
+
+#: tables incident detection reads; a commit of changes or feedback leaves incidents as they were
+DETECTION_TABLES = ("services", "metrics", "states")
+
+
 class WarehouseReader:
     """The per-process DuckDB connection with the warehouse views, refreshed on commit."""
 
@@ -65,7 +132,13 @@ class WarehouseReader:
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._key: tuple[int, int, str] | None = None
+        self._data_key: Hashable = None
+        self.memo = Memo()
         self.refreshes = 0
+
+    def _detection_key(self) -> Hashable:
+        manifests = self.warehouse.manifests()
+        return hash(tuple(tuple(self.warehouse.files(t, manifests)) for t in DETECTION_TABLES))
 
     def _commit_key(self) -> tuple[int, int, str]:
         """Cheap fingerprint of what is committed: folder mtime, manifest count, newest name."""
@@ -77,19 +150,24 @@ class WarehouseReader:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor over the views as committed now (caller closes it)."""
+        return self.snapshot().con
+
+    def snapshot(self) -> Snapshot:
+        """A cursor over the views as committed now, with their fingerprints (caller closes it)."""
         key = self._commit_key()  # taken before refreshing: a commit landing meanwhile changes it
         with self._lock:
-            if self._con is None:
-                self._con = self.warehouse.connect()
-                self._key = key
-                self.refreshes += 1
-            elif key != self._key:
-                self.warehouse.refresh_views(self._con)
-                self._key = key
+            if self._con is None or key != self._key:
+                data_key = self._detection_key()
+                if self._con is None:
+                    self._con = self.warehouse.connect()
+                else:
+                    self.warehouse.refresh_views(self._con)
+                self._key, self._data_key = key, data_key
                 self.refreshes += 1
             cur = self._con.cursor()
+            snap = Snapshot(cur, self._key, self._data_key, self.memo)
         cur.execute("SET TimeZone='UTC'")
-        return cur
+        return snap
 
     def close(self) -> None:
         with self._lock:
@@ -99,17 +177,22 @@ class WarehouseReader:
                 self._key = None
 
 
-def get_reader(request: Request) -> WarehouseReader:
+async def get_reader(request: Request) -> WarehouseReader:
     reader: WarehouseReader = request.app.state.reader
     return reader
 
 
-def get_warehouse(request: Request) -> Warehouse:
+async def get_warehouse(request: Request) -> Warehouse:
     reader: WarehouseReader = request.app.state.reader
     return reader.warehouse
 
 
-def get_con(reader: Annotated[WarehouseReader, Depends(get_reader)]) -> Iterator[duckdb.DuckDBPyConnection]:
+# The dependencies below are ``async`` only so that FastAPI runs them on the event loop
+# instead of sending each to the thread pool: they stat the commits folder and open a
+# cursor (microseconds), or refresh the views after a commit (milliseconds, once).
+async def get_con(
+    reader: Annotated[WarehouseReader, Depends(get_reader)],
+) -> AsyncIterator[duckdb.DuckDBPyConnection]:
     cur = reader.cursor()
     try:
         yield cur
@@ -117,7 +200,16 @@ def get_con(reader: Annotated[WarehouseReader, Depends(get_reader)]) -> Iterator
         cur.close()
 
 
+async def get_snapshot(reader: Annotated[WarehouseReader, Depends(get_reader)]) -> AsyncIterator[Snapshot]:
+    snap = reader.snapshot()
+    try:
+        yield snap
+    finally:
+        snap.con.close()
+
+
 ReaderDep = Annotated[WarehouseReader, Depends(get_reader)]
+SnapshotDep = Annotated[Snapshot, Depends(get_snapshot)]
 WarehouseDep = Annotated[Warehouse, Depends(get_warehouse)]
 ConDep = Annotated[duckdb.DuckDBPyConnection, Depends(get_con)]
 
@@ -255,7 +347,8 @@ def parse_time(
         raise bad_param(
             name, f"{name}: {value!r} is outside 1970–2200", value, "a time between 1970 and 2200"
         )
-    return when
+    result: datetime = when
+    return result
 
 
 def parse_span(value: str, *, name: str) -> timedelta:
@@ -269,20 +362,5 @@ def parse_span(value: str, *, name: str) -> timedelta:
         raise bad_param(name, f"{name}: {value!r} is not a usable duration", value, expected) from None
     if span > MAX_DURATION:
         raise bad_param(name, f"{name}: {value!r} is longer than 366 days", value, expected)
-    return span
-
-
-# -- engine functions written alongside the API --------------------------------------------------
-def engine(module: str, name: str) -> Any:
-    """``whatchanged.engine.<module>.<name>``, or a 501 problem when it is not installed."""
-    full = f"whatchanged.engine.{module}"
-    try:
-        mod = importlib.import_module(full)
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("whatchanged.engine."):
-            raise
-        raise ProblemError(501, f"{full} is not available in this build", slug="not-implemented") from None
-    fn = getattr(mod, name, None)
-    if fn is None:
-        raise ProblemError(501, f"{full}.{name} is not available in this build", slug="not-implemented")
-    return fn
+    result: timedelta = span
+    return result

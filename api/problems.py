@@ -61,7 +61,6 @@ SLUGS: dict[str, tuple[int, str]] = {
     "invalid-parameter": (422, "a query or path parameter failed validation"),
     "invalid-body": (422, "the JSON body failed validation"),
     "warehouse-unavailable": (503, "the warehouse folder is missing or unusable"),
-    "not-implemented": (501, "the engine function behind this route is not installed"),
     "internal-error": (500, "an unexpected error; the server log has the details"),
 }
 

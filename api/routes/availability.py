@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from whatchanged.api.deps import ConDep, bad_param, engine
+from whatchanged.api.deps import SnapshotDep, bad_param
 from whatchanged.api.models import AvailabilityOut
 from whatchanged.api.problems import ProblemError, problem_responses
 from whatchanged.api.routes.explain import TzQuery
 from whatchanged.api.routes.incidents import resolve_range
+from whatchanged.engine.availability import availability
 
 router = APIRouter(tags=["availability"])
 
@@ -24,10 +25,10 @@ _TimeQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
     operation_id="get_availability",
     summary="Availability over a range",
     response_model=AvailabilityOut,
-    responses=problem_responses(404, 422, 501, 503, 500),
+    responses=problem_responses(404, 422, 503, 500),
 )
 def get_availability(
-    con: ConDep,
+    snap: SnapshotDep,
     service: Annotated[_Name, Query(description="One service (give one of service, check, group).")] = None,
     check: Annotated[_Name, Query(description="One check name, on every service that has it.")] = None,
     group: Annotated[
@@ -56,12 +57,17 @@ def get_availability(
             ",".join(given) or None,
             "exactly one of service, check, group",
         )
+    con = snap.con
     span = resolve_range(con, start, end, tz, max_range=timedelta(days=366))
     if span is None:
         raise ProblemError(404, "the warehouse holds no metrics or check states yet", slug="not-found")
-    result = engine("availability", "availability")(
-        con, span[0], span[1], service=service, check=check, group=group, exclude_planned=exclude_planned
-    )
-    data: dict[str, Any] = result.to_dict()
-    data["percent"] = result.percent
+    key = ("availability", snap.commit_key, span, service, check, group, exclude_planned)
+
+    def compute() -> dict[str, Any]:
+        result = availability(
+            con, span[0], span[1], service=service, check=check, group=group, exclude_planned=exclude_planned
+        )
+        return {**result.to_dict(), "percent": result.percent}
+
+    data: dict[str, Any] = snap.memo.get(key, compute)
     return data

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from whatchanged.api.deps import ConDep, SettingsDep, check_tz, engine, parse_time
+from whatchanged.api.deps import SettingsDep, Snapshot, SnapshotDep, check_tz, parse_time
 from whatchanged.api.models import ExplanationOut
 from whatchanged.api.problems import problem_responses
+from whatchanged.engine.explain import explain_at as explain_at_engine
+from whatchanged.engine.explain import explain_incident, explanation_json
+from whatchanged.engine.incidents import incident_at
+from whatchanged.engine.settings import Settings
 
 router = APIRouter(tags=["explain"])
 
@@ -41,15 +46,32 @@ TzQuery = Annotated[
     operation_id="explain_at",
     summary="What changed at this time?",
     response_model=ExplanationOut,
-    responses=problem_responses(422, 501, 503, 500),
+    responses=problem_responses(422, 503, 500),
 )
-def explain_at(con: ConDep, settings: SettingsDep, at: AtQuery, tz: TzQuery = None) -> dict[str, Any]:
+def explain_at(snap: SnapshotDep, settings: SettingsDep, at: AtQuery, tz: TzQuery = None) -> dict[str, Any]:
     """The incident under way at `at` (if any), its candidate causes ranked with evidence for and
     against, the cause classes ruled out and why, and the responders' reactions (restarts …)."""
     check_tz(tz)
-    when = parse_time(at, name="at", tz=tz, con=con)
+    when = parse_time(at, name="at", tz=tz, con=snap.con)
     if tz:  # evidence sentences in the zone asked for, too
         settings = settings.model_copy(update={"tz": tz})
-    explanation = engine("explain", "explain_at")(con, when, settings=settings)
-    result: dict[str, Any] = engine("explain", "explanation_json")(explanation, tz=settings.tz)
-    return result
+    return explain_cached(snap, when, settings)
+
+
+def explain_cached(snap: Snapshot, when: datetime, settings: Settings) -> dict[str, Any]:
+    """``explain_at`` with its two costs cached: incident detection until services, metrics or
+    states change, and the ranking until anything is committed."""
+    con, memo, tz = snap.con, snap.memo, settings.tz
+    incident = memo.get(("incident_at", snap.data_key, when), lambda: incident_at(con, when))
+    if incident is None:  # the answer does not depend on the changes
+        key: tuple[Any, ...] = ("explain_none", snap.data_key, when, tz)
+        none: dict[str, Any] = memo.get(
+            key, lambda: explanation_json(explain_at_engine(con, when, settings=settings), tz=tz)
+        )
+        return none
+    key = ("explain", snap.commit_key, incident.incident_id, when, tz)
+    ranked: dict[str, Any] = memo.get(
+        key,
+        lambda: explanation_json(explain_incident(con, incident, settings=settings, at=when), tz=tz),
+    )
+    return ranked

@@ -10,16 +10,15 @@ from fastapi import APIRouter
 
 from whatchanged.api.deps import (
     WRITE_LOCK,
-    ConDep,
     JsonBodyDep,
+    SnapshotDep,
     WarehouseDep,
     WriterDep,
-    engine,
     validate_body,
 )
 from whatchanged.api.models import FeedbackIn, FeedbackOut
 from whatchanged.api.problems import FieldError, ProblemError, found_repr, problem_responses
-from whatchanged.api.routes.incidents import IncidentId
+from whatchanged.api.routes.incidents import IncidentId, incident_by_id
 from whatchanged.engine.warehouse import FEEDBACK
 
 router = APIRouter(tags=["incidents"])
@@ -31,7 +30,7 @@ router = APIRouter(tags=["incidents"])
     summary="Record the confirmed cause of an incident",
     status_code=201,
     response_model=FeedbackOut,
-    responses=problem_responses(400, 401, 403, 404, 413, 415, 422, 501, 503, 500),
+    responses=problem_responses(400, 401, 403, 404, 413, 415, 422, 503, 500),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -40,13 +39,14 @@ router = APIRouter(tags=["incidents"])
     },
 )
 def create_feedback(
-    writer: WriterDep, body: JsonBodyDep, con: ConDep, warehouse: WarehouseDep, incident_id: IncidentId
+    writer: WriterDep, body: JsonBodyDep, snap: SnapshotDep, warehouse: WarehouseDep, incident_id: IncidentId
 ) -> FeedbackOut:
     """Append a responder's verdict (the change that caused the incident and/or its cause class,
     a comment, who says so) to the warehouse's `feedback` table; fitted ranking weights learn
     from these.  Needs a bearer token."""
     verdict = validate_body(FeedbackIn, body)
-    engine("incidents", "get_incident")(con, incident_id)  # 404 when unknown
+    con = snap.con
+    incident_by_id(snap, incident_id)  # 404 when unknown
     if verdict.cause_change_id is not None:
         known = con.sql(
             "SELECT count(*) FROM changes WHERE change_id = ?", params=[verdict.cause_change_id]

@@ -7,10 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from whatchanged.api.deps import ConDep, SettingsDep, bad_param, check_tz, engine, parse_time
+from whatchanged.api.deps import SettingsDep, Snapshot, SnapshotDep, bad_param, check_tz, parse_time
 from whatchanged.api.models import ExplanationOut, IncidentPage
 from whatchanged.api.problems import problem_responses
 from whatchanged.api.routes.explain import TzQuery
+from whatchanged.engine.explain import explain_incident, explanation_json, incident_json
+from whatchanged.engine.incidents import find_incidents
+from whatchanged.engine.incidents import get_incident as find_incident
+from whatchanged.engine.model import Incident
 
 router = APIRouter(tags=["incidents"])
 
@@ -72,10 +76,10 @@ def resolve_range(
     operation_id="list_incidents",
     summary="Incidents in a time range",
     response_model=IncidentPage,
-    responses=problem_responses(422, 501, 503, 500),
+    responses=problem_responses(422, 503, 500),
 )
 def list_incidents(
-    con: ConDep,
+    snap: SnapshotDep,
     start: Annotated[
         _TimeQuery,
         Query(
@@ -92,9 +96,12 @@ def list_incidents(
 ) -> dict[str, Any]:
     """Incidents whose onset lies in the range, oldest first (without their outage lists:
     `GET /incidents/{incident_id}` has them).  Times in `tz` (default UTC)."""
+    con = snap.con
     span = resolve_range(con, start, end, tz)
-    found = engine("incidents", "find_incidents")(con, span[0], span[1]) if span else []
-    incident_json = engine("explain", "incident_json")
+    found: list[Incident] = []
+    if span:
+        key = ("find_incidents", snap.data_key, span)
+        found = snap.memo.get(key, lambda: find_incidents(con, span[0], span[1]))
     items = []
     for incident in found[offset : offset + limit]:
         d = incident_json(incident, tz or "UTC")
@@ -108,17 +115,28 @@ def list_incidents(
     operation_id="get_incident",
     summary="One incident and its ranked causes",
     response_model=ExplanationOut,
-    responses=problem_responses(404, 422, 501, 503, 500),
+    responses=problem_responses(404, 422, 503, 500),
 )
 def get_incident(
-    con: ConDep, settings: SettingsDep, incident_id: IncidentId, tz: TzQuery = None
+    snap: SnapshotDep, settings: SettingsDep, incident_id: IncidentId, tz: TzQuery = None
 ) -> dict[str, Any]:
     """The incident with its outages and anomalies, its candidate causes ranked with evidence,
     the cause classes ruled out, and the reactions — the same shape as `GET /explain`."""
     check_tz(tz)
     if tz:
         settings = settings.model_copy(update={"tz": tz})
-    incident = engine("incidents", "get_incident")(con, incident_id)
-    explanation = engine("explain", "explain_incident")(con, incident, settings=settings)
-    result: dict[str, Any] = engine("explain", "explanation_json")(explanation, tz=settings.tz)
+    con, memo, tz = snap.con, snap.memo, settings.tz
+    incident = incident_by_id(snap, incident_id)
+    key = ("explain", snap.commit_key, incident.incident_id, None, tz)
+    result: dict[str, Any] = memo.get(
+        key, lambda: explanation_json(explain_incident(con, incident, settings=settings), tz=tz)
+    )
     return result
+
+
+def incident_by_id(snap: Snapshot, incident_id: str) -> Incident:
+    """``get_incident``, cached until services, metrics or states change (NotFoundError → 404)."""
+    con = snap.con
+    return snap.memo.get(
+        ("get_incident", snap.data_key, incident_id), lambda: find_incident(con, incident_id)
+    )

@@ -22,7 +22,8 @@ router = APIRouter(tags=["status"])
 )
 def get_status(warehouse: WarehouseDep) -> dict[str, Any]:
     """Rows per table, services, time range and commits — what `whatchanged status` prints."""
-    return warehouse.status()
+    status: dict[str, Any] = warehouse.status()
+    return status
 
 
 @router.get(

@@ -1,0 +1,266 @@
+"""Bounded load benchmark of the HTTP API (loopback only; stops by itself).
+
+Starts ``whatchanged serve`` on a copy of the demo warehouse (``data/warehouse``)
+or, when there is none, on a freshly generated reference night; then, for
+``--duration`` seconds, ``--clients`` concurrent clients (httpx, async) ask
+``GET /api/v1/explain`` while one more client POSTs a deploy every second.
+Prints requests/s, p50/p95/p99 latency and the error count, then checks that
+every posted deploy is visible through ``GET /api/v1/changes``.
+
+    python benchmarks/api_load.py [--duration 30] [--clients 20] [--json]
+
+Target (issue "HTTP API … safe under load"): p95 ≤ 500 ms on 2 cores.
+Exit code 0 when every request succeeded and every deploy is visible, else 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "data" / "warehouse"
+AT = "2010-11-17T19:23:00+01:00"
+DEPLOY_DAY = "2010-11-17T12:00:00+01:00"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def prepare_warehouse(work: Path) -> tuple[Path, str]:
+    """A warehouse the benchmark may write to: a copy of the demo one, or a generated night."""
+    home = work / "warehouse"
+    if (DEMO / "WAREHOUSE").is_file():
+        shutil.copytree(DEMO, home)
+        return home, f"copy of {DEMO}"
+    import pyarrow as pa
+
+    from whatchanged.data.reference_night import generate
+    from whatchanged.engine.errors import WhatchangedError
+    from whatchanged.engine.warehouse import Warehouse
+    from whatchanged.ingest.base import ReadContext
+    from whatchanged.ingest.pipeline import read_all
+
+    raw = work / "raw"
+    raw.mkdir()
+    generate(raw)
+    tables: dict[str, list[pa.Table]] = {}
+    skipped = []
+    for unit in sorted(p for p in raw.iterdir() if not p.name.startswith(".")):
+        try:  # every input a reader exists for
+            read, _ = read_all([unit], ReadContext(tz="Europe/Paris"))
+        except WhatchangedError:
+            skipped.append(unit.name)
+            continue
+        for name, parts in read.items():
+            tables.setdefault(name, []).extend(parts)
+    Warehouse(home).commit({n: pa.concat_tables(p) for n, p in tables.items()}, source="reference-night")
+    note = f"generated reference night in {home}"
+    return home, note + (f" (no reader yet for: {', '.join(skipped)})" if skipped else "")
+
+
+def start_server(home: Path, port: int, token: str, workers: int = 1) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).parent / "whatchanged"
+    env = {**os.environ, "WHATCHANGED_HOME": str(home), "WHATCHANGED_API_TOKENS": token}
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"whatchanged serve exited: {proc.stderr.read().decode() if proc.stderr else ''}"
+            )
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("whatchanged serve did not answer within 60 s")
+
+
+async def explain_client(c: httpx.AsyncClient, until: float, lat: list[float], errors: list[str]) -> None:
+    while time.monotonic() < until:
+        t0 = time.perf_counter()
+        try:
+            r = await c.get("/explain", params={"at": AT})
+            if r.status_code != 200:
+                errors.append(f"explain {r.status_code}: {r.text[:200]}")
+        except httpx.HTTPError as exc:
+            errors.append(f"explain {type(exc).__name__}: {exc}")
+        lat.append(time.perf_counter() - t0)
+
+
+async def poster(
+    c: httpx.AsyncClient,
+    until: float,
+    token: str,
+    run: str,
+    posted: list[str],
+    errors: list[str],
+    every: float,
+) -> None:
+    if every <= 0:
+        return
+    n = 0
+    while time.monotonic() < until:
+        tick = time.monotonic()
+        change_id = f"bench-{run}-{n:04d}"
+        body = {
+            "id": change_id,
+            "timestamp": DEPLOY_DAY.replace("12:00:00", f"12:{n // 60 % 60:02d}:{n % 60:02d}"),
+            "service": "www-main",
+            "version": f"b{n}",
+            "author": "api_load",
+            "description": "load benchmark",
+        }
+        try:
+            r = await c.post("/changes", json=body, headers={"Authorization": f"Bearer {token}"})
+            if r.status_code == 201:
+                posted.append(change_id)
+            else:
+                errors.append(f"post {r.status_code}: {r.text[:200]}")
+        except httpx.HTTPError as exc:
+            errors.append(f"post {type(exc).__name__}: {exc}")
+        n += 1
+        await asyncio.sleep(max(0.0, every - (time.monotonic() - tick)))
+
+
+async def run_load(base: str, token: str, duration: float, clients: int, every: float) -> dict[str, Any]:
+    run = secrets.token_hex(3)
+    lat: list[float] = []
+    errors: list[str] = []
+    posted: list[str] = []
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as c:
+        await c.get("/explain", params={"at": AT})  # warm-up (views, ranking model)
+        started = time.monotonic()
+        until = started + duration
+        await asyncio.gather(
+            *(explain_client(c, until, lat, errors) for _ in range(clients)),
+            poster(c, until, token, run, posted, errors, every),
+        )
+        elapsed = time.monotonic() - started
+        listed = await c.get("/changes", params={"at": DEPLOY_DAY, "before": "0s", "after": "1h"})
+        visible = (
+            {ch["change_id"] for ch in listed.json().get("changes", [])}
+            if listed.status_code == 200
+            else set()
+        )
+    lat.sort()
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
+
+    missing = [p for p in posted if p not in visible]
+    return {
+        "clients": clients,
+        "duration_s": round(elapsed, 1),
+        "requests": len(lat),
+        "requests_per_s": round(len(lat) / elapsed, 1),
+        "p50_ms": round(pct(0.50), 1),
+        "p95_ms": round(pct(0.95), 1),
+        "p99_ms": round(pct(0.99), 1),
+        "mean_ms": round(statistics.fmean(lat) * 1000, 1) if lat else None,
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "deploys_posted": len(posted),
+        "deploys_missing": missing,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load (default 30)")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent explain clients (default 20)")
+    parser.add_argument("--post-every", type=float, default=1.0, help="seconds between deploys (0: none)")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="whatchanged-api-load-") as tmp:
+        home, origin = prepare_warehouse(Path(tmp))
+        token = secrets.token_urlsafe(24)
+        port = free_port()
+        server = start_server(home, port, token, args.workers)
+        try:
+            result = asyncio.run(
+                run_load(
+                    f"http://127.0.0.1:{port}/api/v1", token, args.duration, args.clients, args.post_every
+                )
+            )
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    result["warehouse"] = origin
+    result["cpus"] = os.cpu_count()
+    result["workers"] = args.workers
+    ok = (
+        result["errors"] == 0
+        and not result["deploys_missing"]
+        and (args.post_every <= 0 or result["deploys_posted"] > 0)
+    )
+    result["ok"] = ok
+    result["p95_target_met"] = result["p95_ms"] <= 500
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"warehouse: {origin}")
+        print(
+            f"GET /explain, {result['clients']} clients, {result['duration_s']} s on {result['cpus']} CPUs, "
+            f"{result['workers']} server worker(s): "
+            f"{result['requests']} requests, {result['requests_per_s']} req/s"
+        )
+        print(
+            f"latency p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms "
+            f"(target p95 ≤ 500 ms: {'met' if result['p95_target_met'] else 'NOT met'})"
+        )
+        print(
+            f"errors: {result['errors']}"
+            + (f" e.g. {result['error_samples'][0]}" if result["errors"] else "")
+        )
+        print(
+            f"deploys posted (1/s): {result['deploys_posted']}, not visible afterwards: "
+            f"{len(result['deploys_missing'])}"
+        )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
