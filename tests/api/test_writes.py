@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
 import httpx
 import pyarrow as pa
 import pytest
@@ -238,11 +237,3 @@ def test_posted_deploy_is_ranked_by_explain(client: httpx.Client, auth: dict[str
     assert ranked, [c["change_id"] for c in causes]
     assert ranked[0]["category"] == "application_release"
     assert ranked[0]["start"] == "2010-11-17T19:20:00+01:00"
-
-
-def test_feedback_table_schema_is_the_warehouse_one(server: LiveServer) -> None:
-    con = duckdb.connect()
-    try:
-        assert Warehouse(server.home).exists
-    finally:
-        con.close()
