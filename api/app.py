@@ -21,12 +21,15 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from whatchanged.api import models
 from whatchanged.api.deps import WarehouseReader
 from whatchanged.api.problems import CatchAllMiddleware, FieldError, Problem, install_handlers, problem
 from whatchanged.api.routes import availability, changes, explain, feedback, incidents, services, status
+from whatchanged.dashboards import pages as dashboard_pages
 from whatchanged.engine.errors import WhatchangedError
 from whatchanged.engine.settings import Settings
 from whatchanged.engine.warehouse import Warehouse
@@ -171,6 +174,12 @@ def create_app(settings: Settings) -> FastAPI:
     install_handlers(app)
     for module in (explain, changes, incidents, feedback, availability, services, status):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(dashboard_pages.router)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/dashboards/")
+
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(CatchAllMiddleware)
 
@@ -187,7 +196,8 @@ def create_app(settings: Settings) -> FastAPI:
             separate_input_output_schemas=False,
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (Problem, FieldError, *models.REQUEST_BODY_MODELS):
+        documented: tuple[type[BaseModel], ...] = (Problem, FieldError, *models.REQUEST_BODY_MODELS)
+        for model in documented:
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(js.pop("$defs", {}))
             components[model.__name__] = js

@@ -8,6 +8,7 @@ import typer
 
 from whatchanged.api.cli_core import HomeOpt, settings_from
 from whatchanged.api.output import console
+from whatchanged.engine.settings import Settings
 
 
 def cmd_serve(
@@ -22,14 +23,26 @@ def cmd_serve(
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the HTTP API (/api/v1, OpenAPI at /docs) until interrupted."""
+    run_server(settings_from(home), host=host, port=port, workers=workers, log_level=log_level)
+
+
+def run_server(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    log_level: str = "info",
+) -> None:
+    """Serve the API and dashboards over ``settings.home`` until interrupted."""
     import uvicorn  # loaded on use
 
     from whatchanged.api.app import create_app
 
-    settings = settings_from(home)
     writes = "enabled" if settings.token_list else "disabled (no WHATCHANGED_API_TOKENS)"
     console.print(
-        f"serving warehouse {settings.home.resolve()} on http://{host}:{port}/api/v1 — writes {writes}"
+        f"serving warehouse {settings.home.resolve()} on http://{host}:{port}/api/v1 "
+        f"and http://{host}:{port}/dashboards/ — writes {writes}"
     )
     if workers > 1:
         # each worker process builds its own app from the same environment

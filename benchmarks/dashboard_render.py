@@ -72,19 +72,9 @@ def build_warehouse(home: Path, inputs: Path) -> str:
 def serve(settings: Any) -> tuple[Any, threading.Thread, str]:
     import uvicorn
 
-    from whatchanged.dashboards import pages
+    from whatchanged.api.app import create_app
 
-    try:
-        from whatchanged.api.app import create_app
-
-        app = create_app(settings)
-    except ImportError:
-        from fastapi import FastAPI
-
-        app = FastAPI()
-        app.state.settings = settings
-    if not any(getattr(r, "path", "").startswith("/dashboards") for r in app.routes):
-        app.include_router(pages.router)
+    app = create_app(settings)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none", access_log=False))

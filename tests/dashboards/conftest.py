@@ -15,7 +15,6 @@ import uvicorn
 from fastapi import FastAPI
 
 from tests.dashboards import night
-from whatchanged.dashboards import pages
 from whatchanged.engine.settings import Settings, load_settings
 from whatchanged.engine.warehouse import Warehouse
 
@@ -46,21 +45,10 @@ def night_settings(night_home: Path) -> Settings:
 
 
 def make_app(settings: Settings) -> FastAPI:
-    """The API app with the dashboards, as ``whatchanged serve`` runs it.
+    """The API app with the dashboards, as ``whatchanged serve`` runs it."""
+    from whatchanged.api.app import create_app
 
-    Uses ``create_app`` and adds the dashboards router when the app does not
-    mount it yet; without the API package, a bare app with the router.
-    """
-    try:
-        from whatchanged.api.app import create_app
-    except ImportError:  # pragma: no cover - the API is part of the tree
-        app = FastAPI()
-        app.state.settings = settings
-    else:
-        app = create_app(settings)
-    if not any(getattr(r, "path", "").startswith("/dashboards") for r in app.routes):
-        app.include_router(pages.router)
-    return app
+    return create_app(settings)
 
 
 class Server:
