@@ -145,6 +145,17 @@ class Inventory:
         return {v for r in self.rows if (v := r[i])}
 
     @cached_property
+    def index(self) -> dict[str, dict[str, set[str]]]:
+        """Column → value → services having it (datacenters as written, other names folded)."""
+        out: dict[str, dict[str, set[str]]] = {c: {} for c in self.COLUMNS}
+        for row in self.rows:
+            for col, value in zip(self.COLUMNS, row, strict=True):
+                if value:
+                    key = value if col == "datacenter" else _norm(value)
+                    out[col].setdefault(key, set()).add(row[0])
+        return out
+
+    @cached_property
     def known(self) -> dict[str, dict[str, str]]:
         """Folded name → name, per column that text may name."""
         return {col: {_norm(n): n for n in self.names(col)} for col in TEXT_COLUMNS}
@@ -223,21 +234,18 @@ def resolve_scope(
             for col, key in TEXT_COLUMNS.items():
                 if _norm(name) in known[col]:
                     wanted[key].add(known[col][_norm(name)])
-    folded = {k: {_norm(n) for n in v} for k, v in wanted.items() if k != "datacenters"}
-    dcs = wanted["datacenters"]
+    index = inventory.index
     hit: set[str] = set()
-    for row in inventory.rows:
-        values: dict[str, str] = {c: v for c, v in zip(Inventory.COLUMNS, row, strict=True) if v}
-        dc_have = values.get("datacenter")
-        if dc_have and any(_dc_match(dc, dc_have) for dc in dcs):
-            hit.add(row[0])
+    for dc in wanted["datacenters"]:
+        for dc_have, services in index["datacenter"].items():
+            if _dc_match(dc, dc_have):
+                hit |= services
+    for key, cols in MATCHES.items():
+        if key == "datacenters":
             continue
-        for key, cols in MATCHES.items():
-            if key == "datacenters" or not folded[key]:
-                continue
-            if any(c in values and _norm(values[c]) in folded[key] for c in cols):
-                hit.add(row[0])
-                break
+        for name in {_norm(n) for n in wanted[key]}:
+            for col in cols:
+                hit |= index[col].get(name, set())
     return tuple(sorted(hit))
 
 
