@@ -80,6 +80,43 @@ def lagged_median(blocks: Array, lags: list[int]) -> Array:
     return nanmedian_last(stack)
 
 
+def window_median(blocks: Array, first_lag: int, count: int, stride: int = 1) -> Array:
+    """For each block ``j``: the NaN-aware median of ``blocks[:, j - first_lag - i * stride]``
+    for ``i < count`` (NaN outside the array).
+
+    A strided view of a NaN-padded copy gives every window without building a stack lag
+    by lag; the sort copies it once.  ``first_lag`` may be negative (look-ahead).
+    """
+    n, nb = blocks.shape
+    span = (count - 1) * stride
+    left = max(0, first_lag + span)
+    right = max(0, -first_lag)
+    padded = np.full((n, left + nb + right), np.nan)
+    padded[:, left : left + nb] = blocks
+    # view[:, j, i] = padded[:, left + j - first_lag - span + i * stride]
+    offset = left - first_lag - span
+    base = padded[:, offset:]
+    s0, s1 = base.strides
+    view = np.lib.stride_tricks.as_strided(base, shape=(n, nb, count), strides=(s0, s1, s1 * stride))
+    return nanmedian_last(view)
+
+
+def lagged_mean(blocks: Array, width: int) -> Array:
+    """For each block ``j``: the mean of the finite ``blocks[:, j - width … j - 1]`` (NaN if none)."""
+    n, nb = blocks.shape
+    ok = ~np.isnan(blocks)
+    c_sum = np.zeros((n, nb + 1))
+    c_cnt = np.zeros((n, nb + 1))
+    np.cumsum(np.where(ok, blocks, 0.0), axis=1, out=c_sum[:, 1:])
+    np.cumsum(ok, axis=1, out=c_cnt[:, 1:])
+    j = np.arange(nb)
+    j0 = np.maximum(j - width, 0)
+    k = c_cnt[:, j] - c_cnt[:, j0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: Array = np.where(k > 0, (c_sum[:, j] - c_sum[:, j0]) / np.maximum(k, 1), np.nan)
+    return out
+
+
 @dataclass(frozen=True)
 class BaselineResult:
     """Expected value and spread per point; history per series."""
@@ -122,16 +159,18 @@ class RobustBaseline:
         self.rel_floor = rel_floor
         self.exclude_z = exclude_z
 
-    def _expected_blocks(
-        self, bm: Array, w_recent: int, season_lags: list[int]
-    ) -> tuple[Array, Array, Array]:
+    def _expected_blocks(self, bm: Array, w_recent: int, per_day: int) -> tuple[Array, Array, Array]:
         """Expected value, recent level and seasonal level per block, from block medians ``bm``."""
-        recent_b = lagged_median(bm, list(range(1, w_recent + 1)))
-        if season_lags and self.season_weight > 0:
-            season_b = lagged_median(bm, season_lags)
+        recent_b = window_median(bm, 1, w_recent)
+        season_days = min(self.season_days, (bm.shape[1] - 1) // per_day) if per_day > 2 else 0
+        if season_days > 0 and self.season_weight > 0:
+            # same time of day on the previous days: the median over the days of each day's
+            # block and its two neighbours (a median of medians: 3 + season_days values
+            # sorted instead of 3 × season_days)
+            near = window_median(bm, -1, 3)
+            season_b = window_median(near, per_day, season_days, per_day)
             # the recent level moved along the seasonal shape since the recent window
-            season_recent = lagged_median(season_b, list(range(1, w_recent + 1)))
-            shape = np.nan_to_num(season_b - season_recent)
+            shape = np.nan_to_num(season_b - window_median(season_b, 1, w_recent))
             level = recent_b + shape
             weight = np.where(np.isnan(season_b), 0.0, self.season_weight)
             expected_b = np.where(
@@ -152,13 +191,7 @@ class RobustBaseline:
         nb = bm.shape[1]
         w_recent = max(1, round(self.recent_s / (step_s * b)))
         per_day = round(self.season_s / (step_s * b))
-        season_lags = (
-            [k * per_day + d for k in range(1, self.season_days + 1) for d in (-1, 0, 1)]
-            if per_day > 2
-            else []
-        )
-        season_lags = [lag for lag in season_lags if lag < nb]
-        expected_b, recent_b, season_b = self._expected_blocks(bm, w_recent, season_lags)
+        expected_b, recent_b, season_b = self._expected_blocks(bm, w_recent, per_day)
         expected = np.repeat(expected_b, b, axis=1)[:, :t]
         recent = np.repeat(recent_b, b, axis=1)[:, :t]
 
@@ -166,7 +199,7 @@ class RobustBaseline:
         bs = max(1, round(self.scale_block_s / step_s))
         sb = block_median(resid, bs)
         w_scale = max(1, round(self.scale_window_s / (step_s * bs)))
-        scale_b = lagged_median(sb, list(range(1, w_scale + 1)))
+        scale_b = window_median(sb, 1, w_scale)
         scale = np.repeat(scale_b, bs, axis=1)[:, :t]
         floor = np.maximum(self.rel_floor * np.abs(recent), 1e-9)
         spread = np.maximum(MAD_TO_SIGMA * scale, floor)
@@ -179,7 +212,7 @@ class RobustBaseline:
             with np.errstate(invalid="ignore", divide="ignore"):
                 zb = np.abs(bm - expected_b) / spread[:, ::b][:, :nb]
             clean = np.where(zb >= self.exclude_z, np.nan, bm)
-            e2, r2, s2 = self._expected_blocks(clean, w_recent, season_lags)
+            e2, r2, s2 = self._expected_blocks(clean, w_recent, per_day)
             expected_b = np.where(np.isnan(e2), expected_b, e2)
             recent_b = np.where(np.isnan(r2), recent_b, r2)
             season_b = np.where(np.isnan(s2), season_b, s2)

@@ -33,6 +33,7 @@ Entry points: :func:`detect_series` (one series: CLI ``detect``, NAB) and
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -440,6 +441,138 @@ def load_matrix(
     return grid.reshape(len(series), width)
 
 
+_VIEW_FILES = re.compile(
+    r"^CREATE VIEW metrics AS SELECT \* FROM read_parquet\(list_value\((.*)\)\);?$", re.S
+)
+_QUOTED = re.compile(r"'((?:[^']|'')*)'")
+_DAY_DIR = re.compile(r"[/\\]date=(\d{4}-\d{2}-\d{2})[/\\]")
+
+
+def metric_files(con: duckdb.DuckDBPyConnection) -> list[str] | None:
+    """The Parquet files behind the ``metrics`` view of a warehouse connection, or None
+    when the view is not a plain file listing (then the SQL path is used)."""
+    try:
+        row = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'metrics'").fetchall()
+    except duckdb.Error:
+        return None
+    if not row:
+        return None
+    m = _VIEW_FILES.match(str(row[0][0]).strip())
+    if not m:
+        return None
+    files = [q.replace("''", "'") for q in _QUOTED.findall(m.group(1))]
+    return files or None
+
+
+def _files_for(files: Sequence[str], lo: datetime, hi: datetime) -> list[str]:
+    """The day-partitioned files that may hold rows in ``[lo, hi)`` (others are skipped)."""
+    first, last = lo.astimezone(UTC).date().isoformat(), hi.astimezone(UTC).date().isoformat()
+    out = []
+    for f in files:
+        d = _DAY_DIR.search(f)
+        if d is None or first <= d.group(1) <= last:
+            out.append(f)
+    return out
+
+
+class SeriesGrid:
+    """Series read onto a regular grid, one float32 row per (service, metric), sorted by key."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.rows: dict[tuple[str, str], NDArray[np.float32]] = {}
+        self._counts: dict[tuple[str, str], NDArray[np.uint16]] = {}
+
+    def add(self, key: tuple[str, str], cols: NDArray[np.int64], vals: NDArray[np.float32]) -> None:
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = np.full(self.width, np.nan, dtype=np.float32)
+        if cols.size > 1 and not bool(np.all(cols[1:] > cols[:-1])):  # several samples per step
+            cols, inv = np.unique(cols, return_inverse=True)
+            vals = (np.bincount(inv, weights=vals) / np.bincount(inv)).astype(np.float32)
+            counts = np.bincount(inv).astype(np.uint16)
+        else:
+            counts = None
+        seen = row[cols]
+        if key not in self._counts and bool(np.isnan(seen).all()):
+            row[cols] = vals
+            if counts is not None:
+                self._counts[key] = np.where(np.isnan(row), 0, 1).astype(np.uint16)
+                self._counts[key][cols] = counts
+            return
+        # the same steps in several files: keep a running mean
+        cnt = self._counts.get(key)
+        if cnt is None:
+            cnt = self._counts[key] = (~np.isnan(row)).astype(np.uint16)
+        add = np.ones(cols.size, dtype=np.uint16) if counts is None else counts
+        old = np.nan_to_num(row[cols]) * cnt[cols]
+        cnt[cols] += add
+        row[cols] = ((old + vals * add) / cnt[cols]).astype(np.float32)
+
+    def matrix(self, keys: Sequence[tuple[str, str]]) -> NDArray[np.float32]:
+        if not keys:
+            return np.empty((0, self.width), dtype=np.float32)
+        return np.stack([self.rows[k] for k in keys])
+
+
+def read_grid(
+    files: Sequence[str],
+    lo: datetime,
+    hi: datetime,
+    *,
+    step_s: float = 60.0,
+    services: Sequence[str] | None = None,
+) -> SeriesGrid:
+    """Every series of ``files`` on the grid ``lo, lo + step, … < hi`` (mean per step).
+
+    Reads the Parquet files directly with pyarrow (service and metric as dictionary
+    indices, never as Python strings), one run of rows per series at a time: the
+    files are sorted by (service, metric, ts), so a series is a few contiguous runs.
+    """
+    import pyarrow.parquet as pq
+
+    width = math.ceil((hi - lo).total_seconds() / step_s)
+    grid = SeriesGrid(width)
+    lo_us = int(lo.timestamp() * 1_000_000)
+    step_us = int(step_s * 1_000_000)
+    wanted = set(services) if services is not None else None
+    for f in _files_for(files, lo, hi):
+        tbl = pq.read_table(
+            f, columns=["service", "metric", "ts", "value"], read_dictionary=["service", "metric"]
+        )
+        for batch in tbl.to_batches():
+            if not batch.num_rows:
+                continue
+            svc, met = batch.column(0), batch.column(1)
+            s_idx = np.asarray(svc.indices.fill_null(-1), dtype=np.int64)
+            m_idx = np.asarray(met.indices.fill_null(-1), dtype=np.int64)
+            s_names = svc.dictionary.to_pylist()
+            m_names = met.dictionary.to_pylist()
+            ts = np.asarray(batch.column(2).cast("int64").fill_null(lo_us - 1), dtype=np.int64)
+            val = np.asarray(batch.column(3).fill_null(np.nan), dtype=np.float64)
+            col = (ts - lo_us) // step_us
+            ok = (col >= 0) & (col < width) & np.isfinite(val) & (s_idx >= 0) & (m_idx >= 0)
+            if not ok.any():
+                continue
+            s_idx, m_idx, col, val = s_idx[ok], m_idx[ok], col[ok], val[ok]
+            pair = s_idx * (len(m_names) + 1) + m_idx
+            starts = np.flatnonzero(np.concatenate(([True], pair[1:] != pair[:-1])))
+            ends = np.append(starts[1:], pair.size)
+            if starts.size > 4 * (len(s_names) * len(m_names)) + 64:  # not sorted: group first
+                order = np.argsort(pair, kind="stable")
+                pair, col, val = pair[order], col[order], val[order]
+                s_idx, m_idx = s_idx[order], m_idx[order]
+                starts = np.flatnonzero(np.concatenate(([True], pair[1:] != pair[:-1])))
+                ends = np.append(starts[1:], pair.size)
+            val32 = val.astype(np.float32)
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                key = (str(s_names[s_idx[a]]), str(m_names[m_idx[a]]))
+                if wanted is not None and key[0] not in wanted:
+                    continue
+                grid.add(key, col[a:b], val32[a:b])
+    return grid
+
+
 def _day_floor(t: datetime) -> datetime:
     t = t.astimezone(UTC)
     return datetime(t.year, t.month, t.day, tzinfo=UTC)
@@ -454,7 +587,7 @@ def detect_anomalies(
     online: bool = True,
     params: DetectParams = DEFAULT,
     step_s: float = 60.0,
-    chunk: int = 512,
+    chunk: int = 256,
     history_s: float | None = None,
 ) -> list[Anomaly]:
     """Anomalies of every (service, metric) of the warehouse overlapping ``[start, end)``.
@@ -470,15 +603,27 @@ def detect_anomalies(
     if first is not None and _day_floor(first) > lo:
         lo = _day_floor(first)  # no grid before the data: cheaper, and still range-independent
     hi = end if online else end + timedelta(seconds=params.onset_ahead_s)
-    series = _series_list(con, start, end, services)
     first_col = math.floor((start - lo).total_seconds() / step_s)
+    end_col = math.ceil((end - lo).total_seconds() / step_s)
     step_us = int(step_s * 1_000_000)
     lo_us = int(lo.timestamp() * 1_000_000)
+    files = metric_files(con)
+    grid: SeriesGrid | None = None
+    if files is not None:
+        grid = read_grid(files, lo, hi, step_s=step_s, services=services)
+        # the series with data in [start, end)
+        series = sorted(k for k, row in grid.rows.items() if np.isfinite(row[first_col:end_col]).any())
+    else:
+        series = _series_list(con, start, end, services)
     found: list[Anomaly] = []
     for i in range(0, len(series), chunk):
         part = series[i : i + chunk]
-        values = load_matrix(con, part, lo, hi, step_s=step_s)
+        values = grid.matrix(part) if grid is not None else load_matrix(con, part, lo, hi, step_s=step_s)
+        if grid is not None:
+            for k in part:  # free the rows as they are used
+                del grid.rows[k]
         intervals, _ = detect_matrix(values, step_s=step_s, params=params, online=online, first_col=first_col)
+        del values
         for iv in intervals:
             a = _anomaly(
                 iv, part[iv.row][0], part[iv.row][1], lambda c: _dt(lo_us + c * step_us), step_us, online

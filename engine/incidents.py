@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,8 @@ FLAP_GAP_S = 900.0
 LINK_GAP_S = 120.0
 MIN_ANOMALY_S = 600.0
 RECUR_GAP_S = 3600.0
+CACHE_SIZE = 32
+_CACHE: OrderedDict[tuple[Any, ...], tuple[Incident, ...]] = OrderedDict()
 RECUR_OVERLAP = 0.5
 TOPOLOGY = ("datacenter", "switch", "host", "app")
 _ID = re.compile(r"^inc-(\d{8}T\d{4})Z-([0-9a-f]{6})$")
@@ -217,7 +220,46 @@ def find_incidents(
     link_gap_s: float = LINK_GAP_S,
     min_anomaly_s: float = MIN_ANOMALY_S,
 ) -> list[Incident]:
-    """Incidents with at least one event overlapping ``[start, end)``, by onset."""
+    """Incidents with at least one event overlapping ``[start, end)``, by onset.
+
+    Results are cached per process, keyed by what the connection's views read (the
+    committed files, hence the manifests) and the arguments: a repeat is a cache hit,
+    and a new commit (new files in the views of a fresh connection) is a miss.
+    """
+    key = (views_key(con), start, end, online, params, flap_gap_s, link_gap_s, min_anomaly_s)
+    hit = _CACHE.get(key)
+    if hit is not None:
+        _CACHE.move_to_end(key)
+        return list(hit)
+    found = _find_incidents(con, start, end, online, params, flap_gap_s, link_gap_s, min_anomaly_s)
+    _CACHE[key] = tuple(found)
+    while len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return found
+
+
+def views_key(con: duckdb.DuckDBPyConnection) -> str:
+    """A digest of the connection's view definitions: they list the committed data files."""
+    rows = con.execute(
+        "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY view_name"
+    ).fetchall()
+    return hashlib.sha1("\x00".join(f"{n}\x01{q}" for n, q in rows).encode()).hexdigest()
+
+
+def clear_cache() -> None:
+    _CACHE.clear()
+
+
+def _find_incidents(
+    con: duckdb.DuckDBPyConnection,
+    start: datetime,
+    end: datetime,
+    online: bool,
+    params: DetectParams,
+    flap_gap_s: float,
+    link_gap_s: float,
+    min_anomaly_s: float,
+) -> list[Incident]:
     cutoff = end if online else max(end, _data_end(con))
     anomalies = detect_anomalies(con, start, end, online=online, params=params)
     outages = find_outages(con, start, end, until=end if online else None)

@@ -92,3 +92,26 @@ def test_unrelated_services_at_the_same_time_are_separate(warehouse: Warehouse) 
     found = find_incidents(warehouse.connect(), t - HOUR, t + HOUR)
     assert sorted(i.services_affected for i in found) == [("a",), ("b",)]
     assert all(i.outage_count == 1 and i.downtime_s == 600 for i in found)
+
+
+def test_find_incidents_is_cached_until_a_new_commit(warehouse: Warehouse, night: sc.Night) -> None:
+    from whatchanged.engine import incidents as mod
+
+    mod.clear_cache()
+    con = warehouse.connect()
+    lo, hi = night.onset - 3 * HOUR, night.onset + 3 * HOUR
+    first = find_incidents(con, lo, hi)
+    assert len(mod._CACHE) == 1
+    again = find_incidents(con, lo, hi)
+    assert again == first and len(mod._CACHE) == 1  # a hit
+    # a new commit: a fresh connection sees new files, so the cached answer is not served
+    rows = sc.StateRows()
+    t = night.onset + timedelta(minutes=150)
+    rows.intervals(
+        "zz-new", "http", [(t, t + timedelta(minutes=20))], bad="CRITICAL", good="OK", source="nagios"
+    )
+    warehouse.commit({"states": rows.table()})
+    fresh = find_incidents(warehouse.connect(), lo, hi)
+    assert len(mod._CACHE) == 2
+    assert any("zz-new" in i.services_affected for i in fresh)
+    assert not any("zz-new" in i.services_affected for i in find_incidents(con, lo, hi))
