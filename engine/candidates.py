@@ -326,9 +326,10 @@ def hosting_candidates(
 
     Every component holding a service that failed hard first is considered;
     its ``recall`` counts the affected services under it plus those of the
-    same app that failed later (downstream), its ``precision`` the share of
-    its services that failed hard.  The best one is kept, the most specific
-    on a tie.  ``hard`` is 1 when the component itself is down (a reachability
+    same app that did not fail before it (downstream: a mail queue filling
+    up when the back office it feeds goes down), its ``precision`` the share
+    of its services that failed hard.  The one with the best recall,
+    precision and hardness is kept, the most specific on a tie.  ``hard`` is 1 when the component itself is down (a reachability
     check such as PING/HOST failed, an infrastructure service failed, or
     several services under one host/switch/rack failed), lower when one
     application service failed on its own.  ``covered`` is 1 when a
@@ -355,7 +356,7 @@ def hosting_candidates(
             continue
         comp_first = min(first[s] for s in under)
         downstream = {
-            s for s in (affected - under) & topo.app_peers(under) if first[s] >= comp_first + slack / 2
+            s for s in (affected - under) & topo.app_peers(under) if first[s] >= comp_first - slack / 2
         }
         explained = under | downstream
         recall = _ratio(len(explained), len(affected))
@@ -376,7 +377,7 @@ def hosting_candidates(
         else:
             signature = 0.5
         covered_by = [m for m in covering if under <= set(m.resolved_services)]
-        key = (round(recall + precision, 3), round(recall, 3), -LEVELS.index(level))
+        key = (round(recall + precision + hardness, 3), round(recall, 3), -LEVELS.index(level))
         if best is not None and key <= best[0]:
             continue
         pro: list[str] = []
@@ -387,7 +388,7 @@ def hosting_candidates(
             first_txt += f" (host {topo.value(value, 'host')})"
         pro.append(first_txt)
         if downstream:
-            pro.append(f"{len(downstream)} other affected services of the same app failed after it")
+            pro.append(f"{len(downstream)} other affected services of the same app depend on it")
         if single:
             if hardness == 1.0:
                 pro.append(
