@@ -355,12 +355,16 @@ def hosting_candidates(
         if not under:
             continue
         comp_first = min(first[s] for s in under)
-        downstream = {
-            s for s in (affected - under) & topo.app_peers(under) if first[s] >= comp_first - slack / 2
-        }
+        single = level == "service" or len(members) == 1  # a host with one service is that service
+        # a failed machine's app peers that degrade with or after it depend on it; for a
+        # switch or a rack "same app" says nothing about the path the traffic took
+        downstream = (
+            {s for s in (affected - under) & topo.app_peers(under) if first[s] >= comp_first - slack / 2}
+            if single
+            else set()
+        )
         explained = under | downstream
         recall = _ratio(len(explained), len(affected))
-        single = level == "service" or len(members) == 1  # a host with one service is that service
         precision = 0.5 if single else _ratio(len(under & hard), len(members))
         time_score = 1.0 if comp_first < t0 + slack else 0.5
         if single:
