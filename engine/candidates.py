@@ -356,17 +356,6 @@ def hosting_candidates(
             continue
         comp_first = min(first[s] for s in under)
         single = level == "service" or len(members) == 1  # a host with one service is that service
-        # a failed machine's app peers that degrade with or after it depend on it; for a
-        # switch or a rack "same app" says nothing about the path the traffic took
-        downstream = (
-            {s for s in (affected - under) & topo.app_peers(under) if first[s] >= comp_first - slack / 2}
-            if single
-            else set()
-        )
-        explained = under | downstream
-        recall = _ratio(len(explained), len(affected))
-        precision = 0.5 if single else _ratio(len(under & hard), len(members))
-        time_score = 1.0 if comp_first < t0 + slack else 0.5
         if single:
             kind = (topo.attrs.get(next(iter(members))) or {}).get("kind") or ""
             hardness = 1.0 if members & host_down or kind.lower() in INFRA_KINDS else 0.3
@@ -374,6 +363,17 @@ def hosting_candidates(
             hardness = 0.5
         else:
             hardness = 1.0 if len(under & hard) >= 2 or under & host_down else 0.5
+        # the app peers of a machine that went down, degrading with or after it, depend on it;
+        # for a switch or a rack "same app" says nothing about the path the traffic took
+        downstream = (
+            {s for s in (affected - under) & topo.app_peers(under) if first[s] >= comp_first - slack / 2}
+            if single and hardness == 1.0
+            else set()
+        )
+        explained = under | downstream
+        recall = _ratio(len(explained), len(affected))
+        precision = 0.5 if single else _ratio(len(under & hard), len(members))
+        time_score = 1.0 if comp_first < t0 + slack else 0.5
         if network:
             signature = 1.0
         elif under & error_services and not under & host_down:
@@ -415,8 +415,8 @@ def hosting_candidates(
             con.append("the error rate jumped: an application symptom rather than a machine failure")
         for m in covered_by:
             con.append(f"it sits in the scope of {m.change_id}, whose window covers the onset")
-        peers = _standby_peers(value, level, topo, affected)
-        if peers:
+        peers = _standby_peers(value, level, topo, affected) if hardness == 1.0 else set()
+        if 1 <= len(peers) <= 3:  # a primary/standby pair or a small cluster
             pro.append(f"{', '.join(sorted(peers)[:3])} of the same app did not take over")
         if network and level in ("switch", "rack", "datacenter"):
             pro.append("network capacity dropped, consistent with a network component failure")
