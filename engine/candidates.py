@@ -35,6 +35,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from whatchanged.engine.model import Change, Incident
@@ -86,10 +87,19 @@ class Topology:
 
     attrs: Mapping[str, Mapping[str, str | None]]
 
+    @cached_property
+    def _by_level(self) -> dict[str, dict[str, set[str]]]:
+        out: dict[str, dict[str, set[str]]] = {}
+        for service, a in self.attrs.items():
+            for level, v in a.items():
+                if v is not None:
+                    out.setdefault(level, {}).setdefault(v, set()).add(service)
+        return out
+
     def members(self, level: str, value: str) -> set[str]:
         if level == "service":
             return {value} if value in self.attrs else set()
-        return {s for s, a in self.attrs.items() if a.get(level) == value}
+        return set(self._by_level.get(level, {}).get(value, ()))
 
     def value(self, service: str, level: str) -> str | None:
         if level == "service":
@@ -99,7 +109,7 @@ class Topology:
 
     def app_peers(self, services: Iterable[str]) -> set[str]:
         apps = {self.value(s, "app") for s in services} - {None}
-        return {s for s, a in self.attrs.items() if a.get("app") in apps}
+        return set().union(*(self.members("app", a) for a in apps if a is not None))
 
 
 # -- helpers ----------------------------------------------------------------------------
