@@ -8,20 +8,30 @@ numbers serve online and batch analysis):
   ``recent_s`` seconds (blocks of ``block_s``; the block holding ``t`` is
   excluded, so ``R`` lags by at most one block);
 * **seasonal level** ``S(t)``: the median, over the previous
-  ``season_days`` days, of the block medians at the same time of day (the
-  block itself and its two neighbours, so up to ``3 * season_days`` values);
-* **expected value** ``E(t) = w * S(t) + (1 - w) * R(t)`` with
-  ``w = season_weight`` when at least one previous day is available at that
-  time of day, else ``w = 0`` (only the recent level: a few hours of history
-  are enough to run, and the result says so with ``short_history``);
+  ``season_days`` days, of each day's median of the block at the same time of
+  day and its two neighbours (a median of medians: 3 + ``season_days`` values
+  sorted per block instead of ``3 * season_days``);
+* **expected value** ``E(t) = w * S(t) + (1 - w) * (R(t) + S(t) - S̄(t))``
+  (``S̄``: the median of ``S`` over the recent window, so the recent level
+  moves along the daily shape) with ``w = season_weight`` when a previous day
+  is available at that time of day, else ``E = R`` (only the recent level: a
+  few hours of history are enough to run, and the result says so with
+  ``short_history``);
 * **spread** ``D(t) = 1.4826 * MAD`` of the residuals ``x - E``: the median
   of the per-block medians of ``|x - E|`` over the previous ``scale_window_s``
   seconds (blocks of ``scale_block_s``), floored at ``rel_floor * |R(t)|``
-  so that a flat series does not turn every wiggle into an anomaly.
+  so that a flat series does not turn every wiggle into an anomaly;
+* **second pass** (``exclude_z > 0``): blocks whose median is at least
+  ``exclude_z`` spreads from the first pass's ``E`` are left out of ``R`` and
+  ``S`` and both are computed again, so an outage (a latency plateau at a
+  timeout, a capped bandwidth) does not become the normal level and the
+  return to normal is not an anomaly of its own; a level whose blocks are
+  all excluded keeps the first pass's value, so a lasting shift is adopted
+  after ``recent_s``.
 
 Everything works on a 2-D array ``values[series, step]`` on a regular grid
 (``NaN`` = no sample) with numpy only: medians over blocks and over stacks
-of shifted copies, never a per-point Python loop.  Column 0 must sit on a
+of strided windows, never a per-point Python loop.  Column 0 must sit on a
 block boundary (the warehouse aligns its grid to UTC midnight, so results do
 not depend on the queried range).
 
@@ -70,16 +80,6 @@ def block_median(x: Array, size: int) -> Array:
     return nanmedian_last(x.reshape(n, nb, size))
 
 
-def lagged_median(blocks: Array, lags: list[int]) -> Array:
-    """For each block ``j``: the median of ``blocks[:, j - lag]`` over ``lags`` (NaN outside)."""
-    n, nb = blocks.shape
-    stack = np.full((n, nb, len(lags)), np.nan)
-    for i, lag in enumerate(lags):
-        if lag < nb:
-            stack[:, lag:, i] = blocks[:, : nb - lag]
-    return nanmedian_last(stack)
-
-
 def window_median(blocks: Array, first_lag: int, count: int, stride: int = 1) -> Array:
     """For each block ``j``: the NaN-aware median of ``blocks[:, j - first_lag - i * stride]``
     for ``i < count`` (NaN outside the array).
@@ -99,22 +99,6 @@ def window_median(blocks: Array, first_lag: int, count: int, stride: int = 1) ->
     s0, s1 = base.strides
     view = np.lib.stride_tricks.as_strided(base, shape=(n, nb, count), strides=(s0, s1, s1 * stride))
     return nanmedian_last(view)
-
-
-def lagged_mean(blocks: Array, width: int) -> Array:
-    """For each block ``j``: the mean of the finite ``blocks[:, j - width … j - 1]`` (NaN if none)."""
-    n, nb = blocks.shape
-    ok = ~np.isnan(blocks)
-    c_sum = np.zeros((n, nb + 1))
-    c_cnt = np.zeros((n, nb + 1))
-    np.cumsum(np.where(ok, blocks, 0.0), axis=1, out=c_sum[:, 1:])
-    np.cumsum(ok, axis=1, out=c_cnt[:, 1:])
-    j = np.arange(nb)
-    j0 = np.maximum(j - width, 0)
-    k = c_cnt[:, j] - c_cnt[:, j0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out: Array = np.where(k > 0, (c_sum[:, j] - c_sum[:, j0]) / np.maximum(k, 1), np.nan)
-    return out
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,10 @@ an interval where
   can report it);
 * it lasts while ``|z| >= exit_threshold`` in the same direction
   (hysteresis), and anomalies of the same series and direction less than
-  ``merge_gap_s`` apart are one.
+  ``merge_gap_s`` (10 min) apart are one.
+
+:func:`alarms` turns anomalies into online alarms (what NAB scores): a series
+re-arms only after ``rearm_s`` (6 h) without an anomaly.
 
 The **onset** is refined by a change-point search on the residuals
 ``x - E`` in the window ``[start - onset_back_s, limit]``: a mean shift (step)
@@ -27,7 +30,8 @@ anomaly ends there (its onset is still found).
 
 Entry points: :func:`detect_series` (one series: CLI ``detect``, NAB) and
 :func:`detect_anomalies` (the warehouse, all series at once, vectorised over a
-``[series, minute]`` matrix processed in chunks of series).
+``[series, minute]`` matrix processed in chunks of series, read straight from
+the warehouse's Parquet files by :func:`read_grid`).
 """
 
 from __future__ import annotations
@@ -475,6 +479,13 @@ def _files_for(files: Sequence[str], lo: datetime, hi: datetime) -> list[str]:
     return out
 
 
+def _ints(arr: Any) -> NDArray[np.int64]:
+    """Dictionary indices as integers, -1 for nulls."""
+    if arr.null_count:
+        arr = arr.fill_null(-1)
+    return np.asarray(arr).astype(np.int64, copy=False)
+
+
 class SeriesGrid:
     """Series read onto a regular grid, one float32 row per (service, metric), sorted by key."""
 
@@ -482,17 +493,26 @@ class SeriesGrid:
         self.width = width
         self.rows: dict[tuple[str, str], NDArray[np.float32]] = {}
         self._counts: dict[tuple[str, str], NDArray[np.uint16]] = {}
+        self._top: dict[tuple[str, str], int] = {}  # highest step written per series
 
     def add(self, key: tuple[str, str], cols: NDArray[np.int64], vals: NDArray[np.float32]) -> None:
         row = self.rows.get(key)
         if row is None:
             row = self.rows[key] = np.full(self.width, np.nan, dtype=np.float32)
-        if cols.size > 1 and not bool(np.all(cols[1:] > cols[:-1])):  # several samples per step
+        sorted_cols = cols.size < 2 or bool(np.all(cols[1:] > cols[:-1]))
+        top = self._top.get(key, -1)
+        if sorted_cols and key not in self._counts and int(cols[0]) > top:
+            # the usual case: a later stretch of the series, one sample per step
+            row[cols] = vals
+            self._top[key] = int(cols[-1])
+            return
+        if not sorted_cols:  # several samples per step
             cols, inv = np.unique(cols, return_inverse=True)
             vals = (np.bincount(inv, weights=vals) / np.bincount(inv)).astype(np.float32)
             counts = np.bincount(inv).astype(np.uint16)
         else:
             counts = None
+        self._top[key] = max(top, int(cols[-1]))
         seen = row[cols]
         if key not in self._counts and bool(np.isnan(seen).all()):
             row[cols] = vals
@@ -544,17 +564,20 @@ def read_grid(
             if not batch.num_rows:
                 continue
             svc, met = batch.column(0), batch.column(1)
-            s_idx = np.asarray(svc.indices.fill_null(-1), dtype=np.int64)
-            m_idx = np.asarray(met.indices.fill_null(-1), dtype=np.int64)
+            s_idx = _ints(svc.indices)
+            m_idx = _ints(met.indices)
             s_names = svc.dictionary.to_pylist()
             m_names = met.dictionary.to_pylist()
-            ts = np.asarray(batch.column(2).cast("int64").fill_null(lo_us - 1), dtype=np.int64)
-            val = np.asarray(batch.column(3).fill_null(np.nan), dtype=np.float64)
+            tcol = batch.column(2).cast("int64")
+            ts = np.asarray(tcol.fill_null(lo_us - step_us) if tcol.null_count else tcol, dtype=np.int64)
+            vcol = batch.column(3)
+            val = np.asarray(vcol.fill_null(np.nan) if vcol.null_count else vcol, dtype=np.float64)
             col = (ts - lo_us) // step_us
             ok = (col >= 0) & (col < width) & np.isfinite(val) & (s_idx >= 0) & (m_idx >= 0)
-            if not ok.any():
-                continue
-            s_idx, m_idx, col, val = s_idx[ok], m_idx[ok], col[ok], val[ok]
+            if not ok.all():
+                if not ok.any():
+                    continue
+                s_idx, m_idx, col, val = s_idx[ok], m_idx[ok], col[ok], val[ok]
             pair = s_idx * (len(m_names) + 1) + m_idx
             starts = np.flatnonzero(np.concatenate(([True], pair[1:] != pair[:-1])))
             ends = np.append(starts[1:], pair.size)
@@ -608,6 +631,19 @@ def detect_anomalies(
     step_us = int(step_s * 1_000_000)
     lo_us = int(lo.timestamp() * 1_000_000)
     files = metric_files(con)
+    if files is not None:
+        files = _files_for(files, lo, hi)
+        # nothing to analyse in [start, end): skip reading the history (the row-group
+        # statistics on ts answer this without decoding the data)
+        window = _files_for(files, start, end)
+        if (
+            not window
+            or not con.execute(
+                "SELECT EXISTS (SELECT 1 FROM read_parquet($files) WHERE ts >= $start AND ts < $end)",
+                {"files": window, "start": start, "end": end},
+            ).fetchall()[0][0]
+        ):
+            return []
     grid: SeriesGrid | None = None
     if files is not None:
         grid = read_grid(files, lo, hi, step_s=step_s, services=services)

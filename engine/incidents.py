@@ -14,7 +14,10 @@ the same incident when
    unknown: two failures in two datacenters are two incidents).  A service missing from the inventory (often an
    external probe's name) relates to everything by time alone.
 
-Groups are closed transitively.  A group becomes an incident if it holds
+Groups are closed transitively; then a group starting at most ``recur_gap_s``
+(1 h) after another ends, on mostly the same services (Jaccard of the service
+sets at least 0.5), joins it: a second wave (works overrunning their window, a
+fix that did not hold) is the same incident.  A group becomes an incident if it holds
 an outage, or anomalies on at least two services, or one anomaly lasting at
 least ``min_anomaly_s`` (default 10 min): a lone short wiggle is not an
 incident.
