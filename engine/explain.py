@@ -88,7 +88,7 @@ def explain_at(
     con: duckdb.DuckDBPyConnection, at: datetime, *, settings: Settings, model: RankModel | None = None
 ) -> Explanation:
     """What changed at ``at``: the incident there (if any) and its ranked causes."""
-    incident = incident_at(con, at)
+    incident = incident_at(con, at, cache_dir=settings.home / "_cache")
     if incident is None:
         return Explanation(
             at=at,

@@ -37,18 +37,21 @@ change-point search look ahead to refine onsets (``onset_lookahead``).
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from whatchanged.engine.detect import DEFAULT, DetectParams, detect_anomalies
 from whatchanged.engine.errors import NotFoundError
-from whatchanged.engine.model import Anomaly, Incident, Outage
+from whatchanged.engine.model import Anomaly, Incident, Outage, incident_from_dict
 from whatchanged.engine.outages import find_outages, merge_intervals, total_s
 
 FLAP_GAP_S = 900.0
@@ -222,29 +225,56 @@ def find_incidents(
     flap_gap_s: float = FLAP_GAP_S,
     link_gap_s: float = LINK_GAP_S,
     min_anomaly_s: float = MIN_ANOMALY_S,
+    cache_dir: Path | None = None,
 ) -> list[Incident]:
     """Incidents with at least one event overlapping ``[start, end)``, by onset.
 
-    Results are cached per process, keyed by what the connection's views read (the
-    committed files, hence the manifests) and the arguments: a repeat is a cache hit,
-    and a new commit (new files in the views of a fresh connection) is a miss.
+    Results are cached per process, keyed by what the connection's metrics, states
+    and services views read (the committed files, hence the manifests) and the
+    arguments: a repeat is a cache hit, and a new commit of monitoring data (new
+    files in the views of a fresh connection) is a miss.  With ``cache_dir`` the
+    results are also kept on disk under the same key, so that a new process (the
+    CLI) asking the same question about the same data reads them back instead of
+    running detection again; a commit of changes (deploys, notices) does not
+    invalidate them, since incidents do not depend on changes.
     """
     key = (views_key(con), start, end, online, params, flap_gap_s, link_gap_s, min_anomaly_s)
     hit = _CACHE.get(key)
     if hit is not None:
         _CACHE.move_to_end(key)
         return list(hit)
-    found = _find_incidents(con, start, end, online, params, flap_gap_s, link_gap_s, min_anomaly_s)
+    disk = cache_dir / f"incidents-{hashlib.sha1(repr(key).encode()).hexdigest()}.json" if cache_dir else None
+    if disk is not None and disk.is_file():
+        try:
+            found = [incident_from_dict(d) for d in json.loads(disk.read_text())]
+        except (OSError, ValueError, TypeError, KeyError):
+            found = _find_incidents(con, start, end, online, params, flap_gap_s, link_gap_s, min_anomaly_s)
+    else:
+        found = _find_incidents(con, start, end, online, params, flap_gap_s, link_gap_s, min_anomaly_s)
+        if disk is not None:
+            _write_cache(disk, found)
     _CACHE[key] = tuple(found)
     while len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)
     return found
 
 
+def _write_cache(path: Path, found: list[Incident]) -> None:
+    """Write atomically (temp + rename); a cache that cannot be written is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps([i.to_dict() for i in found]))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 def views_key(con: duckdb.DuckDBPyConnection) -> str:
-    """A digest of the connection's view definitions: they list the committed data files."""
+    """A digest of the view definitions incidents depend on: they list the committed files."""
     rows = con.execute(
-        "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY view_name"
+        "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal "
+        "AND view_name IN ('metrics', 'states', 'services') ORDER BY view_name"
     ).fetchall()
     return hashlib.sha1("\x00".join(f"{n}\x01{q}" for n, q in rows).encode()).hexdigest()
 
@@ -281,11 +311,16 @@ def incident_at(
     before_s: float = 6 * 3600.0,
     after_s: float = 600.0,
     online: bool = False,
+    cache_dir: Path | None = None,
 ) -> Incident | None:
     """Of the incidents whose span contains ``at`` or that start within ``after_s``
     after it, the one whose onset is nearest to ``at``; None if there is none."""
     found = find_incidents(
-        con, at - timedelta(seconds=before_s), at + timedelta(seconds=max(after_s, before_s)), online=online
+        con,
+        at - timedelta(seconds=before_s),
+        at + timedelta(seconds=max(after_s, before_s)),
+        online=online,
+        cache_dir=cache_dir,
     )
     covering = [i for i in found if i.onset <= at and (i.end is None or i.end >= at)]
     later = [i for i in found if at < i.onset <= at + timedelta(seconds=after_s)]

@@ -8,7 +8,7 @@ Every datetime is aware and in UTC.  ``to_dict`` gives the JSON shape the CLI
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -146,3 +146,28 @@ class Explanation(_Jsonable):
     ruled_out: tuple[RuledOut, ...]
     reactions: tuple[Change, ...]
     anomalies: tuple[Anomaly, ...] = ()
+
+
+def incident_from_dict(data: dict[str, Any]) -> Incident:
+    """The inverse of ``Incident.to_dict()`` (used by the on-disk analysis cache)."""
+
+    def build(cls: Any, d: dict[str, Any]) -> Any:
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in d:
+                continue
+            value = d[f.name]
+            kind = str(f.type)
+            if value is not None and "datetime" in kind:
+                value = datetime.fromisoformat(value)
+            elif f.name == "outages":
+                value = tuple(build(Outage, o) for o in value)
+            elif f.name == "anomalies":
+                value = tuple(build(Anomaly, a) for a in value)
+            elif "tuple" in kind and isinstance(value, list):
+                value = tuple(value)
+            kwargs[f.name] = value
+        return cls(**kwargs)
+
+    incident: Incident = build(Incident, data)
+    return incident

@@ -271,3 +271,10 @@ def test_fit_learns_from_labels() -> None:
     )
     assert model.source == "fitted"
     assert model.score(good) > 0.5 > model.score(bad)
+
+
+def test_incident_survives_the_disk_cache_round_trip() -> None:
+    from whatchanged.engine.model import incident_from_dict
+
+    inc = night_incident()
+    assert incident_from_dict(inc.to_dict()) == inc
