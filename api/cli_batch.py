@@ -44,7 +44,7 @@ def cmd_batch(
     ] = None,
     partition_days: Annotated[
         int, typer.Option("--partition-days", help="Days per time partition (cut at UTC midnight).")
-    ] = 7,
+    ] = 15,
     shards: Annotated[int, typer.Option("--shards", help="Service shards per time partition.")] = 1,
     home: HomeOpt = None,
     tz: TzOpt = None,

@@ -1,6 +1,6 @@
 """Batch analysis speed: ``whatchanged batch`` over 30 days × 1002 services × 3 metrics at 1-minute steps.
 
-Run alone: ``.venv/bin/python benchmarks/batch.py [--days 30] [--partition-days 7] [--json]``.
+Run alone: ``.venv/bin/python benchmarks/batch.py [--days 30] [--partition-days 15] [--json]``.
 
 The warehouse is :func:`benchmarks.synth.build` (cached under
 ``benchmarks/out``; built on first use, a few minutes for 30 days).  Each
@@ -68,7 +68,12 @@ def run(home: Path, out: Path, days: int, partition_days: int, extra: list[str])
         errors = err.read()
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{errors[-3000:]}")
-    data, _ = json.JSONDecoder().raw_decode(output.lstrip())
+    start = output.find('{\n  "from"')
+    if start < 0:
+        raise SystemExit(f"{' '.join(cmd)}: no JSON summary on stdout:\n{output[:2000]}\n{errors[-2000:]}")
+    if start > 0:  # something else wrote to the inherited stdout first: show it
+        print(f"(stdout before the summary: {output[:start]!r})", file=sys.stderr)
+    data, _ = json.JSONDecoder().raw_decode(output[start:])
     points = synth.N_SERVICES * len(synth.METRIC_NAMES) * 1440 * days
     rss = usage.ru_maxrss / 1024
     return {
@@ -86,7 +91,7 @@ def run(home: Path, out: Path, days: int, partition_days: int, extra: list[str])
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, default=30)
-    ap.add_argument("--partition-days", type=int, default=7)
+    ap.add_argument("--partition-days", type=int, default=15)
     ap.add_argument("--executors", nargs="+", default=["in-process", "local:2"])
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
