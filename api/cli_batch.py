@@ -11,18 +11,19 @@ from __future__ import annotations
 import html
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from whatchanged.api.cli_core import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.cli_detect import FromOpt, ToOpt, _duration, _range
 from whatchanged.api.output import console, emit, table
-from whatchanged.engine import batch
 from whatchanged.engine.timeparse import fmt_local
 from whatchanged.engine.warehouse import Warehouse
+
+if TYPE_CHECKING:  # the engine's batch module and pandas load on use: `whatchanged --help` stays fast
+    from whatchanged.engine import batch
 
 #: Services drawn in the availability chart of report.html (the least available).
 MAX_SERVICES = 30
@@ -51,6 +52,8 @@ def cmd_batch(
     as_json: JsonOpt = False,
 ) -> None:
     """Detect, stitch, rank and report over a date range; writes Parquet files and reports into --out."""
+    from whatchanged.engine import batch
+
     settings = settings_from(home, tz)
     wh = Warehouse(settings.home)
     wh.require()
@@ -139,9 +142,11 @@ def _week(ts: datetime, tz: str) -> str:
 def report_html(result: batch.BatchResult) -> str:
     """One self-contained page: incidents over the range, outage minutes per week and cause
     class, least available services; plotly.js inlined from the installed package."""
+    import pandas as pd
     from plotly.offline import get_plotlyjs
 
     from whatchanged.dashboards import figures
+    from whatchanged.engine import batch
 
     tz = result.tz
     p = result.params

@@ -41,7 +41,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import numpy as np
@@ -658,7 +658,10 @@ def detect_anomalies(
         if grid is not None:
             for k in part:  # free the rows as they are used
                 del grid.rows[k]
-        intervals, _ = detect_matrix(values, step_s=step_s, params=params, online=online, first_col=first_col)
+        # float32 grids are fine for the medians and scores; the type says float64
+        intervals, _ = detect_matrix(
+            cast(Array, values), step_s=step_s, params=params, online=online, first_col=first_col
+        )
         del values
         for iv in intervals:
             a = _anomaly(
