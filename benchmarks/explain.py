@@ -1,7 +1,9 @@
 """``explain`` latency on a 30-day, 1002-service warehouse (issue 5 targets: warm ≤ 300 ms, cold ≤ 1.5 s).
 
 * warm: ``explain_at`` called repeatedly in one process (the API server's case);
-* cold: ``whatchanged explain --at … --json`` in a new process each time (the CLI's case);
+* cold: ``whatchanged explain --at … --json`` in a new process (the CLI's case), once with an
+  empty analysis cache (nobody asked about this data version yet), then repeated (the on-disk
+  incident cache answers);
 * bare: a plain DuckDB query fetching every metric sample of the same 2-hour window,
   measured in the same run, as the floor to compare with.
 
@@ -11,6 +13,7 @@ Run alone: ``python benchmarks/explain.py [DAYS]`` (the warehouse is built once 
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,25 +54,26 @@ def main() -> None:
         expl = explain_at(con, AT, settings=settings)
         warm.append(time.perf_counter() - t)
     top = expl.causes[0] if expl.causes else None
-    cold = []
     exe = Path(sys.executable).parent / "whatchanged"
-    for _ in range(3):
+    argv = [
+        str(exe),
+        "explain",
+        "--at",
+        AT.isoformat(),
+        "--tz",
+        "Europe/Paris",
+        "--home",
+        str(home),
+        "--json",
+    ]
+    shutil.rmtree(home / "_cache", ignore_errors=True)  # nobody asked about this data version yet
+    t = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True)
+    cold_first = time.perf_counter() - t
+    cold = []
+    for _ in range(3):  # the same question again from new processes: the on-disk cache answers
         t = time.perf_counter()
-        subprocess.run(
-            [
-                str(exe),
-                "explain",
-                "--at",
-                AT.isoformat(),
-                "--tz",
-                "Europe/Paris",
-                "--home",
-                str(home),
-                "--json",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        subprocess.run(argv, check=True, capture_output=True)
         cold.append(time.perf_counter() - t)
     b, w, c = statistics.median(bare), statistics.median(warm), statistics.median(cold)
     print(
@@ -82,7 +86,12 @@ def main() -> None:
         f"  warm (in-process)       : median {w * 1000:.0f} ms  (target ≤ 300 ms), {w / b:.1f}× the bare query"
     )
     print(
-        f"  cold (new process, CLI) : median {c * 1000:.0f} ms  (target ≤ 1500 ms), {c / b:.1f}× the bare query"
+        f"  cold (new process, CLI), first question on this data version: {cold_first * 1000:.0f} ms"
+        f"  (target ≤ 1500 ms), {cold_first / b:.1f}× the bare query"
+    )
+    print(
+        f"  cold (new process, CLI), question asked before (disk cache): median {c * 1000:.0f} ms,"
+        f" {c / b:.1f}× the bare query"
     )
 
 
