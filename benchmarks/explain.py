@@ -42,9 +42,11 @@ def main() -> None:
     bare = []
     for _ in range(5):
         t = time.perf_counter()
-        rows = con.execute("SELECT * FROM metrics WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": hi}).arrow()
+        rows = con.sql(
+            f"SELECT * FROM metrics WHERE ts BETWEEN TIMESTAMPTZ '{lo.isoformat()}' AND TIMESTAMPTZ '{hi.isoformat()}'"
+        ).to_arrow_table()
         bare.append(time.perf_counter() - t)
-    n_rows = rows.num_rows if hasattr(rows, "num_rows") else len(rows)
+    n_rows = rows.num_rows
     first = time.perf_counter()
     expl = explain_at(con, AT, settings=settings)
     first_s = time.perf_counter() - first
