@@ -115,7 +115,7 @@ class IncidentSummaryOut(_Out):
     services_affected: int = Field(ge=0, description="How many services were affected.")
     critical_services: int = Field(ge=0, description="How many of them went CRITICAL/down.")
     outage_count: int = Field(ge=0, description="Outages an external prober would report.")
-    downtime_s: float = Field(ge=0, description="Cumulated downtime, seconds.")
+    downtime_s: int = Field(ge=0, description="Cumulated downtime, whole seconds.")
     signals: list[str] = Field(default_factory=list, description="Metrics that moved.")
     services: list[str] = Field(default_factory=list, description="The affected services.")
     critical: list[str] = Field(default_factory=list, description="The services that went CRITICAL/down.")
