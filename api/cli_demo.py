@@ -72,7 +72,9 @@ def cmd_demo(
         data = explain_json_at(settings, "19:23")
         incident = data["incident"]["id"] if data["incident"] else None
         if incident:
-            console.print(f"incident page: http://127.0.0.1:{port}/dashboards/incidents/{incident}")
+            console.print(
+                f"incident page: http://127.0.0.1:{port}/dashboards/incidents/{incident}", soft_wrap=True
+            )
         run_server(settings, host="127.0.0.1", port=port)
 
 
