@@ -6,34 +6,18 @@ The JSON shape is documented in ``docs/changes.md``.
 from __future__ import annotations
 
 from datetime import datetime
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from whatchanged.api.cli_core import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.output import console, emit, table
-from whatchanged.engine.changes import list_changes, load_aliases
+from whatchanged.engine.changes import aliases_path, list_changes, load_aliases
 from whatchanged.engine.errors import ConfigError
 from whatchanged.engine.model import Change
 from whatchanged.engine.schema import CHANGE_KINDS
-from whatchanged.engine.settings import Settings
 from whatchanged.engine.timeparse import fmt_local, parse_duration, parse_when, zone
 from whatchanged.engine.warehouse import Warehouse, latest_day
-
-
-def aliases_path(settings: Settings) -> Path | None:
-    """The aliases file in force: the setting, else ``<home>/aliases.yaml``, else the packaged default."""
-    if settings.aliases_file is not None:
-        if not Path(settings.aliases_file).is_file():
-            raise ConfigError(f"setting 'aliases_file': no such file {settings.aliases_file}")
-        return Path(settings.aliases_file)
-    beside = Path(settings.home) / "aliases.yaml"
-    if beside.is_file():
-        return beside
-    packaged = resources.files("whatchanged.data").joinpath("aliases.yaml")
-    return Path(str(packaged)) if packaged.is_file() else None
 
 
 def _window(c: Change, tz: str) -> str:

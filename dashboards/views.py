@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 from whatchanged.dashboards import figures
 from whatchanged.engine import series
 from whatchanged.engine.availability import availability
-from whatchanged.engine.changes import list_changes, load_aliases
+from whatchanged.engine.changes import aliases_for, list_changes
 from whatchanged.engine.errors import ConfigError, NotFoundError
 from whatchanged.engine.explain import explain_incident
 from whatchanged.engine.incidents import find_incidents
@@ -121,7 +121,7 @@ def incident_view(
     """The timeline of an explanation (with or without an incident)."""
     inc = explanation.incident
     window = incident_window(explanation.at, inc, explanation.causes)
-    aliases = load_aliases(settings.aliases_file)
+    aliases = aliases_for(settings)
     changes = tuple(list_changes(con, start=window[0], end=window[1], aliases=aliases))
     anomalies = inc.anomalies if inc is not None else explanation.anomalies
     signals = tuple(moved_signals(con, anomalies, window, order=inc.signals if inc is not None else ()))
@@ -336,7 +336,7 @@ def service_view(
         for m in names[:MAX_SERVICE_METRICS]
     )
     checks = series.check_intervals(con, *window, service=service)
-    aliases = load_aliases(settings.aliases_file)
+    aliases = aliases_for(settings)
     in_range = list_changes(con, start=window[0], end=window[1], aliases=aliases)
     changes = tuple(series.changes_touching(in_range, info))
     fig = figures.service_figure(window=window, signals=signals, checks=checks, changes=changes, tz=tz)

@@ -55,6 +55,7 @@ import yaml
 from whatchanged.engine.errors import ConfigError
 from whatchanged.engine.model import Change
 from whatchanged.engine.schema import CHANGE_KINDS, SCOPE_KEYS
+from whatchanged.engine.settings import Settings
 
 #: kinds whose title/description are scanned for names (notices, not deploys)
 TEXT_KINDS = ("maintenance", "provider_incident", "infra_alert")
@@ -123,6 +124,27 @@ def load_aliases(path: Path | str | None) -> dict[str, dict[str, tuple[str, ...]
             table[_norm(str(alias))] = tuple(str(t).strip() for t in targets)
         out[key] = table
     return out
+
+
+DEFAULT_ALIASES = Path(__file__).with_name("default_aliases.yaml")
+
+
+def aliases_path(settings: Settings) -> Path | None:
+    """The aliases file in force: the ``aliases_file`` setting (which must exist), else
+    ``<home>/aliases.yaml``, else the packaged default (OVH datacenter names → codes)."""
+    if settings.aliases_file is not None:
+        if not Path(settings.aliases_file).is_file():
+            raise ConfigError(f"setting 'aliases_file': no such file {settings.aliases_file}")
+        return Path(settings.aliases_file)
+    beside = Path(settings.home) / "aliases.yaml"
+    if beside.is_file():
+        return beside
+    return DEFAULT_ALIASES if DEFAULT_ALIASES.is_file() else None
+
+
+def aliases_for(settings: Settings) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The aliases in force for ``settings`` (see :func:`aliases_path`)."""
+    return load_aliases(aliases_path(settings))
 
 
 @dataclass(frozen=True)

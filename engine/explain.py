@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from whatchanged.engine import candidates as cands
-from whatchanged.engine.changes import list_changes, load_aliases
+from whatchanged.engine.changes import aliases_for, list_changes
 from whatchanged.engine.incidents import incident_at
 from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident, RuledOut
 from whatchanged.engine.rank import PLAUSIBLE, RankModel, load_model, rank
@@ -61,7 +61,7 @@ def explain_incident(
     lookback = float(settings.deploy_lookback_s)
     start = incident.onset - max(CONTEXT_BEFORE, timedelta(seconds=lookback))
     end = (incident.end or incident.onset) + timedelta(hours=2)
-    aliases = load_aliases(settings.aliases_file or settings.home / "aliases.yaml")
+    aliases = aliases_for(settings)
     changes = list_changes(con, start=start, end=end, aliases=aliases)
     maintenance = cands.maintenance_candidates(incident, changes, topo, tz_fmt=tz)
     covering = [

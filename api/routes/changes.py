@@ -12,7 +12,6 @@ from typing import Annotated, Any
 import pyarrow as pa
 from fastapi import APIRouter, Query, Response
 
-from whatchanged.api.cli_changes import aliases_path
 from whatchanged.api.deps import (
     WRITE_LOCK,
     ConDep,
@@ -36,7 +35,7 @@ from whatchanged.api.models import (
 )
 from whatchanged.api.problems import FieldError, ProblemError, found_repr, problem_responses
 from whatchanged.api.routes.explain import AtQuery, TzQuery
-from whatchanged.engine.changes import list_changes, load_aliases
+from whatchanged.engine.changes import aliases_path, list_changes, load_aliases
 from whatchanged.engine.timeparse import zone
 from whatchanged.ingest import deploy_jsonl, github_deploy, grafana, pagerduty
 

@@ -181,5 +181,5 @@ def test_aliases_file_errors_name_the_key(tmp_path: Path) -> None:
 
 
 def test_packaged_aliases_file_loads() -> None:
-    table = load_aliases(ROOT / "data" / "aliases.yaml")
+    table = load_aliases(ROOT / "engine" / "default_aliases.yaml")
     assert table["datacenters"]["paris 19"] == ("P19",)
