@@ -47,6 +47,7 @@ def main() -> None:
         ).to_arrow_table()
         bare.append(time.perf_counter() - t)
     n_rows = rows.num_rows
+    shutil.rmtree(home / "_cache", ignore_errors=True)  # the first call runs detection
     first = time.perf_counter()
     expl = explain_at(con, AT, settings=settings)
     first_s = time.perf_counter() - first
@@ -83,7 +84,7 @@ def main() -> None:
         f"{top.category + ' ' + (top.change_id or top.component or '') if top else '-'})"
     )
     print(f"  bare DuckDB 2-hour window ({n_rows:,} rows): median {b * 1000:.0f} ms")
-    print(f"  first call in a process: {first_s * 1000:.0f} ms")
+    print(f"  first call in a process (runs detection): {first_s * 1000:.0f} ms")
     print(
         f"  warm (in-process)       : median {w * 1000:.0f} ms  (target ≤ 300 ms), {w / b:.1f}× the bare query"
     )
