@@ -9,7 +9,7 @@ import typer
 from rich.panel import Panel
 
 from whatchanged.api.cli_core import HomeOpt, JsonOpt, TzOpt, settings_from
-from whatchanged.api.output import console, emit, table
+from whatchanged.api.output import console, emit, err_console, table
 from whatchanged.engine.rank import fit, load_labels, save_model
 from whatchanged.engine.settings import Settings
 from whatchanged.engine.timeparse import parse_when
@@ -85,7 +85,10 @@ def cmd_explain(
 ) -> None:
     """What changed at T: the incident, ranked causes, ruled-out classes, reactions."""
     settings = settings_from(home, tz)
-    data = explain_json_at(settings, at)
+    # detection can take seconds on a large warehouse the first time: say what is going on
+    # (on stderr, and only on a terminal: --json output stays clean)
+    with err_console.status(f"looking for the incident at {at} and what changed before it…"):
+        data = explain_json_at(settings, at)
     emit(data, as_json=as_json, render=lambda d: render_explanation(d, settings.tz))
 
 
