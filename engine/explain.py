@@ -29,7 +29,7 @@ import duckdb
 
 from whatchanged.engine import candidates as cands
 from whatchanged.engine.changes import aliases_for, list_changes
-from whatchanged.engine.incidents import incident_at
+from whatchanged.engine.incidents import incident_at, inventory
 from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident, RuledOut
 from whatchanged.engine.rank import PLAUSIBLE, RankModel, load_model, rank
 from whatchanged.engine.settings import Settings
@@ -39,12 +39,7 @@ CONTEXT_BEFORE = timedelta(days=1)
 
 
 def topology(con: duckdb.DuckDBPyConnection) -> cands.Topology:
-    rows = con.sql("SELECT service, kind, datacenter, rack, switch, host, app FROM services").fetchall()
-    attrs = {
-        r[0]: {"kind": r[1], "datacenter": r[2], "rack": r[3], "switch": r[4], "host": r[5], "app": r[6]}
-        for r in rows
-    }
-    return cands.Topology(attrs)
+    return cands.Topology(inventory(con))
 
 
 def explain_incident(

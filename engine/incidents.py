@@ -61,7 +61,8 @@ RECUR_GAP_S = 3600.0
 CACHE_SIZE = 32
 _CACHE: OrderedDict[tuple[Any, ...], tuple[Incident, ...]] = OrderedDict()
 RECUR_OVERLAP = 0.5
-TOPOLOGY = ("datacenter", "switch", "host", "app")
+#: inventory columns read for grouping (only datacenter, switch, host and app relate services)
+TOPOLOGY = ("kind", "datacenter", "rack", "switch", "host", "app")
 _ID = re.compile(r"^inc-(\d{8}T\d{4})Z-([0-9a-f]{6})$")
 
 
