@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -145,6 +146,7 @@ def main() -> None:
         bare_s = bare_conversion(csv_path, work / "bare.parquet")
         bare_size = (work / "bare.parquet").stat().st_size
         home = work / "warehouse"
+        shutil.rmtree(home, ignore_errors=True)  # a fresh warehouse, also with --keep
         first, peak_mb = run_ingest(home, csv_path)
         again, _ = run_ingest(home, csv_path)
         stored = sum(p.stat().st_size for p in (home / "metrics").rglob("*.parquet"))

@@ -124,7 +124,7 @@ class Warehouse:
         for sub in ("_commits", "_empty", ".tmp", *TABLES):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         for table in TABLES:
-            pq.write_table(_schema(table).empty_table(), self.home / "_empty" / f"{table}.parquet")
+            pq.write_table(_empty_table(_schema(table)), self.home / "_empty" / f"{table}.parquet")
         _fsync_write(self.home / "WAREHOUSE", json.dumps({"format": FORMAT_VERSION}).encode())
         return True
 
@@ -293,7 +293,8 @@ class Warehouse:
                 con.unregister("incoming")
         # metrics, states: drop rows whose key is stored, keeping the sorted order
         probe = pa.table(
-            {k: data.column(k) for k in keys} | {"__row": pa.array(np.arange(data.num_rows, dtype=np.int64))}
+            {k: data.column(k) for k in keys}
+            | {"__row": _from_numpy(np.arange(data.num_rows, dtype=np.int64))}
         )
         probe = probe.cast(
             pa.schema(
@@ -317,8 +318,8 @@ class Warehouse:
         if not rows.num_rows:
             return data
         keep = np.ones(data.num_rows, dtype=bool)
-        keep[rows.column(0).to_numpy()] = False
-        return data.filter(pa.array(keep))
+        keep[_to_numpy(rows.column(0))] = False
+        return data.take(_from_numpy(np.flatnonzero(keep)))
 
     def _partitions(self, table: str, data: pa.Table) -> Iterable[tuple[str, pa.Table]]:
         """``(folder, rows)`` per file; partitioned tables are already sorted by day first."""
@@ -350,7 +351,7 @@ class Warehouse:
             sample = (
                 value.slice(0, 1 << 16)
                 if len(value) <= 1 << 17
-                else value.take(pa.array(np.linspace(0, len(value) - 1, 1 << 16).astype(np.int64)))
+                else value.take(_from_numpy(np.linspace(0, len(value) - 1, 1 << 16).astype(np.int64)))
             )
             distinct = pc.count_distinct(sample, mode="all").as_py()
             few = distinct <= max(256, len(sample) // 4)
@@ -509,11 +510,67 @@ _VALUE_DICT_MAX = 1 << 17
 _DICT_COLUMNS = ("service", "metric", "check", "state", "state_type", "source", "env")
 
 
+# -- numpy <-> Arrow without pyarrow's pandas shim -----------------------------------
+# ``Array.to_numpy()``, ``pa.array(ndarray)`` and Python scalars in compute calls make
+# pyarrow import pandas (~0.3 s): the write path goes through buffers instead.
+_NUMPY_TYPES: dict[pa.DataType, Any] = {
+    pa.int8(): np.int8,
+    pa.int16(): np.int16,
+    pa.int32(): np.int32,
+    pa.int64(): np.int64,
+    pa.uint8(): np.uint8,
+    pa.uint16(): np.uint16,
+    pa.uint32(): np.uint32,
+    pa.uint64(): np.uint64,
+    pa.float32(): np.float32,
+    pa.float64(): np.float64,
+}
+
+
+def _to_numpy(arr: pa.Array | pa.ChunkedArray) -> Any:
+    """The values of a fixed-width numeric (or timestamp: int64) array as numpy, read-only.
+
+    Zero-copy for one chunk.  Values under nulls are unspecified: callers check
+    ``null_count`` or use :func:`_valid`.
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    if pa.types.is_timestamp(arr.type):
+        arr = arr.view(pa.int64())
+    dtype = np.dtype(_NUMPY_TYPES[arr.type])
+    if len(arr) == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
+
+
+def _valid(arr: pa.Array) -> Any:
+    """A numpy bool mask of the non-null slots of ``arr``."""
+    bitmap = arr.buffers()[0]
+    if bitmap is None or not arr.null_count:
+        return np.ones(len(arr), dtype=bool)
+    if arr.null_count == len(arr):
+        return np.zeros(len(arr), dtype=bool)
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
+    return bits[arr.offset : arr.offset + len(arr)].astype(bool)
+
+
+def _from_numpy(values: Any, *, valid: Any = None, type_: pa.DataType | None = None) -> pa.Array:
+    """A numeric numpy array as Arrow (zero-copy when contiguous); ``valid`` False → null."""
+    values = np.ascontiguousarray(values)
+    arrow_type = type_ or pa.from_numpy_dtype(values.dtype)
+    bitmap = None
+    if valid is not None and not valid.all():
+        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(arrow_type, len(values), [bitmap, pa.py_buffer(values)])
+
+
+def _empty_table(schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_arrays([pa.chunked_array([], f.type) for f in schema], schema=schema)
+
+
 def _days(ts: pa.ChunkedArray | pa.Array) -> Any:
     """Days since 1970-01-01 (UTC) of each timestamp, as a numpy int64 array."""
-    us = ts.cast(pa.int64())
-    us = us.combine_chunks() if isinstance(us, pa.ChunkedArray) else us
-    return np.floor_divide(us.to_numpy(zero_copy_only=False), _US_PER_DAY)
+    return np.floor_divide(_to_numpy(ts), _US_PER_DAY)
 
 
 def _day_name(day: int) -> str:
@@ -526,24 +583,96 @@ def _ranked(col: pa.ChunkedArray | pa.Array) -> tuple[pa.DictionaryArray, Any]:
         col = col.cast(col.type.value_type)
     elif isinstance(col, pa.DictionaryArray):
         col = col.dictionary_decode()
+    n = len(col)
+    if col.null_count == n:  # e.g. no ``env`` column: nothing to encode
+        return (
+            pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()), pa.nulls(0, col.type)),
+            np.full(n, -1, dtype=np.int32),
+        )
     encoded = pc.dictionary_encode(col)  # chunk by chunk: no copy of the strings
     if isinstance(encoded, pa.ChunkedArray):
-        unified = pa.table({"c": encoded}).unify_dictionaries().column(0)
-        enc = unified.combine_chunks() if unified.num_chunks else pa.array([], col.type).dictionary_encode()
+        enc = pa.table({"c": encoded}).unify_dictionaries().column(0).combine_chunks()
     else:
         enc = encoded
-    order = pc.sort_indices(enc.dictionary)
-    dictionary = enc.dictionary.take(order)
+    order = _to_numpy(pc.sort_indices(enc.dictionary))
+    dictionary = enc.dictionary.take(_from_numpy(order))
     rank = np.empty(len(order) + 1, dtype=np.int32)
-    rank[order.to_numpy()] = np.arange(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
     rank[-1] = -1  # where nulls point below
+    indices = _to_numpy(enc.indices)
     if enc.indices.null_count:
-        row_rank = rank[enc.indices.fill_null(-1).to_numpy()]
-        new_idx = pa.array(row_rank, mask=row_rank < 0)
+        row_rank = rank[np.where(_valid(enc.indices), indices, -1)]
+        new_idx = _from_numpy(row_rank, valid=row_rank >= 0)
     else:
-        row_rank = rank[enc.indices.to_numpy()]
-        new_idx = pa.array(row_rank)
+        row_rank = rank[indices]
+        new_idx = _from_numpy(row_rank)
     return pa.DictionaryArray.from_arrays(new_idx, dictionary), row_rank
+
+
+def _group_keys(days: Any, ranks: list[Any]) -> tuple[Any, Any, int] | None:
+    """Each row's group number for (day, ranks…) and series number for (ranks…), int64,
+    and the number of groups; None when there are 2**26 groups or more."""
+    dmin = int(days.min())
+    n_days = int(days.max()) - dmin + 1
+    width = 1
+    series = np.zeros(len(days), dtype=np.int64)
+    for r in ranks:
+        size = int(r.max()) + 2
+        width *= size
+        if n_days * width >= 1 << 26:
+            return None
+        series = series * size + (r.astype(np.int64) + 1)
+    return (days - dmin) * width + series, series, n_days * width
+
+
+def _blocked_order(days: Any, series: Any, ts: Any) -> tuple[Any, Any, Any] | None:
+    """The order for input written scrape by scrape: blocks of the same series set in the
+    same order, one timestamp per block, timestamps increasing from block to block (a
+    Prometheus dump, an exporter's CSV).  The series-major order is then a transpose of
+    the blocks; no sort.  None when the input is not laid out like that."""
+    n = len(ts)
+    changed = ts != ts[0]
+    width = int(np.argmax(changed)) if changed.any() else n
+    if width < 2 or n % width:
+        return None
+    blocks = n // width
+    t2 = ts.reshape(blocks, width)
+    if not (t2 == t2[:, :1]).all() or (blocks > 1 and not (t2[1:, 0] > t2[:-1, 0]).all()):
+        return None
+    s2 = series.reshape(blocks, width)
+    if not (s2 == s2[0]).all():
+        return None
+    perm = np.argsort(s2[0], kind="stable")
+    first = s2[0][perm]
+    if (first[1:] == first[:-1]).any():
+        return None  # a series twice at one time: duplicates, the general path drops them
+    block_days = days[::width]
+    cuts = np.flatnonzero(np.diff(block_days)) + 1
+    bounds = [0, *cuts.tolist(), blocks]
+    parts, day_parts = [], []
+    for lo, hi in itertools.pairwise(bounds):
+        parts.append((perm[:, None] + width * np.arange(lo, hi, dtype=np.int64)[None, :]).ravel())
+        day_parts.append(np.full(width * (hi - lo), block_days[lo], dtype=np.int64))
+    return np.concatenate(parts), np.concatenate(day_parts), np.zeros(n, dtype=bool)
+
+
+def _grouped_order(group: Any, groups: int, days: Any, ts: Any) -> tuple[Any, Any, Any] | None:
+    """A stable radix sort on the group number alone (``ts`` kept in input order within a
+    group), valid when each group's times are already non-decreasing in the input — the
+    usual case.  None otherwise."""
+    if groups <= 1 << 16:
+        order = np.argsort(group.astype(np.uint16), kind="stable")
+    else:  # two stable 16-bit passes, least significant first
+        low = np.argsort((group & 0xFFFF).astype(np.uint16), kind="stable")
+        order = low[np.argsort((group[low] >> 16).astype(np.uint16), kind="stable")]
+    sorted_group = group[order]
+    sorted_ts = ts[order]
+    same = sorted_group[1:] == sorted_group[:-1]
+    if (same & (sorted_ts[1:] < sorted_ts[:-1])).any():
+        return None
+    dup = np.zeros(len(order), dtype=bool)
+    dup[1:] = same & (sorted_ts[1:] == sorted_ts[:-1])
+    return order, days[order], dup
 
 
 def _order(days: Any, sort_cols: list[Any]) -> tuple[Any, Any, Any]:
@@ -551,30 +680,31 @@ def _order(days: Any, sort_cols: list[Any]) -> tuple[Any, Any, Any]:
 
     ``sort_cols`` are int32 ranks of string keys and the int64 ``ts``.  When
     the key ends with ``ts`` (metrics) and the day × rank combinations fit in
-    2**26, (day, ranks…, time of day) is packed into one int64 and sorted with
-    a single-key stable argsort; otherwise ``np.lexsort`` sorts on all keys.
+    2**26, the rows are put in order without a comparison sort when their layout
+    allows (:func:`_blocked_order`, :func:`_grouped_order`), else (day, ranks…,
+    time of day) is packed into one int64 and sorted with a single-key stable
+    argsort; otherwise ``np.lexsort`` sorts on all keys.
     """
     n = len(days)
     if n == 0:
         return np.zeros(0, dtype=np.int64), days, np.zeros(0, dtype=bool)
     *ranks, last = sort_cols
-    if last.dtype == np.int64 and all(r.dtype == np.int32 for r in ranks):
-        dmin = int(days.min())
-        radix = int(days.max()) - dmin + 1
-        combined = days - dmin
-        for r in ranks:
-            size = int(r.max()) + 2
-            radix *= size
-            if radix >= 1 << 26:
-                break
-            combined = combined * size + (r.astype(np.int64) + 1)
-        else:
-            key = (combined << 37) | (last - days * _US_PER_DAY)  # time of day < 2**37 µs
-            order = np.argsort(key, kind="stable")
-            sorted_key = key[order]
-            dup = np.zeros(n, dtype=bool)
-            dup[1:] = sorted_key[1:] == sorted_key[:-1]
-            return order, days[order], dup
+    packed = (
+        _group_keys(days, ranks)
+        if last.dtype == np.int64 and all(r.dtype == np.int32 for r in ranks)
+        else None
+    )
+    if packed is not None:
+        group, series, groups = packed
+        found = _blocked_order(days, series, last) or _grouped_order(group, groups, days, last)
+        if found is not None:
+            return found
+        key = (group << 37) | (last - days * _US_PER_DAY)  # time of day < 2**37 µs
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        dup = np.zeros(n, dtype=bool)
+        dup[1:] = sorted_key[1:] == sorted_key[:-1]
+        return order, days[order], dup
     order = np.lexsort([*reversed(sort_cols), days])  # last key is primary; stable
     dup = np.zeros(n, dtype=bool)
     if n > 1:
@@ -586,37 +716,42 @@ def _order(days: Any, sort_cols: list[Any]) -> tuple[Any, Any, Any]:
     return order, days[order], dup
 
 
+def _take(col: pa.ChunkedArray | pa.Array, take: pa.Array) -> pa.ChunkedArray | pa.Array:
+    if col.null_count == len(col):
+        return pa.nulls(len(take), col.type)
+    if isinstance(col, pa.ChunkedArray) and col.num_chunks > 1:
+        col = col.combine_chunks()  # one gather instead of a chunk lookup per row
+    return col.take(take)
+
+
 def _sorted_by_day_and_key(table: str, data: pa.Table) -> tuple[pa.Table, Any]:
     """``data`` sorted by (day, natural key), stable, first row of each key kept; and its days.
 
     String columns are ranked through a sorted dictionary so the sort is on
-    integers (numpy ``lexsort``); duplicates are then adjacent and are found
-    by comparing each row with the one before it.
+    integers; duplicates are then adjacent and are found by comparing each row
+    with the one before it.  Encoding and gathering run on two threads (Arrow
+    releases the GIL).
     """
     keys = KEYS[table]
-    ts = data.column("ts").cast(pa.int64())
-    ts_np = (ts.combine_chunks() if isinstance(ts, pa.ChunkedArray) else ts).to_numpy(zero_copy_only=False)
+    ts_np = _to_numpy(data.column("ts"))
     days = np.floor_divide(ts_np, _US_PER_DAY)
-    encoded: dict[str, pa.DictionaryArray] = {}
-    sort_cols: list[Any] = []
-    for k in keys:
-        if k == "ts":
-            sort_cols.append(ts_np)
-        else:
-            encoded[k], rank = _ranked(data.column(k))
-            sort_cols.append(rank)
-    for name in _DICT_COLUMNS:
-        if name in data.column_names and name not in encoded:
-            encoded[name], _ = _ranked(data.column(name))
-    order, sorted_days, dup = _order(days, sort_cols)
-    if dup.any():
-        order, sorted_days = order[~dup], sorted_days[~dup]
-    take = pa.array(order)
-    cols = []
-    for field_ in data.schema:
-        if field_.name in encoded:
-            enc = encoded[field_.name]
-            cols.append(pa.DictionaryArray.from_arrays(enc.indices.take(take), enc.dictionary))
-        else:
-            cols.append(data.column(field_.name).take(take))
+    names = [k for k in keys if k != "ts"]
+    names += [c for c in _DICT_COLUMNS if c in data.column_names and c not in names]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        encoded = dict(zip(names, pool.map(lambda c: _ranked(data.column(c)), names), strict=True))
+        sort_cols = [ts_np if k == "ts" else encoded[k][1] for k in keys]
+        order, sorted_days, dup = _order(days, sort_cols)
+        if dup.any():
+            order, sorted_days = order[~dup], sorted_days[~dup]
+        take = _from_numpy(order.astype(np.int64, copy=False))
+
+        def gather(name: str) -> pa.Array | pa.ChunkedArray:
+            if name in encoded:
+                enc = encoded[name][0]
+                return pa.DictionaryArray.from_arrays(enc.indices.take(take), enc.dictionary)
+            if name == "ts":
+                return _from_numpy(ts_np[order], type_=data.schema.field("ts").type)
+            return _take(data.column(name), take)
+
+        cols = list(pool.map(gather, data.column_names))
     return pa.Table.from_arrays(cols, names=data.column_names), sorted_days

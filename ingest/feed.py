@@ -40,12 +40,10 @@ from __future__ import annotations
 import calendar
 import html
 import re
-import xml.sax
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import feedparser
 import pyarrow as pa
 
 from whatchanged.engine.errors import InputError
@@ -170,6 +168,10 @@ def entry_row(entry: Any, *, where: Where, feed_title: str | None) -> dict[str, 
 
 
 def parse_bytes(data: bytes, *, source: str) -> list[dict[str, Any]]:
+    import xml.sax
+
+    import feedparser  # imported on use: ingest only loads the parser of the format it reads
+
     where = Where(source)
     parsed = feedparser.parse(data)
     exc = parsed.get("bozo_exception")

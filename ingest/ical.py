@@ -60,9 +60,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import icalendar
 import pyarrow as pa
 
 from whatchanged.engine.errors import InputError
@@ -79,6 +78,9 @@ from whatchanged.ingest.changes_common import (
     to_raw,
     whole_day,
 )
+
+if TYPE_CHECKING:  # imported on use: ingest only loads the parser of the format it reads
+    import icalendar
 
 STATUS = {
     "TENTATIVE": "scheduled",
@@ -235,6 +237,8 @@ def _line_of(text: str, n: int) -> int:
 
 def parse_text(text: str, *, source: str, tz: str) -> tuple[list[dict[str, Any]], bool]:
     """An iCalendar document → (changes rows, a time was read in ``tz``)."""
+    import icalendar
+
     where = Where(source)
     try:
         cal = icalendar.Calendar.from_ical(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -34,6 +35,10 @@ class IngestSummary:
     first: str | None = None
     last: str | None = None
     services: int = 0
+
+
+def _iso(us: int) -> str:
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)).isoformat()
 
 
 def expand(paths: Iterable[Path]) -> list[Path]:
@@ -101,13 +106,16 @@ def ingest(
     summary = IngestSummary(
         files=used, result=result, rejected=list(ctx.rejected), tz=ctx.tz, tz_assumed=ctx.tz_assumed
     )
+    # as integers: a timestamp scalar's as_py() makes pyarrow import pandas
     ts_cols = [
-        t.column("ts") for n in ("metrics", "states") if (t := merged.get(n)) is not None and t.num_rows
+        t.column("ts").cast(pa.int64())
+        for n in ("metrics", "states")
+        if (t := merged.get(n)) is not None and t.num_rows
     ]
     if ts_cols:
         lows, highs = zip(*(pc.min_max(c).values() for c in ts_cols), strict=True)
-        summary.first = min(v.as_py() for v in lows).isoformat()
-        summary.last = max(v.as_py() for v in highs).isoformat()
+        summary.first = _iso(min(v.as_py() for v in lows))
+        summary.last = _iso(max(v.as_py() for v in highs))
     services: set[str] = set()
     for name in ("services", "metrics", "states"):
         if name in merged and merged[name].num_rows:

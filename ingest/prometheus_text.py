@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from prometheus_client.openmetrics.parser import (
-    text_string_to_metric_families as openmetrics_families,
-)
-from prometheus_client.parser import text_string_to_metric_families as prometheus_families
-from prometheus_client.samples import Sample, Timestamp
 
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import METRICS, TS
 from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.prometheus_json import split_labels
+
+if TYPE_CHECKING:  # imported on use: ingest only loads the parser of the format it reads
+    from prometheus_client.samples import Sample
 
 _SAMPLE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})?\s+\S+(\s+\S+)?")
 
@@ -51,6 +50,8 @@ def sniff(path: Path, head: bytes) -> bool:
 
 
 def _timestamp_us(sample: Sample, openmetrics: bool) -> int | None:
+    from prometheus_client.samples import Timestamp
+
     stamp = sample.timestamp
     if stamp is None:
         return None
@@ -61,6 +62,11 @@ def _timestamp_us(sample: Sample, openmetrics: bool) -> int | None:
 
 
 def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
+    from prometheus_client.openmetrics.parser import (
+        text_string_to_metric_families as openmetrics_families,
+    )
+    from prometheus_client.parser import text_string_to_metric_families as prometheus_families
+
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8-sig")

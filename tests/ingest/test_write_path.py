@@ -106,3 +106,71 @@ def test_value_encoding_follows_cardinality(tmp_path: Path, values: np.ndarray, 
     got = np.array([r[0] for r in con.sql("SELECT value FROM metrics ORDER BY ts").fetchall()])
     con.close()
     assert (got == values).all()  # nothing rounded
+
+
+def _layouts() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(days, service rank, metric rank, ts) in the layouts the write path tells apart."""
+    rng = np.random.default_rng(7)
+    out = {}
+    minutes = np.arange(2 * 1440 - 30, 2 * 1440 + 90)  # crosses a midnight
+    # scrape by scrape: the same 120 series (unique pairs) at each minute
+    pairs = rng.permutation(120)
+    s_blk, m_blk = (pairs // 3).astype(np.int32), (pairs % 3).astype(np.int32)
+    ts = np.repeat(14000 * wmod._US_PER_DAY + minutes * 60_000_000, 120)
+    out["blocked"] = (ts // wmod._US_PER_DAY, np.tile(s_blk, len(minutes)), np.tile(m_blk, len(minutes)), ts)
+    # the same with a few rows missing: no longer blocks, times still ordered per series
+    keep = rng.random(len(ts)) > 0.01
+    out["ordered"] = tuple(a[keep] for a in out["blocked"])  # type: ignore[assignment]
+    # ordered per series but with repeated keys (a series twice in a scrape)
+    again = np.sort(np.r_[np.arange(len(ts)), rng.integers(0, len(ts), 500)])
+    out["ordered_dups"] = tuple(a[again] for a in out["blocked"])  # type: ignore[assignment]
+    # shuffled: times out of order within series
+    perm = rng.permutation(len(ts))
+    out["shuffled"] = tuple(a[perm] for a in out["blocked"])  # type: ignore[assignment]
+    perm = rng.permutation(len(ts) + 300)
+    out["shuffled_dups"] = tuple(np.r_[a, a[:300]][perm] for a in out["blocked"])  # type: ignore[assignment]
+    # more than 2**16 groups: the two-pass radix sort
+    n = 200_000
+    ts_big = 14000 * wmod._US_PER_DAY + np.sort(rng.integers(0, 3 * 1440, n)) * 60_000_000
+    out["many_groups"] = (
+        ts_big // wmod._US_PER_DAY,
+        rng.integers(0, 30_000, n).astype(np.int32),
+        rng.integers(0, 3, n).astype(np.int32),
+        ts_big,
+    )
+    return out
+
+
+@pytest.mark.parametrize("name", list(_layouts()))
+def test_order_is_the_stable_lexsort_whatever_the_layout(name: str) -> None:
+    days, svc, met, ts = _layouts()[name]
+    order, sorted_days, dup = wmod._order(days, [svc, met, ts])
+    expected = np.lexsort([ts, met, svc, days])
+    assert (order == expected).all()
+    assert (sorted_days == days[expected]).all()
+    keys = list(zip(svc[order], met[order], ts[order], strict=True))
+    assert dup.tolist() == [i > 0 and keys[i] == keys[i - 1] for i in range(len(keys))]
+
+
+def test_sorted_table_is_sorted_per_day_without_duplicates() -> None:
+    _, svc, met, ts = _layouts()["shuffled_dups"]
+    n = len(ts)
+    names = np.array([f"s{i:03d}" for i in range(40)])
+    table = pa.table(
+        {
+            "ts": pa.array(ts).cast(METRICS.field("ts").type),
+            "service": names[svc].tolist(),
+            "metric": np.array(["bw", "err", "lat"])[met].tolist(),
+            "value": np.arange(n, dtype=np.float64),
+            "env": [None if i % 5 else "prod" for i in range(n)],
+            "labels": pa.nulls(n, METRICS.field("labels").type),
+        }
+    ).cast(METRICS)
+    out, sorted_days = wmod._sorted_by_day_and_key("metrics", table)
+    rows = table.to_pylist()
+    first: dict[tuple[object, ...], dict[str, object]] = {}
+    for r in rows:
+        first.setdefault((r["service"], r["metric"], r["ts"]), r)
+    expected = sorted(first.values(), key=lambda r: (r["ts"].date(), r["service"], r["metric"], r["ts"]))
+    assert out.cast(METRICS).to_pylist() == expected
+    assert sorted_days.tolist() == [(r["ts"].date() - datetime(1970, 1, 1).date()).days for r in expected]
