@@ -11,7 +11,7 @@ import typer
 from whatchanged.api.cli_core import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.output import console, emit, table
 from whatchanged.engine.availability import availability
-from whatchanged.engine.detect import detect_series
+from whatchanged.engine.contextual import detect_series_combined
 from whatchanged.engine.errors import ConfigError, InputError
 from whatchanged.engine.incidents import find_incidents
 from whatchanged.engine.timeparse import fmt_local, parse_when
@@ -174,10 +174,10 @@ def cmd_detect(
     tz: TzOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the online detector on one series and print its anomalies."""
+    """Run the online detector (contextual novelty + median baseline) on one series and print its alarms."""
     settings = settings_from(None, tz)
     ts, values = _read_series(input_file, settings.tz)
-    found = detect_series(ts, values, online=True, service=input_file.stem)
+    found = detect_series_combined(ts, values, service=input_file.stem)
 
     def render(_: object) -> None:
         rows = [

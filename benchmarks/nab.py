@@ -2,12 +2,15 @@
 
 Run alone: ``.venv/bin/python benchmarks/nab.py [--nab PATH] [--json]``.
 
-The detector runs in online mode (``Anomaly.detected_at``: the sample at
-which it could report the anomaly) with one fixed setting for every file and
-profile.  Each anomaly gives one detection, at its ``detected_at`` row.
+The detector is ``whatchanged.engine.contextual.detect_series_combined`` (what
+``whatchanged detect --input`` runs): online, causal, one fixed setting for
+every file and profile.  Each alarm gives one detection, at its
+``detected_at`` row.
 
 The scorer below is our own implementation of the conventions written in
-``../shared/datasets/README.md`` (NAB whitepaper, Lavin & Ahmad 2015):
+``../shared/datasets/README.md`` (NAB whitepaper, Lavin & Ahmad 2015), checked
+against NAB's own code (``nab/sweeper.py``: ``calcSweepScore``,
+``scaledSigmoid``, ``_getProbationaryLength``; ``nab/runner.py``: ``normalize``):
 windows include both ends, the first ``min(floor(0.15 n), 750)`` rows are
 unscored, the scaled sigmoid rewards early detections, false positives are
 weighted by their distance after the preceding window, missed windows cost
@@ -127,9 +130,14 @@ def corpus(nab: Path = NAB) -> list[tuple[str, pd.DataFrame, list[tuple[int, int
 
 def run(nab: Path = NAB, **params: float) -> dict[str, object]:
     sys.path.insert(0, str(ROOT))
-    from whatchanged.engine.detect import alarms, detect_series, with_params
+    from dataclasses import fields, replace
 
-    settings = with_params(**params)
+    from whatchanged.engine.contextual import CONTEXT_DEFAULT, detect_series_combined
+    from whatchanged.engine.detect import with_params
+
+    names = {f.name for f in fields(CONTEXT_DEFAULT)}
+    context = replace(CONTEXT_DEFAULT, **{k: v for k, v in params.items() if k in names})
+    settings = with_params(**{k: v for k, v in params.items() if k not in names})
     profiles = load_profiles(nab)
     raw = dict.fromkeys(profiles, 0.0)
     n_windows = 0
@@ -138,9 +146,7 @@ def run(nab: Path = NAB, **params: float) -> dict[str, object]:
     t0 = time.perf_counter()
     for name, df, wins in corpus(nab):
         ts = df["ts"].to_numpy()
-        found = alarms(
-            detect_series(ts, df["value"].to_numpy(dtype=float), params=settings, online=True), settings
-        )
+        found = detect_series_combined(ts, df["value"].to_numpy(dtype=float), params=context, base=settings)
         det_times = np.array(
             [np.datetime64(a.detected_at.replace(tzinfo=None), "us") for a in found if a.detected_at]
         )
@@ -172,12 +178,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--per-file", action="store_true", help="print each file's raw scores")
     ap.add_argument(
-        "--set", action="append", default=[], metavar="NAME=VALUE", help="override a DetectParams field"
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a ContextParams or DetectParams field",
     )
     args = ap.parse_args(argv)
-    overrides = {k: float(v) for k, v in (s.split("=", 1) for s in args.set)}
-    if "season_days" in overrides:
-        overrides["season_days"] = int(overrides["season_days"])  # type: ignore[assignment]
+    sys.path.insert(0, str(ROOT))
+    from whatchanged.engine.contextual import CONTEXT_DEFAULT
+    from whatchanged.engine.detect import DEFAULT
+
+    def typed(name: str, value: str) -> float:
+        current = getattr(CONTEXT_DEFAULT, name, getattr(DEFAULT, name, 0.0))
+        return int(value) if isinstance(current, int) else float(value)
+
+    overrides = {k: typed(k, v) for k, v in (s.split("=", 1) for s in args.set)}
     res = run(args.nab, **overrides)
     if args.json:
         print(json.dumps(res, indent=1))

@@ -1,0 +1,308 @@
+"""Contextual anomaly score for single series (CLI ``detect``, NAB).
+
+The median/MAD score ``z`` of :mod:`whatchanged.engine.detect` says how far a
+point is from its expected *level*; it cannot see a change of *shape* (a
+series that keeps its level but changes its rhythm) and, on spiky series, the
+point that matters is often no larger than the spikes already seen.  This
+module adds a contextual score in the style of KNN-CAD (Burnaev & Ishimtsev
+2016) and CAD OSE (Smirnov 2016): a point is anomalous when the *recent
+pattern* ending at it looks like nothing in the series' recent past.
+
+For each grid step ``t`` (all causal — only data up to ``t``):
+
+* **context** ``c_t``: the last ``window`` values (missing steps carry the
+  last value forward; a context more than a third filled in gets no score);
+* **novelty** ``a_t``: the mean Euclidean distance from ``c_t`` to its
+  ``neighbours`` nearest contexts among those ending in
+  ``[t - history, t - window]`` (contexts that do not overlap ``c_t``);
+* **novelty ratio** ``a_t / max(a_s, t - delay - calibration < s <= t - delay)``:
+  how far the novelty beats the largest novelty of the recent past (a
+  scale-free, self-calibrating score: a series that is always irregular
+  raises its own bar);
+  counted only when ``a_t >= novelty_floor ×`` the median novelty of the same
+  steps (a record among near-equal values of pure noise is no alarm);
+* **level ratio**: the same with the robust ``|z|`` of the median baseline
+  (:mod:`whatchanged.engine.baseline`) over ``z_calibration`` steps, counted
+  only when ``|z| >= z_min`` and weighted by ``z_weight``;
+* **score** = the larger of the two ratios.  An **alarm** is raised at the
+  first step with ``score >= threshold``; then the series rests for ``rest``
+  steps (no alarm).
+
+Each alarm is returned as an :class:`~whatchanged.engine.model.Anomaly`:
+``detected_at`` is the alarm's step; the **onset** is the change-point
+search of :mod:`whatchanged.engine.detect` (step or hinge) on the residuals
+``x - E`` in the ``onset_back`` steps up to it (data up to the alarm only);
+the anomaly lasts while the score stays ``>= 1`` or ``|z| >= exit_z``.
+
+Defaults were chosen on NAB (``benchmarks/nab.py``, docs/detection.md).  Cost:
+``O(history × window)`` per point (block matrix products and a partial sort of
+the distances), about 0.2 ms per point against ~1 µs for the median detector —
+the reason it runs on single series only, not (yet) in the fleet pipeline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from whatchanged.engine.baseline import Array, nanmedian_last
+from whatchanged.engine.detect import DEFAULT, DetectParams, _onset, _to_datetimes
+from whatchanged.engine.errors import InputError
+from whatchanged.engine.model import Anomaly
+
+
+@dataclass(frozen=True)
+class ContextParams:
+    """Contextual detector settings, in grid steps (defaults chosen on NAB, see docs/detection.md)."""
+
+    window: int = 10
+    neighbours: int = 5
+    history: int = 3000
+    calibration: int = 500
+    delay: int = 5
+    z_calibration: int = 2000
+    #: the novelty must also be at least this many times its median over the calibration window
+    novelty_floor: float = 3.0
+    z_min: float = 5.0
+    z_weight: float = 0.8
+    threshold: float = 1.1
+    rest: int = 50
+    #: no alarm before this many novelty scores exist (warm-up)
+    warmup: int = 100
+    exit_z: float = 3.0
+    onset_back: int = 60
+
+
+CONTEXT_DEFAULT = ContextParams()
+
+
+def forward_fill(x: Array) -> Array:
+    """Missing values carry the last seen value (leading gaps: the first value seen, else 0)."""
+    ok = ~np.isnan(x)
+    if not ok.any():
+        return np.zeros_like(x)
+    idx = np.where(ok, np.arange(x.size), 0)
+    np.maximum.accumulate(idx, out=idx)
+    out = x[idx]
+    out[: int(np.argmax(ok))] = x[int(np.argmax(ok))]
+    return out
+
+
+def novelty(x: Array, *, window: int, neighbours: int, history: int, block: int = 512) -> Array:
+    """``a_t``: mean distance of the context ending at ``t`` to its nearest past contexts.
+
+    Causal: the context ending at ``t`` is compared with contexts ending in
+    ``[t - history, t - window]``.  NaN until ``neighbours`` such contexts exist.
+    Computed in blocks of ``block`` queries with one matrix product each.
+    """
+    n = x.size
+    out = np.full(n, np.nan)
+    if n < window:
+        return out
+    v = np.lib.stride_tricks.sliding_window_view(x.astype(np.float64), window)  # row j ends at j+window-1
+    # centre on the series' first context so that squared norms stay small (better precision)
+    v = v - v[0].mean()
+    m = v.shape[0]
+    sq = np.einsum("ij,ij->i", v, v)
+    skip = window
+    for q0 in range(0, m, block):
+        q1 = min(m, q0 + block)
+        r0, r1 = max(0, q0 - history), q1 - skip
+        if r1 <= r0:
+            continue
+        d2 = sq[q0:q1, None] + sq[None, r0:r1] - 2.0 * (v[q0:q1] @ v[r0:r1].T)
+        qi = np.arange(q0, q1)[:, None]
+        ri = np.arange(r0, r1)[None, :]
+        ok = (ri <= qi - skip) & (ri >= qi - history)
+        d2 = np.where(ok, np.maximum(d2, 0.0), np.inf)
+        k = min(neighbours, d2.shape[1])
+        near = np.partition(d2, k - 1, axis=1)[:, :k]
+        with np.errstate(invalid="ignore"):
+            score = np.sqrt(near).mean(axis=1)
+        score[ok.sum(axis=1) < neighbours] = np.nan
+        out[q0 + window - 1 : q1 + window - 1] = score
+    return out
+
+
+def past_max_ratio(a: Array, calibration: int, delay: int, warmup: int = 1) -> Array:
+    """``a_t / max(a_s : t - delay - calibration < s <= t - delay)`` (NaN in ``a`` ignored).
+
+    NaN while fewer than ``warmup`` finite values precede ``t - delay``; ``inf`` when the
+    reference maximum is 0 and ``a_t > 0``.
+    """
+    n = a.size
+    out = np.full(n, np.nan)
+    if n <= delay:
+        return out
+    finite = np.isfinite(a)
+    aa = np.where(finite, a, 0.0)
+    pad = np.concatenate([np.zeros(calibration - 1), aa])
+    mx = np.lib.stride_tricks.sliding_window_view(pad, calibration).max(axis=1)  # max aa[t-C+1..t]
+    ref = np.full(n, np.nan)
+    ref[delay:] = mx[: n - delay]
+    seen = np.cumsum(finite)
+    enough = np.zeros(n, dtype=bool)
+    enough[delay:] = seen[: n - delay] >= warmup
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(enough & finite, a / ref, np.nan)
+    return out
+
+
+def past_median(a: Array, calibration: int, delay: int, stride: int = 5) -> Array:
+    """Median of every ``stride``-th finite ``a_s`` with ``t - delay - calibration < s <= t - delay``."""
+    n = a.size
+    ref = np.full(n, np.nan)
+    if n <= delay:
+        return ref
+    pad = np.concatenate([np.full(calibration - 1, np.nan), np.where(np.isfinite(a), a, np.nan)])
+    win = np.lib.stride_tricks.sliding_window_view(pad, calibration)[:, ::-1][:, ::stride]
+    med = nanmedian_last(np.ascontiguousarray(win[: n - delay]))
+    ref[delay:] = med
+    return ref
+
+
+@dataclass(frozen=True)
+class ContextScores:
+    """Per grid step: expected value, residual z, novelty, and the combined score."""
+
+    expected: Array
+    z: Array
+    novelty: Array
+    score: Array
+
+
+def context_scores(
+    grid: Array, *, step_s: float, params: ContextParams = CONTEXT_DEFAULT, base: DetectParams = DEFAULT
+) -> ContextScores:
+    """The combined score of one regular series (``NaN`` = missing step); causal."""
+    b = base.baseline().fit(grid[None, :], step_s=step_s).result_
+    expected = b.expected[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (grid - expected) / b.spread[0]
+    absz = np.where(np.isfinite(z), np.abs(z), np.nan)
+    a = novelty(
+        forward_fill(grid), window=params.window, neighbours=params.neighbours, history=params.history
+    )
+    # a context with more than a third of its steps filled in is not scored (no alarm from a gap)
+    missing = np.isnan(grid).astype(np.int64)
+    filled = np.convolve(missing, np.ones(params.window, dtype=np.int64))[: grid.size]
+    a = np.where(filled * 3 > params.window, np.nan, a)
+    rk = past_max_ratio(a, params.calibration, params.delay, params.warmup)
+    if params.novelty_floor > 0:
+        with np.errstate(invalid="ignore"):
+            rk = np.where(
+                a >= params.novelty_floor * past_median(a, params.calibration, params.delay), rk, 0.0
+            )
+    rz = past_max_ratio(absz, params.z_calibration, params.delay, params.warmup)
+    with np.errstate(invalid="ignore"):
+        level = np.where(absz >= params.z_min, params.z_weight * rz, np.nan)
+    score = np.fmax(rk, level)
+    return ContextScores(expected, z, a, score)
+
+
+def alarm_steps(score: Array, threshold: float, rest: int) -> list[int]:
+    """Steps where ``score >= threshold`` and no alarm was raised in the ``rest`` steps before."""
+    out: list[int] = []
+    last = -(10**18)
+    with np.errstate(invalid="ignore"):
+        hits = np.flatnonzero(score >= threshold)
+    for t in hits.tolist():
+        if t - last > rest:
+            out.append(t)
+            last = t
+    return out
+
+
+def grid_series(
+    ts: Sequence[Any] | NDArray[Any], values: Sequence[float] | NDArray[np.float64]
+) -> tuple[NDArray[np.float64], int, int]:
+    """Put one series on a regular grid: ``(grid, origin_us, step_us)``.
+
+    The step is the median spacing; samples in the same step are averaged; steps
+    without a sample are NaN (as :func:`whatchanged.engine.detect.detect_series`).
+    """
+    t_us = _to_datetimes(ts)
+    v = np.asarray(values, dtype=np.float64)
+    if t_us.size != v.size:
+        raise InputError("timestamps and values differ in length", expected=str(t_us.size), found=v.size)
+    if t_us.size == 0:
+        return np.zeros(0), 0, 60_000_000
+    order = np.argsort(t_us, kind="stable")
+    t_us, v = t_us[order], v[order]
+    diffs = np.diff(t_us)
+    step_us = int(np.median(diffs[diffs > 0])) if (diffs > 0).any() else 60_000_000
+    origin = int(t_us[0])
+    col = np.rint((t_us - origin) / step_us).astype(np.int64)
+    width = int(col[-1]) + 1
+    ok = ~np.isnan(v)
+    sums = np.bincount(col[ok], weights=v[ok], minlength=width)
+    counts = np.bincount(col[ok], minlength=width)
+    with np.errstate(invalid="ignore"):
+        grid = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return grid, origin, step_us
+
+
+def detect_series_combined(
+    ts: Sequence[Any] | NDArray[Any],
+    values: Sequence[float] | NDArray[np.float64],
+    *,
+    params: ContextParams = CONTEXT_DEFAULT,
+    base: DetectParams = DEFAULT,
+    service: str = "series",
+    metric: str = "value",
+) -> list[Anomaly]:
+    """Online alarms of one series: contextual novelty combined with the median baseline score.
+
+    One :class:`Anomaly` per alarm, in time order; ``detected_at`` is the step of
+    the alarm, the onset is found with data up to it only (``onset_lookahead`` is
+    always False).  ``peak_score`` is the peak ``|z|`` of the baseline score.
+    """
+    grid, origin, step_us = grid_series(ts, values)
+    if grid.size < 3:
+        return []
+    sc = context_scores(grid, step_s=step_us / 1e6, params=params, base=base)
+    resid = grid - sc.expected
+    absz = np.abs(sc.z)
+
+    def at(col: int) -> datetime:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=origin + col * step_us)
+
+    out: list[Anomaly] = []
+    n = grid.size
+    prev_end = 0
+    for t in alarm_steps(sc.score, params.threshold, params.rest):
+        lo = max(prev_end, t - params.onset_back)
+        onset = _onset(resid, t, lo, t) if t > lo else t
+        with np.errstate(invalid="ignore"):
+            calm = ~((sc.score >= 1.0) | (absz >= params.exit_z))
+        after = np.flatnonzero(calm[t + 1 :])
+        end = t + 1 + int(after[0]) if after.size else None
+        last = (end if end is not None else n) - 1
+        zz = absz[onset : last + 1]
+        seg = grid[t : last + 1]
+        r = resid[onset : t + 1]  # direction from data up to the alarm
+        up = bool(np.nansum(r) >= 0) if np.isfinite(r).any() else True
+        exp = sc.expected[onset]
+        out.append(
+            Anomaly(
+                service=service,
+                metric=metric,
+                start=at(onset),
+                onset=at(onset),
+                end=None if end is None else at(end),
+                direction="up" if up else "down",
+                peak_score=round(float(np.nanmax(zz)), 3) if np.isfinite(zz).any() else 0.0,
+                baseline=float(exp) if math.isfinite(exp) else math.nan,
+                observed=float(np.nanmedian(seg)) if np.isfinite(seg).any() else math.nan,
+                detected_at=at(t),
+                onset_lookahead=False,
+            )
+        )
+        prev_end = last + 1 if end is not None else n
+    return out

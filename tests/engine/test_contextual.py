@@ -1,0 +1,102 @@
+"""Contextual single-series detector (engine/contextual.py): planted anomalies, quiet data, causality."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+
+from tests.engine import scenarios as sc
+from whatchanged.engine.contextual import detect_series_combined, novelty, past_max_ratio
+
+TOLERANCE = timedelta(minutes=2)
+CHANGE = sc.DAY0 + timedelta(days=1, hours=15, minutes=20)
+
+
+def pattern_change(seed: int = 0) -> sc.Series:
+    """A 60-minute cycle that turns into a 16-minute cycle of the same level and amplitude."""
+    rng = np.random.default_rng(seed)
+    ts = sc._grid(sc.DAY0, 2 * 1440)
+    minute = np.arange(ts.size, dtype=float)
+    i = sc._minute(ts, CHANGE)
+    period = np.where(np.arange(ts.size) < i, 60.0, 16.0)
+    phase = np.concatenate([[0.0], np.cumsum(2 * np.pi / period[:-1])])
+    v = 100.0 + 20.0 * np.sin(phase) + rng.normal(0, 1.0, minute.size)
+    return sc.Series(ts, v, (CHANGE,))
+
+
+def _row(ts: np.ndarray, at: datetime) -> int:
+    return int(np.searchsorted(ts, np.datetime64(at.replace(tzinfo=None), "us")))
+
+
+@pytest.mark.parametrize(
+    ("make", "direction"), [(sc.level_shift, "down"), (sc.spike, "up"), (sc.drift, "up")]
+)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_planted_anomaly_raises_one_alarm_with_onset_within_two_minutes(make, direction, seed) -> None:
+    s = make(seed)
+    found = detect_series_combined(s.ts, s.values)
+    assert len(found) == 1, found
+    a = found[0]
+    assert a.direction == direction
+    assert abs(a.onset - s.onsets[0]) <= TOLERANCE
+    assert a.detected_at is not None and a.onset <= a.detected_at <= s.onsets[0] + timedelta(minutes=10)
+    assert not a.onset_lookahead
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_change_of_pattern_at_the_same_level_is_detected(seed) -> None:
+    """The level and spread stay the same; only the rhythm changes — the contextual part sees it."""
+    s = pattern_change(seed)
+    found = detect_series_combined(s.ts, s.values)
+    assert len(found) == 1, found
+    a = found[0]
+    assert a.detected_at is not None
+    assert timedelta(0) <= a.detected_at - CHANGE <= timedelta(minutes=15)
+    assert abs(a.onset - CHANGE) <= timedelta(minutes=15)
+
+
+@pytest.mark.parametrize("make", [sc.seasonal_quiet, sc.missing_data])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_quiet_scenarios_stay_silent(make, seed) -> None:
+    s = make(seed)
+    assert detect_series_combined(s.ts, s.values) == []
+
+
+@pytest.mark.parametrize("make", [sc.level_shift, sc.spike, pattern_change])
+def test_appending_future_points_does_not_change_earlier_decisions(make) -> None:
+    """Alarms (detection time, onset, direction) before a cut are the same with or without the data
+    after it — with the true continuation or with other, random data appended."""
+    s = make(1)
+    full = detect_series_combined(s.ts, s.values)
+    rng = np.random.default_rng(7)
+    cut0 = _row(s.ts, s.onsets[0])
+    for cut in (cut0 - 500, cut0 + 1, cut0 + 3, cut0 + 30, s.ts.size - 200):
+        head = detect_series_combined(s.ts[:cut], s.values[:cut])
+        at_cut = s.ts[cut - 1].astype(datetime).replace(tzinfo=sc.DAY0.tzinfo)
+        before = [a for a in full if a.detected_at is not None and a.detected_at <= at_cut]
+        key = [(a.detected_at, a.onset, a.direction) for a in before]
+        assert [(a.detected_at, a.onset, a.direction) for a in head] == key
+        other = s.values.copy()
+        other[cut:] = rng.normal(0, 1000.0, other.size - cut)
+        changed = detect_series_combined(s.ts, other)
+        got = [(a.detected_at, a.onset, a.direction) for a in changed if a.detected_at <= at_cut]
+        assert got == key
+
+
+def test_novelty_uses_only_past_contexts() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=3000)
+    a = novelty(x, window=10, neighbours=5, history=1000)
+    b = novelty(x[:1700], window=10, neighbours=5, history=1000)
+    np.testing.assert_allclose(a[:1700], b, equal_nan=True)
+    assert np.isnan(a[:19]).all() and np.isfinite(a[30:]).all()
+
+
+def test_past_max_ratio_is_causal_and_scale_free() -> None:
+    a = np.array([1.0, 2.0, 1.0, 1.0, 5.0, 1.0])
+    r = past_max_ratio(a, calibration=3, delay=1)
+    assert np.isnan(r[0])
+    np.testing.assert_allclose(r[1:], [2.0, 0.5, 0.5, 2.5, 0.2])
+    np.testing.assert_allclose(past_max_ratio(10 * a, 3, 1), r, equal_nan=True)
