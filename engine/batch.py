@@ -74,7 +74,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from whatchanged.engine.availability import Availability
-from whatchanged.engine.detect import DEFAULT, detect_anomalies
+from whatchanged.engine.detect import DEFAULT, detect_anomalies, prepare_states
 from whatchanged.engine.errors import ConfigError
 from whatchanged.engine.explain import explain_incident
 from whatchanged.engine.incidents import (
@@ -669,6 +669,9 @@ def run_batch(
                 count += 1
                 if progress:
                     progress(Progress(p.key, count, len(parts), True))
+        if todo:
+            # the day-by-day detection state, in day order, once: partitions then read it
+            prepare_states(con)
         for part, events in executor.run(str(wh.home), todo):
             write_atomic(folder / f"{part.key}.parquet", parquet_bytes(events.cast(EVENTS)))
             count += 1

@@ -37,6 +37,7 @@ the warehouse's Parquet files by :func:`read_grid`).
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -49,6 +50,7 @@ from numpy.typing import NDArray
 
 from whatchanged.engine.baseline import Array, RobustBaseline, rows_for
 from whatchanged.engine.errors import InputError
+from whatchanged.engine.extent import metric_files
 from whatchanged.engine.model import Anomaly
 
 DAY_S = 86400.0
@@ -261,6 +263,26 @@ def detect_matrix(
             delay=max(rows_for(params.min_duration_s, step_s), rows_for(params.tail_delay_s, step_s)),
         )
         thr = np.maximum(params.threshold, params.tail_factor * guard)
+    found = intervals_of(
+        values, resid, z, thr, base.expected, params=params, step_s=step_s, online=online, first_col=first_col
+    )
+    return found, base.short_history
+
+
+def intervals_of(
+    values: Array,
+    resid: Array,
+    z: Array,
+    thr: Array | None,
+    expected: Array,
+    *,
+    params: DetectParams,
+    step_s: float,
+    online: bool,
+    first_col: int = 0,
+) -> list[Interval]:
+    """The anomalies of score rows ``z`` (thresholds ``thr``, None: ``params.threshold``),
+    with onsets searched in the residuals ``resid``; those ending before ``first_col`` are left out."""
     t = values.shape[1]
     back = rows_for(params.onset_back_s, step_s)
     ahead = rows_for(params.onset_ahead_s, step_s)
@@ -288,11 +310,11 @@ def detect_matrix(
                 up=up,
                 peak=float(np.nanmax(zz)) if np.isfinite(zz).any() else 0.0,
                 onset=onset,
-                expected=float(base.expected[r, onset]),
+                expected=float(expected[r, onset]),
                 observed=float(np.nanmedian(seg)) if np.isfinite(seg).any() else math.nan,
             )
         )
-    return out, base.short_history
+    return out
 
 
 # -- one series ---------------------------------------------------------------------------------
@@ -445,27 +467,7 @@ def load_matrix(
     return grid.reshape(len(series), width)
 
 
-_VIEW_FILES = re.compile(
-    r"^CREATE VIEW metrics AS SELECT \* FROM read_parquet\(list_value\((.*)\)\);?$", re.S
-)
-_QUOTED = re.compile(r"'((?:[^']|'')*)'")
 _DAY_DIR = re.compile(r"[/\\]date=(\d{4}-\d{2}-\d{2})[/\\]")
-
-
-def metric_files(con: duckdb.DuckDBPyConnection) -> list[str] | None:
-    """The Parquet files behind the ``metrics`` view of a warehouse connection, or None
-    when the view is not a plain file listing (then the SQL path is used)."""
-    try:
-        row = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'metrics'").fetchall()
-    except duckdb.Error:
-        return None
-    if not row:
-        return None
-    m = _VIEW_FILES.match(str(row[0][0]).strip())
-    if not m:
-        return None
-    files = [q.replace("''", "'") for q in _QUOTED.findall(m.group(1))]
-    return files or None
 
 
 def _files_for(files: Sequence[str], lo: datetime, hi: datetime) -> list[str]:
@@ -620,6 +622,11 @@ def detect_anomalies(
     range.  Online, data after ``end`` is ignored; in batch, up to
     ``onset_ahead_s`` after it is read to refine onsets.
     """
+    if history_s is None and (chained := _chained(con, params, step_s)) is not None:
+        hi = end if online else end + timedelta(seconds=params.onset_ahead_s)
+        from whatchanged.engine.daystate import window_anomalies
+
+        return window_anomalies(chained, start, end, hi, services=services, online=online)
     hist = params.history_s if history_s is None else history_s
     lo = _day_floor(start - timedelta(seconds=hist))
     first = con.execute("SELECT min(ts) FROM metrics").fetchall()[0][0]
@@ -671,6 +678,44 @@ def detect_anomalies(
                 found.append(a)
     found.sort(key=lambda a: (a.onset, a.service, a.metric))
     return found
+
+
+_CHAINS: dict[tuple[Any, ...], Any] = {}
+
+
+def _chained(con: duckdb.DuckDBPyConnection, params: DetectParams, step_s: float) -> Any:
+    """The day-by-day states (:mod:`whatchanged.engine.daystate`) of the warehouse behind
+    ``con``, or None when they do not apply (a view that is not a file listing, a grid
+    that does not cut days into whole blocks).  One per file listing, kept per process."""
+    from whatchanged.engine.daystate import DayStates, Geometry, home_of
+
+    files = metric_files(con)
+    g = Geometry.of(params, step_s)
+    if files is None or g is None:
+        return None
+    key = (tuple(files), params, step_s)
+    hit = _CHAINS.get(key)
+    if hit is None:
+        home = home_of(files)
+        cache = home / "_cache" / "daystate" if home is not None and os.access(home, os.W_OK) else None
+        hit = DayStates(files, params, g, cache)
+        while len(_CHAINS) >= 2:  # each holds the raw grids of the days it read
+            _CHAINS.pop(next(iter(_CHAINS)))
+        _CHAINS[key] = hit
+    return hit
+
+
+def prepare_states(
+    con: duckdb.DuckDBPyConnection, params: DetectParams = DEFAULT, step_s: float = 60.0
+) -> tuple[int, int]:
+    """Compute and cache the day-by-day detection state of every day of the warehouse behind
+    ``con`` that has none yet (after an ingest, before a batch run): later questions read it
+    instead of recomputing the history.  Returns (days with data, states computed)."""
+    chained = _chained(con, params, step_s)
+    if chained is None or not chained.days:
+        return 0, 0
+    chained.state(chained.days[-1])
+    return len(chained.days), int(chained.computed)
 
 
 def alarms(anomalies: Sequence[Anomaly], params: DetectParams = DEFAULT) -> list[Anomaly]:

@@ -51,6 +51,7 @@ import duckdb
 
 from whatchanged.engine.detect import DEFAULT, DetectParams, detect_anomalies
 from whatchanged.engine.errors import NotFoundError
+from whatchanged.engine.extent import last_data_ts
 from whatchanged.engine.model import Anomaly, Incident, Outage, incident_from_dict
 from whatchanged.engine.outages import find_outages, merge_intervals, total_s
 
@@ -209,10 +210,7 @@ def _incident(g: _Group, cutoff: datetime, online: bool, min_anomaly_s: float) -
 
 
 def _data_end(con: duckdb.DuckDBPyConnection) -> datetime:
-    row = con.execute(
-        "SELECT max(t) FROM (SELECT max(ts) AS t FROM metrics UNION ALL SELECT max(ts) FROM states)"
-    ).fetchall()
-    value: Any = row[0][0] if row else None
+    value = last_data_ts(con)
     return value if value is not None else datetime.now(UTC)
 
 

@@ -431,9 +431,9 @@ def latest_day(con: duckdb.DuckDBPyConnection, tz: str = "UTC") -> date | None:
     Changes count only when there is no metric or state at all: a notice
     announcing next week's maintenance must not move "19:23" to next week.
     """
-    last = _scalar(
-        con, "SELECT max(t) FROM (SELECT max(ts) AS t FROM metrics UNION ALL SELECT max(ts) FROM states)"
-    )
+    from whatchanged.engine.extent import last_data_ts
+
+    last = last_data_ts(con)
     if last is None:
         last = _scalar(con, "SELECT max(start) FROM changes")
     if last is None:

@@ -1,0 +1,662 @@
+"""Detection carried day by day: the baseline's state per UTC day, cached, so a question
+about today reads today's data and a few kilobytes per series of the days before.
+
+:class:`~whatchanged.engine.baseline.RobustBaseline` and the heavy-tail guard of
+:mod:`whatchanged.engine.detect` look back up to eight days (seven previous days
+at the same time of day, the recent level, a day of residual spread) and the guard
+as far as the data goes.  Recomputing that history for every question costs
+seconds per day of history.  But every look-back works on *block-level* numbers:
+
+* ``bm``     the 10-minute block medians of the raw values;
+* ``clean``  the same with the blocks the first pass found anomalous left out;
+* ``sb``     the 30-minute block medians of ``|x - E|`` against the first pass;
+* ``acc``    the guard's decayed running maximum at the end of the day, and its last
+             ``delay`` columns (the guard ignores the latest ``delay`` minutes).
+
+A :class:`DayState` holds those for one day plus what turns raw values of that day
+into scores (the final expected value per block, the spread per scale block, the
+recent level per block).  The state of day ``D`` is a function of the raw values of
+day ``D`` and the states of the eight days before (the guard: of all days before),
+so the states are computed in day order from the first day of data, once, and kept
+in ``<home>/_cache/daystate/`` under a key naming the files of every day up to
+``D`` and the detector settings: a new commit of data for day ``D`` changes the key
+of ``D`` and of the days after it, never of the days before.
+
+The numbers are those of :meth:`RobustBaseline.fit` and :func:`detect_matrix` run
+on one grid from the first day of data (tests compare both); only the anomaly
+intervals are looked for in a window of whole days starting at least
+:data:`WINDOW_BACK_S` before the question, so an anomaly that started before that
+window is reported from the window's start.
+
+Applies when the grid step divides the baseline's blocks and the blocks divide a
+day (the defaults: 1-minute steps, 10- and 30-minute blocks); otherwise
+:func:`whatchanged.engine.detect.detect_anomalies` uses one grid over the history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from whatchanged.engine.baseline import MAD_TO_SIGMA, Array, block_median, rows_for, window_median
+from whatchanged.engine.detect import DetectParams
+from whatchanged.engine.model import Anomaly
+
+DAY_S = 86400
+#: intervals are searched from the UTC midnight at least this long before the question
+WINDOW_BACK_S = 6 * 3600.0
+#: days of block history a state carries (seven previous days + the recent window)
+HISTORY_DAYS = 8
+FORMAT = 1
+#: raw day grids and states kept in memory by a :class:`DayStates`
+RAW_KEPT = 3
+STATES_KEPT = HISTORY_DAYS + 4
+_DAY_DIR = re.compile(r"[/\\]date=(\d{4}-\d{2}-\d{2})[/\\]")
+
+Key = tuple[str, str]
+
+
+@dataclass
+class Geometry:
+    """Grid sizes of a detector on 1-day chunks."""
+
+    step_s: float
+    cols: int  # columns per day
+    b: int  # columns per baseline block
+    bs: int  # columns per scale block
+    per_day: int  # blocks per day
+    w_recent: int  # blocks in the recent window
+    w_scale: int  # scale blocks in the scale window
+    delay: int  # guard delay (columns)
+    rate: float  # guard decay per column (log domain)
+
+    @classmethod
+    def of(cls, params: DetectParams, step_s: float) -> Geometry | None:
+        cols = DAY_S / step_s
+        b = max(1, round(params.block_s / step_s))
+        bs = max(1, round(params.scale_block_s / step_s))
+        if cols != int(cols) or int(cols) % b or int(cols) % bs or params.season_days > HISTORY_DAYS - 1:
+            return None
+        w_recent = max(1, round(params.recent_s / (step_s * b)))
+        w_scale = max(1, round(params.scale_window_s / (step_s * bs)))
+        per_day = int(cols) // b
+        if w_recent + 2 > per_day or w_scale > int(cols) // bs:
+            return None
+        delay = max(rows_for(params.min_duration_s, step_s), rows_for(params.tail_delay_s, step_s))
+        if delay > int(cols):
+            return None
+        rate = math.log(2.0) / max(params.tail_half_life_s / step_s, 1e-9)
+        return cls(step_s, int(cols), b, bs, per_day, w_recent, w_scale, delay, rate)
+
+
+@dataclass
+class DayState:
+    """One day's block-level baseline state for a sorted list of series (rows)."""
+
+    keys: list[Key]
+    bm: Array  # (n, per_day) raw block medians
+    clean: Array  # (n, per_day) block medians, anomalous blocks NaN
+    sb: Array  # (n, scale blocks) first-pass residual medians
+    expected_b: Array  # (n, per_day) final expected value per block
+    scale_b: Array  # (n, scale blocks) MAD of the residuals per scale block (before 1.4826)
+    recent_b: Array  # (n, per_day) first-pass recent level per block
+    acc_end: Array  # (n,) guard: log of the decayed maximum at the last column
+    acc_tail: Array  # (n, delay) guard accumulator over the last ``delay`` columns
+    season: NDArray[np.bool_]  # (n,) a seasonal level existed some time
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                keys=np.array(["\x1f".join(k) for k in self.keys], dtype=object).astype(str),
+                bm=self.bm,
+                clean=self.clean,
+                sb=self.sb,
+                expected_b=self.expected_b,
+                scale_b=self.scale_b,
+                recent_b=self.recent_b,
+                acc_end=self.acc_end,
+                acc_tail=self.acc_tail,
+                season=self.season,
+            )
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> DayState:
+        with np.load(path, allow_pickle=False) as z:
+            keys = [tuple(str(k).split("\x1f", 1)) for k in z["keys"].tolist()]
+            return cls(
+                [(k[0], k[1]) for k in keys],
+                z["bm"],
+                z["clean"],
+                z["sb"],
+                z["expected_b"],
+                z["scale_b"],
+                z["recent_b"],
+                z["acc_end"],
+                z["acc_tail"],
+                z["season"],
+            )
+
+    def rows(self, keys: Sequence[Key]) -> NDArray[np.intp]:
+        """Row of each key in this state, -1 if absent."""
+        index = {k: i for i, k in enumerate(self.keys)}
+        return np.array([index.get(k, -1) for k in keys], dtype=np.intp)
+
+
+def _take(a: Array, rows: NDArray[np.intp], fill: float = np.nan) -> Array:
+    """Rows of ``a`` (``-1``: a row of ``fill``)."""
+    out = np.full((rows.size, *a.shape[1:]), fill, dtype=np.float64)
+    ok = rows >= 0
+    out[ok] = a[rows[ok]]
+    return out
+
+
+def _windows(hist: Array, first_lag: int, count: int, stride: int, out_from: int) -> Array:
+    """``window_median`` of :mod:`baseline` for the columns from ``out_from`` on (only the
+    columns their windows reach are read)."""
+    first = max(0, out_from - max(0, first_lag + (count - 1) * stride))
+    out: Array = window_median(hist[:, first:], first_lag, count, stride)[:, out_from - first :]
+    return out
+
+
+def _expected_tail(
+    blocks: Array, g: Geometry, params: DetectParams, out_from: int
+) -> tuple[Array, Array, Array]:
+    """``RobustBaseline._expected_blocks`` for the blocks from ``out_from`` on (the rest is history)."""
+    n, nb = blocks.shape
+    recent = _windows(blocks, 1, g.w_recent, 1, out_from)
+    if params.season_days > 0 and params.season_weight > 0:
+        # season_b is needed for the recent window before out_from too (its median S̄)
+        s_from = max(0, out_from - g.w_recent)
+        near_from = max(0, s_from - params.season_days * g.per_day)
+        near = np.full((n, nb), np.nan)
+        near[:, near_from:] = _windows(blocks, -1, 3, 1, near_from)
+        season_all = np.full((n, nb), np.nan)
+        season_all[:, s_from:] = _windows(near, g.per_day, params.season_days, g.per_day, s_from)
+        season = season_all[:, out_from:]
+        shape = np.nan_to_num(season - _windows(season_all, 1, g.w_recent, 1, out_from))
+        level = recent + shape
+        weight = np.where(np.isnan(season), 0.0, params.season_weight)
+        expected = np.where(np.isnan(recent), season, weight * np.nan_to_num(season) + (1 - weight) * level)
+    else:
+        season = np.full_like(recent, np.nan)
+        expected = recent
+    return expected, recent, season
+
+
+def _history(states: Sequence[DayState | None], keys: Sequence[Key], field: str, width: int) -> Array:
+    """The ``field`` arrays of ``states`` (oldest first, ``None``: no data that day) side by side,
+    rows aligned to ``keys``."""
+    parts = []
+    for st in states:
+        if st is None:
+            parts.append(np.full((len(keys), width), np.nan))
+        else:
+            parts.append(_take(getattr(st, field), st.rows(keys)))
+    return np.concatenate(parts, axis=1) if parts else np.empty((len(keys), 0))
+
+
+def advance(
+    x: Array, keys: list[Key], history: Sequence[DayState | None], params: DetectParams, g: Geometry
+) -> DayState:
+    """The state of a day from its raw grid ``x`` (``(n, cols)``, NaN: no sample) and the
+    states of the :data:`HISTORY_DAYS` days before it (oldest first; ``None``: no data)."""
+    n = len(keys)
+    hist: list[DayState | None] = [None] * max(0, HISTORY_DAYS - len(history))
+    hist += list(history)[-HISTORY_DAYS:]
+    hb = HISTORY_DAYS * g.per_day
+    bm_day = block_median(x, g.b)
+    bm = np.concatenate([_history(hist, keys, "bm", g.per_day), bm_day], axis=1)
+    e1, r1, s1 = _expected_tail(bm, g, params, hb)
+    expected1 = np.repeat(e1, g.b, axis=1)
+    sb_day = block_median(np.abs(x - expected1), g.bs)
+    sb = np.concatenate([_history(hist[-1:], keys, "sb", g.cols // g.bs), sb_day], axis=1)
+    scale_b = _windows(sb, 1, g.w_scale, 1, g.cols // g.bs)
+    spread_b = _spread(scale_b, r1, g, params)  # at each block's first column
+    if params.exclude_z > 0:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            zb = np.abs(bm_day - e1) / spread_b
+        clean_day = np.where(zb >= params.exclude_z, np.nan, bm_day)
+        clean = np.concatenate([_history(hist, keys, "clean", g.per_day), clean_day], axis=1)
+        e2, _r2, s2 = _expected_tail(clean, g, params, hb)
+        expected_b = np.where(np.isnan(e2), e1, e2)
+        season_b = np.where(np.isnan(s2), s1, s2)
+    else:
+        clean_day, expected_b, season_b = bm_day, e1, s1
+    prev, gap = _last_state(hist)
+    season: NDArray[np.bool_] = np.asarray((~np.isnan(season_b)).any(axis=1), dtype=np.bool_)
+    if prev is not None:
+        season |= _take(prev.season.astype(np.float64)[:, None], prev.rows(keys), 0.0)[:, 0] > 0
+    state = DayState(
+        keys,
+        bm_day,
+        clean_day,
+        sb_day,
+        expected_b,
+        scale_b,
+        r1,
+        np.full(n, -np.inf),
+        np.full((n, g.delay), -np.inf),
+        season,
+    )
+    _z, _thr, acc = scores(x, state, prev, params, g, gap_days=gap)
+    state.acc_end = acc[:, -1].copy()
+    state.acc_tail = acc[:, -g.delay :].copy()
+    return state
+
+
+def _spread(scale_b: Array, recent_b: Array, g: Geometry, params: DetectParams) -> Array:
+    """Spread at the first column of each block (as ``RobustBaseline.fit`` has it)."""
+    scale = np.repeat(scale_b, g.bs // g.b, axis=1) if g.bs % g.b == 0 else _at_blocks(scale_b, g)
+    floor = np.maximum(params.rel_floor * np.abs(recent_b), 1e-9)
+    spread = np.maximum(MAD_TO_SIGMA * scale, floor)
+    out: Array = np.where(np.isnan(scale), np.nan, spread)
+    return out
+
+
+def _at_blocks(scale_b: Array, g: Geometry) -> Array:
+    cols = np.arange(g.per_day) * g.b // g.bs
+    out: Array = scale_b[:, cols]
+    return out
+
+
+def point_arrays(state: DayState, g: Geometry, params: DetectParams) -> tuple[Array, Array]:
+    """Expected value and spread at every column of the day."""
+    expected = np.repeat(state.expected_b, g.b, axis=1)
+    scale = np.repeat(state.scale_b, g.bs, axis=1)
+    floor = np.maximum(params.rel_floor * np.abs(np.repeat(state.recent_b, g.b, axis=1)), 1e-9)
+    spread = np.where(np.isnan(scale), np.nan, np.maximum(MAD_TO_SIGMA * scale, floor))
+    return expected, spread
+
+
+def _last_state(history: Sequence[DayState | None]) -> tuple[DayState | None, int]:
+    """The latest state of ``history`` (oldest first) and how many days without data follow it."""
+    for k, st in enumerate(reversed(history)):
+        if st is not None:
+            return st, k
+    return None, 0
+
+
+def scores(
+    x: Array,
+    state: DayState,
+    prev: DayState | None,
+    params: DetectParams,
+    g: Geometry,
+    *,
+    gap_days: int = 0,
+) -> tuple[Array, Array | None, Array]:
+    """Robust scores ``z``, the threshold per point (None without the guard) and the guard's
+    accumulator for one day, carrying the guard from ``prev``, the latest earlier day with
+    data (``gap_days`` days without data in between)."""
+    expected, spread = point_arrays(state, g, params)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (x - expected) / spread
+    n, t = z.shape
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logz = np.log(np.abs(z))  # -inf at 0, NaN where z is NaN
+    logz[~(logz < np.inf)] = -np.inf  # NaN and +inf (z infinite): as past_max, not counted
+    if prev is not None:
+        rows = prev.rows(state.keys)
+        carry = _take(prev.acc_end[:, None], rows, -np.inf)[:, 0]
+        tail = _take(prev.acc_tail, rows, -np.inf)
+        if gap_days:  # the accumulator decays over the days without data
+            gap = gap_days * g.cols
+            steps = np.arange(max(1, gap - g.delay + 1), gap + 1, dtype=np.float64)
+            decayed = carry[:, None] - steps * g.rate
+            tail = np.concatenate([tail, decayed], axis=1)[:, -g.delay :]
+            carry = decayed[:, -1]
+    else:
+        carry = np.full(n, -np.inf)
+        tail = np.full((n, g.delay), -np.inf)
+    cols = np.arange(-1, t, dtype=np.float64)
+    acc = np.maximum.accumulate(np.concatenate([carry[:, None], logz], axis=1) + cols * g.rate, axis=1)
+    acc = (acc - cols * g.rate)[:, 1:]
+    if params.tail_factor <= 0:
+        return z, None, acc
+    # the guard at column c is the accumulator at c - delay (the day before for the first columns)
+    shifted = np.concatenate([tail, acc[:, : t - g.delay]], axis=1)
+    if prev is None:
+        shifted[:, : g.delay] = -np.inf  # no data before: as the guard starts at 0
+    guard = np.exp(shifted)
+    thr = np.maximum(params.threshold, params.tail_factor * guard)
+    return z, thr, acc
+
+
+# -- the cache ------------------------------------------------------------------------------------
+
+
+def day_files(files: Sequence[str]) -> dict[date, list[str]]:
+    """Files per UTC day of the day-partitioned metrics table (files without a day: skipped)."""
+    out: dict[date, list[str]] = {}
+    for f in files:
+        m = _DAY_DIR.search(f)
+        if m:
+            out.setdefault(date.fromisoformat(m.group(1)), []).append(f)
+    return {d: sorted(v) for d, v in sorted(out.items())}
+
+
+def home_of(files: Sequence[str]) -> Path | None:
+    """The warehouse folder holding ``<home>/metrics/date=…/file.parquet``."""
+    for f in files:
+        p = Path(f)
+        for parent in p.parents:
+            if parent.name == "metrics":
+                return parent.parent
+    return None
+
+
+def chain_keys(by_day: dict[date, list[str]], params: DetectParams, step_s: float) -> dict[date, str]:
+    """Cache key per day: the detector settings and the files of that day and every day before."""
+    h = hashlib.sha1(json.dumps([FORMAT, step_s, astuple(params)], default=str).encode())
+    out = {}
+    for d, fs in by_day.items():
+        h.update(("\x00" + d.isoformat() + "\x01" + "\x01".join(Path(f).name for f in fs)).encode())
+        out[d] = h.copy().hexdigest()[:20]
+    return out
+
+
+def read_day(files: Sequence[str], day: date, g: Geometry) -> tuple[list[Key], Array]:
+    """The raw grid of one UTC day: sorted series keys and ``(n, cols)`` values rounded to
+    float32 as stored (mean per step, NaN: no sample), read from the day's Parquet files
+    with pyarrow.  Service and metric stay dictionary indices: a pair's id is computed from
+    small per-dictionary maps, never from Python strings per row."""
+    import pyarrow.parquet as pq
+
+    lo_us = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1_000_000)
+    step_us = int(g.step_s * 1_000_000)
+    services: dict[str, int] = {}
+    metrics: dict[str, int] = {}
+    chunks: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], Array]] = []
+    for f in files:
+        tbl = pq.read_table(
+            f, columns=["service", "metric", "ts", "value"], read_dictionary=["service", "metric"]
+        )
+        for batch in tbl.to_batches():
+            if not batch.num_rows:
+                continue
+            svc, met = batch.column(0), batch.column(1)
+            s_map = np.array(
+                [services.setdefault(str(v), len(services)) for v in svc.dictionary.to_pylist()] + [-1],
+                dtype=np.int64,
+            )
+            m_map = np.array(
+                [metrics.setdefault(str(v), len(metrics)) for v in met.dictionary.to_pylist()] + [-1],
+                dtype=np.int64,
+            )
+            s_idx = np.asarray(svc.indices.fill_null(-1) if svc.null_count else svc.indices)
+            m_idx = np.asarray(met.indices.fill_null(-1) if met.null_count else met.indices)
+            tcol = batch.column(2).cast("int64")
+            ts = np.asarray(tcol.fill_null(lo_us - step_us) if tcol.null_count else tcol, dtype=np.int64)
+            vcol = batch.column(3)
+            val = np.asarray(vcol.fill_null(np.nan) if vcol.null_count else vcol, dtype=np.float64)
+            col = (ts - lo_us) // step_us
+            sg, mg = s_map[s_idx], m_map[m_idx]  # -1 (null) indexes the appended -1
+            ok = (col >= 0) & (col < g.cols) & np.isfinite(val) & (sg >= 0) & (mg >= 0)
+            if not ok.all():
+                sg, mg, col, val = sg[ok], mg[ok], col[ok], val[ok]
+            if sg.size:
+                chunks.append((sg, mg, col, val))
+    if not chunks:
+        return [], np.empty((0, g.cols))
+    s_names, m_names = list(services), list(metrics)
+    n_m = len(m_names)
+    pair = np.concatenate([c[0] * n_m + c[1] for c in chunks])
+    present = np.flatnonzero(np.bincount(pair, minlength=len(s_names) * n_m))
+    keys_unsorted = [(s_names[p // n_m], m_names[p % n_m]) for p in present.tolist()]
+    order = sorted(range(len(keys_unsorted)), key=keys_unsorted.__getitem__)
+    keys = [keys_unsorted[i] for i in order]
+    rank = np.full(len(s_names) * n_m, -1, dtype=np.int64)
+    rank[present[order]] = np.arange(len(keys), dtype=np.int64)
+    flat = rank[pair] * g.cols + np.concatenate([c[2] for c in chunks])
+    vals = np.concatenate([c[3] for c in chunks]).astype(np.float32).astype(np.float64)
+    size = len(keys) * g.cols
+    counts = np.bincount(flat, minlength=size)
+    if counts.max(initial=0) <= 1:
+        grid = np.full(size, np.nan)
+        grid[flat] = vals
+    else:
+        sums = np.bincount(flat, weights=vals, minlength=size)
+        with np.errstate(invalid="ignore"):
+            grid = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        grid = grid.astype(np.float32).astype(np.float64)
+    return keys, grid.reshape(len(keys), g.cols)
+
+
+class DayStates:
+    """The states of every day of a warehouse's metrics, computed on demand in day order
+    and cached on disk (``cache_dir``; None: in memory only)."""
+
+    def __init__(
+        self, files: Sequence[str], params: DetectParams, g: Geometry, cache_dir: Path | None
+    ) -> None:
+        self.by_day = day_files(files)
+        self.days = list(self.by_day)
+        self.params = params
+        self.g = g
+        self.keys = chain_keys(self.by_day, params, g.step_s)
+        self.cache_dir = cache_dir
+        # kept in memory: the latest states used (all of them without a cache on disk, where
+        # an evicted state would cost the whole chain again) and the last raw grids read
+        self._states: OrderedDict[date, DayState] = OrderedDict()
+        self._raw: OrderedDict[date, tuple[list[Key], Array]] = OrderedDict()
+        self.computed = 0  # states computed (not read from the cache) by this object
+
+    def _path(self, d: date) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / f"{d.isoformat()}-{self.keys[d]}.npz"
+
+    def raw(self, d: date) -> tuple[list[Key], Array]:
+        hit = self._raw.get(d)
+        if hit is None:
+            hit = self._raw[d] = read_day(self.by_day[d], d, self.g)
+            while len(self._raw) > RAW_KEPT:
+                self._raw.popitem(last=False)
+        self._raw.move_to_end(d)
+        return hit
+
+    def _keep(self, d: date, st: DayState) -> DayState:
+        self._states[d] = st
+        self._states.move_to_end(d)
+        if self.cache_dir is not None:
+            while len(self._states) > STATES_KEPT:
+                self._states.popitem(last=False)
+        return st
+
+    def _known(self, d: date) -> bool:
+        """The state of ``d`` is in memory or on disk."""
+        path = self._path(d)
+        return d in self._states or (path is not None and path.is_file())
+
+    def previous(self, d: date) -> tuple[DayState | None, int]:
+        """The latest state within :data:`HISTORY_DAYS` before ``d`` and the days without
+        data between them."""
+        for k in range(1, HISTORY_DAYS + 1):
+            st = self.state(d - timedelta(days=k))
+            if st is not None:
+                return st, k - 1
+        return None, 0
+
+    def state(self, d: date) -> DayState | None:
+        """The state of day ``d`` (None if the warehouse holds no metrics that day)."""
+        if d not in self.by_day:
+            return None
+        hit = self._states.get(d)
+        if hit is not None:
+            self._states.move_to_end(d)
+            return hit
+        path = self._path(d)
+        if path is not None and path.is_file():
+            try:
+                return self._keep(d, DayState.load(path))
+            except (OSError, ValueError, KeyError):
+                pass
+        # the days before first, oldest first (no deep recursion): from the latest one cached
+        i = self.days.index(d)
+        start = i
+        while start > 0 and not self._known(self.days[start - 1]):
+            start -= 1
+        for earlier in self.days[start:i]:
+            self.state(earlier)
+        history = [self.state(d - timedelta(days=k)) for k in range(HISTORY_DAYS, 0, -1)]
+        keys, x = self.raw(d)
+        prev, _gap = _last_state(history)
+        if prev is not None:  # carry the series of the previous days that have no data today
+            live = [k for k, r in zip(prev.keys, _live_rows(history, prev.keys), strict=True) if r]
+            if set(live) - set(keys):
+                keys, x = _with_rows(keys, x, live)
+        st = self._keep(d, advance(x, keys, history, self.params, self.g))
+        self.computed += 1
+        if path is not None:
+            try:
+                st.save(path)
+                _sweep(path)
+            except OSError:
+                pass
+        return st
+
+
+def _live_rows(history: Sequence[DayState | None], keys: Sequence[Key]) -> list[bool]:
+    """Whether each key has a block median in any of the ``history`` states."""
+    live = np.zeros(len(keys), dtype=bool)
+    for st in history:
+        if st is not None:
+            rows = st.rows(keys)
+            has = np.zeros(len(keys), dtype=bool)
+            ok = rows >= 0
+            has[ok] = np.isfinite(st.bm[rows[ok]]).any(axis=1)
+            live |= has
+    return live.tolist()
+
+
+def _with_rows(keys: list[Key], x: Array, extra: Sequence[Key]) -> tuple[list[Key], Array]:
+    """``keys``/``x`` with rows of NaN added for ``extra`` keys, in sorted order."""
+    merged = sorted(set(keys) | set(extra))
+    index = {k: i for i, k in enumerate(keys)}
+    out = np.full((len(merged), x.shape[1]), np.nan)
+    for r, k in enumerate(merged):
+        i = index.get(k)
+        if i is not None:
+            out[r] = x[i]
+    return merged, out
+
+
+def _sweep(path: Path) -> None:
+    """Remove the other cached states of the same day (older data versions)."""
+    day = path.name[:10]
+    for other in path.parent.glob(f"{day}-*.npz"):
+        if other != path:
+            with contextlib.suppress(OSError):
+                other.unlink()
+
+
+# -- anomalies in a window ------------------------------------------------------------------------
+
+
+def _day_floor(t: datetime) -> date:
+    return t.astimezone(UTC).date()
+
+
+def window_anomalies(
+    states: DayStates,
+    start: datetime,
+    end: datetime,
+    hi: datetime,
+    *,
+    services: Sequence[str] | None,
+    online: bool,
+    chunk: int = 512,
+) -> list[Anomaly]:
+    """Anomalies overlapping ``[start, end)`` from the scores of the whole days from
+    :data:`WINDOW_BACK_S` before ``start`` up to ``hi`` (data at or after ``hi`` ignored)."""
+    from whatchanged.engine.detect import _anomaly, _dt, intervals_of
+
+    g, params = states.g, states.params
+    first = _day_floor(start - timedelta(seconds=WINDOW_BACK_S))
+    last = _day_floor(hi - timedelta(microseconds=1))
+    if states.days:
+        first = max(first, states.days[0])
+    days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    present = [d for d in days if d in states.by_day]
+    if not present:
+        return []
+    window = [(d, states.state(d)) for d in days]
+    keys = sorted({k for _d, st in window if st is not None for k in st.keys})
+    if services is not None:
+        wanted = set(services)
+        keys = [k for k in keys if k[0] in wanted]
+    if not keys:
+        return []
+    lo = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    # up to hi, and not past the last day with data
+    width = (days.index(present[-1]) + 1) * g.cols
+    end_col = min(width, math.ceil((hi - lo).total_seconds() / g.step_s))
+    width = end_col
+    first_col = max(0, math.floor((start - lo).total_seconds() / g.step_s))
+    n = len(keys)
+    values = np.full((n, width), np.nan)
+    expected = np.full((n, width), np.nan)
+    z = np.full((n, width), np.nan)
+    thr: Array | None = np.full((n, width), params.threshold) if params.tail_factor > 0 else None
+    for i, (d, st) in enumerate(window):
+        if st is None or i * g.cols >= width:
+            continue
+        day_keys, x = states.raw(d)
+        rows_x = {k: r for r, k in enumerate(day_keys)}
+        xr = np.array([rows_x.get(k, -1) for k in st.keys], dtype=np.intp)
+        xs = _take(x, xr)  # the state's rows (it may carry series without data that day)
+        prev, gap = states.previous(d)
+        zd, td, _acc = scores(xs, st, prev, params, g, gap_days=gap)
+        ed, _sd = point_arrays(st, g, params)
+        rows = st.rows(keys)
+        ok = rows >= 0
+        sl = slice(i * g.cols, min(width, (i + 1) * g.cols))
+        cut = sl.stop - sl.start
+        values[ok, sl] = xs[rows[ok], :cut]
+        expected[ok, sl] = ed[rows[ok], :cut]
+        z[ok, sl] = zd[rows[ok], :cut]
+        if thr is not None and td is not None:
+            thr[ok, sl] = td[rows[ok], :cut]
+    lo_us = int(lo.timestamp() * 1_000_000)
+    step_us = int(g.step_s * 1_000_000)
+    found: list[Anomaly] = []
+    for a in range(0, n, chunk):
+        part = slice(a, min(n, a + chunk))
+        v = values[part, :end_col]
+        if not np.isfinite(v[:, first_col:]).any():
+            continue
+        e = expected[part, :end_col]
+        intervals = intervals_of(
+            v,
+            v - e,
+            z[part, :end_col],
+            thr[part, :end_col] if thr is not None else None,
+            e,
+            params=params,
+            step_s=g.step_s,
+            online=online,
+            first_col=first_col,
+        )
+        for iv in intervals:
+            s, m = keys[a + iv.row]
+            an = _anomaly(iv, s, m, lambda c: _dt(lo_us + c * step_us), step_us, online)
+            if an.start < end:
+                found.append(an)
+    found.sort(key=lambda x: (x.onset, x.service, x.metric))
+    return found

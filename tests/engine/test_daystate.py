@@ -1,0 +1,138 @@
+"""Detection carried day by day (engine/daystate.py) gives the anomalies that one grid over
+the whole history gives, reads its cached states back, and recomputes only the days a new
+commit touches."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from whatchanged.engine import detect
+from whatchanged.engine.baseline import window_median, window_median_sorted
+from whatchanged.engine.daystate import DayStates, Geometry
+from whatchanged.engine.detect import DEFAULT, detect_anomalies, metric_files, prepare_states
+from whatchanged.engine.schema import METRICS
+from whatchanged.engine.warehouse import Warehouse
+
+DAY0 = datetime(2010, 11, 5, tzinfo=UTC)
+DAYS = 12
+
+
+def test_moving_median_matches_sorting() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(400):
+        a = rng.normal(size=(int(rng.integers(1, 4)), int(rng.integers(1, 50))))
+        a[rng.random(a.shape) < rng.random()] = np.nan
+        if rng.random() < 0.3:
+            a = np.round(a)  # ties
+        lag, count, stride = int(rng.integers(-2, 4)), int(rng.integers(1, 9)), int(rng.integers(1, 7))
+        np.testing.assert_array_equal(
+            window_median(a, lag, count, stride), window_median_sorted(a, lag, count, stride)
+        )
+
+
+def _series(rng: np.random.Generator, minutes: int, *, shift_at: int | None, level: float) -> np.ndarray:
+    t = np.arange(minutes)
+    season = 1.0 + 0.4 * np.sin(2 * np.pi * (t % 1440) / 1440.0)
+    x = level * season * rng.normal(1.0, 0.03, minutes)
+    if shift_at is not None:
+        x[shift_at : shift_at + 180] *= 0.25  # a capped level for three hours
+    return x
+
+
+def _metrics(days: range, rng: np.random.Generator) -> pa.Table:
+    minutes = DAYS * 1440
+    rows: dict[str, list[object]] = {"ts": [], "service": [], "metric": [], "value": []}
+    stamps = [DAY0 + timedelta(minutes=m) for m in range(minutes)]
+    for svc, level, shift in (("a", 200.0, 10 * 1440 + 1100), ("b", 50.0, None), ("c", 5.0, 8 * 1440 + 300)):
+        for metric in ("bw", "lat"):
+            x = _series(rng, minutes, shift_at=shift if metric == "bw" else None, level=level)
+            x[rng.random(minutes) < 0.02] = np.nan  # missing samples
+            for m in range(minutes):
+                if m // 1440 not in days or np.isnan(x[m]):
+                    continue
+                if svc == "b" and m // 1440 == 6:
+                    continue  # one service silent for a day
+                rows["ts"].append(stamps[m])
+                rows["service"].append(svc)
+                rows["metric"].append(metric)
+                rows["value"].append(float(np.float32(x[m])))
+    return pa.table(rows).cast(pa.schema([METRICS.field(n) for n in rows]))
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("daystate")
+    wh = Warehouse(home)
+    wh.init()
+    rng = np.random.default_rng(11)
+    # day 4 has no data at all: the guard decays over it, the seasonal window skips it
+    wh.commit({"metrics": _metrics(range(0, 4), rng)})
+    wh.commit({"metrics": _metrics(range(5, DAYS), rng)})
+    return home
+
+
+def _key(a: detect.Anomaly) -> tuple[object, ...]:
+    return (
+        a.service,
+        a.metric,
+        a.start,
+        a.onset,
+        a.end,
+        a.direction,
+        a.peak_score,
+        a.baseline,
+        a.detected_at,
+    )
+
+
+@pytest.mark.parametrize("online", [False, True])
+@pytest.mark.parametrize("hour", [8 * 24 + 5, 10 * 24 + 18, 11 * 24 + 12])
+def test_day_by_day_equals_one_grid(home: Path, online: bool, hour: int) -> None:
+    con = Warehouse(home).connect()
+    at = DAY0 + timedelta(hours=hour)
+    start, end = at - timedelta(hours=6), at + timedelta(hours=6)
+    chained = detect_anomalies(con, start, end, online=online)
+    # one grid from the first day of data (the history is shorter than DEFAULT.history_s)
+    whole = detect_anomalies(con, start, end, online=online, history_s=DEFAULT.history_s)
+    assert [_key(a) for a in chained] == [_key(a) for a in whole]
+
+
+def test_the_level_shifts_are_found(home: Path) -> None:
+    con = Warehouse(home).connect()
+    found = detect_anomalies(con, DAY0 + timedelta(days=8), DAY0 + timedelta(days=DAYS), online=True)
+    onsets = {(a.service, a.metric): a.onset for a in found if a.direction == "down"}
+    assert abs(onsets[("a", "bw")] - (DAY0 + timedelta(minutes=10 * 1440 + 1100))) <= timedelta(minutes=2)
+    assert abs(onsets[("c", "bw")] - (DAY0 + timedelta(minutes=8 * 1440 + 300))) <= timedelta(minutes=2)
+
+
+def test_states_are_cached_and_only_new_days_recomputed(tmp_path: Path) -> None:
+    wh = Warehouse(tmp_path / "wh")
+    wh.init()
+    rng = np.random.default_rng(3)
+    wh.commit({"metrics": _metrics(range(0, 9), rng)})
+    con = wh.connect()
+    detect._CHAINS.clear()
+    assert prepare_states(con) == (9, 9)
+    cache = tmp_path / "wh" / "_cache" / "daystate"
+    assert len(list(cache.glob("*.npz"))) == 9
+    detect._CHAINS.clear()  # a new process: everything is read back
+    assert prepare_states(wh.connect()) == (9, 0)
+    g = Geometry.of(DEFAULT, 60.0)
+    assert g is not None
+    files = metric_files(wh.connect())
+    assert files is not None
+    before = DayStates(files, DEFAULT, g, cache).keys
+    # a commit for the last day: only that day's state is new
+    wh.commit({"metrics": _metrics(range(9, 10), rng)})
+    detect._CHAINS.clear()
+    assert prepare_states(wh.connect()) == (10, 1)
+    files = metric_files(wh.connect())
+    assert files is not None
+    after = DayStates(files, DEFAULT, g, cache).keys
+    assert all(after[d] == k for d, k in before.items())
+    assert len(list(cache.glob("*.npz"))) == 10
