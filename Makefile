@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test lint typecheck unit bench serve browser clean
+.PHONY: demo test lint typecheck unit bench serve browser clean plotly-partial
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,18 @@ serve: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# Maintainers, after upgrading plotly: refresh the vendored plotly.js cartesian bundle of the
+# dashboards (dashboards/static/) to the plotly.js version the installed plotly package embeds,
+# from the npm registry, and commit it.  Not needed to build or test: the file is in git, and the
+# pages fall back to the plotly package's full bundle when its version does not match.
+plotly-partial: $(STAMP)
+	@v=$$($(BIN)/python -c 'from plotly.offline import get_plotlyjs_version as v; print(v())') && \
+	tmp=$$(mktemp -d) && \
+	(cd $$tmp && npm pack --silent plotly.js-cartesian-dist-min@$$v >/dev/null && tar xzf plotly.js-cartesian-dist-min-$$v.tgz) && \
+	cp $$tmp/package/plotly-cartesian.min.js dashboards/static/plotly-cartesian.min.js && \
+	cp $$tmp/package/LICENSE dashboards/static/plotly-cartesian.LICENSE && \
+	rm -rf $$tmp && echo "dashboards/static: plotly.js cartesian bundle $$v"
 
 clean:
 	rm -rf $(VENV) data/warehouse tests/artifacts .pytest_cache .mypy_cache .ruff_cache

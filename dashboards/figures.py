@@ -691,19 +691,26 @@ def availability_figure(frame: pd.DataFrame) -> go.Figure:
     return fig
 
 
+#: The figures' plotly.js config (mode bar without the logo, PNG download, resize with the window).
+PLOT_CONFIG: dict[str, Any] = {
+    "responsive": True,
+    "displaylogo": False,
+    "toImageButtonOptions": {"format": "png"},
+}
+
+
 def figure_html(fig: go.Figure, div_id: str) -> str:
-    """The figure as a ``<div>`` + script, plotly.js NOT included (the page loads it locally).
+    """The figure as a ``<div>`` + script that draws it at once, plotly.js NOT included.
+
+    For documents that load plotly.js before the figure (the batch report
+    inlines it); the dashboard pages use :func:`figure_block`.
 
     When the plot is drawn the script records a ``performance.mark`` named
     ``plotted:<div_id>`` and counts it in ``window.__plotsDone``; the browser
     tests and the render benchmark wait on those.
     """
     post = "performance.mark('plotted:' + '{plot_id}');window.__plotsDone = (window.__plotsDone || 0) + 1;"
-    config: dict[str, Any] = {
-        "responsive": True,
-        "displaylogo": False,
-        "toImageButtonOptions": {"format": "png"},
-    }
+    config = dict(PLOT_CONFIG)
     html: str = fig.to_html(
         full_html=False,
         include_plotlyjs=False,
@@ -714,3 +721,25 @@ def figure_html(fig: go.Figure, div_id: str) -> str:
         default_height=f"{fig.layout.height or 450}px",
     )
     return html
+
+
+def figure_block(fig: go.Figure, div_id: str) -> str:
+    """The figure as an empty ``<div>`` and its JSON in a ``<script type="application/json">``.
+
+    Nothing runs here: the page's loader (:data:`whatchanged.dashboards.html.PLOT_LOADER`)
+    draws every block after the text is parsed and plotly.js (loaded ``defer``)
+    has run, one figure per task, and records ``performance.mark('plotted:<div_id>')``
+    and ``window.__plotsDone`` as each one is drawn.  The JSON writer escapes
+    ``<``, ``>`` and ``/`` (``\\u003c`` …), so no data can close the script element.
+    """
+    from plotly.io.json import to_json_plotly
+
+    spec = fig.to_dict()
+    text = to_json_plotly(
+        {"data": spec.get("data", []), "layout": spec.get("layout", {}), "config": PLOT_CONFIG}
+    )
+    height = int(fig.layout.height or 450)
+    return (
+        f'<div id="{div_id}" class="plotly-graph-div" style="height:{height}px; width:100%;"></div>'
+        f'<script type="application/json" class="plotly-figure" data-div="{div_id}">{text}</script>'
+    )

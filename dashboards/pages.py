@@ -8,7 +8,7 @@ Routes (all ``GET``, HTML unless said)::
     /dashboards/weekly?week=YYYY-Www      weekly review (default: the week of the latest data)
     /dashboards/services/{service}        one service: metrics, baselines, anomalies, checks, changes
     /dashboards/services?service=…        redirect to the above (the index's form)
-    /dashboards/static/plotly.min.js      plotly.js from the installed plotly package (cached a year)
+    /dashboards/static/plotly.min.js      plotly.js, partial bundle or the plotly package's (cached a year)
 
 Every page accepts ``tz`` (IANA name; default the configured ``tz``).
 
@@ -23,25 +23,21 @@ dashboards never import from ``api``.
 
 from __future__ import annotations
 
-import gzip
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from functools import cache
-from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, cast
 
 import duckdb
 import pandas as pd
-import plotly
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from whatchanged.dashboards import html, views
-from whatchanged.dashboards.figures import figure_html
+from whatchanged.dashboards import assets, html, views
+from whatchanged.dashboards.figures import figure_block
 from whatchanged.engine import series
 from whatchanged.engine.errors import ConfigError, NotFoundError, WarehouseError, WhatchangedError
 from whatchanged.engine.explain import explain_at, explain_incident
@@ -52,8 +48,6 @@ from whatchanged.engine.warehouse import Warehouse, latest_day
 
 router = APIRouter(prefix="/dashboards", tags=["dashboards"], include_in_schema=False)
 
-PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
-PLOTLY_VERSION = version("plotly")
 #: How far back the index lists incidents, from the latest data.
 INDEX_SPAN = timedelta(days=28)
 #: Rendered pages kept per app (keyed by warehouse commit state and URL).
@@ -155,7 +149,7 @@ def _root(request: Request) -> str:
 
 
 def _plotly_src(request: Request) -> str:
-    return f"{_root(request)}/static/plotly.min.js?v={PLOTLY_VERSION}"
+    return f"{_root(request)}/static/plotly.min.js?v={assets.bundle().tag}"
 
 
 def _tz(tz: str | None, settings: Settings) -> str:
@@ -177,6 +171,8 @@ def _respond(
     root = _root(request)
     key = (str(settings.home), _commit_key(settings.home), root, request.url.path, request.url.query)
     pages = _page_cache(request)
+    if figures:
+        assets.warm()  # gzip plotly.js while the page is computed, not when the browser asks for it
     cached = pages.get(key)
     if cached is not None:
         return HTMLResponse(cached)
@@ -210,22 +206,27 @@ def _service_links(root: str, names: tuple[str, ...], limit: int = 120) -> str:
 
 
 # -- routes --------------------------------------------------------------------------------
-@cache
-def _plotly_gzip() -> bytes:
-    return gzip.compress(PLOTLY_JS.read_bytes(), compresslevel=6, mtime=0)
-
-
 @router.get("/static/plotly.min.js", name="dashboards_plotly_js")
 def plotly_js(request: Request) -> Response:
-    """plotly.js from the installed plotly package, gzipped when accepted, cacheable for a year.
+    """plotly.js (:mod:`whatchanged.dashboards.assets` chooses the bundle), gzipped when accepted.
 
-    Page URLs carry ``?v=<plotly version>``, so an upgrade changes the URL.
+    Page URLs carry ``?v=<digest of the bytes>``, so an upgrade or a switch of
+    bundle changes the URL: the response is cacheable for a year, immutable,
+    with a strong ETag (``If-None-Match`` gets a 304).
     """
-    headers = {"Cache-Control": "public, max-age=31536000, immutable", "Vary": "Accept-Encoding"}
+    b = assets.bundle()
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "Vary": "Accept-Encoding",
+        "ETag": b.etag,
+        "X-Plotly-Bundle": f"{b.kind} {b.version}",
+    }
+    if b.etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
     if "gzip" in request.headers.get("accept-encoding", ""):
         headers["Content-Encoding"] = "gzip"
-        return Response(_plotly_gzip(), media_type="text/javascript", headers=headers)
-    return Response(PLOTLY_JS.read_bytes(), media_type="text/javascript", headers=headers)
+        return Response(assets.gzipped(b), media_type="text/javascript", headers=headers)
+    return Response(b.path.read_bytes(), media_type="text/javascript", headers=headers)
 
 
 @router.get("/", response_class=HTMLResponse, name="dashboards_index")
@@ -324,7 +325,7 @@ def _incident_body(request: Request, view: views.IncidentView, tz: str) -> str:
         heading=html.esc(heading),
         subheading=html.esc(f"{sub} · times in {tz}"),
         summary=summary_html,
-        figure=figure_html(view.figure, "incident-timeline"),
+        figure=figure_block(view.figure, "incident-timeline"),
         causes=html.causes_table(expl.causes, tz),
         ruled_out=html.ruled_out_list(expl.ruled_out),
         reactions=reactions,
@@ -424,15 +425,15 @@ def weekly_page(
                 f"<div><b>{len(v.incidents)}</b>incidents</div>"
                 f"<div><b>{downtime / 60:.0f} min</b>outage minutes</div>"
             ),
-            incidents_figure=figure_html(v.incidents_figure, "weekly-incidents"),
+            incidents_figure=figure_block(v.incidents_figure, "weekly-incidents"),
             incidents_table=html.table(
                 ("incident", "onset", "downtime", "outages", "top cause"),
                 inc_rows,
                 empty="No incident this week.",
                 cls="incidents",
             ),
-            attribution_figure=figure_html(v.attribution_figure, "weekly-attribution"),
-            availability_figure=figure_html(v.availability_figure, "weekly-availability"),
+            attribution_figure=figure_block(v.attribution_figure, "weekly-attribution"),
+            availability_figure=figure_block(v.availability_figure, "weekly-availability"),
             availability_table=html.table(
                 ("group", "outage", "availability"),
                 av_rows,
@@ -520,7 +521,7 @@ def service_page(
                 f"{fmt_local(v.window[0], tzname, with_date=True)} → {fmt_local(v.window[1], tzname, with_date=True)}"
                 f" ({tzname}) · metrics: {', '.join(v.metrics) or 'none'}"
             ),
-            figure=figure_html(v.figure, "service-timeline"),
+            figure=figure_block(v.figure, "service-timeline"),
             anomalies=html.table(
                 ("metric", "onset", "end", "direction", "baseline → observed", "peak score"),
                 an_rows,

@@ -102,8 +102,10 @@ def night_incident_id(night_home: Path) -> str:
     return best.incident_id
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    """One Chromium per test module: Playwright's sync API holds an event loop in the main
+    thread while it runs, so it must stop before other modules call ``asyncio.run``."""
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (make browser)")

@@ -52,6 +52,22 @@ class Tab:
     def traces(self, div_id: str) -> list[str]:
         return self.page.evaluate(f"document.getElementById('{div_id}').data.map(t => t.name)")
 
+    def assert_bundle_draws_every_trace(self) -> None:
+        """Every trace type on the page is in the plotly.js bundle served.
+
+        Checked on the input ``data``: plotly.js draws a type it does not know
+        as a ``scatter`` (``_fullData``), silently and without a console error.
+        """
+        missing = self.page.evaluate(
+            """() => {
+                const known = Plotly.PlotSchema.get().traces;
+                return [...document.querySelectorAll('.js-plotly-plot')]
+                    .flatMap(gd => gd.data.map(t => t.type || 'scatter'))
+                    .filter(type => !(type in known));
+            }"""
+        )
+        assert missing == []
+
     def shot(self, artifacts: Path, name: str) -> None:
         path = artifacts / f"dashboards-{name}.png"
         self.page.screenshot(path=str(path), full_page=True)
@@ -117,6 +133,7 @@ def test_incident_page_draws_the_timeline(
     ):
         assert name in names
     assert "bandwidth_mbps · lb-p19-1" in names
+    tab.assert_bundle_draws_every_trace()
     # the maintenance window is shaded where the data says (19:00–21:00 Paris)
     shapes = page.evaluate(
         "document.getElementById('incident-timeline').layout.shapes.filter(s => s.name === 'window OVH-P19-SW')"
@@ -211,6 +228,7 @@ def test_weekly_review(server: Server, tab: Tab, artifacts: Path, night_incident
         "2010-W46",
     ]
     assert "external_maintenance" in tab.traces("weekly-incidents")
+    tab.assert_bundle_draws_every_trace()
     assert night_incident_id in page.locator("table.incidents").inner_text()
     assert "OVH-P19-SW" in page.locator("table.top-changes").inner_text()
     assert page.locator("table.availability tbody tr").count() >= 2
@@ -230,6 +248,7 @@ def test_service_page(server: Server, tab: Tab, artifacts: Path) -> None:
     assert "bandwidth_mbps · lb-p19-1" in names and "bandwidth_mbps band" in names
     assert "reaction" in names and "external_maintenance" in names  # restarts and the switch maintenance
     assert tab.page.locator("#service-timeline .main-svg").count() >= 1
+    tab.assert_bundle_draws_every_trace()
     text = tab.page.locator("table.changes").inner_text()
     assert "restart-01" in text and "OVH-P19-SW" in text
     assert "deploy-bo-1" not in text  # the back-office release does not touch the load balancer

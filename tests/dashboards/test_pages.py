@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from tests.dashboards import night
 from tests.dashboards.conftest import Server, make_app
-from whatchanged.dashboards import views
+from whatchanged.dashboards import assets, views
 from whatchanged.engine.incidents import get_incident
 from whatchanged.engine.settings import Settings, load_settings
 from whatchanged.engine.warehouse import Warehouse
@@ -26,18 +26,27 @@ def test_unknown_ids_are_html_404(server: Server) -> None:
     assert r.status_code == 400 and "ISO week" in r.text
 
 
-def test_plotly_js_is_served_locally_with_long_cache(server: Server) -> None:
-    r = httpx.get(server.url + "/dashboards/static/plotly.min.js", headers={"Accept-Encoding": "gzip"})
+def test_plotly_js_is_served_locally_with_long_cache(server: Server, night_incident_id: str) -> None:
+    page = httpx.get(f"{server.url}/dashboards/incidents/{night_incident_id}", timeout=30).text
+    (src,) = re.findall(r'<script defer src="([^"]+)"></script>', page)
+    assert src.startswith("/dashboards/static/plotly.min.js?v=")
+    r = httpx.get(server.url + src, headers={"Accept-Encoding": "gzip"})
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/javascript")
     assert r.headers["content-encoding"] == "gzip"
-    assert "max-age=31536000" in r.headers["cache-control"]
-    assert r.text.lstrip().startswith("/**") and "plotly.js" in r.text[:200]
+    assert "max-age=31536000" in r.headers["cache-control"] and "immutable" in r.headers["cache-control"]
+    # the vendored cartesian bundle, at the plotly.js version of the plotly package
+    assert r.headers["x-plotly-bundle"] == f"partial {assets.embedded_version()}"
+    assert r.text.lstrip().startswith("/**") and "plotly.js (cartesian" in r.text[:200]
     assert int(r.headers["content-length"]) < len(r.content) / 2
-    plain = httpx.get(
-        server.url + "/dashboards/static/plotly.min.js", headers={"Accept-Encoding": "identity"}
-    )
+    assert r.content == assets.PARTIAL_JS.read_bytes()
+    plain = httpx.get(server.url + src, headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers and plain.content == r.content
+    etag = r.headers["etag"]
+    assert etag == plain.headers["etag"] and src.endswith(f"?v={assets.bundle().tag}")
+    again = httpx.get(server.url + src, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert '<script type="application/json" class="plotly-figure" data-div="incident-timeline">' in page
 
 
 def test_pages_name_no_remote_resource(server: Server, night_incident_id: str) -> None:
