@@ -83,6 +83,8 @@ class CommitResult:
     rows_in: dict[str, int]
     rows_added: dict[str, int]
     files: list[str] = field(default_factory=list)
+    #: The distinct services named by the input (every table with a ``service`` column).
+    services: frozenset[str] = frozenset()
 
     @property
     def added_total(self) -> int:
@@ -211,6 +213,7 @@ class Warehouse:
         added: dict[str, int] = {}
         planned: list[tuple[Path, Path]] = []
         listing: dict[str, dict[str, Any]] = {}
+        services: set[str] = set()
         try:
             # a DuckDB connection only when something is stored to compare with
             con = self.connect() if any(t.num_rows for t in tables.values()) and self.manifests() else None
@@ -220,7 +223,9 @@ class Warehouse:
                 data = conform(table, data, source=source) if table != "feedback" else data.cast(schema)
                 rows_in[table] = data.num_rows
                 if data.num_rows:
+                    before = data
                     data = self._new_rows(con, table, data)
+                    services.update(_distinct_services(before, data))
                 added[table] = data.num_rows
                 if not data.num_rows:
                     continue
@@ -238,7 +243,7 @@ class Warehouse:
             with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1, 4))) as pool:
                 list(pool.map(lambda job: self._write_parquet(*job), jobs))
             if not planned:
-                return CommitResult(None, rows_in, added)
+                return CommitResult(None, rows_in, added, services=frozenset(services))
             for tmp, final in planned:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, final)
@@ -253,7 +258,7 @@ class Warehouse:
             os.replace(tmp_manifest, self.home / "_commits" / f"{txid}.json")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return CommitResult(txid, rows_in, added, [str(f) for _, f in planned])
+        return CommitResult(txid, rows_in, added, [str(f) for _, f in planned], frozenset(services))
 
     def _new_rows(self, con: duckdb.DuckDBPyConnection | None, table: str, data: pa.Table) -> pa.Table:
         """``data`` without the rows the warehouse (or ``data`` itself) already has.
@@ -364,6 +369,8 @@ class Warehouse:
                 dictionary_pagesize_limit=_VALUE_DICT_MAX * 8 + 4096,
                 row_group_size=1 << 22,
                 store_schema=False,
+                # statistics where queries filter (no query filters env or labels; they cost)
+                write_statistics=["ts", "service", "metric", "value"],
             )
         elif table == "states":
             options.update(
@@ -455,6 +462,17 @@ def _sql_ts(value: Any) -> str:
     if isinstance(value, pa.Scalar):
         value = value.as_py()
     return f"TIMESTAMPTZ '{value.isoformat()}'"
+
+
+def _distinct_services(given: pa.Table, kept: pa.Table) -> list[str]:
+    """The services of ``given``: read off the dictionary the write path built for ``kept``
+    (its rows, sorted) when there is one, instead of hashing every row again."""
+    if "service" not in given.column_names:
+        return []
+    col = kept.column("service")
+    if pa.types.is_dictionary(col.type) and col.num_chunks:
+        return [s for s in col.chunk(0).dictionary.to_pylist() if s is not None]
+    return [s for s in pc.unique(given.column("service")).to_pylist() if s is not None]
 
 
 def _drop_duplicate_keys(data: pa.Table, keys: tuple[str, ...]) -> pa.Table:
@@ -746,12 +764,17 @@ def _sorted_by_day_and_key(table: str, data: pa.Table) -> tuple[pa.Table, Any]:
         take = _from_numpy(order.astype(np.int64, copy=False))
 
         def gather(name: str) -> pa.Array | pa.ChunkedArray:
+            col = data.column(name)
+            if col.null_count == len(col):  # plain nulls: far cheaper to write than a dictionary
+                return pa.nulls(
+                    len(order), col.type.value_type if pa.types.is_dictionary(col.type) else col.type
+                )
             if name in encoded:
                 enc = encoded[name][0]
                 return pa.DictionaryArray.from_arrays(enc.indices.take(take), enc.dictionary)
             if name == "ts":
                 return _from_numpy(ts_np[order], type_=data.schema.field("ts").type)
-            return _take(data.column(name), take)
+            return _take(col, take)
 
         cols = list(pool.map(gather, data.column_names))
     return pa.Table.from_arrays(cols, names=data.column_names), sorted_days

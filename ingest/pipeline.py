@@ -116,10 +116,6 @@ def ingest(
         lows, highs = zip(*(pc.min_max(c).values() for c in ts_cols), strict=True)
         summary.first = _iso(min(v.as_py() for v in lows))
         summary.last = _iso(max(v.as_py() for v in highs))
-    services: set[str] = set()
-    for name in ("services", "metrics", "states"):
-        if name in merged and merged[name].num_rows:
-            services.update(pc.unique(merged[name].column("service")).to_pylist())
-    summary.services = len(services)
+    summary.services = len(result.services)
     summary.seconds = time.perf_counter() - started
     return summary
