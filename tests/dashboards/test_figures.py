@@ -349,3 +349,12 @@ def test_figure_html_loads_no_plotly_and_nothing_remote(incident_fig) -> None:
     assert "cdn" not in out.lower()
     assert "<script src" not in out
     assert len(out) < 200_000  # plotly.js is not inlined
+
+
+def test_left_margin_fits_the_longest_lane_label_without_automargin(incident_fig) -> None:
+    """plotly.js redraws once per automargin pass: the timeline sizes its left margin itself."""
+    labels = [str(v) for t in incident_fig.data if t.y is not None for v in t.y if isinstance(v, str)]
+    longest = max(len(v) for v in labels)
+    assert incident_fig.layout.margin.l >= longest * F.CHAR_PX + 20
+    assert all(ax.automargin is False for ax in incident_fig.select_yaxes())
+    assert all(ax.automargin is False for ax in incident_fig.select_xaxes())
