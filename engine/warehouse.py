@@ -32,6 +32,7 @@ the views show the latest one.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import os
@@ -279,8 +280,7 @@ class Warehouse:
             return data
         stored = self.files(table)
         if days is not None:
-            firsts = np.concatenate([days[:1], days[1:][days[1:] != days[:-1]]])  # days is sorted
-            wanted = {f"date={_day_name(int(d))}" for d in firsts}
+            wanted = {f"date={_day_name(d)}" for d in days}
             stored = [f for f in stored if Path(f).parent.name in wanted]
         if not stored:
             return data
@@ -331,15 +331,12 @@ class Warehouse:
         if table not in PARTITIONED:
             yield "", data
             return
-        days = _days(data.column("ts"))
-        cuts = np.flatnonzero(np.diff(days)) + 1
-        bounds = [0, *cuts.tolist(), data.num_rows]
-        for lo, hi in itertools.pairwise(bounds):
+        for day, lo, hi in _day_runs(_to_numpy(data.column("ts"))):
             # a big day goes to a few files (contiguous key ranges) written in parallel
             pieces = max(1, min(os.cpu_count() or 1, 4, (hi - lo) // _FILE_SPLIT_ROWS))
             step = -(-(hi - lo) // pieces)
             for start in range(lo, hi, step):
-                yield f"date={_day_name(int(days[lo]))}", data.slice(start, min(step, hi - start))
+                yield f"date={_day_name(day)}", data.slice(start, min(step, hi - start))
 
     def _write_parquet(self, table: str, data: pa.Table, path: Path) -> None:
         """Write one zstd Parquet file with encodings chosen for the column (fsynced).
@@ -586,9 +583,17 @@ def _empty_table(schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays([pa.chunked_array([], f.type) for f in schema], schema=schema)
 
 
-def _days(ts: pa.ChunkedArray | pa.Array) -> Any:
-    """Days since 1970-01-01 (UTC) of each timestamp, as a numpy int64 array."""
-    return np.floor_divide(_to_numpy(ts), _US_PER_DAY)
+def _day_runs(ts: Any) -> list[tuple[int, int, int]]:
+    """``(day, first row, end row)`` of each day in ``ts`` (µs, numpy), which is sorted by
+    day first: a binary search per day, no array of days."""
+    runs: list[tuple[int, int, int]] = []
+    lo, n = 0, len(ts)
+    while lo < n:
+        day = int(ts[lo]) // _US_PER_DAY
+        hi = bisect.bisect_left(ts, day + 1, lo, n, key=lambda v: int(v) // _US_PER_DAY)
+        runs.append((day, lo, hi))
+        lo = hi
+    return runs
 
 
 def _day_name(day: int) -> str:
@@ -609,48 +614,54 @@ def _ranked(col: pa.ChunkedArray | pa.Array) -> tuple[pa.DictionaryArray, Any]:
         )
     encoded = pc.dictionary_encode(col)  # chunk by chunk: no copy of the strings
     if isinstance(encoded, pa.ChunkedArray):
-        enc = pa.table({"c": encoded}).unify_dictionaries().column(0).combine_chunks()
+        chunks = pa.table({"c": encoded}).unify_dictionaries().column(0).chunks
     else:
-        enc = encoded
-    order = _to_numpy(pc.sort_indices(enc.dictionary))
-    dictionary = enc.dictionary.take(_from_numpy(order))
+        chunks = [encoded]
+    values = chunks[0].dictionary
+    order = _to_numpy(pc.sort_indices(values))
+    dictionary = values.take(_from_numpy(order))
     rank = np.empty(len(order) + 1, dtype=np.int32)
     rank[order] = np.arange(len(order), dtype=np.int32)
     rank[-1] = -1  # where nulls point below
-    indices = _to_numpy(enc.indices)
-    if enc.indices.null_count:
-        row_rank = rank[np.where(_valid(enc.indices), indices, -1)]
-        new_idx = _from_numpy(row_rank, valid=row_rank >= 0)
-    else:
-        row_rank = rank[indices]
-        new_idx = _from_numpy(row_rank)
+    row_rank = np.empty(n, dtype=np.int32)
+    start = 0
+    for chunk in chunks:  # rank of each row, chunk by chunk into one array
+        end = start + len(chunk)
+        indices = _to_numpy(chunk.indices)
+        if chunk.null_count:
+            indices = np.where(_valid(chunk.indices), indices, -1)
+        np.take(rank, indices, out=row_rank[start:end])
+        start = end
+    new_idx = _from_numpy(row_rank, valid=row_rank >= 0 if col.null_count else None)
     return pa.DictionaryArray.from_arrays(new_idx, dictionary), row_rank
 
 
-def _group_keys(days: Any, ranks: list[Any]) -> tuple[Any, Any, int] | None:
-    """Each row's group number for (day, ranks…) and series number for (ranks…), int64,
-    and the number of groups; None when there are 2**26 groups or more."""
-    dmin = int(days.min())
-    n_days = int(days.max()) - dmin + 1
-    width = 1
-    series = np.zeros(len(days), dtype=np.int64)
-    for r in ranks:
-        size = int(r.max()) + 2
-        width *= size
-        if n_days * width >= 1 << 26:
-            return None
-        series = series * size + (r.astype(np.int64) + 1)
-    return (days - dmin) * width + series, series, n_days * width
+def _series_numbers(ranks: list[Any], sizes: list[int]) -> Any:
+    """One int32 number per row for the combination of ``ranks`` (null rank -1 → 0)."""
+    series = ranks[0].astype(np.int32)
+    series += 1
+    for r, size in zip(ranks[1:], sizes[1:], strict=True):
+        series *= size
+        series += r
+        series += 1
+    return series
 
 
-def _blocked_order(days: Any, series: Any, ts: Any) -> tuple[Any, Any, Any] | None:
+def _blocked_order(ts: Any, series: Any) -> tuple[Any, Any] | None:
     """The order for input written scrape by scrape: blocks of the same series set in the
     same order, one timestamp per block, timestamps increasing from block to block (a
-    Prometheus dump, an exporter's CSV).  The series-major order is then a transpose of
-    the blocks; no sort.  None when the input is not laid out like that."""
+    Prometheus dump, an exporter's CSV).  The series-major order per day is then a
+    transpose of the blocks; no sort.  None when the input is not laid out like that."""
     n = len(ts)
-    changed = ts != ts[0]
-    width = int(np.argmax(changed)) if changed.any() else n
+    width = 0
+    probe = 1024
+    while not width:  # the first change of time, looked for in growing prefixes
+        head = ts[:probe] != ts[0]
+        if head.any():
+            width = int(np.argmax(head))
+        elif probe >= n:
+            width = n
+        probe *= 8
     if width < 2 or n % width:
         return None
     blocks = n // width
@@ -664,17 +675,17 @@ def _blocked_order(days: Any, series: Any, ts: Any) -> tuple[Any, Any, Any] | No
     first = s2[0][perm]
     if (first[1:] == first[:-1]).any():
         return None  # a series twice at one time: duplicates, the general path drops them
-    block_days = days[::width]
+    block_days = t2[:, 0] // _US_PER_DAY
     cuts = np.flatnonzero(np.diff(block_days)) + 1
-    bounds = [0, *cuts.tolist(), blocks]
-    parts, day_parts = [], []
-    for lo, hi in itertools.pairwise(bounds):
-        parts.append((perm[:, None] + width * np.arange(lo, hi, dtype=np.int64)[None, :]).ravel())
-        day_parts.append(np.full(width * (hi - lo), block_days[lo], dtype=np.int64))
-    return np.concatenate(parts), np.concatenate(day_parts), np.zeros(n, dtype=bool)
+    order = np.empty(n, dtype=np.int64)
+    for lo, hi in itertools.pairwise([0, *cuts.tolist(), blocks]):
+        # day [lo, hi) of blocks: series p in sorted order is at rows perm[p] + width * k
+        view = order[lo * width : hi * width].reshape(width, hi - lo)
+        np.add(perm[:, None], width * np.arange(lo, hi, dtype=np.int64)[None, :], out=view)
+    return order, None
 
 
-def _grouped_order(group: Any, groups: int, days: Any, ts: Any) -> tuple[Any, Any, Any] | None:
+def _grouped_order(group: Any, groups: int, ts: Any) -> tuple[Any, Any] | None:
     """A stable radix sort on the group number alone (``ts`` kept in input order within a
     group), valid when each group's times are already non-decreasing in the input — the
     usual case.  None otherwise."""
@@ -690,11 +701,12 @@ def _grouped_order(group: Any, groups: int, days: Any, ts: Any) -> tuple[Any, An
         return None
     dup = np.zeros(len(order), dtype=bool)
     dup[1:] = same & (sorted_ts[1:] == sorted_ts[:-1])
-    return order, days[order], dup
+    return order, dup
 
 
-def _order(days: Any, sort_cols: list[Any]) -> tuple[Any, Any, Any]:
-    """Stable sort order by (day, *sort_cols), the sorted days, and a mask of repeated keys.
+def _order(ts: Any, sort_cols: list[Any]) -> tuple[Any, Any]:
+    """Stable sort order by (day of ``ts``, *sort_cols) and a mask (in sorted order) of
+    the rows whose key repeats the one before (None: no repeats).
 
     ``sort_cols`` are int32 ranks of string keys and the int64 ``ts``.  When
     the key ends with ``ts`` (metrics) and the day × rank combinations fit in
@@ -703,35 +715,45 @@ def _order(days: Any, sort_cols: list[Any]) -> tuple[Any, Any, Any]:
     time of day) is packed into one int64 and sorted with a single-key stable
     argsort; otherwise ``np.lexsort`` sorts on all keys.
     """
-    n = len(days)
+    n = len(ts)
     if n == 0:
-        return np.zeros(0, dtype=np.int64), days, np.zeros(0, dtype=bool)
+        return np.zeros(0, dtype=np.int64), None
     *ranks, last = sort_cols
-    packed = (
-        _group_keys(days, ranks)
-        if last.dtype == np.int64 and all(r.dtype == np.int32 for r in ranks)
-        else None
-    )
-    if packed is not None:
-        group, series, groups = packed
-        found = _blocked_order(days, series, last) or _grouped_order(group, groups, days, last)
-        if found is not None:
-            return found
-        key = (group << 37) | (last - days * _US_PER_DAY)  # time of day < 2**37 µs
-        order = np.argsort(key, kind="stable")
-        sorted_key = key[order]
-        dup = np.zeros(n, dtype=bool)
-        dup[1:] = sorted_key[1:] == sorted_key[:-1]
-        return order, days[order], dup
+    if last is ts and ranks and all(r.dtype == np.int32 for r in ranks):
+        first_day = int(ts.min()) // _US_PER_DAY
+        n_days = int(ts.max()) // _US_PER_DAY - first_day + 1
+        sizes = [int(r.max()) + 2 for r in ranks]
+        width = int(np.prod(sizes, dtype=object))
+        if n_days * width < 1 << 26:
+            series = _series_numbers(ranks, sizes)
+            found = _blocked_order(ts, series)
+            if found is not None:
+                return found
+            group = ts // _US_PER_DAY
+            group -= first_day
+            group *= width
+            group += series
+            del series
+            found = _grouped_order(group, n_days * width, ts)
+            if found is not None:
+                return found
+            key = (group << 37) | (ts % _US_PER_DAY)  # time of day < 2**37 µs
+            order = np.argsort(key, kind="stable")
+            sorted_key = key[order]
+            dup = np.zeros(n, dtype=bool)
+            dup[1:] = sorted_key[1:] == sorted_key[:-1]
+            return order, dup
+    days = ts // _US_PER_DAY
     order = np.lexsort([*reversed(sort_cols), days])  # last key is primary; stable
     dup = np.zeros(n, dtype=bool)
     if n > 1:
-        same = np.ones(n - 1, dtype=bool)
+        same = days[order]
+        same = same[1:] == same[:-1]
         for c in sort_cols:
             sc = c[order]
             same &= sc[1:] == sc[:-1]
         dup[1:] = same
-    return order, days[order], dup
+    return order, dup
 
 
 def _take(col: pa.ChunkedArray | pa.Array, take: pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -742,8 +764,9 @@ def _take(col: pa.ChunkedArray | pa.Array, take: pa.Array) -> pa.ChunkedArray | 
     return col.take(take)
 
 
-def _sorted_by_day_and_key(table: str, data: pa.Table) -> tuple[pa.Table, Any]:
-    """``data`` sorted by (day, natural key), stable, first row of each key kept; and its days.
+def _sorted_by_day_and_key(table: str, data: pa.Table) -> tuple[pa.Table, list[int]]:
+    """``data`` sorted by (day, natural key), stable, first row of each key kept; and the
+    days it has (days since 1970-01-01, UTC).
 
     String columns are ranked through a sorted dictionary so the sort is on
     integers; duplicates are then adjacent and are found by comparing each row
@@ -752,16 +775,15 @@ def _sorted_by_day_and_key(table: str, data: pa.Table) -> tuple[pa.Table, Any]:
     """
     keys = KEYS[table]
     ts_np = _to_numpy(data.column("ts"))
-    days = np.floor_divide(ts_np, _US_PER_DAY)
     names = [k for k in keys if k != "ts"]
     names += [c for c in _DICT_COLUMNS if c in data.column_names and c not in names]
     with ThreadPoolExecutor(max_workers=2) as pool:
         encoded = dict(zip(names, pool.map(lambda c: _ranked(data.column(c)), names), strict=True))
-        sort_cols = [ts_np if k == "ts" else encoded[k][1] for k in keys]
-        order, sorted_days, dup = _order(days, sort_cols)
-        if dup.any():
-            order, sorted_days = order[~dup], sorted_days[~dup]
+        order, dup = _order(ts_np, [ts_np if k == "ts" else encoded[k][1] for k in keys])
+        if dup is not None and dup.any():
+            order = order[~dup]
         take = _from_numpy(order.astype(np.int64, copy=False))
+        sorted_ts = ts_np[order]
 
         def gather(name: str) -> pa.Array | pa.ChunkedArray:
             col = data.column(name)
@@ -773,8 +795,9 @@ def _sorted_by_day_and_key(table: str, data: pa.Table) -> tuple[pa.Table, Any]:
                 enc = encoded[name][0]
                 return pa.DictionaryArray.from_arrays(enc.indices.take(take), enc.dictionary)
             if name == "ts":
-                return _from_numpy(ts_np[order], type_=data.schema.field("ts").type)
+                return _from_numpy(sorted_ts, type_=data.schema.field("ts").type)
             return _take(col, take)
 
         cols = list(pool.map(gather, data.column_names))
-    return pa.Table.from_arrays(cols, names=data.column_names), sorted_days
+    days = [day for day, _, _ in _day_runs(sorted_ts)]
+    return pa.Table.from_arrays(cols, names=data.column_names), days
