@@ -15,6 +15,7 @@ runs this app under uvicorn.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,6 +31,7 @@ from whatchanged.api.deps import WarehouseReader
 from whatchanged.api.problems import CatchAllMiddleware, FieldError, Problem, install_handlers, problem
 from whatchanged.api.routes import availability, changes, explain, feedback, incidents, services, status
 from whatchanged.dashboards import pages as dashboard_pages
+from whatchanged.engine.detect import prepare_states
 from whatchanged.engine.errors import WhatchangedError
 from whatchanged.engine.settings import Settings
 from whatchanged.engine.warehouse import Warehouse
@@ -146,6 +148,19 @@ class BodyLimitMiddleware:
         await response(scope, no_more, send)
 
 
+def _prepare(warehouse: Warehouse) -> None:
+    """Compute the missing day states (:func:`~whatchanged.engine.detect.prepare_states`);
+    a failure only means the first question computes them itself."""
+    try:
+        con = warehouse.connect()
+        try:
+            prepare_states(con)
+        finally:
+            con.close()
+    except Exception:  # a warm-up must never take the server down
+        pass
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The API over the warehouse at ``settings.home``."""
     reader = WarehouseReader(Warehouse(settings.home))
@@ -155,6 +170,8 @@ def create_app(settings: Settings) -> FastAPI:
         try:  # open the views now rather than on the first request
             if reader.warehouse.exists:
                 reader.cursor().close()
+                # bring the detection state up to date while the first responder types
+                threading.Thread(target=_prepare, args=(reader.warehouse,), daemon=True).start()
         except WhatchangedError:
             pass  # reported per request as 503 problems
         yield

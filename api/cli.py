@@ -12,7 +12,16 @@ import sys
 
 import typer
 
-from whatchanged.api import cli_batch, cli_changes, cli_core, cli_demo, cli_detect, cli_explain, cli_serve
+from whatchanged.api import (
+    cli_analyze,
+    cli_batch,
+    cli_changes,
+    cli_core,
+    cli_demo,
+    cli_detect,
+    cli_explain,
+    cli_serve,
+)
 from whatchanged.api.output import err_console
 from whatchanged.engine.errors import WhatchangedError
 
@@ -24,7 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (cli_core, cli_changes, cli_detect, cli_explain, cli_serve, cli_batch, cli_demo):
+for _module in (cli_core, cli_changes, cli_detect, cli_explain, cli_analyze, cli_serve, cli_batch, cli_demo):
     _module.register(app)
 
 
@@ -38,3 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -48,6 +48,14 @@ def cmd_ingest(
         str | None, typer.Option("--service-label", help="Prometheus label naming the service.")
     ] = None,
     as_json: JsonOpt = False,
+    analyze: Annotated[
+        bool,
+        typer.Option(
+            "--analyze/--no-analyze",
+            help="After new metrics, update the detection state in the background "
+            "[env WHATCHANGED_NO_ANALYZE=1: off].",
+        ),
+    ] = True,
 ) -> None:
     """Load metrics, check states, inventory and changes into the warehouse."""
     settings = settings_from(home, tz)
@@ -99,6 +107,10 @@ def cmd_ingest(
             console.print(f"[yellow]rejected:[/] {e}", highlight=False)
 
     emit(data, as_json=as_json, render=render)
+    if analyze and result is not None and result.rows_added.get("metrics", 0):
+        from whatchanged.api.cli_analyze import start_background
+
+        start_background(wh.home)
 
 
 def cmd_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:

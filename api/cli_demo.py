@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from whatchanged.api.cli_analyze import analyze
 from whatchanged.api.cli_core import HomeOpt, settings_from
 from whatchanged.api.cli_explain import explain_json_at, render_explanation
 from whatchanged.api.output import console
@@ -48,6 +49,11 @@ def cmd_demo(
     console.print(
         "   rows added: " + ", ".join(f"{k} {v:,}" for k, v in added.items()) + f" in {summary.seconds:.1f} s"
     )
+    console.print(
+        "[bold]3.[/] analysing the week (the detection state of each day, as ingest does in the background)"
+    )
+    analysed = analyze(settings.home)
+    console.print(f"   {analysed['computed']} day(s) analysed in {analysed['seconds']} s")
     for when in QUESTIONS:
         console.rule(f"whatchanged explain --at {when} --tz {DEMO_TZ}")
         render_explanation(explain_json_at(settings, when), DEMO_TZ)

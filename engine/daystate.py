@@ -41,6 +41,7 @@ import json
 import math
 import os
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass
@@ -254,7 +255,7 @@ def advance(
         np.full((n, g.delay), -np.inf),
         season,
     )
-    _z, _thr, acc = scores(x, state, prev, params, g, gap_days=gap)
+    _z, _thr, acc, _e = scores(x, state, prev, params, g, gap_days=gap)
     state.acc_end = acc[:, -1].copy()
     state.acc_tail = acc[:, -g.delay :].copy()
     return state
@@ -276,11 +277,16 @@ def _at_blocks(scale_b: Array, g: Geometry) -> Array:
 
 
 def point_arrays(state: DayState, g: Geometry, params: DetectParams) -> tuple[Array, Array]:
-    """Expected value and spread at every column of the day."""
+    """Expected value and spread at every column of the day (as ``RobustBaseline.fit``:
+    ``max(1.4826 * scale, max(rel_floor * |recent|, 1e-9))``, NaN where either is NaN)."""
     expected = np.repeat(state.expected_b, g.b, axis=1)
-    scale = np.repeat(state.scale_b, g.bs, axis=1)
-    floor = np.maximum(params.rel_floor * np.abs(np.repeat(state.recent_b, g.b, axis=1)), 1e-9)
-    spread = np.where(np.isnan(scale), np.nan, np.maximum(MAD_TO_SIGMA * scale, floor))
+    spread = np.repeat(state.scale_b, g.bs, axis=1)
+    spread *= MAD_TO_SIGMA
+    floor = np.repeat(state.recent_b, g.b, axis=1)
+    np.abs(floor, out=floor)
+    floor *= params.rel_floor
+    np.maximum(floor, 1e-9, out=floor)
+    np.maximum(spread, floor, out=spread)
     return expected, spread
 
 
@@ -300,16 +306,22 @@ def scores(
     g: Geometry,
     *,
     gap_days: int = 0,
-) -> tuple[Array, Array | None, Array]:
-    """Robust scores ``z``, the threshold per point (None without the guard) and the guard's
-    accumulator for one day, carrying the guard from ``prev``, the latest earlier day with
+) -> tuple[Array, Array | None, Array, Array]:
+    """Robust scores ``z``, the threshold per point (None without the guard), the guard's
+    accumulator and the expected values for one day, carrying the guard from ``prev``, the latest earlier day with
     data (``gap_days`` days without data in between)."""
     expected, spread = point_arrays(state, g, params)
+    n, t = x.shape
+    z = np.subtract(x, expected)
     with np.errstate(invalid="ignore", divide="ignore"):
-        z = (x - expected) / spread
-    n, t = z.shape
+        z /= spread
+    del spread
+    # the guard's accumulator, in place: column 0 carries the day before, 1.. the log |z|
+    buf = np.empty((n, t + 1))
+    logz = buf[:, 1:]
+    np.abs(z, out=logz)
     with np.errstate(divide="ignore", invalid="ignore"):
-        logz = np.log(np.abs(z))  # -inf at 0, NaN where z is NaN
+        np.log(logz, out=logz)  # -inf at 0, NaN where z is NaN
     logz[~(logz < np.inf)] = -np.inf  # NaN and +inf (z infinite): as past_max, not counted
     if prev is not None:
         rows = prev.rows(state.keys)
@@ -324,18 +336,22 @@ def scores(
     else:
         carry = np.full(n, -np.inf)
         tail = np.full((n, g.delay), -np.inf)
-    cols = np.arange(-1, t, dtype=np.float64)
-    acc = np.maximum.accumulate(np.concatenate([carry[:, None], logz], axis=1) + cols * g.rate, axis=1)
-    acc = (acc - cols * g.rate)[:, 1:]
+    buf[:, 0] = carry
+    ramp = np.arange(-1, t, dtype=np.float64) * g.rate
+    buf += ramp
+    np.maximum.accumulate(buf, axis=1, out=buf)
+    buf -= ramp
+    acc = buf[:, 1:]
     if params.tail_factor <= 0:
-        return z, None, acc
+        return z, None, acc, expected
     # the guard at column c is the accumulator at c - delay (the day before for the first columns)
-    shifted = np.concatenate([tail, acc[:, : t - g.delay]], axis=1)
-    if prev is None:
-        shifted[:, : g.delay] = -np.inf  # no data before: as the guard starts at 0
-    guard = np.exp(shifted)
-    thr = np.maximum(params.threshold, params.tail_factor * guard)
-    return z, thr, acc
+    thr = np.empty((n, t))
+    thr[:, : g.delay] = tail  # without a day before: -inf, the guard starts at 0
+    thr[:, g.delay :] = acc[:, : t - g.delay]
+    np.exp(thr, out=thr)
+    thr *= params.tail_factor
+    np.maximum(thr, params.threshold, out=thr)
+    return z, thr, acc, expected
 
 
 # -- the cache ------------------------------------------------------------------------------------
@@ -456,6 +472,7 @@ class DayStates:
         self._states: OrderedDict[date, DayState] = OrderedDict()
         self._raw: OrderedDict[date, tuple[list[Key], Array]] = OrderedDict()
         self.computed = 0  # states computed (not read from the cache) by this object
+        self._lock = threading.RLock()  # the API server's threads share one object
 
     def _path(self, d: date) -> Path | None:
         if self.cache_dir is None:
@@ -463,6 +480,10 @@ class DayStates:
         return self.cache_dir / f"{d.isoformat()}-{self.keys[d]}.npz"
 
     def raw(self, d: date) -> tuple[list[Key], Array]:
+        with self._lock:
+            return self._raw_locked(d)
+
+    def _raw_locked(self, d: date) -> tuple[list[Key], Array]:
         hit = self._raw.get(d)
         if hit is None:
             hit = self._raw[d] = read_day(self.by_day[d], d, self.g)
@@ -495,6 +516,10 @@ class DayStates:
 
     def state(self, d: date) -> DayState | None:
         """The state of day ``d`` (None if the warehouse holds no metrics that day)."""
+        with self._lock:
+            return self._state_locked(d)
+
+    def _state_locked(self, d: date) -> DayState | None:
         if d not in self.by_day:
             return None
         hit = self._states.get(d)
@@ -622,8 +647,7 @@ def window_anomalies(
         xr = np.array([rows_x.get(k, -1) for k in st.keys], dtype=np.intp)
         xs = _take(x, xr)  # the state's rows (it may carry series without data that day)
         prev, gap = states.previous(d)
-        zd, td, _acc = scores(xs, st, prev, params, g, gap_days=gap)
-        ed, _sd = point_arrays(st, g, params)
+        zd, td, _acc, ed = scores(xs, st, prev, params, g, gap_days=gap)
         rows = st.rows(keys)
         ok = rows >= 0
         sl = slice(i * g.cols, min(width, (i + 1) * g.cols))

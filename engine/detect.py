@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -681,6 +682,7 @@ def detect_anomalies(
 
 
 _CHAINS: dict[tuple[Any, ...], Any] = {}
+_CHAINS_LOCK = threading.Lock()
 
 
 def _chained(con: duckdb.DuckDBPyConnection, params: DetectParams, step_s: float) -> Any:
@@ -694,14 +696,16 @@ def _chained(con: duckdb.DuckDBPyConnection, params: DetectParams, step_s: float
     if files is None or g is None:
         return None
     key = (tuple(files), params, step_s)
-    hit = _CHAINS.get(key)
-    if hit is None:
-        home = home_of(files)
-        cache = home / "_cache" / "daystate" if home is not None and os.access(home, os.W_OK) else None
-        hit = DayStates(files, params, g, cache)
-        while len(_CHAINS) >= 2:  # each holds the raw grids of the days it read
-            _CHAINS.pop(next(iter(_CHAINS)))
-        _CHAINS[key] = hit
+    with _CHAINS_LOCK:
+        hit = _CHAINS.get(key)
+        if hit is None:
+            home = home_of(files)
+            writable = home is not None and os.access(home, os.W_OK)
+            cache = home / "_cache" / "daystate" if home is not None and writable else None
+            hit = DayStates(files, params, g, cache)
+            while len(_CHAINS) >= 2:  # each holds the raw grids of the days it read
+                _CHAINS.pop(next(iter(_CHAINS)))
+            _CHAINS[key] = hit
     return hit
 
 

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from whatchanged.engine.warehouse import Warehouse
+
+# ingest starts the analysis of new data in a detached process; the tests that ingest into
+# throw-away folders do not want one outliving them (tests/api/test_cli_analyze.py checks it)
+os.environ.setdefault("WHATCHANGED_NO_ANALYZE", "1")
 
 
 @pytest.fixture

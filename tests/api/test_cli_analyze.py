@@ -1,0 +1,48 @@
+"""``analyze`` computes the day states; ``ingest`` starts it in the background after new
+metrics; the answers do not depend on whether it ran."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tests.helpers import run_cli
+from whatchanged.data.scenarios import SCENARIOS, truths_of
+
+
+def _states(home: Path) -> list[Path]:
+    return sorted((home / "_cache" / "daystate").glob("*.npz"))
+
+
+def test_analyze_then_nothing_left(tmp_path: Path) -> None:
+    truth = truths_of(SCENARIOS["host_failure_no_change"](tmp_path / "in"))[0]
+    home = tmp_path / "wh"
+    assert run_cli("ingest", str(tmp_path / "in"), "--tz", truth.tz, home=home).returncode == 0
+    assert _states(home) == []  # WHATCHANGED_NO_ANALYZE=1 in the tests
+    first = run_cli("analyze", "--json", home=home)
+    assert first.returncode == 0, first.stderr
+    data = json.loads(first.stdout)
+    assert data["days"] >= 1 and data["computed"] == data["days"]
+    assert len(_states(home)) == data["days"]
+    again = json.loads(run_cli("analyze", "--json", home=home).stdout)
+    assert again["computed"] == 0 and again["days"] == data["days"]
+
+
+def test_ingest_starts_the_analysis_in_the_background(tmp_path: Path) -> None:
+    truth = truths_of(SCENARIOS["host_failure_no_change"](tmp_path / "in"))[0]
+    home = tmp_path / "wh"
+    ran = run_cli(
+        "ingest", str(tmp_path / "in"), "--tz", truth.tz, home=home, env={"WHATCHANGED_NO_ANALYZE": ""}
+    )
+    assert ran.returncode == 0, ran.stderr
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = json.loads(run_cli("analyze", "--json", home=home).stdout) if _states(home) else None
+        if done is not None and done["computed"] == 0:
+            break
+        time.sleep(0.5)
+    assert _states(home), "the background analysis wrote no state"
+    explained = run_cli("explain", "--at", truth.at_local, "--tz", truth.tz, "--json", home=home)
+    assert explained.returncode == 0, explained.stderr
+    assert json.loads(explained.stdout)["causes"][0]["category"] == truth.category
