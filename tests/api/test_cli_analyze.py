@@ -46,3 +46,15 @@ def test_ingest_starts_the_analysis_in_the_background(tmp_path: Path) -> None:
     explained = run_cli("explain", "--at", truth.at_local, "--tz", truth.tz, "--json", home=home)
     assert explained.returncode == 0, explained.stderr
     assert json.loads(explained.stdout)["causes"][0]["category"] == truth.category
+
+
+def test_every_command_loads_alone() -> None:
+    """A run imports only its command's module: the map must name every command's module."""
+    import typer.main
+
+    from whatchanged.api.cli import COMMANDS, build
+
+    names = set(typer.main.get_command(build()).commands)  # type: ignore[attr-defined]
+    assert names == set(COMMANDS)
+    for name in COMMANDS:
+        assert name in typer.main.get_command(build(name)).commands  # type: ignore[attr-defined]
