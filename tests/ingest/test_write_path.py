@@ -152,8 +152,17 @@ def test_order_is_the_stable_lexsort_whatever_the_layout(name: str) -> None:
     assert (dup.tolist() if dup is not None else [False] * len(keys)) == repeats
 
 
-def test_sorted_table_is_sorted_per_day_without_duplicates() -> None:
-    _, svc, met, ts = _layouts()["shuffled_dups"]
+def _swapped_in_one_block() -> tuple[np.ndarray, ...]:
+    """Scrape blocks, but one block lists two series in another order."""
+    days, svc, met, ts = (a.copy() for a in _layouts()["blocked"])
+    svc[120 * 7 + 3], svc[120 * 7 + 50] = svc[120 * 7 + 50], svc[120 * 7 + 3]
+    met[120 * 7 + 3], met[120 * 7 + 50] = met[120 * 7 + 50], met[120 * 7 + 3]
+    return days, svc, met, ts
+
+
+@pytest.mark.parametrize("name", ["blocked", "swapped", "ordered_dups", "shuffled_dups"])
+def test_sorted_table_is_sorted_per_day_without_duplicates(name: str) -> None:
+    _, svc, met, ts = _swapped_in_one_block() if name == "swapped" else _layouts()[name]
     n = len(ts)
     names = np.array([f"s{i:03d}" for i in range(40)])
     table = pa.table(
@@ -167,6 +176,8 @@ def test_sorted_table_is_sorted_per_day_without_duplicates() -> None:
         }
     ).cast(METRICS)
     out, days = wmod._sorted_by_day_and_key("metrics", table)
+    fast = wmod._sorted_blocks("metrics", table, wmod._to_numpy(table.column("ts")))
+    assert (fast is not None) == (name == "blocked")  # only whole scrapes take the transpose
     rows = table.to_pylist()
     first: dict[tuple[object, ...], dict[str, object]] = {}
     for r in rows:
