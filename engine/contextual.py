@@ -11,20 +11,26 @@ pattern* ending at it looks like nothing in the series' recent past.
 For each grid step ``t`` (all causal — only data up to ``t``):
 
 * **context** ``c_t``: the last ``window`` values (missing steps carry the
-  last value forward; a context more than a third filled in gets no score);
+  last value forward; a context more than a third filled in, or holding a gap
+  of three steps or more, gets no score);
 * **novelty** ``a_t``: the mean Euclidean distance from ``c_t`` to its
   ``neighbours`` nearest contexts among those ending in
   ``[t - history, t - window]`` (contexts that do not overlap ``c_t``);
 * **novelty ratio** ``a_t / max(a_s, t - delay - calibration < s <= t - delay)``:
   how far the novelty beats the largest novelty of the recent past (a
   scale-free, self-calibrating score: a series that is always irregular
-  raises its own bar);
+  raises its own bar),
   counted only when ``a_t >= novelty_floor ×`` the median novelty of the same
-  steps (a record among near-equal values of pure noise is no alarm);
+  steps (a record among near-equal values of pure noise is no alarm) and
+  ``a_t >= long_gate ×`` the largest novelty of the last ``long_calibration``
+  steps (a series that has shown much larger novelties does not alarm on
+  every new short-term record);
+* **coarse scale**: the same novelty, ratio and gates on the means of
+  ``coarse`` steps (slower changes of pattern), known at each block's last step;
 * **level ratio**: the same with the robust ``|z|`` of the median baseline
   (:mod:`whatchanged.engine.baseline`) over ``z_calibration`` steps, counted
   only when ``|z| >= z_min`` and weighted by ``z_weight``;
-* **score** = the larger of the two ratios.  An **alarm** is raised at the
+* **score** = the largest of the three ratios.  An **alarm** is raised at the
   first step with ``score >= threshold``; then the series rests for ``rest``
   steps (no alarm).
 
@@ -69,10 +75,16 @@ class ContextParams:
     z_calibration: int = 2000
     #: the novelty must also be at least this many times its median over the calibration window
     novelty_floor: float = 3.0
+    #: ... and at least ``long_gate`` × its maximum over the last ``long_calibration`` steps
+    long_gate: float = 0.5
+    long_calibration: int = 5000
+    #: coarse scale: the same novelty on means of ``coarse`` steps (0: off), weighted
+    coarse: int = 4
+    coarse_weight: float = 1.0
     z_min: float = 5.0
     z_weight: float = 0.8
-    threshold: float = 1.1
-    rest: int = 50
+    threshold: float = 1.05
+    rest: int = 80
     #: no alarm before this many novelty scores exist (warm-up)
     warmup: int = 100
     exit_z: float = 3.0
@@ -177,6 +189,37 @@ class ContextScores:
     score: Array
 
 
+def _novelty_ratio(
+    x: Array, missing: NDArray[np.bool_], p: ContextParams, *, scale: int
+) -> tuple[Array, Array]:
+    """Novelty of ``x`` (one value per ``scale`` grid steps) and its gated ratio score.
+
+    Windows counted in grid steps (``history``, ``calibration``...) are divided by ``scale``.
+    """
+
+    def steps(n: int, minimum: int = 1) -> int:
+        return max(minimum, n // scale)
+
+    a = novelty(x, window=p.window, neighbours=p.neighbours, history=steps(p.history, 2 * p.window))
+    # a context with more than a third of its steps filled in, or holding a gap of more than
+    # two steps, is not scored (no alarm from a gap)
+    ones = np.ones(p.window, dtype=np.int64)
+    filled = np.convolve(missing.astype(np.int64), ones)[: x.size]
+    run = np.zeros_like(missing)
+    run[2:] = missing[2:] & missing[1:-1] & missing[:-2]  # last step of a run of three missing steps
+    gaps = np.convolve(run.astype(np.int64), ones)[: x.size]
+    a = np.where((filled * 3 > p.window) | (gaps > 0), np.nan, a)
+    cal, delay = steps(p.calibration, 10), steps(p.delay)
+    r = past_max_ratio(a, cal, delay, steps(p.warmup, 10))
+    gate = np.isfinite(a)
+    with np.errstate(invalid="ignore"):
+        if p.novelty_floor > 0:
+            gate &= a >= p.novelty_floor * past_median(a, cal, delay)
+        if p.long_gate > 0:
+            gate &= past_max_ratio(a, steps(p.long_calibration, 10), delay) >= p.long_gate
+    return a, np.where(gate, r, 0.0)
+
+
 def context_scores(
     grid: Array, *, step_s: float, params: ContextParams = CONTEXT_DEFAULT, base: DetectParams = DEFAULT
 ) -> ContextScores:
@@ -186,19 +229,18 @@ def context_scores(
     with np.errstate(invalid="ignore", divide="ignore"):
         z = (grid - expected) / b.spread[0]
     absz = np.where(np.isfinite(z), np.abs(z), np.nan)
-    a = novelty(
-        forward_fill(grid), window=params.window, neighbours=params.neighbours, history=params.history
-    )
-    # a context with more than a third of its steps filled in is not scored (no alarm from a gap)
-    missing = np.isnan(grid).astype(np.int64)
-    filled = np.convolve(missing, np.ones(params.window, dtype=np.int64))[: grid.size]
-    a = np.where(filled * 3 > params.window, np.nan, a)
-    rk = past_max_ratio(a, params.calibration, params.delay, params.warmup)
-    if params.novelty_floor > 0:
-        with np.errstate(invalid="ignore"):
-            rk = np.where(
-                a >= params.novelty_floor * past_median(a, params.calibration, params.delay), rk, 0.0
-            )
+    filled = forward_fill(grid)
+    missing = np.isnan(grid)
+    a, rk = _novelty_ratio(filled, missing, params, scale=1)
+    if params.coarse > 1 and params.coarse_weight > 0:
+        c = params.coarse
+        nb = grid.size // c
+        blocks_x = filled[: nb * c].reshape(nb, c).mean(axis=1)
+        blocks_missing = missing[: nb * c].reshape(nb, c).sum(axis=1) * 3 > c
+        _, rc = _novelty_ratio(blocks_x, blocks_missing, params, scale=c)
+        coarse = np.full(grid.size, np.nan)
+        coarse[np.arange(nb) * c + c - 1] = params.coarse_weight * rc  # known at the block's last step
+        rk = np.fmax(rk, coarse)
     rz = past_max_ratio(absz, params.z_calibration, params.delay, params.warmup)
     with np.errstate(invalid="ignore"):
         level = np.where(absz >= params.z_min, params.z_weight * rz, np.nan)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 
 from tests.engine import scenarios as sc
+from tests.helpers import run_cli
 from whatchanged.engine.contextual import detect_series_combined, novelty, past_max_ratio
 
 TOLERANCE = timedelta(minutes=2)
@@ -100,3 +102,19 @@ def test_past_max_ratio_is_causal_and_scale_free() -> None:
     assert np.isnan(r[0])
     np.testing.assert_allclose(r[1:], [2.0, 0.5, 0.5, 2.5, 0.2])
     np.testing.assert_allclose(past_max_ratio(10 * a, 3, 1), r, equal_nan=True)
+
+
+def test_cli_detect_prints_the_alarm_of_a_level_shift(tmp_path) -> None:
+    """``whatchanged detect --input FILE.csv --json`` runs this detector: one alarm at 19:23."""
+    s = sc.level_shift(0)
+    path = tmp_path / "bandwidth.csv"
+    lines = ["timestamp,value"]
+    lines += [f"{str(t)[:19]}Z,{v:.3f}" for t, v in zip(s.ts, s.values, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    done = run_cli("detect", "--input", str(path), "--json", "--tz", "UTC")
+    assert done.returncode == 0, done.stderr
+    [alarm] = json.loads(done.stdout)
+    assert alarm["service"] == "bandwidth"
+    assert alarm["direction"] == "down"
+    assert alarm["onset"] == "2010-11-17T19:23:00+00:00"
+    assert alarm["detected_at"] == "2010-11-17T19:23:00+00:00"
