@@ -148,17 +148,19 @@ class BodyLimitMiddleware:
         await response(scope, no_more, send)
 
 
-def _prepare(warehouse: Warehouse) -> None:
-    """Compute the missing day states (:func:`~whatchanged.engine.detect.prepare_states`);
-    a failure only means the first question computes them itself."""
+def _prepare(app: FastAPI, warehouse: Warehouse) -> None:
+    """Compute the missing day states (:func:`~whatchanged.engine.detect.prepare_states`) and
+    say so in ``app.state.analysis`` (``/healthz``); a failure only means that questions
+    compute them themselves."""
     try:
         con = warehouse.connect()
         try:
             prepare_states(con)
         finally:
             con.close()
+        app.state.analysis = "ready"
     except Exception:  # a warm-up must never take the server down
-        pass
+        app.state.analysis = "failed"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -171,7 +173,8 @@ def create_app(settings: Settings) -> FastAPI:
             if reader.warehouse.exists:
                 reader.cursor().close()
                 # bring the detection state up to date while the first responder types
-                threading.Thread(target=_prepare, args=(reader.warehouse,), daemon=True).start()
+                app.state.analysis = "running"
+                threading.Thread(target=_prepare, args=(app, reader.warehouse), daemon=True).start()
         except WhatchangedError:
             pass  # reported per request as 503 problems
         yield

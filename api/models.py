@@ -238,6 +238,11 @@ class HealthOut(_Strict):
     status: Literal["ok"] = "ok"
     warehouse: bool = Field(description="Whether the warehouse folder is initialised.")
     commits: int = Field(ge=0, description="Commits visible to this process.")
+    analysis: Literal["running", "ready", "failed", "none"] = Field(
+        "none",
+        description="The detection state the server computes when it starts (`whatchanged analyze`): "
+        "questions are answered either way, faster once it is `ready`.",
+    )
 
 
 # -- writes -------------------------------------------------------------------------------------------

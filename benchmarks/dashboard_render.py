@@ -1,7 +1,7 @@
 """Render the reference night's incident page in headless Chromium; print time, split and weight.
 
     .venv/bin/python benchmarks/dashboard_render.py [--cold-runs 3] [--warm-runs 4]
-        [--bundle both|partial|full] [--disk-cache none|primed|keep] [--keep DIR] [--json]
+        [--bundle both|partial|full] [--disk-cache analysed|none|primed|keep] [--keep DIR] [--json]
 
 1. builds a warehouse of the reference night in a temporary folder
    (``whatchanged.data.reference_night.generate`` + the ingest pipeline; if
@@ -12,7 +12,11 @@
    ``dashboards/assets.py``) and each cold run, starts ``whatchanged serve``
    as a **new process** on 127.0.0.1 over that warehouse, with the on-disk
    analysis cache (``<home>/_cache``: incidents, per-day detection state)
-   removed (``--disk-cache none``, the default), or removed and then filled by
+   removed and the page requested once the server's start-up analysis is done
+   (``--disk-cache analysed``, the default: ``/api/v1/healthz`` says
+   ``analysis: ready``, as on a server that has been up a while), or removed
+   and requested at once (``none``: the first request computes the day
+   states), or removed and then filled by
    another server process that answered the page once (``primed``: what
    ``make demo`` leaves before ``serve``), or as found (``keep``) — the files
    present at start are printed — and measures in Debian's headless Chromium
@@ -119,7 +123,7 @@ def incident_id(home: Path) -> str:
 class Server:
     """``whatchanged serve`` in its own process on a free loopback port; stopped by its pid."""
 
-    def __init__(self, home: Path, bundle: str) -> None:
+    def __init__(self, home: Path, bundle: str, *, ready: bool = False) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -137,7 +141,8 @@ class Server:
                 raise SystemExit(f"whatchanged serve exited {self.proc.returncode}: {err[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/api/v1/healthz", timeout=2) as r:
-                    if r.status == 200:
+                    # ready: also wait for the start-up analysis (`analysis` leaves "running")
+                    if r.status == 200 and (not ready or json.loads(r.read())["analysis"] != "running"):
                         break
             except OSError:
                 pass
@@ -363,7 +368,7 @@ def run_bundle(
     path = f"/dashboards/incidents/{inc}?tz={TZ}"
     for i in range(cold_runs):
         cache = home / "_cache"
-        if disk_cache in ("none", "primed") and cache.exists():
+        if disk_cache in ("none", "primed", "analysed") and cache.exists():
             shutil.rmtree(cache)
         if disk_cache == "primed":
             primer = Server(home, bundle)
@@ -373,7 +378,7 @@ def run_bundle(
             finally:
                 primer.stop()
         at_start = _cache_state(cache)
-        server = Server(home, bundle)
+        server = Server(home, bundle, ready=disk_cache == "analysed")
         starts.append(server.start_s)
         # the server may fill the cache in the background from its start: what is there at the request
         states.append(f"{at_start} at start; {_cache_state(cache)} at the first request")
@@ -427,9 +432,12 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="build the warehouse here (or reuse it) and keep it")
     ap.add_argument(
         "--disk-cache",
-        choices=("none", "primed", "keep"),
-        default="none",
-        help="analysis cache on disk when each cold server starts (default: none)",
+        choices=("none", "analysed", "primed", "keep"),
+        default="analysed",
+        help="analysis when each cold server starts: none (the first request computes the day "
+        "states), analysed (default: no cache on disk, the page is requested once the server's "
+        "start-up analysis is done, as on a server that has been up a while), primed (another "
+        "server answered the page before), keep",
     )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--screenshot", type=Path, help="save a full-page PNG of a server-warm load here")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from whatchanged.api.deps import ReaderDep, WarehouseDep
 from whatchanged.api.models import HealthOut, StatusOut
@@ -33,8 +33,10 @@ def get_status(warehouse: WarehouseDep) -> dict[str, Any]:
     response_model=HealthOut,
     responses=problem_responses(500),
 )
-def healthz(reader: ReaderDep) -> HealthOut:
-    """Answers while the process is up; says whether the warehouse exists and how many commits it has."""
+def healthz(request: Request, reader: ReaderDep) -> HealthOut:
+    """Answers while the process is up; says whether the warehouse exists, how many commits it
+    has and whether the start-up analysis is done."""
     wh = reader.warehouse
     commits = len(list((wh.home / "_commits").glob("*.json"))) if wh.exists else 0
-    return HealthOut(warehouse=wh.exists, commits=commits)
+    analysis = getattr(request.app.state, "analysis", "none")
+    return HealthOut(warehouse=wh.exists, commits=commits, analysis=analysis)
