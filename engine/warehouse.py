@@ -522,6 +522,9 @@ _FILE_SPLIT_ROWS = 1_000_000
 _EPOCH_DAY = date(1970, 1, 1)
 #: Value dictionaries up to this many entries (a 1 MiB dictionary page of doubles).
 _VALUE_DICT_MAX = 1 << 17
+#: Scrapes of fewer series than this are not compared block by block (one Arrow call per
+#: block costs about as much as hashing the block's rows); the general path orders them.
+_MIN_SCRAPE_WIDTH = 256
 #: Low-cardinality strings stored as dictionaries in partitioned tables.
 _DICT_COLUMNS = ("service", "metric", "check", "state", "state_type", "source", "env")
 
@@ -812,6 +815,8 @@ def _sorted_blocks(table: str, data: pa.Table, ts: Any) -> tuple[pa.Table, list[
     if shape is None:
         return None
     width, blocks = shape
+    if width < _MIN_SCRAPE_WIDTH:
+        return None  # many small blocks: the check below would cost more than it saves
     names = keys[:-1]
     firsts = {k: data.column(k).slice(0, width) for k in names}
     for k in names:

@@ -161,7 +161,10 @@ def _swapped_in_one_block() -> tuple[np.ndarray, ...]:
 
 
 @pytest.mark.parametrize("name", ["blocked", "swapped", "ordered_dups", "shuffled_dups"])
-def test_sorted_table_is_sorted_per_day_without_duplicates(name: str) -> None:
+def test_sorted_table_is_sorted_per_day_without_duplicates(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wmod, "_MIN_SCRAPE_WIDTH", 2)  # the layouts have 120 series per scrape
     _, svc, met, ts = _swapped_in_one_block() if name == "swapped" else _layouts()[name]
     n = len(ts)
     names = np.array([f"s{i:03d}" for i in range(40)])
@@ -190,3 +193,18 @@ def test_sorted_table_is_sorted_per_day_without_duplicates(name: str) -> None:
     runs = wmod._day_runs(ts_np)
     assert [d for d, _, _ in runs] == days and runs[0][1] == 0 and runs[-1][2] == len(ts_np)
     assert all((ts_np[lo:hi] // wmod._US_PER_DAY == d).all() for d, lo, hi in runs)
+
+
+def test_scrape_by_scrape_input_is_stored_in_series_order(warehouse: Warehouse) -> None:
+    services = [f"svc-{i:03d}" for i in range(300)]
+    rng = np.random.default_rng(5)
+    scrape = [(s, m) for s in rng.permutation(services).tolist() for m in ("lat", "bw")]  # 600 series
+    rows = [(T0 + timedelta(minutes=k), s, m, float(k)) for k in range(5) for s, m in scrape]
+    data = _metrics(rows)
+    assert wmod._sorted_blocks("metrics", data, wmod._to_numpy(data.column("ts"))) is not None
+    result = warehouse.commit({"metrics": data})
+    assert result.rows_added == {"metrics": len(rows)} and len(result.services) == 300
+    stored = [pq.read_table(f).select(["ts", "service", "metric", "value"]) for f in sorted(result.files)]
+    got = [tuple(r.values()) for t in stored for r in t.to_pylist()]
+    assert got == sorted(rows, key=lambda r: (r[0].date(), r[1], r[2], r[0]))
+    assert warehouse.commit({"metrics": data}).rows_added == {"metrics": 0}
