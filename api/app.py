@@ -15,11 +15,15 @@ runs this app under uvicorn.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import RedirectResponse
@@ -33,6 +37,8 @@ from whatchanged.api.routes import availability, changes, explain, feedback, inc
 from whatchanged.dashboards import pages as dashboard_pages
 from whatchanged.engine.detect import prepare_states
 from whatchanged.engine.errors import WhatchangedError
+from whatchanged.engine.extent import last_data_ts
+from whatchanged.engine.incidents import find_incidents
 from whatchanged.engine.settings import Settings
 from whatchanged.engine.warehouse import Warehouse
 
@@ -148,36 +154,77 @@ class BodyLimitMiddleware:
         await response(scope, no_more, send)
 
 
-def _prepare(app: FastAPI, warehouse: Warehouse) -> None:
-    """Compute the missing day states (:func:`~whatchanged.engine.detect.prepare_states`) and
-    say so in ``app.state.analysis`` (``/healthz``); a failure only means that questions
-    compute them themselves."""
+#: ``WHATCHANGED_WARM=0``: no start-up analysis and no pages prepared in the background
+WARM_ENV = "WHATCHANGED_WARM"
+#: how often the warm-up thread looks for a new commit, and how many of the latest
+#: incidents' pages it prepares after each
+WARM_POLL_S = 5.0
+WARM_PAGES = 5
+
+
+def _warm_once(app: FastAPI, warehouse: Warehouse, settings: Settings) -> None:
+    """Bring the day states up to date, then render the incident pages of the last day's
+    incidents into the page cache: the responder who opens the incident happening now
+    gets it at once."""
+    con = warehouse.connect()
     try:
-        con = warehouse.connect()
-        try:
-            prepare_states(con)
-        finally:
-            con.close()
+        prepare_states(con)
         app.state.analysis = "ready"
-    except Exception:  # a warm-up must never take the server down
-        app.state.analysis = "failed"
+        last = last_data_ts(con)
+        found = find_incidents(con, last - timedelta(days=1), last + timedelta(minutes=1)) if last else []
+    finally:
+        con.close()
+    latest = sorted(found, key=lambda i: i.onset)[-WARM_PAGES:]
+
+    async def render() -> None:
+        # the app's own routes, in process (an ASGI transport runs no lifespan: no second warm-up)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://warm") as c:
+            for inc in latest:
+                await c.get(f"/dashboards/incidents/{inc.incident_id}", params={"tz": settings.tz})
+
+    asyncio.run(render())
+    app.state.warm_pages = [i.incident_id for i in latest]
+
+
+def _warm(app: FastAPI, warehouse: Warehouse, settings: Settings, stop: threading.Event) -> None:
+    """The warm-up thread: :func:`_warm_once` at start and after every new commit.  A failure
+    only means that requests compute what they need themselves (``/healthz`` says so)."""
+    seen: str | None = None
+    while not stop.is_set():
+        try:
+            commits = sorted(os.listdir(warehouse.home / "_commits"))
+        except OSError:
+            commits = []
+        key = f"{len(commits)}:{commits[-1] if commits else ''}"
+        if key != seen:
+            seen = key
+            try:
+                _warm_once(app, warehouse, settings)
+            except Exception:  # a warm-up must never take the server down
+                app.state.analysis = "failed"
+        stop.wait(WARM_POLL_S)
 
 
 def create_app(settings: Settings) -> FastAPI:
     """The API over the warehouse at ``settings.home``."""
     reader = WarehouseReader(Warehouse(settings.home))
+    stop = threading.Event()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:  # open the views now rather than on the first request
             if reader.warehouse.exists:
                 reader.cursor().close()
-                # bring the detection state up to date while the first responder types
-                app.state.analysis = "running"
-                threading.Thread(target=_prepare, args=(app, reader.warehouse), daemon=True).start()
+                if os.environ.get(WARM_ENV, "1").strip().lower() not in ("0", "false", "no"):
+                    # the detection state and the latest incidents' pages, while the responder types
+                    app.state.analysis = "running"
+                    threading.Thread(
+                        target=_warm, args=(app, reader.warehouse, settings, stop), daemon=True
+                    ).start()
         except WhatchangedError:
             pass  # reported per request as 503 problems
         yield
+        stop.set()
         reader.close()
 
     app = FastAPI(

@@ -10,6 +10,8 @@ from whatchanged.engine.warehouse import Warehouse
 # ingest starts the analysis of new data in a detached process; the tests that ingest into
 # throw-away folders do not want one outliving them (tests/api/test_cli_analyze.py checks it)
 os.environ.setdefault("WHATCHANGED_NO_ANALYZE", "1")
+# likewise the server's warm-up thread (tests/api/test_warm.py checks it)
+os.environ.setdefault("WHATCHANGED_WARM", "0")
 
 
 @pytest.fixture

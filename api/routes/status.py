@@ -39,4 +39,4 @@ def healthz(request: Request, reader: ReaderDep) -> HealthOut:
     wh = reader.warehouse
     commits = len(list((wh.home / "_commits").glob("*.json"))) if wh.exists else 0
     analysis = getattr(request.app.state, "analysis", "none")
-    return HealthOut(warehouse=wh.exists, commits=commits, analysis=analysis)
+    return HealthOut.model_validate({"warehouse": wh.exists, "commits": commits, "analysis": analysis})
