@@ -169,7 +169,6 @@ def _warm_once(app: FastAPI, warehouse: Warehouse, settings: Settings) -> None:
     con = warehouse.connect()
     try:
         prepare_states(con)
-        app.state.analysis = "ready"
         last = last_data_ts(con)
         found = find_incidents(con, last - timedelta(days=1), last + timedelta(minutes=1)) if last else []
     finally:
@@ -180,9 +179,11 @@ def _warm_once(app: FastAPI, warehouse: Warehouse, settings: Settings) -> None:
         # the app's own routes, in process (an ASGI transport runs no lifespan: no second warm-up)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://warm") as c:
             for inc in latest:
-                await c.get(f"/dashboards/incidents/{inc.incident_id}", params={"tz": settings.tz})
+                # the link of the index page, as the browser sends it (the page cache key is the URL)
+                await c.get(f"/dashboards/incidents/{inc.incident_id}?tz={settings.tz}")
 
     asyncio.run(render())
+    app.state.analysis = "ready"
     app.state.warm_pages = [i.incident_id for i in latest]
 
 

@@ -48,7 +48,7 @@ def test_warm_up_prepares_states_and_the_latest_pages(
             assert latest.incident_id in app.state.warm_pages
             cache = app.state.dashboards_cache
             before = cache.hits
-            page = await client.get(f"/dashboards/incidents/{latest.incident_id}", params={"tz": truth.tz})
+            page = await client.get(f"/dashboards/incidents/{latest.incident_id}?tz={truth.tz}")
             assert page.status_code == 200 and latest.incident_id in page.text
             assert cache.hits == before + 1, (
                 "the first request for the latest incident was not served prepared"
