@@ -24,7 +24,7 @@ For each grid step ``t`` (all causal — only data up to ``t``):
   steps (a record among near-equal values of pure noise is no alarm) and
   ``a_t >= long_gate ×`` the largest novelty of the last ``long_calibration``
   steps (a series that has shown much larger novelties does not alarm on
-  every new short-term record);
+  every new short-term record) — unless the ratio is ``>= strong_ratio``;
 * **coarse scale**: the same novelty, ratio and gates on the means of
   ``coarse`` steps (slower changes of pattern), known at each block's last step;
 * **level ratio**: the same with the robust ``|z|`` of the median baseline
@@ -75,8 +75,10 @@ class ContextParams:
     z_calibration: int = 2000
     #: the novelty must also be at least this many times its median over the calibration window
     novelty_floor: float = 3.0
-    #: ... and at least ``long_gate`` × its maximum over the last ``long_calibration`` steps
+    #: ... and at least ``long_gate`` × its maximum over the last ``long_calibration`` steps,
+    #: unless its ratio is at least ``strong_ratio`` (a large short-term record always counts)
     long_gate: float = 0.5
+    strong_ratio: float = 3.0
     long_calibration: int = 5000
     #: coarse scale: the same novelty on means of ``coarse`` steps (0: off), weighted
     coarse: int = 4
@@ -216,7 +218,8 @@ def _novelty_ratio(
         if p.novelty_floor > 0:
             gate &= a >= p.novelty_floor * past_median(a, cal, delay)
         if p.long_gate > 0:
-            gate &= past_max_ratio(a, steps(p.long_calibration, 10), delay) >= p.long_gate
+            long_ok = past_max_ratio(a, steps(p.long_calibration, 10), delay) >= p.long_gate
+            gate &= long_ok | (r >= p.strong_ratio)
     return a, np.where(gate, r, 0.0)
 
 
