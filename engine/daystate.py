@@ -49,6 +49,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import bottleneck as bn
 import numpy as np
 from numpy.typing import NDArray
 
@@ -65,6 +66,8 @@ FORMAT = 1
 #: raw day grids and states kept in memory by a :class:`DayStates`
 RAW_KEPT = 3
 STATES_KEPT = HISTORY_DAYS + 4
+#: the raw grids of the latest days are kept on disk beside their states
+GRIDS_KEPT = 3
 _DAY_DIR = re.compile(r"[/\\]date=(\d{4}-\d{2}-\d{2})[/\\]")
 
 Key = tuple[str, str]
@@ -153,6 +156,22 @@ class DayState:
                 z["acc_tail"],
                 z["season"],
             )
+
+    def subset(self, keys: Sequence[Key]) -> DayState:
+        """This state for ``keys`` only, in that order (a key it lacks: a row without data)."""
+        rows = self.rows(keys)
+        return DayState(
+            list(keys),
+            _take(self.bm, rows),
+            _take(self.clean, rows),
+            _take(self.sb, rows),
+            _take(self.expected_b, rows),
+            _take(self.scale_b, rows),
+            _take(self.recent_b, rows),
+            _take(self.acc_end[:, None], rows, -np.inf)[:, 0],
+            _take(self.acc_tail, rows, -np.inf),
+            _take(self.season.astype(np.float64)[:, None], rows, 0.0)[:, 0] > 0,
+        )
 
     def rows(self, keys: Sequence[Key]) -> NDArray[np.intp]:
         """Row of each key in this state, -1 if absent."""
@@ -492,14 +511,49 @@ class DayStates:
         with self._lock:
             return self._raw_locked(d)
 
+    def _grid_path(self, d: date) -> Path | None:
+        return None if self.cache_dir is None else self.cache_dir / f"{d.isoformat()}-{self.keys[d]}.grid.npy"
+
     def _raw_locked(self, d: date) -> tuple[list[Key], Array]:
         hit = self._raw.get(d)
         if hit is None:
-            hit = self._raw[d] = read_day(self.by_day[d], d, self.g)
+            hit = self._cached_grid(d) or read_day(self.by_day[d], d, self.g)
+            self._raw[d] = hit
             while len(self._raw) > RAW_KEPT:
                 self._raw.popitem(last=False)
         self._raw.move_to_end(d)
         return hit
+
+    def _cached_grid(self, d: date) -> tuple[list[Key], Array] | None:
+        """The raw grid of ``d`` kept beside its state (rows: the state's keys), if any."""
+        grid, path = self._grid_path(d), self._path(d)
+        if grid is None or path is None or not grid.is_file() or not path.is_file():
+            return None
+        st = self._state_locked(d)
+        try:
+            x = np.load(grid, allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        if st is None or x.shape != (len(st.keys), self.g.cols):
+            return None
+        return st.keys, x.astype(np.float64)
+
+    def _save_grid(self, d: date, x: Array) -> None:
+        """Keep the raw grid of ``d`` (float32: the values as stored) for the latest
+        :data:`GRIDS_KEPT` days: questions are mostly about them, and reading a day's Parquet
+        files costs several times more than loading the grid."""
+        path = self._grid_path(d)
+        if path is None or d not in self.days[-GRIDS_KEPT:]:
+            return
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.save(fh, x.astype(np.float32))
+        os.replace(tmp, path)
+        recent = {day.isoformat() for day in self.days[-GRIDS_KEPT:]}
+        for other in path.parent.glob("*.grid.npy"):
+            if other != path and (other.name[:10] not in recent or other.name[:10] == path.name[:10]):
+                with contextlib.suppress(OSError):
+                    other.unlink()
 
     def _keep(self, d: date, st: DayState) -> DayState:
         self._states[d] = st
@@ -561,6 +615,7 @@ class DayStates:
             try:
                 st.save(path)
                 _sweep(path)
+                self._save_grid(d, x)
             except OSError:
                 pass
         return st
@@ -607,6 +662,21 @@ def _day_floor(t: datetime) -> date:
     return t.astimezone(UTC).date()
 
 
+def _candidates(x: Array, st: DayState, g: Geometry, params: DetectParams) -> NDArray[np.bool_]:
+    """Rows of ``x`` where some point may reach the detection threshold: within a block the
+    expected value and the spread are constant, so the block's extremes tell (with a margin
+    for rounding); the other rows cannot hold an anomaly and need no scores."""
+    n = x.shape[0]
+    by_block = x.reshape(n, g.per_day, g.b)
+    top = bn.nanmax(by_block, axis=2)
+    bottom = bn.nanmin(by_block, axis=2)
+    spread = _spread(st.scale_b, st.recent_b, g, params)
+    with np.errstate(invalid="ignore"):
+        reach = np.maximum(top - st.expected_b, st.expected_b - bottom) >= 0.999 * params.threshold * spread
+    out: NDArray[np.bool_] = reach.any(axis=1)
+    return out
+
+
 def window_anomalies(
     states: DayStates,
     start: datetime,
@@ -631,18 +701,30 @@ def window_anomalies(
     if not present:
         return []
     window = [(d, states.state(d)) for d in days]
-    keys = sorted({k for _d, st in window if st is not None for k in st.keys})
-    if services is not None:
-        wanted = set(services)
-        keys = [k for k in keys if k[0] in wanted]
-    if not keys:
-        return []
     lo = datetime(first.year, first.month, first.day, tzinfo=UTC)
     # up to hi, and not past the last day with data
     width = (days.index(present[-1]) + 1) * g.cols
     end_col = min(width, math.ceil((hi - lo).total_seconds() / g.step_s))
     width = end_col
     first_col = max(0, math.floor((start - lo).total_seconds() / g.step_s))
+    # the raw values of each day, rows as its state's; the series that may hold an anomaly
+    raws: dict[date, Array] = {}
+    maybe: set[Key] = set()
+    for i, (d, st) in enumerate(window):
+        if st is None or i * g.cols >= width:
+            continue
+        day_keys, x = states.raw(d)
+        if day_keys != st.keys:  # the state may carry series without data that day
+            rows_x = {k: r for r, k in enumerate(day_keys)}
+            x = _take(x, np.array([rows_x.get(k, -1) for k in st.keys], dtype=np.intp))
+        raws[d] = x
+        maybe.update(k for k, c in zip(st.keys, _candidates(x, st, g, params), strict=True) if c)
+    keys = sorted(maybe)
+    if services is not None:
+        wanted = set(services)
+        keys = [k for k in keys if k[0] in wanted]
+    if not keys:
+        return []
     n = len(keys)
     columns: list[tuple[Array, Array, Array, Array | None]] = []  # per day: values, expected, z, thr
     for i, (d, st) in enumerate(window):
@@ -653,22 +735,11 @@ def window_anomalies(
             nan = np.full((n, cut), np.nan)
             columns.append((nan, nan, nan, np.full((n, cut), params.threshold)))
             continue
-        day_keys, x = states.raw(d)
-        if day_keys != st.keys:  # the state may carry series without data that day
-            rows_x = {k: r for r, k in enumerate(day_keys)}
-            x = _take(x, np.array([rows_x.get(k, -1) for k in st.keys], dtype=np.intp))
+        sub = st.subset(keys)
+        x = _take(raws[d], st.rows(keys))
         prev, gap = states.previous(d)
-        zd, td, _acc, ed = scores(x, st, prev, params, g, gap_days=gap)
-        arrays = (x, ed, zd, td)
-        if st.keys != keys:
-            rows = st.rows(keys)
-            arrays = (
-                _take(x, rows),
-                _take(ed, rows),
-                _take(zd, rows),
-                _take(td, rows, params.threshold) if td is not None else None,
-            )
-        columns.append(tuple(a[:, :cut] if a is not None else None for a in arrays))  # type: ignore[arg-type]
+        zd, td, _acc, ed = scores(x, sub, prev, params, g, gap_days=gap)
+        columns.append((x[:, :cut], ed[:, :cut], zd[:, :cut], td[:, :cut] if td is not None else None))
 
     def joined(k: int) -> Array:
         parts = [p for c in columns if (p := c[k]) is not None]

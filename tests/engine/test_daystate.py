@@ -136,3 +136,7 @@ def test_states_are_cached_and_only_new_days_recomputed(tmp_path: Path) -> None:
     after = DayStates(files, DEFAULT, g, cache).keys
     assert all(after[d] == k for d, k in before.items())
     assert len(list(cache.glob("*.npz"))) == 10
+    # the raw grids of the latest days are kept beside their states, no more
+    assert sorted(p.name[:10] for p in cache.glob("*.grid.npy")) == [
+        (DAY0 + timedelta(days=k)).date().isoformat() for k in (7, 8, 9)
+    ]
