@@ -17,27 +17,25 @@
     availability  serial, from the stitched outages: per service, as
                   :func:`~whatchanged.engine.availability.availability` computes it
 
-**Ownership: why stitching gives what a whole-range run gives.**  A partition
-``[a, b)`` detects on a grid from ``a`` minus the baseline history to ``b``
-plus the onset look-ahead, and returns the anomalies whose last anomalous
-minute is at or after ``a``.  It *owns* those whose last anomalous minute is
-before ``b`` (``end <= b``); the last partition also owns the rest (still
-anomalous at the end of the data, or ending in the look-ahead).  Every anomaly
-of a whole-range run is owned by exactly one partition, which sees all of it
-(start, onset search, end) with the same baseline.  One case is seen twice:
-two runs of one series less than ``merge_gap_s`` apart across a boundary are
-one anomaly in the whole run; the earlier partition owns the first run alone,
-the later one owns the merged anomaly — same series, direction and start —
-and stitching keeps the one that ends last.  An outage is owned by the
-partition holding its start (the first partition also owns outages that
-started before the range); outages are computed from all check states, so
-every partition sees the same intervals.  The result equals
-``find_incidents(con, from, to, online=False)`` exactly when the warehouse
-holds no more than the baseline history (``DetectParams.history_s``, about
-nine days) before ``--from``.  With more, a partition's grid starts later
-than a whole-range run's, and the detector's heavy-tail guard (a decayed
-maximum of *all* past scores, including the grid's first hours) makes a few
-borderline anomalies depend on the partitioning — never on the executor.
+**Ownership: why stitching gives what a whole-range run gives.**  Detection is carried day
+by day from the first day of data (:mod:`whatchanged.engine.daystate`; ``run_batch``
+computes the missing day states once, in day order, before dispatching), so every
+partition scores its minutes exactly as a whole-range run does.  A partition ``[a, b)``
+looks for anomalies in the scores of the whole days from 6 hours before ``a`` to ``b``
+plus the onset look-ahead, and returns those whose last anomalous minute is at or after
+``a``.  It *owns* those whose last anomalous minute is before ``b`` (``end <= b``); the
+last partition also owns the rest (still anomalous at the end of the data, or ending in
+the look-ahead).  Every anomaly of a whole-range run is owned by exactly one partition,
+which sees all of it (start, onset search, end) — unless it started more than a day
+before that partition (a partition reads its scores from the day before ``a``): such an
+anomaly is reported from that day's start.  One case is seen twice: two runs of one
+series less than ``merge_gap_s`` apart across a boundary are one anomaly in the whole
+run; the earlier partition owns the first run alone, the later one owns the merged
+anomaly — same series, direction and start — and stitching keeps the one that ends
+last.  An outage is owned by the partition holding its start (the first partition also
+owns outages that started before the range); outages are computed from all check
+states, so every partition sees the same intervals.  The result never depends on the
+executor.
 
 **Resumability.**  Each finished partition's events are written atomically
 to ``DIR/.partitions/<key>.parquet`` (temporary name, then rename) by the
