@@ -179,7 +179,7 @@ class DayState:
         return np.array([index.get(k, -1) for k in keys], dtype=np.intp)
 
 
-def _take(a: Array, rows: NDArray[np.intp], fill: float = np.nan) -> Array:
+def _take(a: NDArray[np.floating[Any]], rows: NDArray[np.intp], fill: float = np.nan) -> Array:
     """Rows of ``a`` (``-1``: a row of ``fill``)."""
     out = np.full((rows.size, *a.shape[1:]), fill, dtype=np.float64)
     ok = rows >= 0
@@ -677,6 +677,38 @@ def _candidates(x: Array, st: DayState, g: Geometry, params: DetectParams) -> ND
     return out
 
 
+def _window_scores(
+    states: DayStates,
+    window: Sequence[tuple[date, DayState | None]],
+    raws: dict[date, NDArray[np.float32]],
+    keys: Sequence[Key],
+    width: int,
+) -> tuple[Array, Array, Array, Array | None]:
+    """Values, expected values, scores and thresholds of ``keys`` over the window's days, side
+    by side, cut at column ``width``."""
+    g, params = states.g, states.params
+    n = len(keys)
+    columns: list[tuple[Array, Array, Array, Array | None]] = []
+    for i, (d, st) in enumerate(window):
+        cut = min(g.cols, width - i * g.cols)
+        if cut <= 0:
+            break
+        if st is None:
+            nan = np.full((n, cut), np.nan)
+            columns.append((nan, nan, nan, np.full((n, cut), params.threshold)))
+            continue
+        x = _take(raws[d], st.rows(keys))
+        prev, gap = states.previous(d)
+        zd, td, _acc, ed = scores(x, st.subset(keys), prev, params, g, gap_days=gap)
+        columns.append((x[:, :cut], ed[:, :cut], zd[:, :cut], td[:, :cut] if td is not None else None))
+
+    def joined(k: int) -> Array:
+        parts = [p for c in columns if (p := c[k]) is not None]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    return joined(0), joined(1), joined(2), joined(3) if params.tail_factor > 0 else None
+
+
 def window_anomalies(
     states: DayStates,
     start: datetime,
@@ -685,7 +717,7 @@ def window_anomalies(
     *,
     services: Sequence[str] | None,
     online: bool,
-    chunk: int = 512,
+    chunk: int = 256,
 ) -> list[Anomaly]:
     """Anomalies overlapping ``[start, end)`` from the scores of the whole days from
     :data:`WINDOW_BACK_S` before ``start`` up to ``hi`` (data at or after ``hi`` ignored)."""
@@ -708,7 +740,7 @@ def window_anomalies(
     width = end_col
     first_col = max(0, math.floor((start - lo).total_seconds() / g.step_s))
     # the raw values of each day, rows as its state's; the series that may hold an anomaly
-    raws: dict[date, Array] = {}
+    raws: dict[date, NDArray[np.float32]] = {}
     maybe: set[Key] = set()
     for i, (d, st) in enumerate(window):
         if st is None or i * g.cols >= width:
@@ -717,58 +749,31 @@ def window_anomalies(
         if day_keys != st.keys:  # the state may carry series without data that day
             rows_x = {k: r for r, k in enumerate(day_keys)}
             x = _take(x, np.array([rows_x.get(k, -1) for k in st.keys], dtype=np.intp))
-        raws[d] = x
         maybe.update(k for k, c in zip(st.keys, _candidates(x, st, g, params), strict=True) if c)
+        raws[d] = x.astype(np.float32)  # the values as stored: exact, and half the memory
     keys = sorted(maybe)
     if services is not None:
         wanted = set(services)
         keys = [k for k in keys if k[0] in wanted]
-    if not keys:
-        return []
-    n = len(keys)
-    columns: list[tuple[Array, Array, Array, Array | None]] = []  # per day: values, expected, z, thr
-    for i, (d, st) in enumerate(window):
-        cut = min(g.cols, width - i * g.cols)
-        if cut <= 0:
-            break
-        if st is None:
-            nan = np.full((n, cut), np.nan)
-            columns.append((nan, nan, nan, np.full((n, cut), params.threshold)))
-            continue
-        sub = st.subset(keys)
-        x = _take(raws[d], st.rows(keys))
-        prev, gap = states.previous(d)
-        zd, td, _acc, ed = scores(x, sub, prev, params, g, gap_days=gap)
-        columns.append((x[:, :cut], ed[:, :cut], zd[:, :cut], td[:, :cut] if td is not None else None))
-
-    def joined(k: int) -> Array:
-        parts = [p for c in columns if (p := c[k]) is not None]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-
-    values, expected, z = joined(0), joined(1), joined(2)
-    thr = joined(3) if params.tail_factor > 0 else None
     lo_us = int(lo.timestamp() * 1_000_000)
     step_us = int(g.step_s * 1_000_000)
     found: list[Anomaly] = []
-    for a in range(0, n, chunk):
-        part = slice(a, min(n, a + chunk))
-        v = values[part, :end_col]
-        if not np.isfinite(v[:, first_col:]).any():
-            continue
-        e = expected[part, :end_col]
+    for a in range(0, len(keys), chunk):  # a chunk of series at a time: memory stays bounded
+        part = keys[a : a + chunk]
+        values, expected, z, thr = _window_scores(states, window, raws, part, width)
         intervals = intervals_of(
-            v,
-            v - e,
-            z[part, :end_col],
-            thr[part, :end_col] if thr is not None else None,
-            e,
+            values,
+            values - expected,
+            z,
+            thr,
+            expected,
             params=params,
             step_s=g.step_s,
             online=online,
             first_col=first_col,
         )
         for iv in intervals:
-            s, m = keys[a + iv.row]
+            s, m = part[iv.row]
             an = _anomaly(iv, s, m, lambda c: _dt(lo_us + c * step_us), step_us, online)
             if an.start < end:
                 found.append(an)
