@@ -58,8 +58,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from whatchanged.engine.baseline import Array, nanmedian_last
-from whatchanged.engine.detect import DEFAULT, DetectParams, _onset, _to_datetimes
-from whatchanged.engine.errors import InputError
+from whatchanged.engine.detect import DEFAULT, DetectParams, _onset, grid_series
 from whatchanged.engine.model import Anomaly
 
 
@@ -262,35 +261,6 @@ def alarm_steps(score: Array, threshold: float, rest: int) -> list[int]:
             out.append(t)
             last = t
     return out
-
-
-def grid_series(
-    ts: Sequence[Any] | NDArray[Any], values: Sequence[float] | NDArray[np.float64]
-) -> tuple[NDArray[np.float64], int, int]:
-    """Put one series on a regular grid: ``(grid, origin_us, step_us)``.
-
-    The step is the median spacing; samples in the same step are averaged; steps
-    without a sample are NaN (as :func:`whatchanged.engine.detect.detect_series`).
-    """
-    t_us = _to_datetimes(ts)
-    v = np.asarray(values, dtype=np.float64)
-    if t_us.size != v.size:
-        raise InputError("timestamps and values differ in length", expected=str(t_us.size), found=v.size)
-    if t_us.size == 0:
-        return np.zeros(0), 0, 60_000_000
-    order = np.argsort(t_us, kind="stable")
-    t_us, v = t_us[order], v[order]
-    diffs = np.diff(t_us)
-    step_us = int(np.median(diffs[diffs > 0])) if (diffs > 0).any() else 60_000_000
-    origin = int(t_us[0])
-    col = np.rint((t_us - origin) / step_us).astype(np.int64)
-    width = int(col[-1]) + 1
-    ok = ~np.isnan(v)
-    sums = np.bincount(col[ok], weights=v[ok], minlength=width)
-    counts = np.bincount(col[ok], minlength=width)
-    with np.errstate(invalid="ignore"):
-        grid = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    return grid, origin, step_us
 
 
 def detect_series_combined(

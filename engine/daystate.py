@@ -44,7 +44,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -124,38 +124,17 @@ class DayState:
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "keys"}
         with open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                keys=np.array(["\x1f".join(k) for k in self.keys], dtype=object).astype(str),
-                bm=self.bm,
-                clean=self.clean,
-                sb=self.sb,
-                expected_b=self.expected_b,
-                scale_b=self.scale_b,
-                recent_b=self.recent_b,
-                acc_end=self.acc_end,
-                acc_tail=self.acc_tail,
-                season=self.season,
-            )
+            np.savez(fh, keys=np.array(["\x1f".join(k) for k in self.keys], dtype=str), **arrays)
         os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> DayState:
         with np.load(path, allow_pickle=False) as z:
             keys = [tuple(str(k).split("\x1f", 1)) for k in z["keys"].tolist()]
-            return cls(
-                [(k[0], k[1]) for k in keys],
-                z["bm"],
-                z["clean"],
-                z["sb"],
-                z["expected_b"],
-                z["scale_b"],
-                z["recent_b"],
-                z["acc_end"],
-                z["acc_tail"],
-                z["season"],
-            )
+            arrays = {f.name: z[f.name] for f in fields(cls) if f.name != "keys"}
+            return cls([(k[0], k[1]) for k in keys], **arrays)
 
     def subset(self, keys: Sequence[Key]) -> DayState:
         """This state for ``keys`` only, in that order (a key it lacks: a row without data)."""

@@ -342,6 +342,35 @@ def _dt(us: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(us))
 
 
+def grid_series(
+    ts: Sequence[Any] | NDArray[Any], values: Sequence[float] | NDArray[np.float64]
+) -> tuple[NDArray[np.float64], int, int]:
+    """Put one series on a regular grid: ``(grid, origin_us, step_us)``.
+
+    The step is the median spacing; samples in the same step are averaged; steps
+    without a sample are NaN: what :func:`detect_series` and the contextual detector analyse.
+    """
+    t_us = _to_datetimes(ts)
+    v = np.asarray(values, dtype=np.float64)
+    if t_us.size != v.size:
+        raise InputError("timestamps and values differ in length", expected=str(t_us.size), found=v.size)
+    if t_us.size == 0:
+        return np.zeros(0), 0, 60_000_000
+    order = np.argsort(t_us, kind="stable")
+    t_us, v = t_us[order], v[order]
+    diffs = np.diff(t_us)
+    step_us = int(np.median(diffs[diffs > 0])) if (diffs > 0).any() else 60_000_000
+    origin = int(t_us[0])
+    col = np.rint((t_us - origin) / step_us).astype(np.int64)
+    width = int(col[-1]) + 1
+    ok = ~np.isnan(v)
+    sums = np.bincount(col[ok], weights=v[ok], minlength=width)
+    counts = np.bincount(col[ok], minlength=width)
+    with np.errstate(invalid="ignore"):
+        grid = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return grid, origin, step_us
+
+
 def detect_series(
     ts: Sequence[Any] | NDArray[Any],
     values: Sequence[float] | NDArray[np.float64],
@@ -357,24 +386,10 @@ def detect_series(
     the same step are averaged; steps without a sample are missing data.
     ``Anomaly.detected_at`` is when an online detector reports it.
     """
-    t_us = _to_datetimes(ts)
-    v = np.asarray(values, dtype=np.float64)
-    if t_us.size != v.size:
-        raise InputError("timestamps and values differ in length", expected=str(t_us.size), found=v.size)
-    if t_us.size < 3:
+    flat, origin, step_us = grid_series(ts, values)  # raises on a length mismatch
+    if len(values) < 3:
         return []
-    order = np.argsort(t_us, kind="stable")
-    t_us, v = t_us[order], v[order]
-    diffs = np.diff(t_us)
-    step_us = int(np.median(diffs[diffs > 0])) if (diffs > 0).any() else 60_000_000
-    origin = int(t_us[0])
-    col = np.rint((t_us - origin) / step_us).astype(np.int64)
-    width = int(col[-1]) + 1
-    ok = ~np.isnan(v)
-    sums = np.bincount(col[ok], weights=v[ok], minlength=width)
-    counts = np.bincount(col[ok], minlength=width)
-    with np.errstate(invalid="ignore"):
-        grid = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)[None, :]
+    grid = flat[None, :]
     step_s = step_us / 1e6
     intervals, _ = detect_matrix(grid, step_s=step_s, params=params, online=online)
     return [
