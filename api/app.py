@@ -188,15 +188,16 @@ def _warm_once(app: FastAPI, warehouse: Warehouse, settings: Settings) -> None:
 
 
 def _warm(app: FastAPI, warehouse: Warehouse, settings: Settings, stop: threading.Event) -> None:
-    """The warm-up thread: :func:`_warm_once` at start and after every new commit.  A failure
-    only means that requests compute what they need themselves (``/healthz`` says so)."""
-    seen: str | None = None
+    """The warm-up thread: :func:`_warm_once` at start and after every commit of metrics or
+    check states.  A failure only means that requests compute what they need themselves
+    (``/healthz`` says so)."""
+    seen: tuple[str, ...] | None = None
     while not stop.is_set():
-        try:
-            commits = sorted(os.listdir(warehouse.home / "_commits"))
-        except OSError:
-            commits = []
-        key = f"{len(commits)}:{commits[-1] if commits else ''}"
+        try:  # monitoring data only: a posted deploy does not move detection (pages are built on request)
+            manifests = warehouse.manifests()
+            key = tuple(warehouse.files("metrics", manifests) + warehouse.files("states", manifests))
+        except (OSError, ValueError, WhatchangedError):
+            key = ()
         if key != seen:
             seen = key
             try:
