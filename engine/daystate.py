@@ -399,15 +399,17 @@ def _numbers(arr: Any) -> NDArray[Any]:
 def read_day(files: Sequence[str], day: date, g: Geometry) -> tuple[list[Key], Array]:
     """The raw grid of one UTC day: sorted series keys and ``(n, cols)`` values rounded to
     float32 as stored (mean per step, NaN: no sample), read from the day's Parquet files
-    with pyarrow.  Service and metric stay dictionary indices: a pair's id is computed from
-    small per-dictionary maps, never from Python strings per row."""
+    with pyarrow.  Service and metric stay dictionary indices, looked at once per run of
+    rows of one series (the files are sorted by series: a few thousand runs for millions
+    of rows), never as Python strings per row."""
     import pyarrow.parquet as pq
 
     lo_us = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1_000_000)
     step_us = int(g.step_s * 1_000_000)
     services: dict[str, int] = {}
     metrics: dict[str, int] = {}
-    chunks: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], Array]] = []
+    # per batch: service and metric number of each run, run lengths, columns, values
+    chunks: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.intp], NDArray[np.int64], Array]] = []
     for f in files:
         pf = pq.ParquetFile(f, read_dictionary=["service", "metric"])
         tbl = pf.read(columns=["service", "metric", "ts", "value"])
@@ -429,26 +431,36 @@ def read_day(files: Sequence[str], day: date, g: Geometry) -> tuple[list[Key], A
             ts = _numbers(tcol.fill_null(lo_us - step_us) if tcol.null_count else tcol)
             vcol = batch.column(3).cast("double")
             val = _numbers(vcol.fill_null(np.nan) if vcol.null_count else vcol)
-            col = (ts - lo_us) // step_us
-            sg, mg = s_map[s_idx], m_map[m_idx]  # -1 (null) indexes the appended -1
-            ok = (col >= 0) & (col < g.cols) & np.isfinite(val) & (sg >= 0) & (mg >= 0)
-            if not ok.all():
-                sg, mg, col, val = sg[ok], mg[ok], col[ok], val[ok]
-            if sg.size:
-                chunks.append((sg, mg, col, val))
+            starts = np.flatnonzero(
+                np.concatenate(([True], (s_idx[1:] != s_idx[:-1]) | (m_idx[1:] != m_idx[:-1])))
+            )
+            lengths = np.diff(np.append(starts, s_idx.size))
+            # -1 (null) indexes the appended -1
+            chunks.append((s_map[s_idx[starts]], m_map[m_idx[starts]], lengths, (ts - lo_us) // step_us, val))
     if not chunks:
         return [], np.empty((0, g.cols))
     s_names, m_names = list(services), list(metrics)
     n_m = len(m_names)
-    pair = np.concatenate([c[0] * n_m + c[1] for c in chunks])
-    present = np.flatnonzero(np.bincount(pair, minlength=len(s_names) * n_m))
+    run_s = np.concatenate([c[0] for c in chunks])
+    run_m = np.concatenate([c[1] for c in chunks])
+    valid = (run_s >= 0) & (run_m >= 0)
+    run_pair = np.where(valid, run_s * n_m + run_m, 0)
+    present = np.unique(run_pair[valid])
     keys_unsorted = [(s_names[p // n_m], m_names[p % n_m]) for p in present.tolist()]
     order = sorted(range(len(keys_unsorted)), key=keys_unsorted.__getitem__)
     keys = [keys_unsorted[i] for i in order]
+    if not keys:
+        return [], np.empty((0, g.cols))
     rank = np.full(len(s_names) * n_m, -1, dtype=np.int64)
     rank[present[order]] = np.arange(len(keys), dtype=np.int64)
-    flat = rank[pair] * g.cols + np.concatenate([c[2] for c in chunks])
-    vals = np.concatenate([c[3] for c in chunks]).astype(np.float32).astype(np.float64)
+    row_rank = np.repeat(np.where(valid, rank[run_pair], -1), np.concatenate([c[2] for c in chunks]))
+    col = np.concatenate([c[3] for c in chunks])
+    vals = np.concatenate([c[4] for c in chunks])
+    ok = (row_rank >= 0) & (col >= 0) & (col < g.cols) & np.isfinite(vals)
+    flat = row_rank * g.cols + col
+    if not ok.all():
+        flat, vals = flat[ok], vals[ok]
+    vals = vals.astype(np.float32).astype(np.float64)
     size = len(keys) * g.cols
     grid = np.full(size, np.nan)
     grid[flat] = vals

@@ -140,3 +140,33 @@ def test_states_are_cached_and_only_new_days_recomputed(tmp_path: Path) -> None:
     assert sorted(p.name[:10] for p in cache.glob("*.grid.npy")) == [
         (DAY0 + timedelta(days=k)).date().isoformat() for k in (7, 8, 9)
     ]
+
+
+def test_read_day_matches_the_sql_grid(tmp_path: Path) -> None:
+    """Two samples in one minute are averaged, out-of-day and non-finite rows are dropped,
+    as the warehouse's other grid reader does."""
+    from whatchanged.engine.daystate import day_files, read_day
+    from whatchanged.engine.detect import load_matrix
+
+    wh = Warehouse(tmp_path / "wh")
+    wh.init()
+    t0 = DAY0 + timedelta(days=1)
+    rows = [
+        {"ts": t0 + timedelta(minutes=10), "service": "b", "metric": "m", "value": 1.0},
+        {"ts": t0 + timedelta(minutes=10, seconds=30), "service": "b", "metric": "m", "value": 2.0},
+        {"ts": t0 + timedelta(minutes=11), "service": "a", "metric": "m", "value": float("nan")},
+        {"ts": t0 + timedelta(minutes=12), "service": "a", "metric": "m", "value": 5.25},
+        {"ts": t0 + timedelta(minutes=1439), "service": "a", "metric": "x", "value": -3.5},
+    ]
+    wh.commit({"metrics": pa.Table.from_pylist(rows, schema=METRICS)})
+    con = wh.connect()
+    files = metric_files(con)
+    assert files is not None
+    g = Geometry.of(DEFAULT, 60.0)
+    assert g is not None
+    ((day, day_list),) = day_files(files).items()
+    keys, grid = read_day(day_list, day, g)
+    assert keys == [("a", "m"), ("a", "x"), ("b", "m")]
+    expected = load_matrix(con, keys, t0, t0 + timedelta(days=1))
+    np.testing.assert_array_equal(grid, expected)
+    assert grid[2, 10] == 1.5 and grid[0, 12] == 5.25 and np.isnan(grid[0, 11]) and grid[1, 1439] == -3.5
