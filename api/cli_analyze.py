@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from whatchanged.api.cli_core import HomeOpt, JsonOpt, settings_from
+from whatchanged.api.cli_common import HomeOpt, JsonOpt, settings_from
 from whatchanged.api.output import console, emit
 from whatchanged.engine.detect import prepare_states
 from whatchanged.engine.warehouse import Warehouse

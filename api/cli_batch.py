@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from whatchanged.api.cli_core import HomeOpt, JsonOpt, TzOpt, settings_from
+from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.cli_detect import FromOpt, ToOpt, _duration, _range
 from whatchanged.api.output import console, emit, table
 from whatchanged.engine.timeparse import fmt_local

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from whatchanged.api.cli_core import HomeOpt, JsonOpt, TzOpt, settings_from
+from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.output import console, emit, table
 from whatchanged.engine.changes import aliases_path, list_changes, load_aliases
 from whatchanged.engine.errors import ConfigError

@@ -8,25 +8,11 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.output import console, emit, table
-from whatchanged.engine.settings import Settings, load_settings
 from whatchanged.engine.warehouse import Warehouse
 from whatchanged.ingest.base import ReadContext
 from whatchanged.ingest.pipeline import expand, ingest
-
-HomeOpt = Annotated[
-    Path | None,
-    typer.Option("--home", help="Warehouse folder [env WHATCHANGED_HOME; default ./data/warehouse]."),
-]
-TzOpt = Annotated[
-    str | None,
-    typer.Option("--tz", help="Zone for times without an offset [env WHATCHANGED_TZ; default UTC]."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-
-
-def settings_from(home: Path | None = None, tz: str | None = None) -> Settings:
-    return load_settings(home=home, tz=tz)
 
 
 def cmd_init(home: HomeOpt = None) -> None:

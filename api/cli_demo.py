@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from whatchanged.api.cli_analyze import analyze
-from whatchanged.api.cli_core import HomeOpt, settings_from
+from whatchanged.api.cli_common import HomeOpt, settings_from
 from whatchanged.api.cli_explain import explain_json_at, render_explanation
 from whatchanged.api.output import console
 from whatchanged.engine.availability import availability

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from whatchanged.api.cli_core import HomeOpt, JsonOpt, TzOpt, settings_from
+from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.output import console, emit, table
 from whatchanged.engine.availability import availability
 from whatchanged.engine.contextual import detect_series_combined

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.panel import Panel
 
-from whatchanged.api.cli_core import HomeOpt, JsonOpt, TzOpt, settings_from
+from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.output import console, emit, err_console, table
 from whatchanged.engine.rank import fit, load_labels, save_model
 from whatchanged.engine.settings import Settings

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from whatchanged.api.cli_core import HomeOpt, settings_from
+from whatchanged.api.cli_common import HomeOpt, settings_from
 from whatchanged.api.output import console
 from whatchanged.engine.settings import Settings
 

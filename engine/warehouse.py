@@ -50,7 +50,6 @@ from zoneinfo import ZoneInfo
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from whatchanged.engine.errors import WarehouseError
@@ -269,6 +268,8 @@ class Warehouse:
         low-cardinality strings dictionary-encoded (they are written as plain
         Parquet strings).
         """
+        import pyarrow.compute as pc
+
         keys = KEYS.get(table, ("feedback_id",))
         if table in PARTITIONED:
             data, days = _sorted_by_day_and_key(table, data)
@@ -347,6 +348,8 @@ class Warehouse:
         counter rates k/step), else BYTE_STREAM_SPLIT, which suits
         full-precision floats best.  Nothing is rounded.
         """
+        import pyarrow.compute as pc
+
         options = dict(_PARQUET_OPTIONS)
         if table == "metrics":
             value = data.column("value")
@@ -465,6 +468,8 @@ def _sql_ts(value: Any) -> str:
 def _distinct_services(given: pa.Table, kept: pa.Table) -> list[str]:
     """The services of ``given``: read off the dictionary the write path built for ``kept``
     (its rows, sorted) when there is one, instead of hashing every row again."""
+    import pyarrow.compute as pc
+
     if "service" not in given.column_names:
         return []
     col = kept.column("service")
@@ -475,6 +480,8 @@ def _distinct_services(given: pa.Table, kept: pa.Table) -> list[str]:
 
 def _drop_duplicate_keys(data: pa.Table, keys: tuple[str, ...]) -> pa.Table:
     """Keep the first row of each key within ``data`` (services, changes, feedback)."""
+    import pyarrow.compute as pc
+
     if data.num_rows < 2:
         return data
     idx = pa.array(np.arange(data.num_rows, dtype=np.int64))
@@ -489,6 +496,8 @@ def _drop_duplicate_keys(data: pa.Table, keys: tuple[str, ...]) -> pa.Table:
 def _latest_changes(data: pa.Table) -> pa.Table:
     """One row per ``change_id`` within ``data``: the highest ``sequence``, then the latest
     ``stamp`` (nulls lowest), then the row ingested last — the rule of the ``changes`` view."""
+    import pyarrow.compute as pc
+
     if data.num_rows < 2:
         return data
     low = np.iinfo(np.int64).min
@@ -606,6 +615,8 @@ def _day_name(day: int) -> str:
 
 def _ranked(col: pa.ChunkedArray | pa.Array) -> tuple[pa.DictionaryArray, Any]:
     """``col`` dictionary-encoded with a sorted dictionary, and each row's rank (numpy; null → -1)."""
+    import pyarrow.compute as pc
+
     if isinstance(col, pa.ChunkedArray) and pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     elif isinstance(col, pa.DictionaryArray):

@@ -1,0 +1,25 @@
+"""Options every command shares, in a module of their own: a command that does not ingest
+(``explain`` above all) does not import the ingest pipeline and its Arrow compute kernels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from whatchanged.engine.settings import Settings, load_settings
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option("--home", help="Warehouse folder [env WHATCHANGED_HOME; default ./data/warehouse]."),
+]
+TzOpt = Annotated[
+    str | None,
+    typer.Option("--tz", help="Zone for times without an offset [env WHATCHANGED_TZ; default UTC]."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def settings_from(home: Path | None = None, tz: str | None = None) -> Settings:
+    return load_settings(home=home, tz=tz)
