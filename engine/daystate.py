@@ -40,7 +40,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -55,7 +54,9 @@ from numpy.typing import NDArray
 
 from whatchanged.engine.baseline import MAD_TO_SIGMA, Array, block_median, rows_for, window_median
 from whatchanged.engine.detect import DetectParams
+from whatchanged.engine.extent import DAY_DIR
 from whatchanged.engine.model import Anomaly
+from whatchanged.engine.warehouse import to_numpy
 
 DAY_S = 86400
 #: intervals are searched from the UTC midnight at least this long before the question
@@ -68,7 +69,6 @@ RAW_KEPT = 3
 STATES_KEPT = HISTORY_DAYS + 4
 #: the raw grids of the latest days are kept on disk beside their states
 GRIDS_KEPT = 3
-_DAY_DIR = re.compile(r"[/\\]date=(\d{4}-\d{2}-\d{2})[/\\]")
 
 Key = tuple[str, str]
 
@@ -92,7 +92,7 @@ class Geometry:
         cols = DAY_S / step_s
         b = max(1, round(params.block_s / step_s))
         bs = max(1, round(params.scale_block_s / step_s))
-        if cols != int(cols) or int(cols) % b or int(cols) % bs or params.season_days > HISTORY_DAYS - 1:
+        if cols != int(cols) or int(cols) % bs or bs % b or params.season_days > HISTORY_DAYS - 1:
             return None
         w_recent = max(1, round(params.recent_s / (step_s * b)))
         w_scale = max(1, round(params.scale_window_s / (step_s * bs)))
@@ -227,7 +227,7 @@ def advance(
     sb_day = block_median(np.abs(x - expected1), g.bs)
     sb = np.concatenate([_history(hist[-1:], keys, "sb", g.cols // g.bs), sb_day], axis=1)
     scale_b = _windows(sb, 1, g.w_scale, 1, g.cols // g.bs)
-    spread_b = _spread(scale_b, r1, g, params)  # at each block's first column
+    spread_b = _spread(scale_b, r1, g, params)
     if params.exclude_z > 0:
         with np.errstate(invalid="ignore", divide="ignore"):
             zb = np.abs(bm_day - e1) / spread_b
@@ -261,31 +261,20 @@ def advance(
 
 
 def _spread(scale_b: Array, recent_b: Array, g: Geometry, params: DetectParams) -> Array:
-    """Spread at the first column of each block (as ``RobustBaseline.fit`` has it)."""
-    scale = np.repeat(scale_b, g.bs // g.b, axis=1) if g.bs % g.b == 0 else _at_blocks(scale_b, g)
+    """Spread per block, as ``RobustBaseline.fit`` has it at the block's columns:
+    ``max(1.4826 * scale, max(rel_floor * |recent|, 1e-9))``, NaN where either is NaN
+    (constant within a block: :class:`Geometry` has scale blocks made of whole blocks)."""
+    scale = np.repeat(scale_b, g.bs // g.b, axis=1)
     floor = np.maximum(params.rel_floor * np.abs(recent_b), 1e-9)
     spread = np.maximum(MAD_TO_SIGMA * scale, floor)
     out: Array = np.where(np.isnan(scale), np.nan, spread)
     return out
 
 
-def _at_blocks(scale_b: Array, g: Geometry) -> Array:
-    cols = np.arange(g.per_day) * g.b // g.bs
-    out: Array = scale_b[:, cols]
-    return out
-
-
 def point_arrays(state: DayState, g: Geometry, params: DetectParams) -> tuple[Array, Array]:
-    """Expected value and spread at every column of the day (as ``RobustBaseline.fit``:
-    ``max(1.4826 * scale, max(rel_floor * |recent|, 1e-9))``, NaN where either is NaN)."""
+    """Expected value and spread at every column of the day."""
     expected = np.repeat(state.expected_b, g.b, axis=1)
-    spread = np.repeat(state.scale_b, g.bs, axis=1)
-    spread *= MAD_TO_SIGMA
-    floor = np.repeat(state.recent_b, g.b, axis=1)
-    np.abs(floor, out=floor)
-    floor *= params.rel_floor
-    np.maximum(floor, 1e-9, out=floor)
-    np.maximum(spread, floor, out=spread)
+    spread = np.repeat(_spread(state.scale_b, state.recent_b, g, params), g.b, axis=1)
     return expected, spread
 
 
@@ -360,7 +349,7 @@ def day_files(files: Sequence[str]) -> dict[date, list[str]]:
     """Files per UTC day of the day-partitioned metrics table (files without a day: skipped)."""
     out: dict[date, list[str]] = {}
     for f in files:
-        m = _DAY_DIR.search(f)
+        m = DAY_DIR.search(f)
         if m:
             out.setdefault(date.fromisoformat(m.group(1)), []).append(f)
     return {d: sorted(v) for d, v in sorted(out.items())}
@@ -384,16 +373,6 @@ def chain_keys(by_day: dict[date, list[str]], params: DetectParams, step_s: floa
         h.update(("\x00" + d.isoformat() + "\x01" + "\x01".join(Path(f).name for f in fs)).encode())
         out[d] = h.copy().hexdigest()[:20]
     return out
-
-
-def _numbers(arr: Any) -> NDArray[Any]:
-    """A null-free Arrow array of integers or floats as a numpy view of its data buffer
-    (``np.asarray`` would go through ``to_numpy``, which imports pandas: ~0.4 s)."""
-    width = arr.type.bit_width
-    kind = "f" if str(arr.type) in ("float", "double", "halffloat") else "i"
-    dtype = np.dtype(f"{kind}{width // 8}")
-    data = np.frombuffer(arr.buffers()[1], dtype=dtype)
-    return data[arr.offset : arr.offset + len(arr)]
 
 
 def read_day(files: Sequence[str], day: date, g: Geometry) -> tuple[list[Key], Array]:
@@ -425,12 +404,12 @@ def read_day(files: Sequence[str], day: date, g: Geometry) -> tuple[list[Key], A
                 [metrics.setdefault(str(v), len(metrics)) for v in met.dictionary.to_pylist()] + [-1],
                 dtype=np.int64,
             )
-            s_idx = _numbers(svc.indices.fill_null(-1) if svc.null_count else svc.indices)
-            m_idx = _numbers(met.indices.fill_null(-1) if met.null_count else met.indices)
+            s_idx = to_numpy(svc.indices.fill_null(-1) if svc.null_count else svc.indices)
+            m_idx = to_numpy(met.indices.fill_null(-1) if met.null_count else met.indices)
             tcol = batch.column(2).cast("int64")
-            ts = _numbers(tcol.fill_null(lo_us - step_us) if tcol.null_count else tcol)
+            ts = to_numpy(tcol.fill_null(lo_us - step_us) if tcol.null_count else tcol)
             vcol = batch.column(3).cast("double")
-            val = _numbers(vcol.fill_null(np.nan) if vcol.null_count else vcol)
+            val = to_numpy(vcol.fill_null(np.nan) if vcol.null_count else vcol)
             starts = np.flatnonzero(
                 np.concatenate(([True], (s_idx[1:] != s_idx[:-1]) | (m_idx[1:] != m_idx[:-1])))
             )

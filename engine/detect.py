@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -51,7 +50,7 @@ from numpy.typing import NDArray
 
 from whatchanged.engine.baseline import Array, RobustBaseline, rows_for
 from whatchanged.engine.errors import InputError
-from whatchanged.engine.extent import metric_files
+from whatchanged.engine.extent import DAY_DIR, metric_files
 from whatchanged.engine.model import Anomaly
 
 DAY_S = 86400.0
@@ -483,15 +482,12 @@ def load_matrix(
     return grid.reshape(len(series), width)
 
 
-_DAY_DIR = re.compile(r"[/\\]date=(\d{4}-\d{2}-\d{2})[/\\]")
-
-
 def _files_for(files: Sequence[str], lo: datetime, hi: datetime) -> list[str]:
     """The day-partitioned files that may hold rows in ``[lo, hi)`` (others are skipped)."""
     first, last = lo.astimezone(UTC).date().isoformat(), hi.astimezone(UTC).date().isoformat()
     out = []
     for f in files:
-        d = _DAY_DIR.search(f)
+        d = DAY_DIR.search(f)
         if d is None or first <= d.group(1) <= last:
             out.append(f)
     return out

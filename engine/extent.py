@@ -20,7 +20,8 @@ _VIEW_FILES = re.compile(
     r"^CREATE VIEW metrics AS SELECT \* FROM read_parquet\(list_value\((.*)\)\);?$", re.S
 )
 _QUOTED = re.compile(r"'((?:[^']|'')*)'")
-_DAY_DIR = re.compile(r"[/\\]date=(\d{4}-\d{2}-\d{2})[/\\]")
+#: the day of a file of a day-partitioned table (``…/date=YYYY-MM-DD/…``)
+DAY_DIR = re.compile(r"[/\\]date=(\d{4}-\d{2}-\d{2})[/\\]")
 
 
 def metric_files(con: duckdb.DuckDBPyConnection) -> list[str] | None:
@@ -48,7 +49,7 @@ def last_metric_ts(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """The latest metric timestamp: from the latest day's files when the view lists files."""
     files = metric_files(con)
     if files is not None:
-        days = [(m.group(1), f) for f in files if (m := _DAY_DIR.search(f))]
+        days = [(m.group(1), f) for f in files if (m := DAY_DIR.search(f))]
         if len(days) == len(files):  # every file in a day partition
             last = max(d for d, _ in days)
             value: Any = _scalar(

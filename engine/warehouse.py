@@ -324,7 +324,7 @@ class Warehouse:
         if not rows.num_rows:
             return data
         keep = np.ones(data.num_rows, dtype=bool)
-        keep[_to_numpy(rows.column(0))] = False
+        keep[to_numpy(rows.column(0))] = False
         return data.take(_from_numpy(np.flatnonzero(keep)))
 
     def _partitions(self, table: str, data: pa.Table) -> Iterable[tuple[str, pa.Table]]:
@@ -332,7 +332,7 @@ class Warehouse:
         if table not in PARTITIONED:
             yield "", data
             return
-        for day, lo, hi in _day_runs(_to_numpy(data.column("ts"))):
+        for day, lo, hi in _day_runs(to_numpy(data.column("ts"))):
             # a big day goes to a few files (contiguous key ranges) written in parallel
             pieces = max(1, min(os.cpu_count() or 1, 4, (hi - lo) // _FILE_SPLIT_ROWS))
             step = -(-(hi - lo) // pieces)
@@ -555,7 +555,7 @@ _NUMPY_TYPES: dict[pa.DataType, Any] = {
 }
 
 
-def _to_numpy(arr: pa.Array | pa.ChunkedArray) -> Any:
+def to_numpy(arr: pa.Array | pa.ChunkedArray) -> Any:
     """The values of a fixed-width numeric (or timestamp: int64) array as numpy, read-only.
 
     Zero-copy for one chunk.  Values under nulls are unspecified: callers check
@@ -633,7 +633,7 @@ def _ranked(col: pa.ChunkedArray | pa.Array) -> tuple[pa.DictionaryArray, Any]:
     else:
         chunks = [encoded]
     values = chunks[0].dictionary
-    order = _to_numpy(pc.sort_indices(values))
+    order = to_numpy(pc.sort_indices(values))
     dictionary = values.take(_from_numpy(order))
     rank = np.empty(len(order) + 1, dtype=np.int32)
     rank[order] = np.arange(len(order), dtype=np.int32)
@@ -642,7 +642,7 @@ def _ranked(col: pa.ChunkedArray | pa.Array) -> tuple[pa.DictionaryArray, Any]:
     start = 0
     for chunk in chunks:  # rank of each row, chunk by chunk into one array
         end = start + len(chunk)
-        indices = _to_numpy(chunk.indices)
+        indices = to_numpy(chunk.indices)
         if chunk.null_count:
             indices = np.where(_valid(chunk.indices), indices, -1)
         np.take(rank, indices, out=row_rank[start:end])
@@ -887,7 +887,7 @@ def _sorted_by_day_and_key(table: str, data: pa.Table) -> tuple[pa.Table, list[i
     releases the GIL).  Input written scrape by scrape takes :func:`_sorted_blocks`.
     """
     keys = KEYS[table]
-    ts_np = _to_numpy(data.column("ts"))
+    ts_np = to_numpy(data.column("ts"))
     blocked = _sorted_blocks(table, data, ts_np)
     if blocked is not None:
         return blocked

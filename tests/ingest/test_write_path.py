@@ -179,7 +179,7 @@ def test_sorted_table_is_sorted_per_day_without_duplicates(
         }
     ).cast(METRICS)
     out, days = wmod._sorted_by_day_and_key("metrics", table)
-    fast = wmod._sorted_blocks("metrics", table, wmod._to_numpy(table.column("ts")))
+    fast = wmod._sorted_blocks("metrics", table, wmod.to_numpy(table.column("ts")))
     assert (fast is not None) == (name == "blocked")  # only whole scrapes take the transpose
     rows = table.to_pylist()
     first: dict[tuple[object, ...], dict[str, object]] = {}
@@ -189,7 +189,7 @@ def test_sorted_table_is_sorted_per_day_without_duplicates(
     assert out.cast(METRICS).to_pylist() == expected
     epoch = datetime(1970, 1, 1).date()
     assert days == sorted({(r["ts"].date() - epoch).days for r in expected})
-    ts_np = wmod._to_numpy(out.column("ts"))
+    ts_np = wmod.to_numpy(out.column("ts"))
     runs = wmod._day_runs(ts_np)
     assert [d for d, _, _ in runs] == days and runs[0][1] == 0 and runs[-1][2] == len(ts_np)
     assert all((ts_np[lo:hi] // wmod._US_PER_DAY == d).all() for d, lo, hi in runs)
@@ -201,7 +201,7 @@ def test_scrape_by_scrape_input_is_stored_in_series_order(warehouse: Warehouse) 
     scrape = [(s, m) for s in rng.permutation(services).tolist() for m in ("lat", "bw")]  # 600 series
     rows = [(T0 + timedelta(minutes=k), s, m, float(k)) for k in range(5) for s, m in scrape]
     data = _metrics(rows)
-    assert wmod._sorted_blocks("metrics", data, wmod._to_numpy(data.column("ts"))) is not None
+    assert wmod._sorted_blocks("metrics", data, wmod.to_numpy(data.column("ts"))) is not None
     result = warehouse.commit({"metrics": data})
     assert result.rows_added == {"metrics": len(rows)} and len(result.services) == 300
     stored = [pq.read_table(f).select(["ts", "service", "metric", "value"]) for f in sorted(result.files)]
