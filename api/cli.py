@@ -25,6 +25,7 @@ COMMANDS = {
     "init": "cli_core",
     "ingest": "cli_core",
     "status": "cli_core",
+    "collect": "cli_collect",
     "formats": "cli_formats",
     "changes": "cli_changes",
     "incidents": "cli_detect",

@@ -101,7 +101,11 @@ def cmd_ingest(
 
 def cmd_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """What the warehouse holds."""
-    st = Warehouse(settings_from(home).home).status()
+    from whatchanged.engine.live import sources_status
+
+    wh = Warehouse(settings_from(home).home)
+    st = wh.status()
+    st["sources"] = sources_status(wh)
 
     def render(d: dict[str, object]) -> None:
         rows = st["rows"]
@@ -113,6 +117,25 @@ def cmd_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
         )
         if st["changes_by_kind"]:
             console.print("changes: " + ", ".join(f"{k} {v}" for k, v in st["changes_by_kind"].items()))
+        if st["sources"]:
+            console.print(
+                table(
+                    "live sources (whatchanged collect)",
+                    ["source", "kind", "state", "last success", "failures", "last error", "next retry"],
+                    [
+                        (
+                            s["source"],
+                            s["kind"],
+                            s["state"],
+                            s["last_success"] or "never",
+                            s["consecutive_failures"],
+                            s["last_error"] or "",
+                            s["next_retry"] or "",
+                        )
+                        for s in st["sources"]
+                    ],
+                )
+            )
 
     emit(st, as_json=as_json, render=render)
 

@@ -222,6 +222,22 @@ class ServicePage(Page):
     items: list[ServiceOut]
 
 
+class SourceStatusOut(_Out):
+    source: str = Field(description="The source's name in sources.toml.")
+    kind: str = Field(description="prometheus, statuspage, feed or ical.")
+    state: Literal["ok", "failing", "never"] = Field(
+        description="`failing`: the last pass failed and it is retried with backoff; `never`: not pulled yet."
+    )
+    cursor: dict[str, Any] | None = Field(description="Where it stopped, as committed with the data.")
+    last_attempt: datetime | None = None
+    last_success: datetime | None = None
+    seconds_since_success: float | None = None
+    consecutive_failures: int = 0
+    last_error: str | None = Field(None, description="One line: timeout, HTTP status, TLS, bad JSON …")
+    next_retry: datetime | None = None
+    rows_added: int = 0
+
+
 class StatusOut(_Out):
     home: str
     commits: int
@@ -232,6 +248,7 @@ class StatusOut(_Out):
     first: datetime | None = None
     last: datetime | None = None
     bytes: int
+    sources: list[SourceStatusOut] = Field(default_factory=list)
 
 
 class HealthOut(_Strict):

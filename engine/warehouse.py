@@ -56,7 +56,7 @@ from whatchanged.engine.errors import WarehouseError
 from whatchanged.engine.schema import KEYS, SCHEMAS, conform
 
 FORMAT_VERSION = 1
-TABLES = ("services", "metrics", "states", "changes", "feedback")
+TABLES = ("services", "metrics", "states", "changes", "feedback", "cursors")
 PARTITIONED = ("metrics", "states")
 
 #: Feedback (responders' verdicts) is written by the API; schema kept here.
@@ -71,6 +71,17 @@ FEEDBACK = pa.schema(
         pa.field("created", pa.timestamp("us", tz="UTC"), nullable=False),
     ]
 )
+
+#: Where each live source stopped (``whatchanged collect``), committed with the rows it pulled,
+#: so a crash neither loses nor doubles them; append-only, the view shows the latest per source.
+CURSORS = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("cursor", pa.string(), nullable=False),  # JSON, the source's own shape
+        pa.field("updated", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+_APPEND_ONLY = {"feedback": FEEDBACK, "cursors": CURSORS}
 
 _PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3}
 
@@ -92,7 +103,7 @@ class CommitResult:
 
 
 def _schema(table: str) -> pa.Schema:
-    return FEEDBACK if table == "feedback" else SCHEMAS[table]
+    return _APPEND_ONLY.get(table) or SCHEMAS[table]
 
 
 def _new_txid() -> str:
@@ -174,6 +185,8 @@ class Warehouse:
 
     def _view_sql(self, table: str, manifests: list[dict[str, Any]]) -> str:
         files = self.files(table, manifests)
+        if not files and table == "cursors" and not (self.home / "_empty" / "cursors.parquet").exists():
+            return "SELECT ''::VARCHAR AS source, ''::VARCHAR AS cursor, now() AS updated WHERE false"
         if not files:
             return f"SELECT * FROM read_parquet('{self.home / '_empty' / (table + '.parquet')}')"
         listing = "[" + ", ".join(_sql_str(f) for f in files) + "]"
@@ -188,6 +201,11 @@ class Warehouse:
                 f"SELECT * EXCLUDE (filename) FROM read_parquet({listing}, filename=true) "
                 "QUALIFY row_number() OVER (PARTITION BY change_id ORDER BY sequence DESC NULLS LAST, "
                 "stamp DESC NULLS LAST, parse_filename(filename) DESC) = 1"
+            )
+        if table == "cursors":
+            return (
+                f"SELECT * EXCLUDE (filename) FROM read_parquet({listing}, filename=true) "
+                "QUALIFY row_number() OVER (PARTITION BY source ORDER BY parse_filename(filename) DESC) = 1"
             )
         if table == "states":
             # states are small; dedup at read too, in case two writers raced.
@@ -220,7 +238,7 @@ class Warehouse:
             jobs: list[tuple[str, pa.Table, Path]] = []
             for table, data in tables.items():
                 schema = _schema(table)
-                data = conform(table, data, source=source) if table != "feedback" else data.cast(schema)
+                data = data.cast(schema) if table in _APPEND_ONLY else conform(table, data, source=source)
                 rows_in[table] = data.num_rows
                 if data.num_rows:
                     before = data
@@ -270,15 +288,15 @@ class Warehouse:
         """
         import pyarrow.compute as pc
 
-        keys = KEYS.get(table, ("feedback_id",))
+        if table in _APPEND_ONLY:
+            return _drop_duplicate_keys(data, ("feedback_id",)) if table == "feedback" else data
+        keys = KEYS[table]
         if table in PARTITIONED:
             data, days = _sorted_by_day_and_key(table, data)
         elif table == "changes":
             data, days = _latest_changes(data), None
         else:
             data, days = _drop_duplicate_keys(data, keys), None
-        if table == "feedback":
-            return data
         stored = self.files(table)
         if days is not None:
             wanted = {f"date={_day_name(d)}" for d in days}

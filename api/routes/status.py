@@ -21,8 +21,12 @@ router = APIRouter(tags=["status"])
     responses=problem_responses(503, 500),
 )
 def get_status(warehouse: WarehouseDep) -> dict[str, Any]:
-    """Rows per table, services, time range and commits — what `whatchanged status` prints."""
+    """Rows per table, services, time range and commits, and the health of each live source
+    (`whatchanged collect`) — what `whatchanged status` prints."""
+    from whatchanged.engine.live import sources_status
+
     status: dict[str, Any] = warehouse.status()
+    status["sources"] = sources_status(warehouse)
     return status
 
 

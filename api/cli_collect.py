@@ -1,0 +1,114 @@
+"""``collect``: pull the live sources of ``<home>/sources.toml`` (once, or ``--every 60s``)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
+from whatchanged.api.output import console, emit, table
+from whatchanged.engine.timeparse import parse_duration
+from whatchanged.engine.warehouse import Warehouse
+
+
+def outcome_rows(outcomes: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "source": o.source,
+            "kind": o.kind,
+            "ok": o.ok,
+            "skipped": o.skipped,
+            "attempts": o.attempts,
+            "commits": o.commits,
+            "rows_added": o.rows_added,
+            "error": o.error,
+        }
+        for o in outcomes
+    ]
+
+
+def cmd_collect(
+    home: HomeOpt = None,
+    tz: TzOpt = None,
+    sources: Annotated[
+        Path | None, typer.Option("--sources", help="Sources file [default <home>/sources.toml].")
+    ] = None,
+    every: Annotated[
+        str | None,
+        typer.Option("--every", help="Pull again every DURATION (60s, 5m) until interrupted; default once."),
+    ] = None,
+    passes: Annotated[
+        int | None, typer.Option("--passes", min=1, help="With --every: stop after N passes.")
+    ] = None,
+    notify: Annotated[
+        bool, typer.Option("--notify/--no-notify", help="Post new incidents to the sinks of the sources file.")
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pull Prometheus, Statuspage, feeds and an iCalendar folder into the warehouse.
+
+    Each source resumes from its cursor, committed with the data it covers. A failing source is
+    retried with backoff and shown in 'whatchanged status'; the others go on. Once: exit code 1
+    when a source failed.
+    """
+    from whatchanged.ingest.collect import Collector
+    from whatchanged.ingest.sources import load_sources
+
+    settings = settings_from(home, tz)
+    wh = Warehouse(settings.home)
+    config = load_sources(settings.home, sources)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    if not config.sources:
+        console.print(f"no sources in {sources or settings.home / 'sources.toml'}: nothing to collect")
+        return
+    collector = Collector(wh, config, tz=settings.tz)
+    notifier = None
+    if notify and config.sinks:
+        from whatchanged.engine.sinks import Notifier
+
+        notifier = Notifier(wh, config.sinks, tz=settings.tz)
+
+    def report(outcomes: list[Any]) -> None:
+        rows = outcome_rows(outcomes)
+        if notifier is not None and any(o.rows_added.get(t) for o in outcomes for t in ("metrics", "states")):
+            notifier.check()
+
+        def render(_: object) -> None:
+            console.print(
+                table(
+                    "collect",
+                    ["source", "kind", "result", "rows added", "error"],
+                    [
+                        (
+                            r["source"],
+                            r["kind"],
+                            "waiting (backoff)" if r["skipped"] else ("ok" if r["ok"] else "FAILED"),
+                            ", ".join(f"{k} {v}" for k, v in r["rows_added"].items() if v) or "0",
+                            r["error"] or "",
+                        )
+                        for r in rows
+                    ],
+                )
+            )
+
+        emit(rows, as_json=as_json, render=render)
+
+    try:
+        if every is None:
+            outcomes = collector.run_pass()
+            report(outcomes)
+            if any(not o.ok for o in outcomes):
+                raise typer.Exit(1)
+        else:
+            collector.run(every=parse_duration(every, option="--every"), passes=passes, on_pass=report)
+    finally:
+        collector.close()
+        if notifier is not None:
+            notifier.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("collect")(cmd_collect)
