@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit bench serve browser soak-browser clean plotly-partial
+.PHONY: demo test lint typecheck unit bench serve browser live-servers soak-browser clean plotly-partial
 
 # setuptools warns about every editable install; nothing a user can act on
 PIP := PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip --disable-pip-version-check
@@ -25,6 +25,14 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# the live tests start Debian's Prometheus (with promtool) and Alertmanager on loopback
+live-servers:
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 \
+	  && command -v prometheus-alertmanager >/dev/null 2>&1 || { \
+	  echo "installing Debian prometheus and prometheus-alertmanager for the live tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -36,7 +44,7 @@ typecheck: $(STAMP)
 	@mkdir -p $(MYPY_SRC) && for d in ingest engine api dashboards data; do ln -sfn $(CURDIR)/$$d $(MYPY_SRC)/$$d; done
 	cd $(VENV)/mypy-src && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml --cache-dir $(CURDIR)/.mypy_cache -p whatchanged
 
-unit: $(STAMP) browser
+unit: $(STAMP) browser live-servers
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit
