@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from whatchanged.api import models
 from whatchanged.api.deps import WarehouseReader
 from whatchanged.api.problems import CatchAllMiddleware, FieldError, Problem, install_handlers, problem
-from whatchanged.api.routes import availability, changes, explain, feedback, incidents, services, status
+from whatchanged.api.routes import alerts, availability, changes, explain, feedback, incidents, services, status
 from whatchanged.dashboards import pages as dashboard_pages
 from whatchanged.engine.detect import prepare_states
 from whatchanged.engine.errors import WhatchangedError
@@ -241,7 +241,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.reader = reader
     install_handlers(app)
-    for module in (explain, changes, incidents, feedback, availability, services, status):
+    for module in (explain, changes, incidents, feedback, availability, services, status, alerts):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(dashboard_pages.router)
 

@@ -69,7 +69,7 @@ def cmd_collect(
     if notify and config.sinks:
         from whatchanged.engine.sinks import Notifier
 
-        notifier = Notifier(wh, config.sinks, tz=settings.tz)
+        notifier = Notifier(wh, config.sinks, settings=settings)
 
     def report(outcomes: list[Any]) -> None:
         rows = outcome_rows(outcomes)

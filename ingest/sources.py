@@ -32,6 +32,14 @@ answers go.
     name = "notices"
     folder = "notices"     # relative to the warehouse
 
+    [alertmanager]
+    service_labels = ["service", "job", "instance"]
+
+    [[sinks]]              # kind: slack | webhook | grafana (see whatchanged.engine.sinks)
+    name = "oncall"
+    kind = "slack"
+    url = "https://chat.example.net/hooks/xyz"
+
 Durations are ``90s``, ``30m``, ``2h``, ``1d``.  Unknown keys are refused with the key's name;
 names must be unique across sources (each has its own cursor).  The file is read with
 :mod:`tomllib`; :func:`load_sources` turns a bad file into one :class:`ConfigError` line.
@@ -47,6 +55,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from whatchanged.engine.errors import ConfigError
+from whatchanged.engine.sinks import Sink
 from whatchanged.engine.timeparse import parse_duration
 
 SOURCES_FILE = "sources.toml"
@@ -143,19 +152,6 @@ class IcalSource(_Source):
 class AlertmanagerOptions(_Strict):
     #: labels naming the service, tried in order
     service_labels: list[str] = Field(default_factory=lambda: ["service", "job", "instance"])
-
-
-class Sink(_Strict):
-    name: str = Field(min_length=1, max_length=100)
-    kind: Literal["slack", "webhook", "grafana"]
-    url: str
-    #: environment variable holding a bearer token (Grafana service account), never the token
-    token_env: str | None = None
-    #: base URL people open (links to the incident page); default the server's own address
-    public_url: str | None = None
-    min_interval: timedelta = timedelta(minutes=1)
-
-    _d = field_validator("min_interval", mode="before")(classmethod(lambda cls, v: _duration(v)))
 
 
 Source = PrometheusSource | StatuspageSource | FeedSource | IcalSource

@@ -52,12 +52,15 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, *, timeout_s:
 
 
 @contextlib.contextmanager
-def running(cmd: list[str], ready_url: str, log: Path, **kw: Any) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``cmd``, wait until ``ready_url`` answers 200, always stop it."""
+def running(
+    cmd: list[str], ready_url: str, log: Path, *, timeout_s: float = 90.0, **kw: Any
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``cmd``, wait until ``ready_url`` answers 200 (a loaded 2-core machine takes
+    20 s to import the server), always stop it."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, **kw)
     try:
-        wait_ready(ready_url, proc, log)
+        wait_ready(ready_url, proc, log, timeout_s=timeout_s)
         yield proc
     finally:
         proc.terminate()

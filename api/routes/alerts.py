@@ -1,0 +1,107 @@
+"""``POST /alerts/alertmanager``: Alertmanager's webhook (version 4) → check states.
+
+Point a receiver at it with the bearer token as Alertmanager's ``http_config`` sends it::
+
+    receivers:
+      - name: whatchanged
+        webhook_configs:
+          - url: http://127.0.0.1:8080/api/v1/alerts/alertmanager
+            send_resolved: true
+            http_config:
+              authorization: {type: Bearer, credentials_file: /etc/alertmanager/whatchanged.token}
+
+Which label names the service is ``[alertmanager] service_labels`` in ``<home>/sources.toml``
+(default ``service``, then ``job``, then ``instance``).  When states were added and the sources
+file has ``[[sinks]]``, the server checks for a newly opened incident in the background and
+posts its explanation there.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from whatchanged.api.deps import WRITE_LOCK, JsonBodyDep, SettingsDep, WarehouseDep, WriterDep, validate_body
+from whatchanged.api.problems import problem_responses
+from whatchanged.engine.sinks import Notifier
+from whatchanged.engine.warehouse import Warehouse
+from whatchanged.ingest.alertmanager import parse_payload
+from whatchanged.ingest.sources import load_sources
+
+router = APIRouter(tags=["changes"])
+
+
+class AlertIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: str = Field(description="firing or resolved")
+    labels: dict[str, str]
+    annotations: dict[str, str] = {}
+    startsAt: str  # noqa: N815 (Alertmanager's names)
+    endsAt: str = "0001-01-01T00:00:00Z"  # noqa: N815
+    fingerprint: str | None = None
+
+
+class AlertmanagerIn(BaseModel):
+    """Alertmanager's webhook payload; fields Alertmanager may add later are accepted."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: str = Field(description="'4' (Alertmanager 0.x)")
+    status: str
+    receiver: str = ""
+    groupKey: str = ""  # noqa: N815
+    alerts: list[AlertIn] = Field(max_length=10_000)
+
+
+class AlertsOut(BaseModel):
+    received: int = Field(description="Alerts in the payload.")
+    added: int = Field(description="Check-state rows stored (0 when Alertmanager re-sent a group).")
+    txid: str | None = None
+
+
+_notifiers: dict[str, Notifier] = {}
+_notifiers_lock = threading.Lock()
+
+
+def _notify(request: Request, warehouse: Warehouse, sinks: list[Any]) -> None:
+    """Check for a newly opened incident in the background (one notifier per sinks list)."""
+    settings = request.app.state.settings
+    key = f"{warehouse.home}|{sinks!r}"
+    with _notifiers_lock:
+        notifier = _notifiers.get(key)
+        if notifier is None:
+            base = str(request.base_url).rstrip("/")
+            notifier = _notifiers[key] = Notifier(warehouse, sinks, settings=settings, public_url=base)
+    request.app.state.last_notify = notifier.check_in_background()
+
+
+@router.post(
+    "/alerts/alertmanager",
+    operation_id="create_alerts_alertmanager",
+    summary="Alertmanager webhook receiver",
+    response_model=AlertsOut,
+    responses=problem_responses(400, 401, 403, 413, 415, 422, 503, 500),
+)
+def create_alerts_alertmanager(
+    writer: WriterDep, body: JsonBodyDep, warehouse: WarehouseDep, settings: SettingsDep, request: Request
+) -> JSONResponse:
+    """Firing alerts become CRITICAL (or WARNING by their `severity` label) check states at
+    `startsAt`, resolved ones OK at `endsAt`; `check` is the `alertname`.  Needs a bearer token.
+    Answers 201 when states were stored, 200 when the group was already stored."""
+    payload = validate_body(AlertmanagerIn, body)
+    config = load_sources(settings.home)
+    table = parse_payload(
+        payload.model_dump(), service_labels=tuple(config.alertmanager.service_labels)
+    )
+    with WRITE_LOCK:
+        result = warehouse.commit({"states": table}, source=f"api:alertmanager:{writer}")
+    added = result.rows_added.get("states", 0)
+    if added and config.sinks:
+        _notify(request, warehouse, config.sinks)
+    out = AlertsOut(received=len(payload.alerts), added=added, txid=result.txid)
+    return JSONResponse(out.model_dump(), status_code=201 if added else 200)
