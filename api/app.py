@@ -33,7 +33,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from whatchanged.api import models
 from whatchanged.api.deps import WarehouseReader
 from whatchanged.api.problems import CatchAllMiddleware, FieldError, Problem, install_handlers, problem
-from whatchanged.api.routes import alerts, availability, changes, explain, feedback, incidents, services, status
+from whatchanged.api.routes import (
+    alerts,
+    availability,
+    changes,
+    explain,
+    feedback,
+    incidents,
+    services,
+    status,
+)
 from whatchanged.dashboards import pages as dashboard_pages
 from whatchanged.engine.detect import prepare_states
 from whatchanged.engine.errors import WhatchangedError

@@ -44,7 +44,8 @@ def cmd_collect(
         int | None, typer.Option("--passes", min=1, help="With --every: stop after N passes.")
     ] = None,
     notify: Annotated[
-        bool, typer.Option("--notify/--no-notify", help="Post new incidents to the sinks of the sources file.")
+        bool,
+        typer.Option("--notify/--no-notify", help="Post new incidents to the sinks of the sources file."),
     ] = True,
     as_json: JsonOpt = False,
 ) -> None:

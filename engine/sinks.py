@@ -94,7 +94,9 @@ def slack_text(expl: dict[str, Any], link: str, event: str) -> str:
         lines += [f"+ {e}" for e in top.get("evidence_for", [])[:4]]
         lines += [f"- {e}" for e in top.get("evidence_against", [])[:3]]
         for c in causes[1:3]:
-            lines.append(f"#{c['rank']} {c['category']} {c.get('change_id') or c.get('component') or ''} {c['score']:.2f}")
+            lines.append(
+                f"#{c['rank']} {c['category']} {c.get('change_id') or c.get('component') or ''} {c['score']:.2f}"
+            )
     else:
         lines.append("no candidate cause")
     for r in expl.get("ruled_out") or []:
@@ -140,10 +142,13 @@ def _same_incident(state: dict[str, Any], inc: dict[str, Any]) -> dict[str, Any]
     onset = datetime.fromisoformat(inc["onset"]).timestamp()
     members = set(inc["services"])
     for record in state.values():
-        if abs(record.get("onset", -1e18) - onset) <= SAME_ONSET_S and members & set(record.get("services", [])):
+        if abs(record.get("onset", -1e18) - onset) <= SAME_ONSET_S and members & set(
+            record.get("services", [])
+        ):
             return record
-    state[inc["id"]] = {"onset": onset, "services": sorted(members), "sinks": {}}
-    return state[inc["id"]]
+    new: dict[str, Any] = {"onset": onset, "services": sorted(members), "sinks": {}}
+    state[inc["id"]] = new
+    return new
 
 
 class Notifier:
@@ -270,7 +275,9 @@ class Notifier:
         if sink.token_env:
             token = self.environ.get(sink.token_env)
             if not token:
-                return Post(sink.name, inc_id, event, False, f"environment variable {sink.token_env} is not set")
+                return Post(
+                    sink.name, inc_id, event, False, f"environment variable {sink.token_env} is not set"
+                )
             headers["Authorization"] = f"Bearer {token}"
         if sink.kind == "slack":
             body: dict[str, Any] = {"text": slack_text(expl, link, event), "username": "whatchanged"}

@@ -41,7 +41,7 @@ def _time(text: Any, where: str) -> datetime:
     head, dot, rest = value.partition(".")
     if dot:
         digits = "".join(c for c in rest if c.isdigit())
-        value = f"{head}.{digits[:6]}{rest[len(digits):]}"
+        value = f"{head}.{digits[:6]}{rest[len(digits) :]}"
     try:
         ts = datetime.fromisoformat(value)
     except ValueError:
@@ -51,7 +51,9 @@ def _time(text: Any, where: str) -> datetime:
     return ts.astimezone(UTC)
 
 
-def alert_rows(payload: dict[str, Any], *, service_labels: tuple[str, ...] = DEFAULT_SERVICE_LABELS) -> list[dict[str, Any]]:
+def alert_rows(
+    payload: dict[str, Any], *, service_labels: tuple[str, ...] = DEFAULT_SERVICE_LABELS
+) -> list[dict[str, Any]]:
     """The ``states`` rows of one webhook payload (as dicts), in payload order."""
     rows = []
     for n, alert in enumerate(payload.get("alerts") or []):
@@ -67,8 +69,16 @@ def alert_rows(payload: dict[str, Any], *, service_labels: tuple[str, ...] = DEF
             )
         firing = alert.get("status") == "firing"
         if alert.get("status") not in ("firing", "resolved"):
-            raise InputError("bad status", field=f"{where}.status", expected="firing or resolved", found=alert.get("status"))
-        ts = _time(alert.get("startsAt") if firing else alert.get("endsAt"), f"{where}.{'startsAt' if firing else 'endsAt'}")
+            raise InputError(
+                "bad status",
+                field=f"{where}.status",
+                expected="firing or resolved",
+                found=alert.get("status"),
+            )
+        ts = _time(
+            alert.get("startsAt") if firing else alert.get("endsAt"),
+            f"{where}.{'startsAt' if firing else 'endsAt'}",
+        )
         severity = labels.get("severity", "").lower()
         notes = alert.get("annotations") or {}
         message = notes.get("summary") or notes.get("description") or labels.get("alertname")
@@ -86,7 +96,9 @@ def alert_rows(payload: dict[str, Any], *, service_labels: tuple[str, ...] = DEF
     return rows
 
 
-def parse_payload(payload: dict[str, Any], *, service_labels: tuple[str, ...] = DEFAULT_SERVICE_LABELS) -> pa.Table:
+def parse_payload(
+    payload: dict[str, Any], *, service_labels: tuple[str, ...] = DEFAULT_SERVICE_LABELS
+) -> pa.Table:
     """One webhook payload → ``states`` table."""
     rows = alert_rows(payload, service_labels=service_labels)
     table = pa.Table.from_pylist(rows, schema=STATES) if rows else STATES.empty_table()

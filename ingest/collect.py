@@ -161,7 +161,7 @@ def _new_services(metrics: pa.Table, src: PrometheusSource, known: set[str]) -> 
     """Services Prometheus names that the inventory does not know yet, placed by their labels."""
     rows: dict[str, dict[str, Any]] = {}
     if src.datacenter_label or src.host_label:
-        wanted = {l for l in (src.datacenter_label, src.host_label) if l}
+        wanted = {name for name in (src.datacenter_label, src.host_label) if name}
         for svc, labels in zip(
             metrics.column("service").to_pylist(), metrics.column("labels").to_pylist(), strict=True
         ):
@@ -388,7 +388,11 @@ class Collector:
         outcomes = []
         for src in self.config.sources:
             h = health.setdefault(src.name, SourceHealth(source=src.name, kind=src.kind))
-            if respect_backoff and h.next_retry and datetime.fromisoformat(h.next_retry).timestamp() > self.clock():
+            if (
+                respect_backoff
+                and h.next_retry
+                and datetime.fromisoformat(h.next_retry).timestamp() > self.clock()
+            ):
                 outcomes.append(Outcome(src.name, src.kind, ok=False, skipped=True, error=h.last_error))
                 continue
             outcomes.append(self.pull(src, h))

@@ -94,7 +94,15 @@ def prometheus(openmetrics: Path, workdir: Path) -> Iterator[str]:
     promtool = need("promtool")
     tsdb = workdir / "tsdb"
     subprocess.run(
-        [promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h", str(openmetrics), str(tsdb)],
+        [
+            promtool,
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--max-block-duration=24h",
+            str(openmetrics),
+            str(tsdb),
+        ],
         check=True,
         capture_output=True,
         timeout=120,

@@ -41,8 +41,8 @@ class AlertIn(BaseModel):
     status: str = Field(description="firing or resolved")
     labels: dict[str, str]
     annotations: dict[str, str] = {}
-    startsAt: str  # noqa: N815 (Alertmanager's names)
-    endsAt: str = "0001-01-01T00:00:00Z"  # noqa: N815
+    startsAt: str
+    endsAt: str = "0001-01-01T00:00:00Z"
     fingerprint: str | None = None
 
 
@@ -54,7 +54,7 @@ class AlertmanagerIn(BaseModel):
     version: str = Field(description="'4' (Alertmanager 0.x)")
     status: str
     receiver: str = ""
-    groupKey: str = ""  # noqa: N815
+    groupKey: str = ""
     alerts: list[AlertIn] = Field(max_length=10_000)
 
 
@@ -95,9 +95,7 @@ def create_alerts_alertmanager(
     Answers 201 when states were stored, 200 when the group was already stored."""
     payload = validate_body(AlertmanagerIn, body)
     config = load_sources(settings.home)
-    table = parse_payload(
-        payload.model_dump(), service_labels=tuple(config.alertmanager.service_labels)
-    )
+    table = parse_payload(payload.model_dump(), service_labels=tuple(config.alertmanager.service_labels))
     with WRITE_LOCK:
         result = warehouse.commit({"states": table}, source=f"api:alertmanager:{writer}")
     added = result.rows_added.get("states", 0)

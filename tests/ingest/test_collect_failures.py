@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from tests.api.conftest import start_server
@@ -48,7 +48,10 @@ class FakeStatuspage:
                     status, body = fake.script[min(fake.hits, len(fake.script) - 1)]
                     fake.hits += 1
                 elif self.path == "/api/v2/scheduled-maintenances.json":
-                    status, body = 200, b'{"page": {"id": "x", "name": "GitHub"}, "scheduled_maintenances": []}'
+                    status, body = (
+                        200,
+                        b'{"page": {"id": "x", "name": "GitHub"}, "scheduled_maintenances": []}',
+                    )
                 else:
                     status, body = 404, b"{}"
                 self.send_response(status)
