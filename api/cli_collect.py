@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,7 +75,9 @@ def cmd_collect(
 
     def report(outcomes: list[Any]) -> None:
         rows = outcome_rows(outcomes)
-        if notifier is not None and any(o.rows_added.get(t) for o in outcomes for t in ("metrics", "states")):
+        if notifier is not None and any(
+            o.rows_added.get(t) for o in outcomes for t in ("metrics", "states", "changes")
+        ):
             notifier.check()
 
         def render(_: object) -> None:
@@ -109,6 +112,40 @@ def cmd_collect(
         collector.close()
         if notifier is not None:
             notifier.close()
+
+
+def start_in_background(settings: Any, *, public_url: str) -> threading.Event | None:
+    """What ``serve`` runs when ``<home>/sources.toml`` has sources: ``collect --every`` on a
+    daemon thread (new incidents go to the sinks).  Returns the event that stops it, or None."""
+    from whatchanged.engine.sinks import Notifier
+    from whatchanged.ingest.collect import Collector
+    from whatchanged.ingest.sources import load_sources
+
+    config = load_sources(settings.home)
+    if not config.sources:
+        return None
+    stop = threading.Event()
+    wh = Warehouse(settings.home)
+
+    def run() -> None:
+        collector = Collector(wh, config, tz=settings.tz, sleep=stop.wait)
+        notifier = Notifier(wh, config.sinks, settings=settings, public_url=public_url)
+
+        def after(outcomes: list[Any]) -> None:
+            if any(o.rows_added.get(t) for o in outcomes for t in ("metrics", "states", "changes")):
+                notifier.check()
+
+        try:
+            collector.run(every=config.collect.every, on_pass=after, stop=stop.is_set)
+        except Exception:  # the server keeps serving; the health file says what failed last
+            logging.getLogger("whatchanged.collect").exception("the collector thread stopped")
+        finally:
+            collector.close()
+            notifier.close()
+
+    threading.Thread(target=run, name="whatchanged-collect", daemon=True).start()
+    console.print(f"collecting {len(config.sources)} source(s) every {config.collect.every}")
+    return stop
 
 
 def register(app: typer.Typer) -> None:

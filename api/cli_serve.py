@@ -59,7 +59,14 @@ def run_server(
             proxy_headers=False,
         )
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, proxy_headers=False)
+        from whatchanged.api.cli_collect import start_in_background
+
+        stop = start_in_background(settings, public_url=f"http://{host}:{port}")  # sources.toml
+        try:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, proxy_headers=False)
+        finally:
+            if stop is not None:
+                stop.set()
 
 
 def register(app: typer.Typer) -> None:

@@ -40,8 +40,8 @@ def _time(text: Any, where: str) -> datetime:
     # Go writes nanoseconds; Python reads up to microseconds
     head, dot, rest = value.partition(".")
     if dot:
-        digits = "".join(c for c in rest if c.isdigit())
-        value = f"{head}.{digits[:6]}{rest[len(digits) :]}"
+        n = len(rest) - len(rest.lstrip("0123456789"))  # the fraction's digits, not the offset's
+        value = f"{head}.{rest[: min(n, 6)]}{rest[n:]}"
     try:
         ts = datetime.fromisoformat(value)
     except ValueError:
