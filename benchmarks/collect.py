@@ -79,9 +79,9 @@ def main() -> int:
         t0 = time.perf_counter()
         samples, first, last = write_night(root / "night.om", services=args.services, hours=args.hours)
         t1 = time.perf_counter()
+        files = [str(root / "night.om"), str(root / "tsdb")]
         subprocess.run(
-            [promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h"]
-            + [str(root / "night.om"), str(root / "tsdb")],
+            [promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h", *files],
             check=True,
             capture_output=True,
         )
