@@ -443,6 +443,38 @@ class GrafanaAnnotation(BaseModel):
     tags: list[str] = Field(default_factory=list)
 
 
+# -- Alertmanager webhook (POST /alerts/alertmanager) --------------------------------------------
+
+
+class AlertIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: str = Field(description="firing or resolved")
+    labels: dict[str, str]
+    annotations: dict[str, str] = {}
+    startsAt: str
+    endsAt: str = "0001-01-01T00:00:00Z"
+    fingerprint: str | None = None
+
+
+class AlertmanagerIn(BaseModel):
+    """Alertmanager's webhook payload; fields Alertmanager may add later are accepted."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: str = Field(description="'4' (Alertmanager 0.x)")
+    status: str
+    receiver: str = ""
+    groupKey: str = ""
+    alerts: list[AlertIn] = Field(max_length=10_000)
+
+
+class AlertsOut(BaseModel):
+    received: int = Field(description="Alerts in the payload.")
+    added: int = Field(description="Check-state rows stored (0 when Alertmanager re-sent a group).")
+    txid: str | None = None
+
+
 #: Bodies documented in components/schemas without being FastAPI body parameters.
 REQUEST_BODY_MODELS: tuple[type[BaseModel], ...] = (
     DeployRecordIn,
@@ -451,4 +483,5 @@ REQUEST_BODY_MODELS: tuple[type[BaseModel], ...] = (
     PagerDutyPayload,
     GitHubDeploymentStatus,
     GrafanaAnnotation,
+    AlertmanagerIn,
 )

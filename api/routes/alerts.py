@@ -23,9 +23,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from whatchanged.api.deps import WRITE_LOCK, JsonBodyDep, SettingsDep, WarehouseDep, WriterDep, validate_body
+from whatchanged.api.models import AlertmanagerIn, AlertsOut
 from whatchanged.api.problems import problem_responses
 from whatchanged.engine.sinks import Notifier
 from whatchanged.engine.warehouse import Warehouse
@@ -33,35 +33,6 @@ from whatchanged.ingest.alertmanager import parse_payload
 from whatchanged.ingest.sources import load_sources
 
 router = APIRouter(tags=["changes"])
-
-
-class AlertIn(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    status: str = Field(description="firing or resolved")
-    labels: dict[str, str]
-    annotations: dict[str, str] = {}
-    startsAt: str
-    endsAt: str = "0001-01-01T00:00:00Z"
-    fingerprint: str | None = None
-
-
-class AlertmanagerIn(BaseModel):
-    """Alertmanager's webhook payload; fields Alertmanager may add later are accepted."""
-
-    model_config = ConfigDict(extra="allow")
-
-    version: str = Field(description="'4' (Alertmanager 0.x)")
-    status: str
-    receiver: str = ""
-    groupKey: str = ""
-    alerts: list[AlertIn] = Field(max_length=10_000)
-
-
-class AlertsOut(BaseModel):
-    received: int = Field(description="Alerts in the payload.")
-    added: int = Field(description="Check-state rows stored (0 when Alertmanager re-sent a group).")
-    txid: str | None = None
 
 
 _notifiers: dict[str, Notifier] = {}
@@ -86,6 +57,12 @@ def _notify(request: Request, warehouse: Warehouse, sinks: list[Any]) -> None:
     summary="Alertmanager webhook receiver",
     response_model=AlertsOut,
     responses=problem_responses(400, 401, 403, 413, 415, 422, 503, 500),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AlertmanagerIn"}}},
+        },
+    },
 )
 def create_alerts_alertmanager(
     writer: WriterDep, body: JsonBodyDep, warehouse: WarehouseDep, settings: SettingsDep, request: Request
