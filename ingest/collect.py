@@ -296,7 +296,7 @@ class Collector:
         tz: str = "UTC",
         client: httpx.Client | None = None,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self.warehouse = warehouse
         self.config = config
@@ -304,7 +304,7 @@ class Collector:
         opts = config.collect
         self.client = client or httpx.Client(timeout=opts.timeout.total_seconds(), follow_redirects=True)
         self.clock = clock
-        self.sleep = sleep
+        self.sleep = sleep  # threading.Event.wait fits too: serve stops it at once
 
     def close(self) -> None:
         self.client.close()
