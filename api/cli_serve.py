@@ -8,6 +8,7 @@ import typer
 
 from whatchanged.api.cli_common import HomeOpt, settings_from
 from whatchanged.api.output import console
+from whatchanged.engine.errors import ConfigError
 from whatchanged.engine.settings import Settings
 
 
@@ -34,8 +35,17 @@ def run_server(
     workers: int = 1,
     log_level: str = "info",
 ) -> None:
-    """Serve the API and dashboards over ``settings.home`` until interrupted."""
+    """Serve the API and dashboards over ``settings.home`` until interrupted.
+
+    Bound to anything but loopback it refuses to start without API tokens: the Alertmanager
+    receiver and the webhooks must not be open to whoever reaches the port."""
     import uvicorn  # loaded on use
+
+    if not is_loopback(host) and not settings.token_list:
+        raise ConfigError(
+            f"refusing to serve on {host}: beyond loopback the server needs tokens "
+            "(set WHATCHANGED_API_TOKENS), or bind 127.0.0.1"
+        )
 
     from whatchanged.api.app import create_app
 
@@ -67,6 +77,18 @@ def run_server(
         finally:
             if stop is not None:
                 stop.set()
+
+
+def is_loopback(host: str) -> bool:
+    """``127.0.0.1``, ``::1``, ``localhost``: only this machine can connect."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: whatever it resolves to may be reachable
 
 
 def register(app: typer.Typer) -> None:
