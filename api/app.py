@@ -40,6 +40,7 @@ from whatchanged.api.routes import (
     explain,
     feedback,
     incidents,
+    metrics,
     services,
     status,
 )
@@ -253,6 +254,8 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (explain, changes, incidents, feedback, availability, services, status, alerts):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(dashboard_pages.router)
+    app.include_router(metrics.router)  # GET /metrics, where Prometheus looks
+    metrics.install(app)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

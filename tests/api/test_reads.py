@@ -19,6 +19,7 @@ OPERATION_IDS = {
     ("get", "/api/v1/status"): "get_status",
     ("get", "/api/v1/healthz"): "healthz",
     ("post", "/api/v1/alerts/alertmanager"): "create_alerts_alertmanager",
+    ("get", "/metrics"): "get_metrics",
 }
 
 
