@@ -26,6 +26,7 @@ COMMANDS = {
     "ingest": "cli_core",
     "status": "cli_core",
     "collect": "cli_collect",
+    "silences": "cli_collect",
     "formats": "cli_formats",
     "changes": "cli_changes",
     "incidents": "cli_detect",

@@ -148,5 +148,76 @@ def start_in_background(settings: Any, *, public_url: str) -> threading.Event | 
     return stop
 
 
+def cmd_silences(
+    home: HomeOpt = None,
+    apply_plan: Annotated[bool, typer.Option("--apply", help="Send the plan to Alertmanager.")] = False,
+    alertmanager: Annotated[
+        str | None,
+        typer.Option("--alertmanager", help="Alertmanager URL [default: [silences] in sources.toml]."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Alertmanager silences for maintenance notices upcoming or in progress.
+
+    Creates the missing ones, updates rescheduled ones, expires those of cancelled notices.
+    Without --apply, prints what it would do.
+    """
+    from datetime import UTC, datetime
+
+    import httpx
+
+    from whatchanged.engine import silences
+    from whatchanged.engine.errors import ConfigError
+    from whatchanged.ingest.sources import load_sources
+
+    settings = settings_from(home)
+    config = load_sources(settings.home).silences
+    base = (alertmanager or config.alertmanager or "").rstrip("/")
+    if not base:
+        raise ConfigError(
+            "no Alertmanager: give --alertmanager URL or [silences] alertmanager in sources.toml"
+        )
+    wh = Warehouse(settings.home)
+    wh.require()
+    con = wh.connect()
+    try:
+        want = silences.wanted(con, datetime.now(UTC), config.labels)
+    finally:
+        con.close()
+    with httpx.Client(timeout=10.0) as client:
+        try:
+            actions = silences.plan(want, silences.existing(client, base))
+            if apply_plan:
+                silences.apply(client, base, actions)
+        except httpx.HTTPError as exc:
+            raise ConfigError(f"Alertmanager at {base}: {exc}") from None
+    rows = [
+        {
+            "action": a.action if apply_plan else f"would {a.action}",
+            "change_id": a.change_id,
+            "matchers": ", ".join(f'{n}=~"{v}"' for n, v in a.matchers),
+            "starts_at": a.starts_at,
+            "ends_at": a.ends_at,
+            "silence_id": a.silence_id,
+        }
+        for a in actions
+    ]
+
+    def render(_: object) -> None:
+        if not rows:
+            console.print("silences are up to date")
+            return
+        console.print(
+            table(
+                f"silences at {base}",
+                ["action", "notice", "matchers", "from", "to"],
+                [(r["action"], r["change_id"], r["matchers"], r["starts_at"], r["ends_at"]) for r in rows],
+            )
+        )
+
+    emit(rows, as_json=as_json, render=render)
+
+
 def register(app: typer.Typer) -> None:
     app.command("collect")(cmd_collect)
+    app.command("silences")(cmd_silences)

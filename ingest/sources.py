@@ -55,6 +55,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from whatchanged.engine.errors import ConfigError
+from whatchanged.engine.silences import DEFAULT_LABELS
 from whatchanged.engine.sinks import Sink
 from whatchanged.engine.timeparse import parse_duration
 
@@ -154,6 +155,13 @@ class AlertmanagerOptions(_Strict):
     service_labels: list[str] = Field(default_factory=lambda: ["service", "job", "instance"])
 
 
+class SilencesOptions(_Strict):
+    """``whatchanged silences``: where Alertmanager is, and which label each scope dimension is."""
+
+    alertmanager: str | None = None
+    labels: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LABELS))
+
+
 Source = PrometheusSource | StatuspageSource | FeedSource | IcalSource
 
 
@@ -165,6 +173,7 @@ class SourcesFile(_Strict):
     ical: list[IcalSource] = []
     alertmanager: AlertmanagerOptions = AlertmanagerOptions()
     sinks: list[Sink] = []
+    silences: SilencesOptions = SilencesOptions()
 
     @property
     def sources(self) -> list[Source]:

@@ -9,18 +9,23 @@ explanation exactly once, although Alertmanager sends the group again.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from tests.servers import Recorder, free_port, need, running
+from whatchanged.api.cli import build
 from whatchanged.engine.warehouse import Warehouse
+from whatchanged.ingest.changes_common import change_row, changes_table, scope
 
 pytestmark = pytest.mark.slow
 
@@ -174,3 +179,55 @@ def test_the_receiver_wants_the_bearer_token(stack: dict[str, Any]) -> None:
     assert bad.status_code == 403
     ok = httpx.post(url, json=payload, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
     assert ok.status_code == 200 and ok.json() == {"received": 0, "added": 0, "txid": None}
+
+
+def _notice(home: Path, *, status: str, sequence: int, hours: float = 2.0) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    row = change_row(
+        change_id="ovh:FS#4321",
+        kind="maintenance",
+        start=start,
+        end=start + timedelta(hours=hours),
+        title="P19 switches maintenance",
+        status=status,
+        sequence=sequence,
+        scope_value=scope(datacenters=["P19"], switches=["p19-sw-01", "p19-sw-02"]),
+        url="https://travaux.example/?do=details&id=4321",
+        source="works",
+    )
+    Warehouse(home).commit({"changes": changes_table([row], source="test")}, source="test")
+
+
+def test_silences_from_a_notice_are_created_updated_and_expired(
+    stack: dict[str, Any], tmp_path: Path
+) -> None:
+    home = tmp_path / "wh"
+    _notice(home, status="scheduled", sequence=1)
+    cli = build("silences")
+
+    def run(*extra: str) -> list[dict[str, Any]]:
+        args = ["silences", "--home", str(home), "--alertmanager", stack["am"], "--json", *extra]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        rows: list[dict[str, Any]] = json.loads(result.output)
+        return rows
+
+    def ours() -> list[dict[str, Any]]:
+        found = httpx.get(f"{stack['am']}/api/v2/silences", timeout=10).json()
+        return [s for s in found if s["createdBy"] == "whatchanged" and s["status"]["state"] != "expired"]
+
+    assert [r["action"] for r in run()] == ["would create", "would create"]
+    assert ours() == []  # without --apply nothing is sent
+    assert [r["action"] for r in run("--apply")] == ["create", "create"]
+    silences = {tuple((m["name"], m["value"], m["isRegex"]) for m in s["matchers"]) for s in ours()}
+    assert silences == {(("datacenter", "P19", True),), (("switch", "p19\\-sw\\-01|p19\\-sw\\-02", True),)}
+    assert all("ovh:FS#4321" in s["comment"] and "id=4321" in s["comment"] for s in ours())
+    assert run("--apply") == []  # up to date
+
+    _notice(home, status="scheduled", sequence=2, hours=3.0)  # rescheduled: ends an hour later
+    assert [r["action"] for r in run("--apply")] == ["update", "update"]
+    assert len(ours()) == 2
+
+    _notice(home, status="cancelled", sequence=3)
+    assert [r["action"] for r in run("--apply")] == ["expire", "expire"]
+    assert ours() == []
