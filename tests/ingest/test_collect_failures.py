@@ -194,3 +194,24 @@ def test_a_dead_source_times_out_and_is_reported(tmp_path: Path) -> None:
         collector.close()
     assert not github.ok and github.error.startswith("connection failed for http://127.0.0.1:")
     assert notices.ok
+
+
+def test_feed_source_pulls_once_then_only_what_is_new(tmp_path: Path) -> None:
+    from tests.servers import Recorder
+
+    rss = (Path(__file__).parent / "golden" / "feed" / "statuspage.rss.xml").read_bytes()
+    with Recorder(body=rss) as site:
+        home = tmp_path / "wh"
+        home.mkdir()
+        (home / "sources.toml").write_text(f'[[feed]]\nname = "works"\nurl = "{site.url}/rss.xml"\n')
+        wh = Warehouse(home)
+        collector = Collector(wh, load_sources(home))
+        try:
+            (first,) = collector.run_pass()
+            (second,) = collector.run_pass()
+        finally:
+            collector.close()
+    assert first.ok and first.rows_added["changes"] > 0 and first.commits == 1
+    assert second.ok and second.commits == 0
+    assert _changes(wh) == first.rows_added["changes"]
+    assert [r["path"] for r in site.requests] == ["/rss.xml", "/rss.xml"]
