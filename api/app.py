@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from whatchanged.api import models
 from whatchanged.api.deps import WarehouseReader
 from whatchanged.api.problems import CatchAllMiddleware, FieldError, Problem, install_handlers, problem
+from whatchanged.api.read_auth import ReadTokenMiddleware
 from whatchanged.api.routes import (
     alerts,
     availability,
@@ -262,6 +263,8 @@ def create_app(settings: Settings) -> FastAPI:
         return RedirectResponse("/dashboards/")
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.read_token_list:  # WHATCHANGED_READ_TOKENS: reads behind a token (write tokens read too)
+        app.add_middleware(ReadTokenMiddleware, tokens=settings.read_token_list + settings.token_list)
     app.add_middleware(CatchAllMiddleware)
 
     def openapi() -> dict[str, Any]:

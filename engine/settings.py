@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated bearer tokens allowed to write over HTTP; empty refuses writes.",
     )
+    read_tokens: str = Field(
+        default="",
+        description="Comma-separated bearer tokens required to read over HTTP (API, dashboards, "
+        "/metrics); empty: reads are open. Write tokens are accepted for reads too.",
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, description="Largest HTTP request body accepted, in bytes."
     )
@@ -57,6 +62,10 @@ class Settings(BaseSettings):
     @property
     def token_list(self) -> list[str]:
         return [t.strip() for t in self.api_tokens.split(",") if t.strip()]
+
+    @property
+    def read_token_list(self) -> list[str]:
+        return [t.strip() for t in self.read_tokens.split(",") if t.strip()]
 
 
 def load_settings(**overrides: Any) -> Settings:
