@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -127,7 +128,9 @@ def matrix_table(doc: Any, *, url: str, metric: str | None, ctx: ReadContext) ->
     data = doc.get("data")
     if not isinstance(data, dict) or data.get("resultType") != "matrix":
         raise SourceError(f"expected a matrix from {url}, found {str(data)[:80]!r}")
-    cols: dict[str, list[Any]] = {k: [] for k in ("ts", "service", "metric", "value", "env", "labels")}
+    ts_parts: list[Any] = []
+    value_parts: list[Any] = []
+    cols: dict[str, list[Any]] = {k: [] for k in ("service", "metric", "env", "labels")}
     for n, series in enumerate(data.get("result") or []):
         labels = {str(k): str(v) for k, v in (series.get("metric") or {}).items()}
         svc, used, env, rest = split_labels(labels, ctx)
@@ -137,19 +140,27 @@ def matrix_table(doc: Any, *, url: str, metric: str | None, ctx: ReadContext) ->
         if not name:
             raise SourceError(f"{url}: the query aggregated __name__ away: give the query a metric name")
         values = series.get("values") or []
-        cols["ts"].extend(round(float(t) * 1_000_000) for t, _ in values)
-        cols["value"].extend(float(v) for _, v in values)
+        if not values:
+            continue
+        try:  # [[t, "v"], …] as one array: numpy parses the numbers (NaN, +Inf included)
+            pairs = np.array(values, dtype=object)
+            ts_parts.append(np.rint(pairs[:, 0].astype(np.float64) * 1_000_000).astype(np.int64))
+            value_parts.append(pairs[:, 1].astype(np.float64))
+        except (ValueError, TypeError, IndexError):
+            raise SourceError(f'{url}: data.result[{n}].values: expected [[seconds, "number"], …]') from None
         k = len(values)
         cols["service"].extend([svc] * k)
         cols["metric"].extend([name] * k)
         cols["env"].extend([env] * k)
         cols["labels"].extend([rest or None] * k)
+    ts = np.concatenate(ts_parts) if ts_parts else np.zeros(0, np.int64)
+    value = np.concatenate(value_parts) if value_parts else np.zeros(0, np.float64)
     return pa.Table.from_arrays(
         [
-            pa.array(cols["ts"], pa.int64()).cast(TS),
+            pa.array(ts, pa.int64()).cast(TS),
             pa.array(cols["service"], pa.string()),
             pa.array(cols["metric"], pa.string()),
-            pa.array(cols["value"], pa.float64()),
+            pa.array(value, pa.float64()),
             pa.array(cols["env"], pa.string()),
             pa.array(cols["labels"], METRICS.field("labels").type),
         ],
