@@ -8,12 +8,18 @@ update applies to old notices too.
 
 Resolution (:func:`resolve_scope`):
 
+This is the one scope matcher: ``explain`` (maintenance scope, hosting
+"covered"), ``changes``, the dashboards' per-service changes and planned
+maintenance in availability all use the resolved services.
+
 1. every scope name is expanded through the aliases (``Paris 19`` →
    datacenter ``P19``); the original name is kept as well;
 2. for notices (kinds maintenance, provider_incident, infra_alert) the title
-   and description are scanned for alias names, and for inventory switch,
-   rack, host, service and app names (whole words, case-insensitive; ranges
-   such as ``p19-sw-01 to p19-sw-08`` are expanded).  Deploys and config
+   and description are scanned for alias names, and for inventory datacenter,
+   switch, rack, host, service and app names (whole words, case-insensitive,
+   ``-`` counting as a word character so ``p19-sw-01`` does not name the
+   datacenter ``P19``; ranges such as ``p19-sw-01 to p19-sw-08`` are
+   expanded): "Core router replacement — DC2" with no component is DC2.  Deploys and config
    changes are resolved from their structured scope only;
 3. a service is in scope when one of these matches it (case-insensitive):
 
@@ -69,7 +75,14 @@ MATCHES: dict[str, tuple[str, ...]] = {
     "hosts": ("host", "service"),
 }
 #: inventory column → the scope key a name found in text belongs to
-TEXT_COLUMNS = {"switch": "switches", "rack": "racks", "host": "hosts", "service": "services", "app": "apps"}
+TEXT_COLUMNS = {
+    "datacenter": "datacenters",
+    "switch": "switches",
+    "rack": "racks",
+    "host": "hosts",
+    "service": "services",
+    "app": "apps",
+}
 _DC_RE = re.compile(r"^([A-Z]+?)(\d*)$")
 _RANGE_RE = re.compile(
     r"(?<![\w-])([A-Za-z][\w.-]*?)(\d+)\s*(?:to|through|thru|à|->|–|—|\.\.)\s*(?:([A-Za-z][\w.-]*?))?(\d+)(?![\w-])",
