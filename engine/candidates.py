@@ -305,14 +305,14 @@ def maintenance_candidates(
         pro: list[str] = []
         con: list[str] = []
         label = f"{ch.kind.replace('_', ' ')} {ch.change_id}" + (f" ({what})" if what else "")
-        if ch.status in ("in_progress", "completed", "resolved") and ch.end is not None:
-            window += f" as updated ({ch.status.replace('_', ' ')})"
+        if ch.status in ("completed", "resolved") and ch.end is not None:
+            window += f" as updated ({ch.status})"
         if ch.end is None or ch.start <= incident.onset <= ch.end:
             pro.append(f"{label} window {window} covers the onset at {onset}")
         elif extended_over(incident.onset, ch):
             pro.append(
-                f"{label} window {window} was not completed: still in progress, extended past its end,"
-                f" it covers the onset at {onset}"
+                f"{label} window {window} is not completed: still in progress at its last update,"
+                f" running past its end, it covers the onset at {onset}"
             )
         elif incident.onset > ch.end:
             con.append(

@@ -19,7 +19,9 @@ maintenance in availability all use the resolved services.
    switch, rack, host, service and app names (whole words, case-insensitive,
    ``-`` counting as a word character so ``p19-sw-01`` does not name the
    datacenter ``P19``; ranges such as ``p19-sw-01 to p19-sw-08`` are
-   expanded): "Core router replacement — DC2" with no component is DC2.  Deploys and config
+   expanded): "Core router replacement — DC2" with no component is DC2.  A
+   notice's component and object names (``services``, ``hosts``) are read the
+   same way, so a component named after a switch covers the services behind it.  Deploys and config
    changes are resolved from their structured scope only;
 3. a service is in scope when one of these matches it (case-insensitive):
 
@@ -356,7 +358,13 @@ def list_changes(
     out = []
     for r in got:
         scope = _scope_of(r[12])
-        text = " \n".join(t for t in (r[4], r[5]) if t) if r[1] in TEXT_KINDS else ""
+        # a notice's components and objects are the provider's names: read like its text, so
+        # a component named after a switch, rack or datacenter covers what sits behind it
+        text = (
+            " \n".join(t for t in (r[4], r[5], *scope["services"], *scope["hosts"]) if t)
+            if r[1] in TEXT_KINDS
+            else ""
+        )
         out.append(
             Change(
                 change_id=r[0],
