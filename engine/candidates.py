@@ -7,8 +7,12 @@ Three classes of candidate:
   default) or up to :data:`ONSET_TOLERANCE_S` after it (onsets are refined to
   the minute, deploy logs are not always on time);
 * **external_maintenance** — a provider maintenance or provider incident
-  whose window covers the onset, or ended shortly before it (an overrun), or
-  starts just after it (announced late);
+  whose window (as its latest update gives it: see
+  ``whatchanged.ingest.changes_common.window_as_updated``) covers the onset,
+  or that is still in progress and the onset came within
+  :data:`IN_PROGRESS_GRACE_S` of its end (running over: counts as covering),
+  or ended shortly before it (an overrun), or starts just after it
+  (announced late);
 * **hosting** — an infrastructure component (a service, its host, switch,
   rack or datacenter) that failed hard (CRITICAL/down) first, upstream of the
   other affected services in the topology.
