@@ -59,7 +59,9 @@ class World:
             self.rows.append(_row(sw, "switch", dc, rack, sw, sw, "network"))
             for j in range(1, sites_per_switch + 1):
                 site = f"{prefix}-web{k:02d}{j:02d}"
-                self.rows.append(_row(site, "site", dc, rack, sw, f"{prefix}-h{k:02d}{(j + 1) // 2:02d}", "sites"))
+                self.rows.append(
+                    _row(site, "site", dc, rack, sw, f"{prefix}-h{k:02d}{(j + 1) // 2:02d}", "sites")
+                )
                 self.series[(site, "latency_ms")] = (40.0 + 3 * j, [])
         lb = f"{prefix}-lb01"
         self.rows.append(_row(lb, "loadbalancer", dc, f"{prefix}-r01", f"{prefix}-sw01", lb, "edge"))
@@ -71,15 +73,17 @@ class World:
     def in_dc(self, dc: str, kind: str = "site") -> list[str]:
         return [r["service"] for r in self.rows if r["datacenter"] == dc and r["kind"] == kind]
 
-    def fail(self, services: list[str], waves: list[tuple[datetime, datetime]], *, latency: float = 5.0) -> None:
+    def fail(
+        self, services: list[str], waves: list[tuple[datetime, datetime]], *, latency: float = 5.0
+    ) -> None:
         """The services go CRITICAL in each wave, their latency ×``latency`` over all the waves."""
         for s in services:
             self.down.setdefault(s, []).extend(waves)
-            level, effects = self.series[(s, "latency_ms")]
+            _, effects = self.series[(s, "latency_ms")]
             effects.append((waves[0][0], waves[-1][1], latency))
 
     def capacity_drop(self, service: str, start: datetime, end: datetime, factor: float) -> None:
-        level, effects = self.series[(service, "bandwidth_mbps")]
+        _, effects = self.series[(service, "bandwidth_mbps")]
         effects.append((start, end, factor))
 
     # -- writing ---------------------------------------------------------------------------------
@@ -102,7 +106,8 @@ class World:
         rng = np.random.default_rng(self.seed)
         ts = self._grid()
         local_h = (
-            (ts + ZoneInfo(self.tz).utcoffset(datetime.fromtimestamp(int(ts[0]), UTC)).total_seconds()) % 86400
+            (ts + ZoneInfo(self.tz).utcoffset(datetime.fromtimestamp(int(ts[0]), UTC)).total_seconds())
+            % 86400
         ) / 3600.0
         shape = 1 + 0.35 * np.cos(2 * np.pi * (local_h - 20) / 24)  # evening peak
         with open(path, "w") as fh:

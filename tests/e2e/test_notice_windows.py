@@ -58,13 +58,37 @@ class Overrun:
 
 OVERRUNS = {
     "paris-two-switches": Overrun(
-        "Europe/Paris", "Europe/Paris", date(2011, 3, 9), "PAR2", "par2", 3, 6, 2,
-        "00:00", "02:00", "02:05", "02:20", "02:41", 18,
-    ),  # fmt: skip
+        tz="Europe/Paris",
+        page_tz="Europe/Paris",
+        day=date(2011, 3, 9),
+        dc="PAR2",
+        prefix="par2",
+        switches=3,
+        sites=6,
+        failing=2,
+        start="00:00",
+        until="02:00",
+        update="02:05",
+        onset="02:20",
+        done="02:41",
+        down_min=18,
+    ),
     "tokyo-three-switches-utc-page": Overrun(
-        "Asia/Tokyo", "UTC", date(2013, 10, 2), "TYO-1", "tyo1", 4, 5, 3,
-        "01:00", "03:00", "03:04", "03:35", "03:52", 12,
-    ),  # fmt: skip
+        tz="Asia/Tokyo",
+        page_tz="UTC",
+        day=date(2013, 10, 2),
+        dc="TYO-1",
+        prefix="tyo1",
+        switches=4,
+        sites=5,
+        failing=3,
+        start="01:00",
+        until="03:00",
+        update="03:04",
+        onset="03:35",
+        done="03:52",
+        down_min=12,
+    ),
 }
 
 
@@ -132,11 +156,18 @@ def test_statuspage_maintenance_that_overran(name: str, tmp_path: Path) -> None:
     assert cause.features["time"] == 1.0 and cause.features["recall"] == 1.0
     assert any("still in progress" in e and "covers the onset" in e for e in cause.evidence_for)
     hosting = next(c for c in during.causes if c.category == "hosting")
-    assert f"it sits in the scope of statuspage:{ident}, whose window covers the onset" in hosting.evidence_against
+    assert (
+        f"it sits in the scope of statuspage:{ident}, whose window covers the onset"
+        in hosting.evidence_against
+    )
     assert hosting.score < cause.score
 
     done = ("completed", w.local(case.done), "The maintenance is completed.")
-    load(home, [page("v3", "completed", [first, started, extended, done], resolved=w.local(case.done))], case.tz)
+    load(
+        home,
+        [page("v3", "completed", [first, started, extended, done], resolved=w.local(case.done))],
+        case.tz,
+    )
     after = explain(home, onset, case.tz)
     _assert_incident(after, onset, 1, n_hit)
     assert _top(after) == ("external_maintenance", f"statuspage:{ident}")
@@ -203,18 +234,45 @@ class TextScope:
 
 TEXT_SCOPES = {
     "atom-dc2": TextScope(
-        "America/Chicago", date(2012, 5, 22), "DC2", "dc2", 5, 6, "21:40", ("21:00", "23:30"), "atom",
-        "Core router replacement — DC2", "We will replace the core routers. Reduced capacity expected.",
-    ),  # fmt: skip
+        tz="America/Chicago",
+        day=date(2012, 5, 22),
+        dc="DC2",
+        prefix="dc2",
+        switches=5,
+        sites=6,
+        onset="21:40",
+        window=("21:00", "23:30"),
+        fmt="atom",
+        title="Core router replacement — DC2",
+        body="We will replace the core routers. Reduced capacity expected.",
+    ),
     "statuspage-ams-7": TextScope(
-        "Europe/Amsterdam", date(2014, 1, 15), "AMS-7", "a7", 4, 7, "23:12", ("22:30", "01:00"), "statuspage",
-        "Network capacity upgrade", "Traffic through ams-7 will be rerouted during the upgrade.",
-    ),  # fmt: skip
+        tz="Europe/Amsterdam",
+        day=date(2014, 1, 15),
+        dc="AMS-7",
+        prefix="a7",
+        switches=4,
+        sites=7,
+        onset="23:12",
+        window=("22:30", "01:00"),
+        fmt="statuspage",
+        title="Network capacity upgrade",
+        body="Traffic through ams-7 will be rerouted during the upgrade.",
+    ),
     "ical-alias-zurich": TextScope(
-        "Europe/Zurich", date(2015, 6, 3), "ZRH1", "z1", 6, 4, "05:05", ("04:00", "06:00"), "ical",
-        "Cooling works, Zurich Glattbrugg hall", "Reduced capacity during the works.",
-        "datacenters:\n  Zurich Glattbrugg: ZRH1\n",
-    ),  # fmt: skip
+        tz="Europe/Zurich",
+        day=date(2015, 6, 3),
+        dc="ZRH1",
+        prefix="z1",
+        switches=6,
+        sites=4,
+        onset="05:05",
+        window=("04:00", "06:00"),
+        fmt="ical",
+        title="Cooling works, Zurich Glattbrugg hall",
+        body="Reduced capacity during the works.",
+        aliases="datacenters:\n  Zurich Glattbrugg: ZRH1\n",
+    ),
 }
 
 
@@ -226,21 +284,39 @@ def _text_notice(case: TextScope, w: World, folder: Path) -> tuple[Path, str]:
     if case.fmt == "atom":
         entry = f"tag:status.upstream.example,2005:Incident/{case.prefix}42"
         path = atom_notice(
-            folder / "history.atom", entry_id=entry, title=case.title, start=a, end=b, published=announced,
+            folder / "history.atom",
+            entry_id=entry,
+            title=case.title,
+            start=a,
+            end=b,
+            published=announced,
             body=case.body,
-        )  # fmt: skip
+        )
         return path, f"feed:{entry}"
     if case.fmt == "statuspage":
         path = statuspage_maintenance(
-            folder / "scheduled-maintenances.json", ident=f"sp{case.prefix}", name=case.title, start=a,
-            until=b, status="scheduled", updates=[("scheduled", announced, case.body)], components=[],
+            folder / "scheduled-maintenances.json",
+            ident=f"sp{case.prefix}",
+            name=case.title,
+            start=a,
+            until=b,
+            status="scheduled",
+            updates=[("scheduled", announced, case.body)],
+            components=[],
             page_tz="UTC",
-        )  # fmt: skip
+        )
         return path, f"statuspage:sp{case.prefix}"
     path = ical_notice(
-        folder / "notice.ics", maint_id="W-77", summary=case.title, start=a, end=b, stamp=announced,
-        sequence=0, status="CONFIRMED", objects=[],
-    )  # fmt: skip
+        folder / "notice.ics",
+        maint_id="W-77",
+        summary=case.title,
+        start=a,
+        end=b,
+        stamp=announced,
+        sequence=0,
+        status="CONFIRMED",
+        objects=[],
+    )
     return path, "upstream.example:W-77"
 
 
