@@ -6,11 +6,11 @@ Which inventory services those names mean is decided here, when the change
 is read, against the *current* ``services`` view — so an inventory or alias
 update applies to old notices too.
 
-Resolution (:func:`resolve_scope`):
-
 This is the one scope matcher: ``explain`` (maintenance scope, hosting
 "covered"), ``changes``, the dashboards' per-service changes and planned
 maintenance in availability all use the resolved services.
+
+Resolution (:func:`resolve_scope`):
 
 1. every scope name is expanded through the aliases (``Paris 19`` →
    datacenter ``P19``); the original name is kept as well;
@@ -21,8 +21,9 @@ maintenance in availability all use the resolved services.
    datacenter ``P19``; ranges such as ``p19-sw-01 to p19-sw-08`` are
    expanded): "Core router replacement — DC2" with no component is DC2.  A
    notice's component and object names (``services``, ``hosts``) are read the
-   same way, so a component named after a switch covers the services behind it.  Deploys and config
-   changes are resolved from their structured scope only;
+   same way, so a component named after a switch covers the services behind
+   it.  Deploys and config changes are resolved from their structured scope
+   only;
 3. a service is in scope when one of these matches it (case-insensitive):
 
    ============  =============================================
