@@ -11,6 +11,7 @@ import typer
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.output import console, emit, styled, table
 from whatchanged.engine.availability import availability
+from whatchanged.engine.changes import aliases_for
 from whatchanged.engine.contextual import detect_series_combined
 from whatchanged.engine.errors import ConfigError, InputError
 from whatchanged.engine.incidents import find_incidents
@@ -112,7 +113,14 @@ def cmd_availability(
     con, (lo, hi) = _range(wh, start, end, settings.tz)
     try:
         result = availability(
-            con, lo, hi, service=service, check=check, group=group, exclude_planned=exclude_planned
+            con,
+            lo,
+            hi,
+            service=service,
+            check=check,
+            group=group,
+            exclude_planned=exclude_planned,
+            aliases=aliases_for(settings) if exclude_planned else None,
         )
     finally:
         con.close()
