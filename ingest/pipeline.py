@@ -146,7 +146,7 @@ def check_times(tables: dict[str, pa.Table], *, file: str, ctx: ReadContext) -> 
     """``tables`` with every time in the plausible range (:mod:`~whatchanged.engine.timerange`).
 
     A row out of range is an error naming the file, the column and the value (the row number
-    counts the reader's output rows from 1); with ``--skip-bad`` the row is dropped and listed.
+    counts the rows the reader returned, from 1); with ``--skip-bad`` the row is dropped and listed.
     A maintenance window is announced ahead: its ``start`` (like every ``end``) is held to
     1970–2200 only; every other time to at most a day ahead of the clock too.
     """
@@ -179,7 +179,7 @@ def _drop_out_of_range(name: str, table: pa.Table, column: str, *, file: str, ct
         found = _describe_us(us[index].as_py())
         ctx.reject(
             InputError(
-                f"time out of range ({name} row {index + 1} of this file)",
+                f"time out of range ({name} row {index + 1} read)",
                 file=file,
                 field=column,
                 expected=ctx.times.expected(observed=is_observed),
