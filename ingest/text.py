@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 from whatchanged.engine.errors import InputError
@@ -73,7 +73,7 @@ def not_utf8(file: str, line: int, raw: bytes, start: int) -> InputError:
     )
 
 
-def csv_rows(path: Path, ctx: ReadContext) -> Iterator[tuple[int, list[str]]]:
+def csv_rows(path: Path, ctx: ReadContext) -> Generator[tuple[int, list[str]]]:
     """``(line number, fields)`` for each CSV record (the number of its first line)."""
     file = str(path)
     limit = ctx.max_field_chars

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from whatchanged.api.cli import main
 from whatchanged.engine.warehouse import Warehouse
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "malformed"
@@ -62,10 +63,16 @@ GENERATED: dict[str, dict[str, Callable[[Path], Path]]] = {
         "long_line.log": lambda d: _write(
             d / "long_line.log", "[1290015780] SERVICE ALERT: bo;HTTP;OK;HARD;1;" + "x" * LONG_LINE + "\n"
         ),
-        "future.log": lambda d: _write(d / "future.log", f"[{_ahead()}] SERVICE ALERT: bo;HTTP;OK;HARD;1;OK\n"),
+        "future.log": lambda d: _write(
+            d / "future.log", f"[{_ahead()}] SERVICE ALERT: bo;HTTP;OK;HARD;1;OK\n"
+        ),
     },
     "prometheus_json": {"deep.json": lambda d: _deep_json(d / "deep.json")},
-    "pagerduty": {"deep.json": lambda d: _write(d / "deep.json", '{"routing_key": "k", "payload": ' + "[" * DEEP + "]" * DEEP + "}")},
+    "pagerduty": {
+        "deep.json": lambda d: _write(
+            d / "deep.json", '{"routing_key": "k", "payload": ' + "[" * DEEP + "]" * DEEP + "}"
+        )
+    },
     "deploy_jsonl": {
         "deep.jsonl": lambda d: _write(
             d / "deep.jsonl",
@@ -77,7 +84,14 @@ GENERATED: dict[str, dict[str, Callable[[Path], Path]]] = {
         ),
         "future.jsonl": lambda d: _write(
             d / "future.jsonl",
-            json.dumps({"id": "R", "timestamp": f"{time.strftime('%Y-%m-%d', time.gmtime(_ahead()))}T00:00:00Z", "service": "s"}) + "\n",
+            json.dumps(
+                {
+                    "id": "R",
+                    "timestamp": f"{time.strftime('%Y-%m-%d', time.gmtime(_ahead()))}T00:00:00Z",
+                    "service": "s",
+                }
+            )
+            + "\n",
         ),
     },
     "pingdom": {
@@ -93,7 +107,9 @@ def _write(path: Path, text: str) -> Path:
 
 def _pingdom_deep(folder: Path) -> Path:
     folder.mkdir()
-    (folder / "checks.json").write_text('{"checks": [{"id": 1, "name": "www", "tags": ' + "[" * DEEP + "]" * DEEP + "}]}")
+    (folder / "checks.json").write_text(
+        '{"checks": [{"id": 1, "name": "www", "tags": ' + "[" * DEEP + "]" * DEEP + "}]}"
+    )
     return folder
 
 
@@ -131,7 +147,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *names: str)
 
 
 @pytest.mark.parametrize(("reader", "name"), _cases())
-def test_malformed_input_is_one_line_and_stores_nothing(reader: str, name: str, tmp_path: Path) -> None:
+def test_malformed_input_is_one_line_and_stores_nothing(
+    reader: str, name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     home = tmp_path / "warehouse"
     Warehouse(home).init()
     if reader in GENERATED and name in GENERATED[reader]:
@@ -141,11 +159,31 @@ def test_malformed_input_is_one_line_and_stores_nothing(reader: str, name: str, 
     else:
         target = CORPUS / reader / name
     before = _listing(home)
-    result = run_cli("ingest", target, "--home", home, "--format", reader, "--no-analyze")
+    args = ["ingest", str(target), "--home", str(home), "--format", reader, "--no-analyze"]
+    # the real entry point; in this process, as a new one per case costs seconds (a sample runs as
+    # a new process in test_malformed_input_through_a_new_process)
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    captured = capsys.readouterr()
+    result = subprocess.CompletedProcess(args, int(exit_.value.code or 0), captured.out, captured.err)
     line = assert_one_line_error(result)
     shown = target.name if target.is_file() else str(target.name)
     assert shown in line, line
     assert "unexpected" not in line, line  # a foreseen failure, not the last-resort handler
+    assert _listing(home) == before
+
+
+@pytest.mark.parametrize(
+    ("reader", "name"),
+    [("services", "short_row.csv"), ("prometheus_json", "epoch_1e20.json"), ("deploy_csv", "not_utf8.csv")],
+)
+def test_malformed_input_through_a_new_process(reader: str, name: str, tmp_path: Path) -> None:
+    home = tmp_path / "warehouse"
+    Warehouse(home).init()
+    before = _listing(home)
+    result = run_cli("ingest", CORPUS / reader / name, "--home", home, "--no-analyze")
+    assert_one_line_error(result, name)
+    assert result.returncode == 2
     assert _listing(home) == before
 
 
