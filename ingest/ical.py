@@ -129,7 +129,9 @@ def _when(
         if isinstance(value, date):
             return value, in_range(whole_day(value, tz), where=where.at(field=key)), True
     except OverflowError:  # year 1 or 9999 shifted past the ends of datetime
-        raise where.at(field=key).error("time out of range", RANGE_TEXT, str(ev.get(key).to_ical())) from None
+        raise where.at(field=key).error(
+            "time out of range", RANGE_TEXT, ev.get(key).to_ical().decode("utf-8", "replace")
+        ) from None
     raise where.at(field=key).error("not a date-time", "a DATE-TIME or DATE value", str(ev.get(key)))
 
 

@@ -112,7 +112,7 @@ def read_one(reader: Reader, path: Path, ctx: ReadContext) -> dict[str, pa.Table
         line, column, found = bad if bad else (None, None, exc.object[exc.start : exc.start + 4])
         where = f" at column {column}" if column else ""
         raise InputError(
-            f"not UTF-8 text{where}", file=file, line=line, expected="UTF-8", found=f"bytes {found!r}"
+            f"not UTF-8 text{where}", file=file, line=line, expected="UTF-8", found=found
         ) from exc
     except RecursionError as exc:
         raise InputError(

@@ -69,7 +69,7 @@ def not_utf8(file: str, line: int, raw: bytes, start: int) -> InputError:
         file=file,
         line=line,
         expected="UTF-8",
-        found=f"bytes {raw[start : start + 4]!r}",
+        found=raw[start : start + 4],
     )
 
 

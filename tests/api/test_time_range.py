@@ -178,3 +178,18 @@ def test_allow_future(tmp_path: Path) -> None:
     ok = run_cli("ingest", src, "--home", home, "--no-analyze", "--allow-future", "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["rows_added"]["states"] == 1
+
+
+@pytest.mark.parametrize("at", ["1970-01-01T00:00:00Z", "2199-12-31T23:59:00Z", "0", "7258118399"])
+def test_the_edges_of_the_range_answer_without_500(at: str, client: httpx.Client) -> None:
+    for path, params in (
+        ("/api/v1/explain", {"at": at, "tz": "UTC"}),
+        ("/api/v1/changes", {"at": at, "tz": "UTC"}),
+        ("/dashboards/explain", {"at": at}),
+        ("/dashboards/services/bo-primary", {"start": at}),
+    ):
+        r = client.get(path, params=params)
+        assert r.status_code < 500, (path, r.status_code, r.text[:300])
+    for week in ("1970-W01", "2199-W52"):
+        r = client.get("/dashboards/weekly", params={"week": week})
+        assert r.status_code < 500, (week, r.status_code, r.text[:300])

@@ -97,7 +97,31 @@ GENERATED: dict[str, dict[str, Callable[[Path], Path]]] = {
     "pingdom": {
         "deep": lambda d: _pingdom_deep(d / "deep"),
     },
+    "metrics_parquet": {
+        "epoch_5138.parquet": lambda d: _parquet(d / "epoch_5138.parquet", 99_999_999_999),
+        "future.parquet": lambda d: _parquet(d / "future.parquet", _ahead()),
+    },
+    **{
+        reader: {"deep.json": lambda d: _deep_json(d / "deep.json")}
+        for reader in ("github_deploy", "grafana", "datadog", "statuspage")
+    },
 }
+
+
+def _parquet(path: Path, epoch: int) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "timestamp": pa.array([1_290_018_120, epoch], pa.int64()),
+            "service": ["www", "www"],
+            "metric": ["bw", "bw"],
+            "value": [1.0, 2.0],
+        }
+    )
+    pq.write_table(table, path)
+    return path
 
 
 def _write(path: Path, text: str) -> Path:
@@ -187,15 +211,30 @@ def test_malformed_input_through_a_new_process(reader: str, name: str, tmp_path:
     assert _listing(home) == before
 
 
-def test_a_200_mb_line_fails_fast_in_bounded_memory(tmp_path: Path) -> None:
-    """A 200 MB single-line Nagios message: one line of error, peak RSS far below the input."""
-    big = tmp_path / "nagios.log"
+@pytest.mark.parametrize(
+    ("name", "head", "tail", "where"),
+    [
+        ("nagios.log", b"[1290015780] SERVICE ALERT: bo;HTTP;CRITICAL;HARD;1;", b"\n", "line 1"),
+        (
+            "metrics.csv",
+            b"timestamp,service,metric,value\n1290018120,www,bw,1\n1290018180,",
+            b",bw,2\n",
+            "line 3",
+        ),
+    ],
+)
+def test_a_200_mb_line_fails_fast_in_bounded_memory(
+    name: str, head: bytes, tail: bytes, where: str, tmp_path: Path
+) -> None:
+    """A 200 MB single line (a Nagios message, a CSV field): one line of error, peak RSS far
+    below the input."""
+    big = tmp_path / name
     with open(big, "wb") as fh:
-        fh.write(b"[1290015780] SERVICE ALERT: bo;HTTP;CRITICAL;HARD;1;")
+        fh.write(head)
         block = b"x" * (1 << 20)
         for _ in range(200):
             fh.write(block)
-        fh.write(b"\n")
+        fh.write(tail)
     home = tmp_path / "warehouse"
     Warehouse(home).init()
     # a helper process waits for the CLI, so RUSAGE_CHILDREN holds that one child only
@@ -213,7 +252,7 @@ def test_a_200_mb_line_fails_fast_in_bounded_memory(tmp_path: Path) -> None:
     report = json.loads(out.stdout)
     assert report["rc"] != 0
     lines = report["stderr"].strip().splitlines()
-    assert len(lines) == 1 and "nagios.log" in lines[0] and "line 1" in lines[0], report["stderr"]
+    assert len(lines) == 1 and name in lines[0] and where in lines[0], report["stderr"]
     assert "line too long" in lines[0]
     assert report["maxrss_kb"] < 500 * 1024, report  # the input alone is 200 MB
     assert seconds < 120
