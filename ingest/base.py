@@ -9,6 +9,12 @@ Readers never touch the warehouse.  In strict mode (the default) the first
 bad row raises :class:`~whatchanged.engine.errors.InputError` naming file,
 line, field, expected and found; with ``skip_bad`` the reader keeps the good
 rows and reports each bad one through :meth:`ReadContext.reject`.
+
+A reader reads text through :mod:`whatchanged.ingest.text` (``lines``,
+``csv_rows``: bounded lines and fields, strict UTF-8, errors naming the
+line) and checks the times it parses with ``ctx.times``
+(:mod:`whatchanged.engine.timerange`) so that the error names the line; the
+pipeline checks every table it returns once more.
 """
 
 from __future__ import annotations
