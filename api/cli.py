@@ -19,9 +19,8 @@ import importlib
 import sys
 
 import typer
-from rich.markup import escape
 
-from whatchanged.api.output import err_console
+from whatchanged.api.output import err_console, styled
 from whatchanged.engine.errors import WhatchangedError
 
 #: command → the module registering it, in the order ``--help`` lists them
@@ -29,6 +28,7 @@ COMMANDS = {
     "init": "cli_core",
     "ingest": "cli_core",
     "status": "cli_core",
+    "formats": "cli_formats",
     "changes": "cli_changes",
     "incidents": "cli_detect",
     "availability": "cli_detect",
@@ -50,6 +50,8 @@ def build(command: str | None = None) -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        # help texts hold literal brackets ("[env WHATCHANGED_TZ; default UTC]"): not markup
+        rich_markup_mode=None,
     )
 
     @app.callback()
@@ -88,17 +90,21 @@ def main(argv: list[str] | None = None) -> None:
     except WhatchangedError as exc:
         if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {escape(one_line(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(
+            styled(("error:", "bold red"), f" {one_line(exc)}"), highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]")
+        err_console.print(styled(("interrupted", "bold red")))
         sys.exit(130)
     except Exception as exc:  # the last resort: one line, never a traceback
         if debug:
             raise
         err_console.print(
-            f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(one_line(exc, 500))} "
-            "(run with --debug for the traceback)",
+            styled(
+                ("error:", "bold red"),
+                f" unexpected {type(exc).__name__}: {one_line(exc, 500)} (run with --debug for the traceback)",
+            ),
             highlight=False,
             soft_wrap=True,
         )
