@@ -29,6 +29,7 @@ from whatchanged.engine.schema import METRICS, TS
 from whatchanged.engine.timerange import RANGE_TEXT, OutOfRange
 from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.prometheus_json import split_labels
+from whatchanged.ingest.text import lines as text_lines
 from whatchanged.ingest.text import too_long
 
 if TYPE_CHECKING:  # imported on use: ingest only loads the parser of the format it reads
@@ -70,6 +71,10 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
     from prometheus_client.parser import text_string_to_metric_families as prometheus_families
 
     file = str(path)
+    for _ in text_lines(
+        path, ctx
+    ):  # a line over max_line_bytes (or not UTF-8) fails before the file is loaded
+        pass
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:

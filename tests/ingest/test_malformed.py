@@ -68,6 +68,11 @@ GENERATED: dict[str, dict[str, Callable[[Path], Path]]] = {
         ),
     },
     "prometheus_json": {"deep.json": lambda d: _deep_json(d / "deep.json")},
+    "prometheus_text": {
+        "long_line.prom": lambda d: _write(
+            d / "long_line.prom", '# TYPE bw gauge\nbw{service="' + "w" * LONG_LINE + '"} 1 1290018120000\n'
+        ),
+    },
     "pagerduty": {
         "deep.json": lambda d: _write(
             d / "deep.json", '{"routing_key": "k", "payload": ' + "[" * DEEP + "]" * DEEP + "}"
