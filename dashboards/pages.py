@@ -43,7 +43,7 @@ from whatchanged.engine.errors import ConfigError, NotFoundError, WarehouseError
 from whatchanged.engine.explain import explain_at, explain_incident
 from whatchanged.engine.incidents import find_incidents, get_incident
 from whatchanged.engine.settings import Settings
-from whatchanged.engine.timeparse import fmt_local, parse_when, zone
+from whatchanged.engine.timeparse import fmt_local, incident_onset, parse_when, zone
 from whatchanged.engine.warehouse import Warehouse, latest_day
 
 router = APIRouter(prefix="/dashboards", tags=["dashboards"], include_in_schema=False)
@@ -340,6 +340,7 @@ def incident_page(
 ) -> HTMLResponse:
 
     def build(tzname: str) -> str:
+        incident_onset(incident_id)  # an id naming no possible time is a NotFoundError (404 page)
         incident = get_incident(con, incident_id)
         expl = explain_incident(con, incident, settings=settings)
         return _incident_body(request, views.incident_view(con, expl, settings=settings, tz=tzname), tzname)

@@ -28,6 +28,7 @@ from whatchanged.engine.explain import explain_incident
 from whatchanged.engine.incidents import find_incidents
 from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident
 from whatchanged.engine.settings import Settings
+from whatchanged.engine.timerange import EARLIEST, LATEST
 
 #: Time shown before an onset and after an end on the incident page.
 BEFORE = timedelta(hours=2)
@@ -141,10 +142,13 @@ def incident_view(
 
 # -- weekly -----------------------------------------------------------------------------
 def parse_week(text: str) -> tuple[int, int]:
-    """``YYYY-Www`` (ISO week) → (year, week); a ConfigError names the bad value."""
+    """``YYYY-Www`` (ISO week of 1970 to 2199: engine.timerange) → (year, week); a ConfigError
+    names the bad value."""
     m = _WEEK.match(text.strip())
     if m:
         year, week = int(m.group(1)), int(m.group(2))
+        if not EARLIEST.year <= year < LATEST.year:
+            raise ConfigError(f"week: expected an ISO week of the years 1970 to 2199, found {text!r}")
         try:
             date.fromisocalendar(year, week, 1)
         except ValueError:

@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pyarrow as pa
 
 from whatchanged.engine.errors import InputError
+from whatchanged.engine.timerange import RANGE_TEXT
 from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.changes_common import (
     ONE_DAY,
@@ -79,6 +80,7 @@ from whatchanged.ingest.changes_common import (
     changes_table,
     datacenters_in,
     end_after,
+    in_range,
     local_to_utc,
     scope,
     to_raw,
@@ -126,12 +128,17 @@ def _when(
         value = ev.decoded(key)
     except (ValueError, KeyError, TypeError) as exc:
         raise where.at(field=key).error(f"unreadable date-time ({exc})") from None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value, local_to_utc(value, tz), True
-        return value, value.astimezone(UTC), False
-    if isinstance(value, date):
-        return value, whole_day(value, tz), True
+    try:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                return value, in_range(local_to_utc(value, tz), where=where.at(field=key)), True
+            return value, in_range(value.astimezone(UTC), where=where.at(field=key)), False
+        if isinstance(value, date):
+            return value, in_range(whole_day(value, tz), where=where.at(field=key)), True
+    except OverflowError:  # year 1 or 9999 shifted past the ends of datetime
+        raise where.at(field=key).error(
+            "time out of range", RANGE_TEXT, ev.get(key).to_ical().decode("utf-8", "replace")
+        ) from None
     raise where.at(field=key).error("not a date-time", "a DATE-TIME or DATE value", str(ev.get(key)))
 
 

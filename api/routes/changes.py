@@ -38,6 +38,8 @@ from whatchanged.api.routes.explain import AtQuery, TzQuery
 from whatchanged.engine.changes import aliases_path, list_changes, load_aliases
 from whatchanged.engine.timeparse import zone
 from whatchanged.ingest import deploy_jsonl, github_deploy, grafana, pagerduty
+from whatchanged.ingest.base import ReadContext
+from whatchanged.ingest.pipeline import check_times
 
 router = APIRouter(tags=["changes"])
 
@@ -332,6 +334,8 @@ def create_changes(
     _validated(fmt, body)
     _offsets_given(fmt, body, tz)
     table: pa.Table = _parser(fmt)(body, source=f"api:{fmt.value}", tz=tz or settings.tz)
+    # the ingest pipeline's rule: 1970–2200, not more than a day ahead unless allow_future
+    table = check_times({"changes": table}, file="body", ctx=ReadContext.from_settings(settings))["changes"]
     if table.num_rows == 0:
         raise ProblemError(422, f"the {fmt.value} payload holds no change", slug="invalid-body")
     _conflicts(con, table)

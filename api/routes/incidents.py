@@ -15,6 +15,7 @@ from whatchanged.engine.explain import explain_incident, explanation_json, incid
 from whatchanged.engine.incidents import find_incidents
 from whatchanged.engine.incidents import get_incident as find_incident
 from whatchanged.engine.model import Incident
+from whatchanged.engine.timeparse import incident_onset
 
 router = APIRouter(tags=["incidents"])
 
@@ -136,6 +137,7 @@ def get_incident(
 
 def incident_by_id(snap: Snapshot, incident_id: str) -> Incident:
     """``get_incident``, cached until services, metrics or states change (NotFoundError → 404)."""
+    incident_onset(incident_id)  # a NotFoundError (404) for an id that names no possible time
     con = snap.con
     return snap.memo.get(
         ("get_incident", snap.data_key, incident_id), lambda: find_incident(con, incident_id)
