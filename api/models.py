@@ -157,6 +157,15 @@ class ReactionOut(_Out):
     author: str | None = None
 
 
+class WeightsOut(_Out):
+    """The ranking weights an explanation used."""
+
+    source: str = Field(
+        description="`default`, or the path of the fitted model file (`<home>/model/rank.json`)."
+    )
+    fitted_at: datetime | None = Field(default=None, description="When the model was fitted (null: default).")
+
+
 class ExplanationOut(_Out):
     """What changed at ``at``: the incident there, ranked causes, ruled-out classes, reactions.
 
@@ -169,6 +178,7 @@ class ExplanationOut(_Out):
     ruled_out: list[RuledOutOut]
     reactions: list[ReactionOut]
     anomalies: list[AnomalyOut] = Field(default_factory=list)
+    weights: WeightsOut
 
 
 class IncidentPage(Page):
