@@ -49,7 +49,7 @@ def fit_from_feedback(
         )
     current = load_model(settings.home)
     split = time_split(cases, current, holdout=holdout)
-    fitted = fit_cases(cases)
+    fitted = fit_cases(cases, current)
     suite_before = suite_after = None
     if suite:
         from whatchanged.data.suite import scenario_cases
@@ -86,47 +86,40 @@ def fit_from_feedback(
     }
 
 
+def _say(text: str) -> None:
+    """One line, never wrapped (paths and times are copied from it)."""
+    console.print(text, soft_wrap=True, highlight=False)
+
+
 def render_report(r: dict[str, Any]) -> None:
     def frac(s: dict[str, int], k: str) -> str:
         return f"{s[k]}/{s['n']}"
 
-    console.print(f"verdicts: {r['verdicts']} usable, {len(r['skipped'])} skipped", highlight=False)
+    _say(f"verdicts: {r['verdicts']} usable, {len(r['skipped'])} skipped")
     for why in r["skipped"]:
-        console.print(f"  skipped: {why}", highlight=False)
-    console.print(f"weights in use: {r['current']}", highlight=False)
+        _say(f"  skipped: {why}")
+    _say(f"weights in use: {r['current']}")
     ts = r["time_split"]
     if ts is None:
-        console.print("time split: too few verdicts to hold any out (need 2)", highlight=False)
+        _say("time split: too few verdicts to hold any out (need 2)")
     else:
-        console.print(
+        _say(
             f"time split: fitted on the {ts['train']} older verdicts, tested on the {ts['test']} newer "
-            f"(from {ts['cut']})",
-            highlight=False,
+            f"(from {ts['cut']})"
         )
-        console.print(
-            f"newer verdicts  top-1  before {frac(ts['before'], 'top1')}  after {frac(ts['after'], 'top1')}",
-            highlight=False,
-        )
+        _say(f"newer verdicts  top-1  before {frac(ts['before'], 'top1')}  after {frac(ts['after'], 'top1')}")
     s = r["suite"]
     if s is None:
-        console.print("scenario suite: not run (--no-suite)", highlight=False)
+        _say("scenario suite: not run (--no-suite)")
     else:
         for k in ("top1", "top3"):
-            console.print(
-                f"scenario suite  top-{k[-1]}  before {frac(s['before'], k)}  after {frac(s['after'], k)}",
-                highlight=False,
-            )
+            _say(f"scenario suite  top-{k[-1]}  before {frac(s['before'], k)}  after {frac(s['after'], k)}")
     if r["saved"] and r["forced"]:
-        console.print(
-            f"worse ({'; '.join(r['worse'])}), saved anyway (--force) to {r['saved']}", highlight=False
-        )
+        _say(f"worse ({'; '.join(r['worse'])}), saved anyway (--force) to {r['saved']}")
     elif r["saved"]:
-        console.print(f"nothing got worse: saved fitted ranking weights to {r['saved']}", highlight=False)
+        _say(f"nothing got worse: saved fitted ranking weights to {r['saved']}")
     else:
-        console.print(
-            f"refused: {'; '.join(r['worse'])} got worse; nothing saved (--force saves anyway)",
-            highlight=False,
-        )
+        _say(f"refused: {'; '.join(r['worse'])} got worse; nothing saved (--force saves anyway)")
 
 
 def cmd_fit(
@@ -172,7 +165,7 @@ def cmd_fit(
         from whatchanged.engine.rank import fit, load_labels, save_model
 
         path = save_model(fit(load_labels(labels)), settings_from(home).home)
-        console.print(f"saved fitted ranking weights to {path}", highlight=False)
+        _say(f"saved fitted ranking weights to {path}")
         return
     names = [n.strip() for n in scenarios.split(",") if n.strip()] if scenarios else None
     report = fit_from_feedback(
