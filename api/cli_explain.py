@@ -56,6 +56,7 @@ def render_explanation(d: dict[str, Any], tz: str) -> None:
     w = d.get("weights") or {"source": "default"}
     console.print(
         f"weights: {w['source']}" + (f" (fitted {w['fitted_at']})" if w.get("fitted_at") else ""),
+        soft_wrap=True,  # a path: never cut
         highlight=False,
     )
     if d["ruled_out"]:

@@ -144,7 +144,7 @@ def cmd_fit(
             max=0.99,
             help="With --from-feedback: share of the newest verdicts held out.",
         ),
-    ] = 1 / 3,
+    ] = 0.33,
     scenarios: Annotated[
         str | None,
         typer.Option(

@@ -82,7 +82,11 @@ def petshop(args: argparse.Namespace) -> list[Outcome]:
     if not all(hasattr(mod, n) for n in needed):
         raise Skipped(f"benchmarks/petshop.py lacks one of {needed}")
     dataset = next(
-        (p for p in (HERE / "data" / "petshop", Path(getattr(mod, "DATASET", HERE))) if (p / "dataset").is_dir()),
+        (
+            p
+            for p in (HERE / "data" / "petshop", Path(getattr(mod, "DATASET", HERE)))
+            if (p / "dataset").is_dir()
+        ),
         None,
     )
     if dataset is None:
@@ -111,7 +115,9 @@ def petshop(args: argparse.Namespace) -> list[Outcome]:
                 history_src = base / "noissue" / "metrics.csv"
                 if not history_src.is_file():
                     history_src = dataset / "dataset" / mod.HISTORY_FALLBACK / "noissue" / "metrics.csv"
-                history = mod.write_history(history_src, work / "history.csv", ends_before=mod.first_time(metrics))
+                history = mod.write_history(
+                    history_src, work / "history.csv", ends_before=mod.first_time(metrics)
+                )
                 deps = mod.write_dependencies(base / "graph.csv", work / "dependencies.csv")
                 wh = Warehouse(work / "wh")
                 ingest(wh, [history, metrics, deps], ReadContext(tz="UTC"))

@@ -175,9 +175,7 @@ def cases_from_feedback(
 STRENGTH = 1.0
 
 
-def fit_towards(
-    examples: Sequence[Labelled], prior: RankModel, *, strength: float = STRENGTH
-) -> RankModel:
+def fit_towards(examples: Sequence[Labelled], prior: RankModel, *, strength: float = STRENGTH) -> RankModel:
     """Per-class logistic weights fitted by Newton's method, regularised towards ``prior``.
 
     :func:`rank.fit <whatchanged.engine.rank.fit>` shrinks towards zero (scikit-learn's L2):
