@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
 
 from whatchanged.engine.learn import (
     Case,
@@ -12,12 +16,14 @@ from whatchanged.engine.learn import (
     case_of,
     case_to_dict,
     key_of,
+    load_verdicts,
     score,
     time_split,
     verdict,
 )
 from whatchanged.engine.model import Cause
 from whatchanged.engine.rank import DEFAULT_MODEL, DEFAULT_WEIGHTS, RankModel
+from whatchanged.engine.warehouse import FEEDBACK, Warehouse
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 STRONG = {"time": 1.0, "recall": 1.0, "precision": 1.0, "signature": 1.0, "hard": 1.0}
@@ -101,3 +107,66 @@ def test_cases_round_trip_through_json() -> None:
     case = case_of("inc-1", CAUSES, _verdict("REL-1", minutes=3))
     assert isinstance(case, Case)
     assert case_from_dict(case_to_dict(case)) == case
+
+
+def test_fit_towards_moves_the_weights_in_use_a_little_for_few_verdicts() -> None:
+    from whatchanged.engine.learn import fit_towards
+    from whatchanged.engine.rank import Labelled
+
+    one = [Labelled("application_release", STRONG, True), Labelled("application_release", WEAK, False)]
+    few = fit_towards(one, DEFAULT_MODEL)
+    many = fit_towards(one * 200, DEFAULT_MODEL)
+    rel = DEFAULT_WEIGHTS["application_release"]
+    drift_few = max(abs(few.weights["application_release"][k] - rel[k]) for k in rel)
+    drift_many = max(abs(many.weights["application_release"][k] - rel[k]) for k in rel)
+    assert 0 < drift_few < 0.5 < drift_many
+    assert few.weights["hosting"] == DEFAULT_WEIGHTS["hosting"]  # no example: the prior
+    # only non-causes (an "unknown" verdict) still teach something: the bias goes down
+    neg = fit_towards([Labelled("hosting", STRONG, False)] * 5, DEFAULT_MODEL)
+    assert neg.weights["hosting"]["bias"] < DEFAULT_WEIGHTS["hosting"]["bias"]
+    assert few.source == "fitted" and few.fitted_at
+
+
+def test_the_model_file_keeps_its_fit_time(tmp_path: Path) -> None:
+    from whatchanged.engine.rank import load_model, save_model
+
+    fitted = RankModel(DEFAULT_WEIGHTS, source="fitted", fitted_at="2024-03-01T12:00:00+00:00")
+    path = save_model(fitted, tmp_path)
+    back = load_model(tmp_path)
+    assert (back.source, back.fitted_at, back.weights) == (str(path), fitted.fitted_at, DEFAULT_WEIGHTS)
+    path.write_text(json.dumps({"weights": DEFAULT_WEIGHTS}))  # written before fit times were kept
+    assert load_model(tmp_path).fitted_at is None
+    assert load_model(tmp_path / "none") == DEFAULT_MODEL
+
+
+def test_the_latest_verdict_per_incident_wins(warehouse: Warehouse) -> None:
+    rows = [
+        ("a", "inc-1", "REL-1", None, T0),
+        ("b", "inc-2", None, "hosting", T0 + timedelta(minutes=1)),
+        ("c", "inc-1", None, "unknown", T0 + timedelta(minutes=2)),  # corrects the first
+    ]
+    table = pa.Table.from_pylist(
+        [
+            {
+                "feedback_id": f,
+                "incident_id": i,
+                "cause_change_id": c,
+                "category": k,
+                "comment": None,
+                "author": "t",
+                "created": t,
+            }
+            for f, i, c, k, t in rows
+        ],
+        schema=FEEDBACK,
+    )
+    warehouse.commit({"feedback": table}, source="test")
+    con = warehouse.connect()
+    try:
+        got = load_verdicts(con)
+    finally:
+        con.close()
+    assert [(v.feedback_id, v.incident_id, v.category) for v in got] == [
+        ("b", "inc-2", "hosting"),
+        ("c", "inc-1", "unknown"),
+    ]
