@@ -163,7 +163,9 @@ class WeightsOut(_Out):
     source: str = Field(
         description="`default`, or the path of the fitted model file (`<home>/model/rank.json`)."
     )
-    fitted_at: datetime | None = Field(default=None, description="When the model was fitted (null: default).")
+    fitted_at: str | None = Field(
+        default=None, description="When the model was fitted, ISO 8601 in UTC (null for the defaults)."
+    )
 
 
 class ExplanationOut(_Out):

@@ -163,7 +163,10 @@ def cases_from_feedback(
             continue
         causes = explain_incident(con, incident, settings=settings, model=DEFAULT_MODEL).causes
         made = case_of(v.incident_id, causes, v)
-        (skipped if isinstance(made, str) else cases).append(made)  # type: ignore[arg-type]
+        if isinstance(made, str):
+            skipped.append(made)
+        else:
+            cases.append(made)
     return cases, skipped
 
 

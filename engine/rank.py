@@ -236,3 +236,13 @@ def load_model(home: Path) -> RankModel:
         ) from None
     fitted_at = data.get("fitted_at")
     return RankModel(weights, source=str(path), fitted_at=str(fitted_at) if fitted_at else None)
+
+
+def model_key(home: Path) -> tuple[int, int] | None:
+    """What identifies the saved model (mtime, size), None for the defaults: a cache of ranked
+    answers keys on it, since ``fit`` changes the weights without a warehouse commit."""
+    try:
+        st = (home / "model" / "rank.json").stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

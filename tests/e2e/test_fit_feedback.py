@@ -135,6 +135,8 @@ def test_fit_from_feedback_backtests_refuses_worse_and_names_the_weights(
         body = bodies[t.name]
         assert body["incident"] is not None, t.name
         assert body["weights"] == {"source": "default", "fitted_at": None}
+    first = bodies[truths[0].name]["incident"]["id"]
+    assert client.get(f"/incidents/{first}").json()["weights"] == {"source": "default", "fitted_at": None}
 
     # nothing to learn from yet
     done = run_cli("fit", "--from-feedback", home=home)
@@ -183,6 +185,11 @@ def test_fit_from_feedback_backtests_refuses_worse_and_names_the_weights(
         "source": str(model),
         "fitted_at": saved["fitted_at"],
     }
+    # the server answered this question before with the defaults; a new model is not a
+    # warehouse commit, and its cached answer must not outlive it
+    assert _explain(client, t)["weights"] == {"source": str(model), "fitted_at": saved["fitted_at"]}
+    incident_id = bodies[t.name]["incident"]["id"]
+    assert client.get(f"/incidents/{incident_id}").json()["weights"]["source"] == str(model)
     done = run_cli("explain", "--at", t.at_local, "--tz", t.tz, home=home)
     assert f"weights: {model} (fitted {saved['fitted_at']})" in done.stdout, done.stdout
 
