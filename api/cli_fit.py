@@ -30,7 +30,7 @@ def fit_from_feedback(
     home: Path, *, holdout: float, scenarios: list[str] | None, suite: bool, force: bool
 ) -> dict[str, Any]:
     """The backtest report (JSON-friendly); saves the fitted model when it is safe or forced."""
-    from whatchanged.engine.learn import cases_from_feedback, fit_cases, score, time_split, verdict
+    from whatchanged.engine.learn import backtest, cases_from_feedback
     from whatchanged.engine.rank import load_model, save_model
 
     settings = settings_from(home)
@@ -47,10 +47,7 @@ def fit_from_feedback(
             f"({len(skipped)} skipped{': ' + '; '.join(skipped) if skipped else ''}); "
             "post some with POST /api/v1/incidents/{id}/feedback"
         )
-    current = load_model(settings.home)
-    split = time_split(cases, current, holdout=holdout)
-    fitted = fit_cases(cases, current)
-    suite_before = suite_after = None
+    suite_cases = None
     if suite:
         from whatchanged.data.suite import scenario_cases
 
@@ -58,15 +55,13 @@ def fit_from_feedback(
             suite_cases = scenario_cases(scenarios, cache_dir=settings.home / "_cache")
         except KeyError as exc:
             raise ConfigError(f"--scenarios: {exc.args[0]}") from None
-        suite_before, suite_after = score(suite_cases, current), score(suite_cases, fitted)
-    decision = verdict(split, suite_before, suite_after)
-    saved = None
-    if decision.save or force:
-        saved = str(save_model(fitted, settings.home))
+    bt = backtest(cases, load_model(settings.home), holdout=holdout, suite=suite_cases)
+    saved = str(save_model(bt.fitted, settings.home)) if bt.decision.save or force else None
+    split = bt.split
     return {
         "verdicts": len(cases),
         "skipped": skipped,
-        "current": current.source,
+        "current": bt.current.source,
         "time_split": None
         if split is None
         else {
@@ -77,12 +72,12 @@ def fit_from_feedback(
             "after": _score(split.after),
         },
         "suite": None
-        if suite_before is None or suite_after is None
-        else {"before": _score(suite_before), "after": _score(suite_after)},
-        "worse": decision.reasons,
+        if bt.suite_before is None or bt.suite_after is None
+        else {"before": _score(bt.suite_before), "after": _score(bt.suite_after)},
+        "worse": bt.decision.reasons,
         "saved": saved,
-        "forced": bool(saved) and not decision.save,
-        "weights": fitted.weights,
+        "forced": saved is not None and not bt.decision.save,
+        "weights": bt.fitted.weights,
     }
 
 

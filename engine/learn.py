@@ -21,7 +21,8 @@ that a backtest compares weights without running detection again:
 
 * :func:`time_split` — fit on the older verdicts, measure top-1 on the newer;
 * :func:`score` — top-1 / top-3 of a model over cases (the scenario suite's, say);
-* :func:`verdict` — save only if nothing got worse.
+* :func:`verdict` — save only if nothing got worse;
+* :func:`backtest` — all of it, for ``whatchanged fit --from-feedback``.
 """
 
 from __future__ import annotations
@@ -277,6 +278,30 @@ def verdict(split: TimeSplit | None, suite_before: Score | None, suite_after: Sc
         if suite_after.top3 < suite_before.top3:
             worse.append(f"scenario suite top-3 {suite_before.top3}/{n} -> {suite_after.top3}/{n}")
     return Decision(not worse, worse)
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """Weights fitted on every case, compared with the weights in use; :attr:`decision` says
+    whether saving them is safe."""
+
+    fitted: RankModel
+    current: RankModel
+    split: TimeSplit | None
+    suite_before: Score | None
+    suite_after: Score | None
+    decision: Decision
+
+
+def backtest(
+    cases: Sequence[Case], current: RankModel, *, holdout: float, suite: Sequence[Case] | None
+) -> Backtest:
+    """Fit on ``cases`` (held to ``current``), backtest on a time split and on ``suite`` (if any)."""
+    split = time_split(cases, current, holdout=holdout)
+    fitted = fit_cases(cases, current)
+    before = score(suite, current) if suite is not None else None
+    after = score(suite, fitted) if suite is not None else None
+    return Backtest(fitted, current, split, before, after, verdict(split, before, after))
 
 
 # -- cases as JSON (the scenario suite's are cached between runs) ------------------------------
