@@ -157,6 +157,17 @@ class ReactionOut(_Out):
     author: str | None = None
 
 
+class WeightsOut(_Out):
+    """The ranking weights an explanation used."""
+
+    source: str = Field(
+        description="`default`, or the path of the fitted model file (`<home>/model/rank.json`)."
+    )
+    fitted_at: str | None = Field(
+        default=None, description="When the model was fitted, ISO 8601 in UTC (null for the defaults)."
+    )
+
+
 class ExplanationOut(_Out):
     """What changed at ``at``: the incident there, ranked causes, ruled-out classes, reactions.
 
@@ -169,6 +180,7 @@ class ExplanationOut(_Out):
     ruled_out: list[RuledOutOut]
     reactions: list[ReactionOut]
     anomalies: list[AnomalyOut] = Field(default_factory=list)
+    weights: WeightsOut
 
 
 class IncidentPage(Page):

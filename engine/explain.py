@@ -12,7 +12,8 @@ call; :func:`explanation_json` gives their JSON shape::
                  "end", "score", "evidence_for": [...], "evidence_against": [...]}],
      "ruled_out": [{"category", "reason"}],
      "reactions": [{"change_id", "kind", "start", "title", "author"}],
-     "anomalies": [...]}
+     "anomalies": [...],
+     "weights": {"source": "default" | "<home>/model/rank.json", "fitted_at": "..." | null}}
 
 ``category`` is one of ``hosting``, ``application_release``,
 ``external_maintenance``, ``unknown``.  Times are ISO 8601 in the requested
@@ -67,7 +68,8 @@ def explain_incident(
         + maintenance
         + cands.hosting_candidates(incident, changes, topo, tz_fmt=tz, covering=covering)
     )
-    causes = rank(candidates, model or load_model(settings.home))
+    model = model or load_model(settings.home)
+    causes = rank(candidates, model)
     ruled = ruled_out(incident, causes, changes, lookback_s=lookback, tz=tz)
     return Explanation(
         at=at or incident.onset,
@@ -76,6 +78,8 @@ def explain_incident(
         ruled_out=tuple(ruled),
         reactions=tuple(cands.reactions(incident, changes)),
         anomalies=incident.anomalies,
+        weights=model.source,
+        weights_fitted_at=model.fitted_at,
     )
 
 
@@ -83,6 +87,7 @@ def explain_at(
     con: duckdb.DuckDBPyConnection, at: datetime, *, settings: Settings, model: RankModel | None = None
 ) -> Explanation:
     """What changed at ``at``: the incident there (if any) and its ranked causes."""
+    model = model or load_model(settings.home)
     incident = incident_at(con, at, cache_dir=settings.home / "_cache")
     if incident is None:
         return Explanation(
@@ -91,6 +96,8 @@ def explain_at(
             causes=(),
             ruled_out=(RuledOut("unknown", f"no incident or outage at {_hm(at, settings.tz, day=True)}"),),
             reactions=(),
+            weights=model.source,
+            weights_fitted_at=model.fitted_at,
         )
     return explain_incident(con, incident, settings=settings, at=at, model=model)
 
@@ -262,4 +269,5 @@ def explanation_json(expl: Explanation, *, tz: str = "UTC") -> dict[str, Any]:
         "ruled_out": [{"category": r.category, "reason": r.reason} for r in expl.ruled_out],
         "reactions": [change_json(ch, tz) for ch in expl.reactions],
         "anomalies": [_anomaly_json(a, tz) for a in expl.anomalies],
+        "weights": {"source": expl.weights, "fitted_at": expl.weights_fitted_at},
     }

@@ -13,6 +13,7 @@ from whatchanged.api.problems import problem_responses
 from whatchanged.engine.explain import explain_at as explain_at_engine
 from whatchanged.engine.explain import explain_incident, explanation_json
 from whatchanged.engine.incidents import incident_at
+from whatchanged.engine.rank import model_key
 from whatchanged.engine.settings import Settings
 
 router = APIRouter(tags=["explain"])
@@ -64,12 +65,12 @@ def explain_cached(snap: Snapshot, when: datetime, settings: Settings) -> dict[s
     con, memo, tz = snap.con, snap.memo, settings.tz
     incident = memo.get(("incident_at", snap.data_key, when), lambda: incident_at(con, when))
     if incident is None:  # the answer does not depend on the changes
-        key: tuple[Any, ...] = ("explain_none", snap.data_key, when, tz)
+        key: tuple[Any, ...] = ("explain_none", snap.data_key, model_key(settings.home), when, tz)
         none: dict[str, Any] = memo.get(
             key, lambda: explanation_json(explain_at_engine(con, when, settings=settings), tz=tz)
         )
         return none
-    key = ("explain", snap.commit_key, incident.incident_id, when, tz)
+    key = ("explain", snap.commit_key, model_key(settings.home), incident.incident_id, when, tz)
     ranked: dict[str, Any] = memo.get(
         key,
         lambda: explanation_json(explain_incident(con, incident, settings=settings, at=when), tz=tz),

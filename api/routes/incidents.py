@@ -15,6 +15,7 @@ from whatchanged.engine.explain import explain_incident, explanation_json, incid
 from whatchanged.engine.incidents import find_incidents
 from whatchanged.engine.incidents import get_incident as find_incident
 from whatchanged.engine.model import Incident
+from whatchanged.engine.rank import model_key
 from whatchanged.engine.timeparse import incident_onset
 
 router = APIRouter(tags=["incidents"])
@@ -128,7 +129,7 @@ def get_incident(
         settings = settings.model_copy(update={"tz": tz})
     con, memo, tz = snap.con, snap.memo, settings.tz
     incident = incident_by_id(snap, incident_id)
-    key = ("explain", snap.commit_key, incident.incident_id, None, tz)
+    key = ("explain", snap.commit_key, model_key(settings.home), incident.incident_id, None, tz)
     result: dict[str, Any] = memo.get(
         key, lambda: explanation_json(explain_incident(con, incident, settings=settings), tz=tz)
     )
