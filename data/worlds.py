@@ -1259,20 +1259,20 @@ def w_dst_autumn_paris_release() -> World:
 
 @world
 def w_dst_spring_new_york_maintenance() -> World:
-    """The carrier's edge work is announced in New York time on the morning the clocks go forward; 15 s metrics."""
+    """The carrier's edge work is announced in New York time on the morning the clocks go forward."""
     name, tz = "dst_spring_new_york_maintenance", "America/New_York"
     svcs = fleet(
-        40,
+        24,
         name=lambda i: f"edge-{i + 1:02d}",
         dcs=("NYC2",),
-        per_rack=20,
+        per_rack=12,
         per_host=4,
         apps=("cdn", "api"),
         rack_name=lambda dc, r: f"nyc2-r{r}",
         switch_name=lambda dc, r: f"nyc2-edge-sw{r}",
         host_name=lambda dc, h: f"nyc2-e{h:02d}",
     )
-    start, end = datetime(2026, 3, 8, 3, 0, tzinfo=UTC), datetime(2026, 3, 8, 9, 0, tzinfo=UTC)
+    start, end = datetime(2026, 3, 8, 4, 30, tzinfo=UTC), datetime(2026, 3, 8, 8, 15, tzinfo=UTC)
     onset = utc(tz, "2026-03-08 03:31")  # EDT: 07:31 UTC
     back = onset + 24 * MIN
     rack = _of(svcs, lambda s: s.switch == "nyc2-edge-sw1")
@@ -1282,7 +1282,7 @@ def w_dst_spring_new_york_maintenance() -> World:
         ["rx_bytes", "p99_ms"],
         start,
         end,
-        15,
+        60,
         tz=tz,
         effects=[Effect(rack, ("rx_bytes",), onset, back, "mul", 0.15), Effect(rack, ("p99_ms",), onset, back, "mul", 4.0)],
     )
@@ -1305,7 +1305,7 @@ def w_dst_spring_new_york_maintenance() -> World:
         "changes/carrier.ics": ical([event]),
     }
     truth = Truth(name, "", onset + 3 * MIN, tz, "external_maintenance", "carrier.example:CHG0042117", onset, 0)
-    return World(name, "CHG0042117 03:30–05:00 EDT on 8 March (clocks 02:00→03:00); sw1's 20 services degraded 03:31.", tz, files, [truth])
+    return World(name, "CHG0042117 03:30–05:00 EDT on 8 March (clocks 02:00→03:00); sw1's 12 services degraded 03:31.", tz, files, [truth])
 
 
 @world
@@ -1595,7 +1595,7 @@ def _post_webhooks(home: Path, hooks: Sequence[Webhook], tz: str) -> None:
     token = "worlds-" + format(_seed(str(home)), "08x")
     port = _free_port()
     exe = Path(sys.executable).parent / "whatchanged"
-    env = {**os.environ, "WHATCHANGED_HOME": str(home), "WHATCHANGED_API_TOKENS": token, "WHATCHANGED_NO_ANALYZE": "1"}
+    env = {**os.environ, "WHATCHANGED_HOME": str(home), "WHATCHANGED_API_TOKENS": token, "WHATCHANGED_NO_ANALYZE": "1", "WHATCHANGED_WARM": "0"}
     proc = subprocess.Popen(
         [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         env=env,
@@ -1629,10 +1629,10 @@ def _post_webhooks(home: Path, hooks: Sequence[Webhook], tz: str) -> None:
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=20)
+            proc.communicate(timeout=20)
         except subprocess.TimeoutExpired:  # pragma: no cover
             proc.kill()
-            proc.wait()
+            proc.communicate()
 
 
 def run_world(name: str, workdir: Path) -> list[Answer]:
