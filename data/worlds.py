@@ -231,9 +231,8 @@ class Effect:
     """What the incident does to a set of series.
 
     ``mode``: ``mul`` (multiply by ``value``), ``set`` (level ``value`` ×
-    noise), ``gap`` (no sample at all: the exporter or host is gone),
-    ``ramp`` (multiply, growing linearly from 1 at ``start`` to ``value`` at
-    ``end`` and held there until ``hold``).
+    the metric's noise), ``gap`` (no sample at all: the exporter or host is
+    gone, or the collector lost them).
     """
 
     services: tuple[str, ...]
@@ -242,7 +241,6 @@ class Effect:
     end: datetime
     mode: str
     value: float = 1.0
-    hold: datetime | None = None
 
 
 @dataclass
@@ -290,28 +288,21 @@ def make_series(
     index = {s: i for i, s in enumerate(services)}
     mindex = {k: j for j, k in enumerate(metrics)}
     for e in effects:
-        rows = [index[s] for s in e.services]
+        rows = np.array([index[s] for s in e.services], dtype=np.intp)
         cols = [mindex[k] for k in e.metrics if k in mindex]
-        a, b = int(e.start.timestamp()), int(e.end.timestamp())
-        sel = (times >= a) & (times < b)
+        steps = np.flatnonzero((times >= int(e.start.timestamp())) & (times < int(e.end.timestamp())))
+        cells = (rows[:, None], steps[None, :])
         for j in cols:
-            block = values[np.ix_(rows, [j], np.flatnonzero(sel))]
+            plane = values[:, j, :]  # a view
             if e.mode == "mul":
-                block *= e.value
+                plane[cells] *= e.value
             elif e.mode == "set":
-                level, rel, _, _ = PROFILES[metrics[j]]
-                block[:] = e.value * (1.0 + rel * rng.standard_normal(block.shape))
+                rel = PROFILES[metrics[j]][1]
+                plane[cells] = e.value * (1.0 + rel * rng.standard_normal((len(rows), len(steps))))
             elif e.mode == "gap":
-                block[:] = np.nan
-            elif e.mode == "ramp":
-                hold = int((e.hold or e.end).timestamp())
-                sel = (times >= a) & (times < hold)
-                block = values[np.ix_(rows, [j], np.flatnonzero(sel))]
-                frac = np.clip((times[sel] - a) / max(b - a, 1), 0.0, 1.0)
-                block *= 1.0 + (e.value - 1.0) * frac
+                plane[cells] = np.nan
             else:  # pragma: no cover - a typo in a world
                 raise ValueError(e.mode)
-            values[np.ix_(rows, [j], np.flatnonzero(sel))] = block
     np.maximum(values, 0.0, out=values)
     if missing:
         values[rng.random(values.shape) < missing] = np.nan
@@ -415,7 +406,9 @@ def nagios_log(downs: Sequence[Down], *, oks: Sequence[str] = (), since: datetim
     lines: list[tuple[int, str]] = []
     t0 = int(since.timestamp())
     for svc in oks:
-        lines.append((t0, f"CURRENT SERVICE STATE: {svc};HTTP;OK;HARD;1;HTTP OK: HTTP/1.1 200 OK - 0.041 second"))
+        lines.append(
+            (t0, f"CURRENT SERVICE STATE: {svc};HTTP;OK;HARD;1;HTTP OK: HTTP/1.1 200 OK - 0.041 second")
+        )
     lines.append((t0, "LOG ROTATION: DAILY"))
     for d in downs:
         a, b = int(d.start.timestamp()), int(d.end.timestamp())
@@ -428,14 +421,21 @@ def nagios_log(downs: Sequence[Down], *, oks: Sequence[str] = (), since: datetim
             out = "CRITICAL - Socket timeout after 10 seconds"
             lines.append((a, f"SERVICE ALERT: {d.service};{d.check};CRITICAL;SOFT;1;{out}"))
             lines.append((a + 60, f"SERVICE ALERT: {d.service};{d.check};CRITICAL;HARD;3;{out}"))
-            lines.append((a + 60, f"SERVICE NOTIFICATION: oncall;{d.service};{d.check};CRITICAL;notify-by-email;{out}"))
-            lines.append((b, f"SERVICE ALERT: {d.service};{d.check};OK;HARD;1;HTTP OK: HTTP/1.1 200 OK - 0.052 second"))
+            lines.append(
+                (a + 60, f"SERVICE NOTIFICATION: oncall;{d.service};{d.check};CRITICAL;notify-by-email;{out}")
+            )
+            lines.append(
+                (b, f"SERVICE ALERT: {d.service};{d.check};OK;HARD;1;HTTP OK: HTTP/1.1 200 OK - 0.052 second")
+            )
     lines.sort(key=lambda x: x[0])
     return "".join(f"[{t}] {text}\n" for t, text in lines).encode()
 
 
 def pingdom_export(
-    checks: Sequence[tuple[int, str, str, Sequence[tuple[datetime, datetime]]]], *, since: datetime, until: datetime
+    checks: Sequence[tuple[int, str, str, Sequence[tuple[datetime, datetime]]]],
+    *,
+    since: datetime,
+    until: datetime,
 ) -> dict[str, bytes]:
     """``pingdom/checks.json`` and one summary per check: (id, name, service, down intervals)."""
     listing = []
@@ -459,7 +459,9 @@ def pingdom_export(
             states.append({"status": "down", "timefrom": int(a.timestamp()), "timeto": int(b.timestamp())})
             cur = int(b.timestamp())
         states.append({"status": "up", "timefrom": cur, "timeto": int(until.timestamp())})
-        files[f"pingdom/summary.outage.{cid}.json"] = json.dumps({"summary": {"states": states}}, indent=1).encode()
+        files[f"pingdom/summary.outage.{cid}.json"] = json.dumps(
+            {"summary": {"states": states}}, indent=1
+        ).encode()
     files["pingdom/checks.json"] = json.dumps({"checks": listing}, indent=1).encode()
     return files
 
@@ -468,7 +470,18 @@ def pingdom_export(
 
 
 def deploy_csv(rows: Sequence[dict[str, str]]) -> bytes:
-    cols = ["id", "timestamp", "service", "version", "author", "description", "end", "environment", "app", "kind"]
+    cols = [
+        "id",
+        "timestamp",
+        "service",
+        "version",
+        "author",
+        "description",
+        "end",
+        "environment",
+        "app",
+        "kind",
+    ]
     return _csv(([r.get(c, "") for c in cols] for r in rows), cols)
 
 
@@ -491,8 +504,15 @@ def ical_time(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def statuspage(page_zone: str, *, incidents: Sequence[dict[str, Any]] = (), maintenances: Sequence[dict[str, Any]] = ()) -> bytes:
-    page = {"id": "kct2m0vw", "name": "Example Cloud Status", "url": "https://status.cloud.example", "time_zone": page_zone}
+def statuspage(
+    page_zone: str, *, incidents: Sequence[dict[str, Any]] = (), maintenances: Sequence[dict[str, Any]] = ()
+) -> bytes:
+    page = {
+        "id": "kct2m0vw",
+        "name": "Example Cloud Status",
+        "url": "https://status.cloud.example",
+        "time_zone": page_zone,
+    }
     body: dict[str, Any] = {"page": page}
     if maintenances:
         body["scheduled_maintenances"] = list(maintenances)
@@ -596,7 +616,9 @@ def w_host_dies_no_change() -> World:
         "nagios/nagios.log": nagios_log(downs, oks=names, since=start),
     }
     truth = Truth(name, "", onset + 3 * MIN, tz, "hosting", "gra-h07", onset, 1, also=victims)
-    return World(name, "gra-h07 (two services) powers off at 03:12 UTC; no change anywhere.", tz, files, [truth])
+    return World(
+        name, "gra-h07 (two services) powers off at 03:12 UTC; no change anywhere.", tz, files, [truth]
+    )
 
 
 def _payments(n: int = 300) -> list[Svc]:
@@ -641,7 +663,13 @@ def w_tor_switch_takes_rack() -> World:
         **{f"prometheus/{k}": v for k, v in metrics_prometheus_json(series).items()},
     }
     truth = Truth(name, "", onset + 4 * MIN, tz, "hosting", "nyc2-r04-tor", onset, 1, also=("nyc2-r04",))
-    return World(name, "ToR switch nyc2-r04-tor fails at 14:31 EST; rack r04 (12 services) dark 42 min.", tz, files, [truth])
+    return World(
+        name,
+        "ToR switch nyc2-r04-tor fails at 14:31 EST; rack r04 (12 services) dark 42 min.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 def _snake(n: int = 40) -> list[Svc]:
@@ -681,13 +709,34 @@ def w_release_breaks_touched_services() -> World:
         ],
     )
     deploys = [
-        {"id": "REL-2203", "timestamp": iso(utc(tz, "2026-06-10 08:40"), tz), "service": "auth_api", "version": "2.9.1",
-         "author": "marie", "description": "token cache TTL", "environment": "prod"},
-        {"id": "REL-2207", "timestamp": iso(utc(tz, "2026-06-10 10:31"), tz), "service": "media_api", "version": "1.14.0",
-         "author": "yann", "description": "thumbnail sizes", "environment": "prod"},
-        {"id": "REL-2211", "timestamp": iso(utc(tz, "2026-06-10 11:02"), tz), "service": "search_api", "version": "5.4.0",
-         "author": "lea", "description": "new query parser", "environment": "prod",
-         "end": iso(utc(tz, "2026-06-10 11:03"), tz)},
+        {
+            "id": "REL-2203",
+            "timestamp": iso(utc(tz, "2026-06-10 08:40"), tz),
+            "service": "auth_api",
+            "version": "2.9.1",
+            "author": "marie",
+            "description": "token cache TTL",
+            "environment": "prod",
+        },
+        {
+            "id": "REL-2207",
+            "timestamp": iso(utc(tz, "2026-06-10 10:31"), tz),
+            "service": "media_api",
+            "version": "1.14.0",
+            "author": "yann",
+            "description": "thumbnail sizes",
+            "environment": "prod",
+        },
+        {
+            "id": "REL-2211",
+            "timestamp": iso(utc(tz, "2026-06-10 11:02"), tz),
+            "service": "search_api",
+            "version": "5.4.0",
+            "author": "lea",
+            "description": "new query parser",
+            "environment": "prod",
+            "end": iso(utc(tz, "2026-06-10 11:03"), tz),
+        },
     ]
     probe = (7101, "search https", "search_api_1", [(onset + 2 * MIN, onset + 19 * MIN)])
     files = {
@@ -697,7 +746,9 @@ def w_release_breaks_touched_services() -> World:
         **pingdom_export([probe], since=start, until=end),
     }
     truth = Truth(name, "", onset + 5 * MIN, tz, "application_release", "REL-2211", onset, 1)
-    return World(name, "search_api 5.4.0 (REL-2211) at 11:02 CEST: 5xx on its 8 services only.", tz, files, [truth])
+    return World(
+        name, "search_api 5.4.0 (REL-2211) at 11:02 CEST: 5xx on its 8 services only.", tz, files, [truth]
+    )
 
 
 @world
@@ -722,12 +773,33 @@ def w_config_change_rolled_back() -> World:
         ],
     )
     log = [
-        {"id": "DEP-5120", "timestamp": iso(utc(tz, "2026-03-18 13:15"), tz), "service": "web", "version": "41.2",
-         "author": "ci", "description": "", "kind": "deploy"},
-        {"id": "CFG-88", "timestamp": iso(change, tz), "service": "checkout", "version": "",
-         "author": "tom", "description": "checkout pool: max_idle 50 -> 5, timeout 30s -> 2s", "kind": "config"},
-        {"id": "CFG-89", "timestamp": iso(rollback, tz), "service": "checkout", "version": "",
-         "author": "tom", "description": "revert CFG-88", "kind": "config"},
+        {
+            "id": "DEP-5120",
+            "timestamp": iso(utc(tz, "2026-03-18 13:15"), tz),
+            "service": "web",
+            "version": "41.2",
+            "author": "ci",
+            "description": "",
+            "kind": "deploy",
+        },
+        {
+            "id": "CFG-88",
+            "timestamp": iso(change, tz),
+            "service": "checkout",
+            "version": "",
+            "author": "tom",
+            "description": "checkout pool: max_idle 50 -> 5, timeout 30s -> 2s",
+            "kind": "config",
+        },
+        {
+            "id": "CFG-89",
+            "timestamp": iso(rollback, tz),
+            "service": "checkout",
+            "version": "",
+            "author": "tom",
+            "description": "revert CFG-88",
+            "kind": "config",
+        },
     ]
     files = {
         "inventory/services.csv": inventory_csv(svcs),
@@ -735,7 +807,13 @@ def w_config_change_rolled_back() -> World:
         "changes/ops.jsonl": deploy_jsonl(log),
     }
     truth = Truth(name, "", onset + 4 * MIN, tz, "application_release", "CFG-88", onset, 0)
-    return World(name, "config CFG-88 on checkout at 16:40 UTC, errors at 16:41, reverted (CFG-89) at 17:05.", tz, files, [truth])
+    return World(
+        name,
+        "config CFG-88 on checkout at 16:40 UTC, errors at 16:41, reverted (CFG-89) at 17:05.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 @world
@@ -760,14 +838,28 @@ def w_release_and_maintenance_release_did_it() -> World:
         ],
     )
     deploys = [
-        {"id": "REL-77", "timestamp": "2026-05-12 10:15", "service": "checkout", "version": "3.2.0",
-         "author": "sam", "description": "payment retries", "environment": "prod"},
+        {
+            "id": "REL-77",
+            "timestamp": "2026-05-12 10:15",
+            "service": "checkout",
+            "version": "3.2.0",
+            "author": "sam",
+            "description": "payment retries",
+            "environment": "prod",
+        },
     ]
     notice = works(
         [
-            {"id": "FS#9051", "title": "Hosting:: GRA storage array firmware upgrade", "status": "In progress",
-             "start": "2026-05-12 10:00", "end": "2026-05-12 12:00", "updated": "2026-05-12 10:01", "dc": "GRA",
-             "description": "Rolling firmware upgrade of the GRA storage arrays. Redundancy reduced, no impact expected."}
+            {
+                "id": "FS#9051",
+                "title": "Hosting:: GRA storage array firmware upgrade",
+                "status": "In progress",
+                "start": "2026-05-12 10:00",
+                "end": "2026-05-12 12:00",
+                "updated": "2026-05-12 10:01",
+                "dc": "GRA",
+                "description": "Rolling firmware upgrade of the GRA storage arrays. Redundancy reduced, no impact expected.",
+            }
         ]
     )
     files = {
@@ -777,7 +869,13 @@ def w_release_and_maintenance_release_did_it() -> World:
         "changes/provider.works.txt": notice,
     }
     truth = Truth(name, "", onset + 3 * MIN, tz, "application_release", "REL-77", onset, 0)
-    return World(name, "FS#9051 covers all GRA 10:00–12:00; REL-77 checkout at 10:15 breaks the 4 GRA checkout services.", tz, files, [truth])
+    return World(
+        name,
+        "FS#9051 covers all GRA 10:00–12:00; REL-77 checkout at 10:15 breaks the 4 GRA checkout services.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 @world
@@ -816,8 +914,15 @@ def w_release_and_maintenance_maintenance_did_it() -> World:
         "ORGANIZER;CN=NOC": "mailto:noc@cloud.example",
     }
     deploys = [
-        {"id": "REL-80", "timestamp": iso(utc(tz, "2026-09-22 14:05"), "UTC"), "service": "checkout", "version": "3.3.0",
-         "author": "sam", "description": "invoice pdf", "environment": "prod"},
+        {
+            "id": "REL-80",
+            "timestamp": iso(utc(tz, "2026-09-22 14:05"), "UTC"),
+            "service": "checkout",
+            "version": "3.3.0",
+            "author": "sam",
+            "description": "invoice pdf",
+            "environment": "prod",
+        },
     ]
     probes = [(7201, "www gra", rack[0], [(onset + MIN, back - MIN)])]
     files = {
@@ -827,8 +932,16 @@ def w_release_and_maintenance_maintenance_did_it() -> World:
         "changes/noc.ics": ical([event]),
         **pingdom_export(probes, since=start, until=end),
     }
-    truth = Truth(name, "", onset + 3 * MIN, tz, "external_maintenance", "cloud.example:MX-2026-0311", onset, 1)
-    return World(name, "MX-2026-0311 replaces gra-r02-sw 14:00–15:00; REL-80 checkout at 14:05; the rack drops at 14:06.", tz, files, [truth])
+    truth = Truth(
+        name, "", onset + 3 * MIN, tz, "external_maintenance", "cloud.example:MX-2026-0311", onset, 1
+    )
+    return World(
+        name,
+        "MX-2026-0311 replaces gra-r02-sw 14:00–15:00; REL-80 checkout at 14:05; the rack drops at 14:06.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 @world
@@ -853,11 +966,23 @@ def w_webhook_deploy_minutes_late() -> World:
     def status(state: str, at: datetime, sid: int) -> dict[str, Any]:
         return {
             "action": "created",
-            "deployment_status": {"id": sid, "state": state, "environment": "production",
-                                  "description": f"rollout {state}", "created_at": at.strftime("%Y-%m-%dT%H:%M:%SZ")},
-            "deployment": {"id": 7001, "sha": "4be1c0de5a1f2b3c4d5e6f708192a3b4c5d6e7f8", "ref": "v8.1.0",
-                           "task": "deploy", "environment": "production", "payload": {"service": "api"},
-                           "creator": {"login": "deploybot"}, "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            "deployment_status": {
+                "id": sid,
+                "state": state,
+                "environment": "production",
+                "description": f"rollout {state}",
+                "created_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+            "deployment": {
+                "id": 7001,
+                "sha": "4be1c0de5a1f2b3c4d5e6f708192a3b4c5d6e7f8",
+                "ref": "v8.1.0",
+                "task": "deploy",
+                "environment": "production",
+                "payload": {"service": "api"},
+                "creator": {"login": "deploybot"},
+                "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
             "repository": {"full_name": "acme/api"},
         }
 
@@ -865,9 +990,19 @@ def w_webhook_deploy_minutes_late() -> World:
         "inventory/services.csv": inventory_csv(svcs),
         "metrics/api.parquet": metrics_parquet(series),
     }
-    hooks = [Webhook("github", status("in_progress", created, 1)), Webhook("github", status("success", onset - MIN, 2))]
+    hooks = [
+        Webhook("github", status("in_progress", created, 1)),
+        Webhook("github", status("success", onset - MIN, 2)),
+    ]
     truth = Truth(name, "", onset + 6 * MIN, tz, "application_release", "github:acme/api#7001", onset, 0)
-    return World(name, "api v8.1.0 rolled out 09:58–10:01 UTC, 5xx at 10:02, deployment_status arrives after.", tz, files, [truth], hooks)
+    return World(
+        name,
+        "api v8.1.0 rolled out 09:58–10:01 UTC, 5xx at 10:02, deployment_status arrives after.",
+        tz,
+        files,
+        [truth],
+        hooks,
+    )
 
 
 @world
@@ -886,7 +1021,10 @@ def w_notice_scope_only_in_title() -> World:
         end,
         60,
         tz=tz,
-        effects=[Effect(sbg, ("rx_bytes",), onset, back, "mul", 0.3), Effect(sbg, ("p99_ms",), onset, back, "mul", 4.0)],
+        effects=[
+            Effect(sbg, ("rx_bytes",), onset, back, "mul", 0.3),
+            Effect(sbg, ("p99_ms",), onset, back, "mul", 4.0),
+        ],
     )
     a, b = utc(tz, "2026-11-19 22:00"), utc(tz, "2026-11-19 23:00")
     body = (
@@ -894,8 +1032,13 @@ def w_notice_scope_only_in_title() -> World:
         "&lt;strong&gt;Scheduled&lt;/strong&gt; - We will be performing emergency work on a core router. "
         "Short packet loss is expected.&lt;/p&gt;"
     )
-    item = {"title": "Emergency network maintenance SBG", "link": "https://status.cloud.example/incidents/q81zz",
-            "guid": "https://status.cloud.example/incidents/q81zz", "pubDate": rfc822(a - 50 * MIN), "description": body}
+    item = {
+        "title": "Emergency network maintenance SBG",
+        "link": "https://status.cloud.example/incidents/q81zz",
+        "guid": "https://status.cloud.example/incidents/q81zz",
+        "pubDate": rfc822(a - 50 * MIN),
+        "description": body,
+    }
     probes = [(7301, "sbg lb", sbg[0], [(onset + MIN, back)])]
     files = {
         "inventory/services.csv": inventory_csv(svcs),
@@ -903,9 +1046,23 @@ def w_notice_scope_only_in_title() -> World:
         "changes/status.rss": rss("Example Cloud status", [item]),
         **pingdom_export(probes, since=start, until=end),
     }
-    truth = Truth(name, "", onset + 3 * MIN, tz, "external_maintenance",
-                  "feed:https://status.cloud.example/incidents/q81zz", onset, 1)
-    return World(name, "RSS 'Emergency network maintenance SBG' 21:00–22:00 UTC; SBG loses packets at 22:09 CET.", tz, files, [truth])
+    truth = Truth(
+        name,
+        "",
+        onset + 3 * MIN,
+        tz,
+        "external_maintenance",
+        "feed:https://status.cloud.example/incidents/q81zz",
+        onset,
+        1,
+    )
+    return World(
+        name,
+        "RSS 'Emergency network maintenance SBG' 21:00–22:00 UTC; SBG loses packets at 22:09 CET.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 @world
@@ -934,7 +1091,10 @@ def w_notice_names_unlisted_datacenter() -> World:
         end,
         60,
         tz=tz,
-        effects=[Effect(fsn, ("rx_bytes",), onset, back, "mul", 0.1), Effect(fsn, ("p99_ms",), onset, back, "mul", 5.0)],
+        effects=[
+            Effect(fsn, ("rx_bytes",), onset, back, "mul", 0.1),
+            Effect(fsn, ("p99_ms",), onset, back, "mul", 5.0),
+        ],
     )
     event = {
         "SUMMARY": "Network maintenance in FSN1: core router software update",
@@ -952,9 +1112,23 @@ def w_notice_names_unlisted_datacenter() -> World:
         "changes/host-maintenance.ics": ical([event]),
         **pingdom_export(probes, since=start, until=end),
     }
-    truth = Truth(name, "", onset + 3 * MIN, tz, "external_maintenance",
-                  "ical:nm-20260805-fsn1@status.host.example", onset, 1)
-    return World(name, "iCal 'Network maintenance in FSN1' 06:00–07:00 Berlin; FSN1 degraded from 06:12.", tz, files, [truth])
+    truth = Truth(
+        name,
+        "",
+        onset + 3 * MIN,
+        tz,
+        "external_maintenance",
+        "ical:nm-20260805-fsn1@status.host.example",
+        onset,
+        1,
+    )
+    return World(
+        name,
+        "iCal 'Network maintenance in FSN1' 06:00–07:00 Berlin; FSN1 degraded from 06:12.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 def _tokyo(n: int = 300) -> list[Svc]:
@@ -1006,9 +1180,16 @@ def w_gap_inside_incident() -> World:
         "resolved_at": None,
         "shortlink": "https://stspg.io/r5t0",
         "incident_updates": [
-            {"status": "in_progress", "body": "Maintenance is in progress.", "created_at": iso(utc(tz, "2026-07-03 02:00"), tz)},
-            {"status": "scheduled", "body": "Line cards of the aggregation routers will be replaced. Brief interruptions are expected.",
-             "created_at": iso(utc(tz, "2026-06-30 10:00"), tz)},
+            {
+                "status": "in_progress",
+                "body": "Maintenance is in progress.",
+                "created_at": iso(utc(tz, "2026-07-03 02:00"), tz),
+            },
+            {
+                "status": "scheduled",
+                "body": "Line cards of the aggregation routers will be replaced. Brief interruptions are expected.",
+                "created_at": iso(utc(tz, "2026-06-30 10:00"), tz),
+            },
         ],
         "components": [{"id": "c0sgp", "name": "Singapore (SGP)"}],
     }
@@ -1023,7 +1204,13 @@ def w_gap_inside_incident() -> World:
         **pingdom_export(probes, since=start, until=end),
     }
     truth = Truth(name, "", onset + 5 * MIN, tz, "external_maintenance", "statuspage:r5t0vq2k", onset, 2)
-    return World(name, "SGP works 02:00–04:00 JST; outages 02:21 and 02:55; no metrics 02:40–02:52 anywhere.", tz, files, [truth])
+    return World(
+        name,
+        "SGP works 02:00–04:00 JST; outages 02:21 and 02:55; no metrics 02:40–02:52 anywhere.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 @world
@@ -1049,8 +1236,15 @@ def w_traffic_surge_no_cause() -> World:
         ],
     )
     deploys = [
-        {"id": "rel-1127-01", "timestamp": iso(utc(tz, "2026-11-27 03:10"), tz), "service": "notify.api-2",
-         "version": "12.0.3", "author": "kim", "description": "template fix", "environment": "prod"},
+        {
+            "id": "rel-1127-01",
+            "timestamp": iso(utc(tz, "2026-11-27 03:10"), tz),
+            "service": "notify.api-2",
+            "version": "12.0.3",
+            "author": "kim",
+            "description": "template fix",
+            "environment": "prod",
+        },
     ]
     files = {
         "inventory/services.csv": inventory_csv(svcs),
@@ -1058,7 +1252,13 @@ def w_traffic_surge_no_cause() -> World:
         "changes/deploys.csv": deploy_csv(deploys),
     }
     truth = Truth(name, "", onset + 15 * MIN, tz, "unknown", None, onset, 0)
-    return World(name, "Black Friday 08:00 EST: traffic ×2.8 on all 300 services; one unrelated deploy at 03:10.", tz, files, [truth])
+    return World(
+        name,
+        "Black Friday 08:00 EST: traffic ×2.8 on all 300 services; one unrelated deploy at 03:10.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 @world
@@ -1087,7 +1287,10 @@ def w_provider_incident_statuspage() -> World:
         end,
         60,
         tz=tz,
-        effects=[Effect(bhs, ("rx_bytes",), onset, back, "mul", 0.4), Effect(bhs, ("p99_ms",), onset, back, "mul", 3.0)],
+        effects=[
+            Effect(bhs, ("rx_bytes",), onset, back, "mul", 0.4),
+            Effect(bhs, ("p99_ms",), onset, back, "mul", 3.0),
+        ],
     )
     inc = {
         "id": "yx3kq9f2",
@@ -1100,9 +1303,21 @@ def w_provider_incident_statuspage() -> World:
         "resolved_at": iso(back, "Europe/Paris"),
         "shortlink": "https://stspg.io/yx3k",
         "incident_updates": [
-            {"status": "resolved", "body": "Connectivity is back to normal.", "created_at": iso(back + 5 * MIN, "Europe/Paris")},
-            {"status": "identified", "body": "A faulty optic on an uplink of BHS has been isolated.", "created_at": iso(onset + 25 * MIN, "Europe/Paris")},
-            {"status": "investigating", "body": "We are seeing packet loss towards Beauharnois.", "created_at": iso(onset + 9 * MIN, "Europe/Paris")},
+            {
+                "status": "resolved",
+                "body": "Connectivity is back to normal.",
+                "created_at": iso(back + 5 * MIN, "Europe/Paris"),
+            },
+            {
+                "status": "identified",
+                "body": "A faulty optic on an uplink of BHS has been isolated.",
+                "created_at": iso(onset + 25 * MIN, "Europe/Paris"),
+            },
+            {
+                "status": "investigating",
+                "body": "We are seeing packet loss towards Beauharnois.",
+                "created_at": iso(onset + 9 * MIN, "Europe/Paris"),
+            },
         ],
         "components": [{"id": "cbhs", "name": "Beauharnois (BHS)"}],
     }
@@ -1114,7 +1329,13 @@ def w_provider_incident_statuspage() -> World:
         **pingdom_export(probes, since=start, until=end),
     }
     truth = Truth(name, "", onset + 3 * MIN, tz, "external_maintenance", "statuspage:yx3kq9f2", onset, 1)
-    return World(name, "Statuspage incident 'Degraded network connectivity in BHS', started 15:04, posted 15:13.", tz, files, [truth])
+    return World(
+        name,
+        "Statuspage incident 'Degraded network connectivity in BHS', started 15:04, posted 15:13.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 @world
@@ -1134,7 +1355,10 @@ def w_maintenance_overran() -> World:
         end,
         60,
         tz=tz,
-        effects=[Effect(tuple(hit), ("rx_bytes",), onset, back, "mul", 0.2), Effect(tuple(hit), ("p99_ms",), onset, back, "mul", 4.0)],
+        effects=[
+            Effect(tuple(hit), ("rx_bytes",), onset, back, "mul", 0.2),
+            Effect(tuple(hit), ("p99_ms",), onset, back, "mul", 4.0),
+        ],
     )
     mx = {
         "id": "k9w2c1mx",
@@ -1147,11 +1371,26 @@ def w_maintenance_overran() -> World:
         "scheduled_until": "2026-06-25T02:00:00+02:00",
         "resolved_at": "2026-06-25T02:50:00+02:00",
         "incident_updates": [
-            {"status": "completed", "body": "The maintenance is complete.", "created_at": "2026-06-25T02:50:00+02:00"},
-            {"status": "in_progress", "body": "The upgrade is taking longer than expected; the window is extended until 03:00.",
-             "created_at": "2026-06-25T02:04:00+02:00"},
-            {"status": "in_progress", "body": "Scheduled maintenance is currently in progress.", "created_at": "2026-06-25T01:00:00+02:00"},
-            {"status": "scheduled", "body": "The RBX core routers will be upgraded one at a time.", "created_at": "2026-06-20T10:00:00+02:00"},
+            {
+                "status": "completed",
+                "body": "The maintenance is complete.",
+                "created_at": "2026-06-25T02:50:00+02:00",
+            },
+            {
+                "status": "in_progress",
+                "body": "The upgrade is taking longer than expected; the window is extended until 03:00.",
+                "created_at": "2026-06-25T02:04:00+02:00",
+            },
+            {
+                "status": "in_progress",
+                "body": "Scheduled maintenance is currently in progress.",
+                "created_at": "2026-06-25T01:00:00+02:00",
+            },
+            {
+                "status": "scheduled",
+                "body": "The RBX core routers will be upgraded one at a time.",
+                "created_at": "2026-06-20T10:00:00+02:00",
+            },
         ],
         "components": [{"id": "crbx", "name": "Roubaix (RBX)"}],
     }
@@ -1163,7 +1402,13 @@ def w_maintenance_overran() -> World:
         **pingdom_export(probes, since=start, until=end),
     }
     truth = Truth(name, "", onset + 2 * MIN, tz, "external_maintenance", "ovh:FS#8830", onset, 1)
-    return World(name, "FS#8830 announced 01:00–02:00 CEST, extended at 02:04, completed 02:50; RBX breaks 02:10.", tz, files, [truth])
+    return World(
+        name,
+        "FS#8830 announced 01:00–02:00 CEST, extended at 02:04, completed 02:50; RBX breaks 02:10.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 @world
@@ -1205,9 +1450,16 @@ def w_two_incidents_one_datacenter() -> World:
     downs = [Down(s, a_on, a_back) for s in on_host] + [Down(s, b_on + MIN, b_back) for s in rack]
     notice = works(
         [
-            {"id": "FS#9120", "title": "Network:: WAW rack b07 switch replacement", "status": "In progress",
-             "start": "2026-10-06 10:10", "end": "2026-10-06 11:00", "updated": "2026-10-06 10:09", "dc": "WAW",
-             "description": "Replacement of the faulty switch waw-b07-sw1. The servers of rack b07 will lose connectivity."}
+            {
+                "id": "FS#9120",
+                "title": "Network:: WAW rack b07 switch replacement",
+                "status": "In progress",
+                "start": "2026-10-06 10:10",
+                "end": "2026-10-06 11:00",
+                "updated": "2026-10-06 10:09",
+                "dc": "WAW",
+                "description": "Replacement of the faulty switch waw-b07-sw1. The servers of rack b07 will lose connectivity.",
+            }
         ]
     )
     files = {
@@ -1220,7 +1472,13 @@ def w_two_incidents_one_datacenter() -> World:
         Truth(name, "db", a_on + 2 * MIN, tz, "hosting", host, a_on, 1, also=on_host),
         Truth(name, "rack", b_on + 3 * MIN, tz, "external_maintenance", "ovh:FS#9120", b_on, 1),
     ]
-    return World(name, f"{host} (db_primary_3) dies at 10:00 UTC; FS#9120 takes rack b07 off at 10:12.", tz, files, truths)
+    return World(
+        name,
+        f"{host} (db_primary_3) dies at 10:00 UTC; FS#9120 takes rack b07 off at 10:12.",
+        tz,
+        files,
+        truths,
+    )
 
 
 @world
@@ -1243,10 +1501,24 @@ def w_dst_autumn_paris_release() -> World:
         effects=[Effect(touched, ("http_5xx_rate",), onset, end, "set", 15.0)],
     )
     deploys = [
-        {"id": "REL-1025-1", "timestamp": "2026-10-24 23:40", "service": "media_api", "version": "1.15.0",
-         "author": "noe", "description": "", "environment": "prod"},
-        {"id": "REL-1025-2", "timestamp": "2026-10-25 03:20", "service": "cart_api", "version": "7.0.0",
-         "author": "noe", "description": "price rounding", "environment": "prod"},
+        {
+            "id": "REL-1025-1",
+            "timestamp": "2026-10-24 23:40",
+            "service": "media_api",
+            "version": "1.15.0",
+            "author": "noe",
+            "description": "",
+            "environment": "prod",
+        },
+        {
+            "id": "REL-1025-2",
+            "timestamp": "2026-10-25 03:20",
+            "service": "cart_api",
+            "version": "7.0.0",
+            "author": "noe",
+            "description": "price rounding",
+            "environment": "prod",
+        },
     ]
     files = {
         "inventory/services.csv": inventory_csv(svcs),
@@ -1254,7 +1526,13 @@ def w_dst_autumn_paris_release() -> World:
         "changes/deploys.csv": deploy_csv(deploys),
     }
     truth = Truth(name, "", onset + 4 * MIN, tz, "application_release", "REL-1025-2", onset, 0)
-    return World(name, "cart_api 7.0.0 at 03:20 CET (after the 03:00→02:00 fold), logged without offset.", tz, files, [truth])
+    return World(
+        name,
+        "cart_api 7.0.0 at 03:20 CET (after the 03:00→02:00 fold), logged without offset.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 @world
@@ -1284,7 +1562,10 @@ def w_dst_spring_new_york_maintenance() -> World:
         end,
         60,
         tz=tz,
-        effects=[Effect(rack, ("rx_bytes",), onset, back, "mul", 0.15), Effect(rack, ("p99_ms",), onset, back, "mul", 4.0)],
+        effects=[
+            Effect(rack, ("rx_bytes",), onset, back, "mul", 0.15),
+            Effect(rack, ("p99_ms",), onset, back, "mul", 4.0),
+        ],
     )
     event = {
         "SUMMARY": "Scheduled maintenance: edge switch nyc2-edge-sw1 firmware",
@@ -1304,8 +1585,16 @@ def w_dst_spring_new_york_maintenance() -> World:
         "metrics/edge.prom": metrics_prometheus_text(series),
         "changes/carrier.ics": ical([event]),
     }
-    truth = Truth(name, "", onset + 3 * MIN, tz, "external_maintenance", "carrier.example:CHG0042117", onset, 0)
-    return World(name, "CHG0042117 03:30–05:00 EDT on 8 March (clocks 02:00→03:00); sw1's 12 services degraded 03:31.", tz, files, [truth])
+    truth = Truth(
+        name, "", onset + 3 * MIN, tz, "external_maintenance", "carrier.example:CHG0042117", onset, 0
+    )
+    return World(
+        name,
+        "CHG0042117 03:30–05:00 EDT on 8 March (clocks 02:00→03:00); sw1's 12 services degraded 03:31.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 @world
@@ -1334,7 +1623,10 @@ def w_big_fleet_gitlog_release() -> World:
         end,
         300,
         tz=tz,
-        effects=[Effect(touched, ("http_5xx_rate",), onset, end, "set", 8.0), Effect(touched, ("p99_ms",), onset, end, "mul", 1.7)],
+        effects=[
+            Effect(touched, ("http_5xx_rate",), onset, end, "set", 8.0),
+            Effect(touched, ("p99_ms",), onset, end, "mul", 1.7),
+        ],
     )
     sha1, sha2 = "9c1f0e2d3b4a5968778695a4b3c2d1e0f9a8b7c6", "1d2c3b4a59687766554433221100ffeeddccbbaa"
     log = (
@@ -1347,7 +1639,13 @@ def w_big_fleet_gitlog_release() -> World:
         "changes/monorepo.gitlog": log,
     }
     truth = Truth(name, "", onset + 10 * MIN, tz, "application_release", f"git:{sha1}", onset, 0)
-    return World(name, "2500 services, 5-min metrics; ranking deploy 18:42 JST breaks its 500 services at 18:45.", tz, files, [truth])
+    return World(
+        name,
+        "2500 services, 5-min metrics; ranking deploy 18:42 JST breaks its 500 services at 18:45.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 @world
@@ -1366,17 +1664,36 @@ def w_pagerduty_15s_release() -> World:
         end,
         15,
         tz=tz,
-        effects=[Effect(touched, ("p99_ms",), onset, end, "mul", 3.5), Effect(touched, ("http_5xx_rate",), onset, end, "set", 6.0)],
+        effects=[
+            Effect(touched, ("p99_ms",), onset, end, "mul", 3.5),
+            Effect(touched, ("http_5xx_rate",), onset, end, "set", 6.0),
+        ],
     )
     events = {
         "change_events": [
-            {"id": "Q2WEB0TZ5K9P1", "summary": "Deploy web 2026.05.28-3 to prod", "timestamp": rel.strftime("%Y-%m-%dT%H:%M:%SZ"),
-             "source": "gitlab-runner-4", "services": [{"id": "PWEB01", "summary": "web", "type": "service_reference"}],
-             "custom_details": {"service": "web", "environment": "prod", "version": "2026.05.28-3", "actor": "ines"},
-             "links": [{"href": "https://ci.example.net/pipelines/9912", "text": "Pipeline 9912"}]},
-            {"id": "Q2MAIL0AA1B2C", "summary": "Deploy mail 88 to prod", "timestamp": "2026-05-28T09:10:00Z",
-             "source": "gitlab-runner-2", "services": [{"id": "PMAIL1", "summary": "mail", "type": "service_reference"}],
-             "custom_details": {"service": "mail", "environment": "prod", "version": "88", "actor": "bo"}, "links": []},
+            {
+                "id": "Q2WEB0TZ5K9P1",
+                "summary": "Deploy web 2026.05.28-3 to prod",
+                "timestamp": rel.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "source": "gitlab-runner-4",
+                "services": [{"id": "PWEB01", "summary": "web", "type": "service_reference"}],
+                "custom_details": {
+                    "service": "web",
+                    "environment": "prod",
+                    "version": "2026.05.28-3",
+                    "actor": "ines",
+                },
+                "links": [{"href": "https://ci.example.net/pipelines/9912", "text": "Pipeline 9912"}],
+            },
+            {
+                "id": "Q2MAIL0AA1B2C",
+                "summary": "Deploy mail 88 to prod",
+                "timestamp": "2026-05-28T09:10:00Z",
+                "source": "gitlab-runner-2",
+                "services": [{"id": "PMAIL1", "summary": "mail", "type": "service_reference"}],
+                "custom_details": {"service": "mail", "environment": "prod", "version": "88", "actor": "bo"},
+                "links": [],
+            },
         ]
     }
     files = {
@@ -1385,7 +1702,13 @@ def w_pagerduty_15s_release() -> World:
         "changes/pagerduty-change-events.json": json.dumps(events, indent=1).encode(),
     }
     truth = Truth(name, "", onset + 4 * MIN, tz, "application_release", "pagerduty:Q2WEB0TZ5K9P1", onset, 0)
-    return World(name, "web 2026.05.28-3 at 12:30 UTC via PagerDuty change events; web p99 ×3.5 from 12:32.", tz, files, [truth])
+    return World(
+        name,
+        "web 2026.05.28-3 at 12:30 UTC via PagerDuty change events; web p99 ×3.5 from 12:32.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 @world
@@ -1404,19 +1727,30 @@ def w_feature_flag_datadog() -> World:
         end,
         60,
         tz=tz,
-        effects=[Effect(touched, ("p99_ms",), onset, end, "mul", 4.0), Effect(touched, ("cpu_pct",), onset, end, "mul", 1.8)],
+        effects=[
+            Effect(touched, ("p99_ms",), onset, end, "mul", 4.0),
+            Effect(touched, ("cpu_pct",), onset, end, "mul", 1.8),
+        ],
     )
     events = {
         "data": [
-            {"id": "AAAAAZKx4nq8c2f0AAAAAP7", "type": "event", "attributes": {
-                "timestamp": flip.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                "tags": ["env:prod", "team:payments", "service:payments"],
+            {
+                "id": "AAAAAZKx4nq8c2f0AAAAAP7",
+                "type": "event",
                 "attributes": {
-                    "category": "change", "title": "payments: sca_challenge_v2 flag 10% -> 100%",
-                    "changed_resource": {"name": "sca_challenge_v2", "type": "feature_flag"},
-                    "impacted_resources": [{"name": "payments", "type": "service"}],
-                    "author": {"name": "clara", "type": "user"},
-                    "prev_value": {"percentage": "10%"}, "new_value": {"percentage": "100%"}}}}
+                    "timestamp": flip.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                    "tags": ["env:prod", "team:payments", "service:payments"],
+                    "attributes": {
+                        "category": "change",
+                        "title": "payments: sca_challenge_v2 flag 10% -> 100%",
+                        "changed_resource": {"name": "sca_challenge_v2", "type": "feature_flag"},
+                        "impacted_resources": [{"name": "payments", "type": "service"}],
+                        "author": {"name": "clara", "type": "user"},
+                        "prev_value": {"percentage": "10%"},
+                        "new_value": {"percentage": "100%"},
+                    },
+                },
+            }
         ]
     }
     files = {
@@ -1424,8 +1758,12 @@ def w_feature_flag_datadog() -> World:
         "metrics/fleet.csv": metrics_long_csv(series, zone=tz),
         "changes/datadog-events.json": json.dumps(events, indent=1).encode(),
     }
-    truth = Truth(name, "", onset + 4 * MIN, tz, "application_release", "datadog:AAAAAZKx4nq8c2f0AAAAAP7", onset, 0)
-    return World(name, "flag sca_challenge_v2 10%→100% at 17:20 CET; payments p99 ×4 from 17:21.", tz, files, [truth])
+    truth = Truth(
+        name, "", onset + 4 * MIN, tz, "application_release", "datadog:AAAAAZKx4nq8c2f0AAAAAP7", onset, 0
+    )
+    return World(
+        name, "flag sca_challenge_v2 10%→100% at 17:20 CET; payments p99 ×4 from 17:21.", tz, files, [truth]
+    )
 
 
 @world
@@ -1466,7 +1804,13 @@ def w_cancelled_maintenance_host_fails() -> World:
         "changes/cloud.ics": ical([event]),
     }
     truth = Truth(name, "", onset + 3 * MIN, tz, "hosting", "gra-h03", onset, 1, also=victims)
-    return World(name, "PW-2026-77 (GRA, 21:00–23:00) cancelled the day before; gra-h03 dies at 21:17.", tz, files, [truth])
+    return World(
+        name,
+        "PW-2026-77 (GRA, 21:00–23:00) cancelled the day before; gra-h03 dies at 21:17.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 @world
@@ -1497,14 +1841,18 @@ def w_datacenter_power_loss() -> World:
         tz=tz,
         effects=[Effect(dal, ("cpu_pct", "rx_bytes"), onset, back, "gap")],
     )
-    downs = [Down(v, onset + timedelta(seconds=10 * (k % 6)), back, host_alert="DOWN") for k, v in enumerate(dal)]
+    downs = [
+        Down(v, onset + timedelta(seconds=10 * (k % 6)), back, host_alert="DOWN") for k, v in enumerate(dal)
+    ]
     files = {
         "inventory/services.csv": inventory_csv(svcs),
         "metrics/fleet.parquet": metrics_parquet(series),
         "nagios/nagios.log": nagios_log(downs, since=start),
     }
     truth = Truth(name, "", onset + 4 * MIN, tz, "hosting", "DAL3", onset, 1)
-    return World(name, "DAL3 loses power at 15:48 EDT: its 100 services go dark for 50 minutes.", tz, files, [truth])
+    return World(
+        name, "DAL3 loses power at 15:48 EDT: its 100 services go dark for 50 minutes.", tz, files, [truth]
+    )
 
 
 @world
@@ -1512,7 +1860,7 @@ def w_noisy_sparse_release() -> World:
     """Noisy metrics (2.5× the usual noise) with 3 % of samples lost; a mail release breaks two services."""
     name, tz = "noisy_sparse_release", "Europe/Paris"
     svcs = _eu()
-    start, rel = utc(tz, "2026-01-21 02:00"), utc(tz, "2026-01-21 08:55")
+    start = utc(tz, "2026-01-21 02:00")
     onset, end = utc(tz, "2026-01-21 09:00"), utc(tz, "2026-01-21 11:00")
     touched = ("svc-eu-05", "svc-eu-10")
     series = make_series(
@@ -1525,22 +1873,56 @@ def w_noisy_sparse_release() -> World:
         tz=tz,
         noise=2.5,
         missing=0.03,
-        effects=[Effect(touched, ("http_5xx_rate",), onset, end, "set", 30.0), Effect(touched, ("p99_ms",), onset, end, "mul", 2.5)],
+        effects=[
+            Effect(touched, ("http_5xx_rate",), onset, end, "set", 30.0),
+            Effect(touched, ("p99_ms",), onset, end, "mul", 2.5),
+        ],
     )
     deploys = [
-        {"id": "mail-2026-0121-a", "timestamp": "2026-01-21 08:55", "service": "svc-eu-05", "version": "6.1", "author": "paul",
-         "description": "smtp relay pool", "environment": "prod", "app": "mail"},
-        {"id": "mail-2026-0121-b", "timestamp": "2026-01-21 08:56", "service": "svc-eu-10", "version": "6.1", "author": "paul",
-         "description": "smtp relay pool", "environment": "prod", "app": "mail"},
+        {
+            "id": "mail-2026-0121-a",
+            "timestamp": "2026-01-21 08:55",
+            "service": "svc-eu-05",
+            "version": "6.1",
+            "author": "paul",
+            "description": "smtp relay pool",
+            "environment": "prod",
+            "app": "mail",
+        },
+        {
+            "id": "mail-2026-0121-b",
+            "timestamp": "2026-01-21 08:56",
+            "service": "svc-eu-10",
+            "version": "6.1",
+            "author": "paul",
+            "description": "smtp relay pool",
+            "environment": "prod",
+            "app": "mail",
+        },
     ]
     files = {
         "inventory/services.csv": inventory_csv(svcs),
         "metrics/fleet.csv": metrics_long_csv(series, zone=tz),
         "changes/deploys.csv": deploy_csv(deploys),
     }
-    truth = Truth(name, "", onset + 10 * MIN, tz, "application_release", "mail-2026-0121-a", onset, 0,
-                  also=("mail-2026-0121-b",))
-    return World(name, "mail 6.1 at 08:55/08:56 CET on svc-eu-05 and -10; noisy metrics, 3 % of samples missing.", tz, files, [truth])
+    truth = Truth(
+        name,
+        "",
+        onset + 10 * MIN,
+        tz,
+        "application_release",
+        "mail-2026-0121-a",
+        onset,
+        0,
+        also=("mail-2026-0121-b",),
+    )
+    return World(
+        name,
+        "mail 6.1 at 08:55/08:56 CET on svc-eu-05 and -10; noisy metrics, 3 % of samples missing.",
+        tz,
+        files,
+        [truth],
+    )
 
 
 # --------------------------------------------------------------------------- running a world
@@ -1580,7 +1962,9 @@ class Answer:
 def _cli(*args: str, home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).parent / "whatchanged"
     env = {**os.environ, "WHATCHANGED_HOME": str(home), "WHATCHANGED_NO_ANALYZE": "1"}
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
 
 
 def _free_port() -> int:
@@ -1595,7 +1979,13 @@ def _post_webhooks(home: Path, hooks: Sequence[Webhook], tz: str) -> None:
     token = "worlds-" + format(_seed(str(home)), "08x")
     port = _free_port()
     exe = Path(sys.executable).parent / "whatchanged"
-    env = {**os.environ, "WHATCHANGED_HOME": str(home), "WHATCHANGED_API_TOKENS": token, "WHATCHANGED_NO_ANALYZE": "1", "WHATCHANGED_WARM": "0"}
+    env = {
+        **os.environ,
+        "WHATCHANGED_HOME": str(home),
+        "WHATCHANGED_API_TOKENS": token,
+        "WHATCHANGED_NO_ANALYZE": "1",
+        "WHATCHANGED_WARM": "0",
+    }
     proc = subprocess.Popen(
         [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         env=env,

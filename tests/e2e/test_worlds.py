@@ -58,7 +58,11 @@ def runs(
     wanted: dict[str, None] = {}
     for item in request.session.items:
         params = getattr(item, "callspec", None)
-        if item.module is sys.modules[__name__] and params is not None and params.params.get("name") in TRUTHS:
+        if (
+            item.module is sys.modules[__name__]
+            and params is not None
+            and params.params.get("name") in TRUTHS
+        ):
             wanted.setdefault(TRUTHS[params.params["name"]][0], None)
     pool = ThreadPoolExecutor(max_workers=max(1, JOBS))
     futures = {w: pool.submit(run_world, w, tmp_path_factory.mktemp(w)) for w in wanted}
