@@ -31,10 +31,6 @@ WRONG: dict[str, str] = {
         "issue #12: metrics sampled every 5 min never raise an anomaly on the 1-minute grid,"
         " so there is no incident at all (2-min steps neither; 15 s and 1 min are fine)"
     ),
-    "notice_names_unlisted_datacenter": (
-        "issue #12: the datacenter code FSN1 in a notice's text is not recognised (only OVH codes"
-        " are), so the notice has an empty scope; the top cause is unknown, the notice ranks 3rd"
-    ),
     "two_incidents_one_datacenter@rack": (
         "issue #12: the rack's switch works at 10:12 are stitched into the db host's incident of"
         " 10:00 (same datacenter, overlapping in time): onset 10:00 and the host ranked first"
