@@ -41,6 +41,12 @@ def render_explanation(d: dict[str, Any], tz: str) -> None:
             title=f"what changed at {d['at'][:16].replace('T', ' ')}",
         )
     )
+    for o in d.get("overlapping", []):
+        console.print(
+            f"also under way: incident [bold]{o['id']}[/] (onset {_hm(o['onset'])}, end {_hm(o['end'])}, "
+            f"{o['services_affected']} services): a separate incident, not part of this answer",
+            highlight=False,
+        )
     rows = [
         (c["rank"], c["category"], c["change_id"] or c["component"] or "", c["title"], f"{c['score']:.2f}")
         for c in d["causes"]

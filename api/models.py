@@ -157,6 +157,15 @@ class ReactionOut(_Out):
     author: str | None = None
 
 
+class OverlapOut(_Out):
+    """Another incident under way during the one explained."""
+
+    id: str
+    onset: datetime
+    end: datetime | None = None
+    services_affected: int = Field(ge=0)
+
+
 class ExplanationOut(_Out):
     """What changed at ``at``: the incident there, ranked causes, ruled-out classes, reactions.
 
@@ -169,6 +178,11 @@ class ExplanationOut(_Out):
     ruled_out: list[RuledOutOut]
     reactions: list[ReactionOut]
     anomalies: list[AnomalyOut] = Field(default_factory=list)
+    overlapping: list[OverlapOut] = Field(
+        default_factory=list,
+        description="Other incidents under way during this one (an earlier wave still lingering, "
+        "an unrelated failure): the answer is about the wave whose onset is nearest before `at`.",
+    )
 
 
 class IncidentPage(Page):

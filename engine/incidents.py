@@ -478,7 +478,7 @@ def settled_groups(
     has it, and open ends count up to the end of the data.  Returns the groups and that
     cut-off."""
     data_end = _data_end(con)
-    cutoff = max(end, data_end)
+    cutoff = data_end
     first = _data_start(con) or start
     margin = timedelta(seconds=recur_gap_s + max(flap_gap_s, link_gap_s))
     floor_ = max(first, start - timedelta(seconds=reach_s)) if first < start else start

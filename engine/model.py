@@ -146,6 +146,8 @@ class Explanation(_Jsonable):
     ruled_out: tuple[RuledOut, ...]
     reactions: tuple[Change, ...]
     anomalies: tuple[Anomaly, ...] = ()
+    #: other incidents under way at the same time (a lingering earlier wave, an unrelated one)
+    overlapping: tuple[Incident, ...] = ()
 
 
 def incident_from_dict(data: dict[str, Any]) -> Incident:
