@@ -2,36 +2,39 @@
 
 Every anomaly (:mod:`whatchanged.engine.detect`) and outage
 (:mod:`whatchanged.engine.outages`) is an *event* ``[onset, end]`` on one
-service (an open end counts up to the data cut-off).  Two events belong to
-the same incident when
+service (an open end counts up to the end of the data).  An incident is the
+failures of one cause (``docs/detection.md`` §4):
 
-1. they are on the **same service** and the second starts at most
-   ``flap_gap_s`` (default 15 min) after the first ends — a run of short
-   outages close together (flapping, repeated restarts) is one incident; or
-2. they **overlap in time** (allowing ``link_gap_s``, default 2 min) and are
-   **related by topology**: same datacenter, switch or host in the
-   ``services`` view (same app only for services whose datacenter is
-   unknown: two failures in two datacenters are two incidents).  A service missing from the inventory (often an
-   external probe's name) relates to everything by time alone.
+1. **waves** of hard failures — outages and *hard* anomalies (:func:`is_hard`:
+   the metric doubled or halved): two hard events are in one wave when they are
+   on the **same service** and the second starts at most ``flap_gap_s`` (15 min)
+   after the first ends, or they **overlap in time** (± ``link_gap_s``, 2 min)
+   and are **related by topology** (same datacenter, switch or host; same app
+   only for services whose datacenter is unknown; a service missing from the
+   inventory relates to everything by time), closed transitively;
+2. every **soft** anomaly joins one wave — the latest whose hard span holds its
+   onset, else the linked wave with the nearest onset — and never links two:
+   a lingering soft anomaly does not chain a later wave to an earlier one;
+   soft anomalies linked to no wave group among themselves;
+3. a group whose hard failures start at most ``recur_gap_s`` (1 h) after
+   another's end, on mostly the same services (Jaccard of the hard-failed
+   services ≥ 0.5), joins it: works overrunning their window, a fix that did
+   not hold.  A different set of hard failures is a new incident.
 
-Groups are closed transitively; then a group starting at most ``recur_gap_s``
-(1 h) after another ends, on mostly the same services (Jaccard of the service
-sets at least 0.5), joins it: a second wave (works overrunning their window, a
-fix that did not hold) is the same incident.  A group becomes an incident if it holds
-an outage, or anomalies on at least two services, or one anomaly lasting at
-least ``min_anomaly_s`` (default 10 min): a lone short wiggle is not an
-incident.
+A group becomes an incident if it holds an outage, or anomalies on at least two
+services, or one anomaly lasting at least ``min_anomaly_s`` (10 min).
+
+An incident's onset, end, members and id do not depend on the range it was
+computed over (:func:`settled_groups`): onsets are refined with the look-ahead,
+events are read over a range widened until each incident is complete, open ends
+count to the end of the data.  ``online=True`` keeps the causal computation
+(what a live detector knew at ``end``) for evaluation only.
 
 ``outage_count`` / ``downtime_s`` follow :class:`~whatchanged.engine.model.Incident`:
 the external-probe down intervals merged across probes; if the incident has
 none, the merged CRITICAL/DOWN intervals of its checks.  ``incident_id`` is
 ``inc-YYYYMMDDTHHMMZ-<6 hex>``: the onset minute in UTC and a hash of the
-sorted affected services and that minute, so re-running on the same data
-gives the same id.
-
-Online (``online=True``) every input stops at ``end``: baselines, scores and
-check states are causal.  Batch reads a little after ``end`` and lets the
-change-point search look ahead to refine onsets (``onset_lookahead``).
+sorted affected services and that minute.
 """
 
 from __future__ import annotations
@@ -369,7 +372,10 @@ def find_incidents(
     min_anomaly_s: float = MIN_ANOMALY_S,
     cache_dir: Path | None = None,
 ) -> list[Incident]:
-    """Incidents with at least one event overlapping ``[start, end)``, by onset.
+    """Incidents whose span overlaps ``[start, end)``, whole (with their events outside the
+    range), by onset; their id, onset and members do not depend on the range
+    (:func:`settled_groups`).  ``online=True``: what a live detector knew at ``end`` (no
+    onset look-ahead, nothing after ``end``), for evaluation; its ids may differ.
 
     Results are cached per process, keyed by what the connection's metrics, states
     and services views read (the committed files, hence the manifests) and the
@@ -451,14 +457,6 @@ def _find_incidents(
     return found
 
 
-def _data_start(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    rows = con.execute(
-        "SELECT min(t) FROM (SELECT min(ts) AS t FROM metrics UNION ALL SELECT min(ts) FROM states)"
-    )
-    value = rows.fetchall()[0][0]
-    return value if isinstance(value, datetime) else None
-
-
 def settled_groups(
     con: duckdb.DuckDBPyConnection,
     start: datetime,
@@ -479,9 +477,8 @@ def settled_groups(
     cut-off."""
     data_end = _data_end(con)
     cutoff = data_end
-    first = _data_start(con) or start
     margin = timedelta(seconds=recur_gap_s + max(flap_gap_s, link_gap_s))
-    floor_ = max(first, start - timedelta(seconds=reach_s)) if first < start else start
+    floor_ = start - timedelta(seconds=reach_s)  # before the first data, reading costs nothing
     ceil_ = min(data_end + timedelta(minutes=1), end + timedelta(seconds=reach_s))
     ceil_ = max(ceil_, end)
     lo = max(floor_, start - margin)
