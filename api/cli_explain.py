@@ -43,8 +43,12 @@ def render_explanation(d: dict[str, Any], tz: str) -> None:
     )
     for o in d.get("overlapping", []):
         console.print(
-            f"also under way: incident [bold]{o['id']}[/] (onset {_hm(o['onset'])}, end {_hm(o['end'])}, "
-            f"{o['services_affected']} services): a separate incident, not part of this answer",
+            styled(
+                "also under way: incident ",
+                (o["id"], "bold"),
+                f" (onset {_hm(o['onset'])}, end {_hm(o['end'])}, {o['services_affected']} services): "
+                "a separate incident, not part of this answer",
+            ),
             highlight=False,
         )
     rows = [
