@@ -540,6 +540,13 @@ def incidents_at(
     return chosen, others
 
 
+def overlapping(con: duckdb.DuckDBPyConnection, incident: Incident) -> tuple[Incident, ...]:
+    """The other incidents whose span overlaps ``incident``'s, by onset."""
+    end = incident.end or incident.onset + timedelta(minutes=1)
+    found = find_incidents(con, incident.onset, max(end, incident.onset + timedelta(minutes=1)))
+    return tuple(i for i in found if i.incident_id != incident.incident_id and _overlap(i, incident))
+
+
 def _overlap(a: Incident, b: Incident) -> bool:
     return (a.end is None or a.end > b.onset) and (b.end is None or b.end > a.onset)
 

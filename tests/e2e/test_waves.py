@@ -44,6 +44,7 @@ from whatchanged.engine.incidents import (
     get_incident,
     group_events,
     inventory,
+    overlapping,
 )
 from whatchanged.engine.model import Explanation, Incident
 from whatchanged.engine.outages import find_outages
@@ -213,6 +214,13 @@ def test_explain_each_wave_of_the_small_world(world: Path) -> None:
     # the first wave lingers (the front's request rate) while the second starts: said, by id
     d = explanation_json(late, tz=TZ)
     assert [o["id"] for o in d["overlapping"]] == [early.incident.incident_id]
+    # and from the first wave's side (GET /incidents/{id} names it too)
+    con = Warehouse(world).connect()
+    try:
+        first = get_incident(con, early.incident.incident_id)
+        assert [i.incident_id for i in overlapping(con, first)] == [late.incident.incident_id]
+    finally:
+        con.close()
 
 
 # -- the reference night ----------------------------------------------------------------------
