@@ -468,7 +468,7 @@ def settled_groups(
     recur_gap_s: float = RECUR_GAP_S,
     reach_s: float = MAX_REACH_S,
 ) -> tuple[list[_Group], datetime]:
-    """The groups with an event in ``[start, end)``, computed so that they do not depend on
+    """The groups whose span overlaps ``[start, end)``, computed so that they do not depend on
     that range: events are read over a wider span, widened again (by at most ``reach_s``
     on each side) until every such group starts and ends at least a linking distance
     (``recur_gap_s`` + the larger of the flap and link gaps) inside it, so that no event
