@@ -43,8 +43,13 @@ def cmd_incidents(
     end: ToOpt,
     home: HomeOpt = None,
     tz: TzOpt = None,
-    batch: Annotated[
-        bool, typer.Option("--batch", help="Let onset refinement look ahead (default: online, causal).")
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online",
+            help="Only what a live detector knew at --to: no onset look-ahead, events cut at --to "
+            "(ids may then differ from explain's and the API's).",
+        ),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -54,7 +59,7 @@ def cmd_incidents(
     wh.require()
     con, (lo, hi) = _range(wh, start, end, settings.tz)
     try:
-        found = find_incidents(con, lo, hi, online=not batch)
+        found = find_incidents(con, lo, hi, online=online)
     finally:
         con.close()
 

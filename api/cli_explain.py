@@ -39,6 +39,16 @@ def render_explanation(d: dict[str, Any], tz: str) -> None:
             title=f"what changed at {d['at'][:16].replace('T', ' ')}",
         )
     )
+    for o in d.get("overlapping", []):
+        console.print(
+            styled(
+                "also under way: incident ",
+                (o["id"], "bold"),
+                f" (onset {_hm(o['onset'])}, end {_hm(o['end'])}, {o['services_affected']} services): "
+                "a separate incident, not part of this answer",
+            ),
+            highlight=False,
+        )
     rows = [
         (c["rank"], c["category"], c["change_id"] or c["component"] or "", c["title"], f"{c['score']:.2f}")
         for c in d["causes"]

@@ -168,6 +168,15 @@ class WeightsOut(_Out):
     )
 
 
+class OverlapOut(_Out):
+    """Another incident under way during the one explained."""
+
+    id: str
+    onset: datetime
+    end: datetime | None = None
+    services_affected: int = Field(ge=0)
+
+
 class ExplanationOut(_Out):
     """What changed at ``at``: the incident there, ranked causes, ruled-out classes, reactions.
 
@@ -181,6 +190,11 @@ class ExplanationOut(_Out):
     reactions: list[ReactionOut]
     anomalies: list[AnomalyOut] = Field(default_factory=list)
     weights: WeightsOut
+    overlapping: list[OverlapOut] = Field(
+        default_factory=list,
+        description="Other incidents under way during this one (an earlier wave still lingering, "
+        "an unrelated failure): the answer is about the wave whose onset is nearest before `at`.",
+    )
 
 
 class IncidentPage(Page):

@@ -149,6 +149,8 @@ class Explanation(_Jsonable):
     #: the ranking weights used: "default", or the model file's path (and when it was fitted)
     weights: str = "default"
     weights_fitted_at: str | None = None
+    #: other incidents under way at the same time (a lingering earlier wave, an unrelated one)
+    overlapping: tuple[Incident, ...] = ()
 
 
 def incident_from_dict(data: dict[str, Any]) -> Incident:

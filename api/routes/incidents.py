@@ -12,7 +12,7 @@ from whatchanged.api.models import ExplanationOut, IncidentPage
 from whatchanged.api.problems import problem_responses
 from whatchanged.api.routes.explain import TzQuery
 from whatchanged.engine.explain import explain_incident, explanation_json, incident_json
-from whatchanged.engine.incidents import find_incidents
+from whatchanged.engine.incidents import find_incidents, overlapping
 from whatchanged.engine.incidents import get_incident as find_incident
 from whatchanged.engine.model import Incident
 from whatchanged.engine.rank import model_key
@@ -131,7 +131,10 @@ def get_incident(
     incident = incident_by_id(snap, incident_id)
     key = ("explain", snap.commit_key, model_key(settings.home), incident.incident_id, None, tz)
     result: dict[str, Any] = memo.get(
-        key, lambda: explanation_json(explain_incident(con, incident, settings=settings), tz=tz)
+        key,
+        lambda: explanation_json(
+            explain_incident(con, incident, settings=settings, overlapping=overlapping(con, incident)), tz=tz
+        ),
     )
     return result
 
