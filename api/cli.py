@@ -25,6 +25,7 @@ COMMANDS = {
     "init": "cli_core",
     "ingest": "cli_core",
     "status": "cli_core",
+    "doctor": "cli_doctor",
     "changes": "cli_changes",
     "incidents": "cli_detect",
     "availability": "cli_detect",

@@ -183,8 +183,13 @@ def _respond(
         status = 200
     except WhatchangedError as exc:
         status = 404 if isinstance(exc, NotFoundError) else 503 if isinstance(exc, WarehouseError) else 400
+        message = str(exc)
+        for path in sorted(
+            {str(Path(settings.home).resolve()), str(Path(settings.home).absolute())}, key=len
+        )[::-1]:
+            message = message.replace(path, "<warehouse>")  # no server path to anonymous readers
         body = html.render(
-            "error.html", heading=html.esc(type(exc).__name__), message=html.esc(str(exc)), root=root
+            "error.html", heading=html.esc(type(exc).__name__), message=html.esc(message), root=root
         )
         title, figures = "error", False
     page = html.page(
