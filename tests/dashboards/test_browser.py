@@ -8,6 +8,7 @@ in the browser equals the figure builder's), and leaves a screenshot in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,17 @@ pytestmark = pytest.mark.browser
 LOOPBACK = {"127.0.0.1", "localhost"}
 
 
+def wait_plots(page: Any, n: int, timeout_s: float = 30.0) -> None:
+    """Wait until the page has drawn ``n`` figures.  Polled with ``page.evaluate`` (the
+    DevTools protocol): ``wait_for_function`` compiles its predicate inside the page, which
+    the pages' Content-Security-Policy (no ``'unsafe-eval'``) refuses."""
+    deadline = time.monotonic() + timeout_s
+    while page.evaluate("window.__plotsDone || 0") < n:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{n} figures not drawn within {timeout_s} s")
+        page.wait_for_timeout(20)
+
+
 @dataclass
 class Tab:
     """A Playwright page that records every request URL and console error."""
@@ -38,7 +50,7 @@ class Tab:
     def open(self, url: str, *, plots: int = 0) -> Any:
         response = self.page.goto(url, wait_until="load")
         if plots:
-            self.page.wait_for_function(f"(window.__plotsDone || 0) >= {plots}", timeout=15_000)
+            wait_plots(self.page, plots)
         return response
 
     def assert_clean(self) -> None:
@@ -236,7 +248,7 @@ def test_weekly_review(server: Server, tab: Tab, artifacts: Path, night_incident
     assert page.locator("a[rel=next]").get_attribute("href").endswith("week=2010-W47&tz=Europe/Paris")
     tab.shot(artifacts, "weekly")
     page.locator("a[rel=prev]").click()
-    page.wait_for_function("(window.__plotsDone || 0) >= 3")
+    wait_plots(page, 3)
     assert "2010-W45" in page.locator("h1").inner_text()
     tab.assert_clean()
 
