@@ -29,6 +29,7 @@ COMMANDS = {
     "ingest": "cli_core",
     "status": "cli_core",
     "formats": "cli_formats",
+    "doctor": "cli_doctor",
     "changes": "cli_changes",
     "incidents": "cli_detect",
     "availability": "cli_detect",

@@ -21,7 +21,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -185,12 +185,13 @@ async def get_warehouse(request: Request) -> Warehouse:
     return reader.warehouse
 
 
-# The dependencies below are ``async`` only so that FastAPI runs them on the event loop
-# instead of sending each to the thread pool: they stat the commits folder and open a
-# cursor (microseconds), or refresh the views after a commit (milliseconds, once).
-async def get_con(
+# The dependencies below are plain ``def``: FastAPI runs them on its thread pool, not on the
+# event loop.  Usually they stat the commits folder and open a cursor (microseconds), but after
+# a commit they read every manifest and recreate the views, and they may wait for another
+# thread doing so: on the event loop that would stall every request in flight.
+def get_con(
     reader: Annotated[WarehouseReader, Depends(get_reader)],
-) -> AsyncIterator[duckdb.DuckDBPyConnection]:
+) -> Iterator[duckdb.DuckDBPyConnection]:
     cur = reader.cursor()
     try:
         yield cur
@@ -198,7 +199,7 @@ async def get_con(
         cur.close()
 
 
-async def get_snapshot(reader: Annotated[WarehouseReader, Depends(get_reader)]) -> AsyncIterator[Snapshot]:
+def get_snapshot(reader: Annotated[WarehouseReader, Depends(get_reader)]) -> Iterator[Snapshot]:
     snap = reader.snapshot()
     try:
         yield snap

@@ -249,7 +249,9 @@ class ServicePage(Page):
 
 
 class StatusOut(_Out):
-    home: str
+    home: str | None = Field(
+        description="The warehouse folder on the server; null unless the request carries an API token."
+    )
     commits: int
     rows: dict[str, int]
     services: int
@@ -269,6 +271,12 @@ class HealthOut(_Strict):
         description="The detection state the server computes when it starts (`whatchanged analyze`): "
         "questions are answered either way, faster once it is `ready`.",
     )
+
+
+class ReadyOut(_Strict):
+    status: Literal["ready"] = "ready"
+    commits: int = Field(ge=0, description="Commits whose manifests were read.")
+    files: int = Field(ge=0, description="Data files those manifests name, all present.")
 
 
 # -- writes -------------------------------------------------------------------------------------------

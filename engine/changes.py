@@ -50,6 +50,7 @@ Aliases file (YAML, :func:`load_aliases`)::
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -101,12 +102,26 @@ def _norm(name: str) -> str:
 
 
 def load_aliases(path: Path | str | None) -> dict[str, dict[str, tuple[str, ...]]]:
-    """Read an aliases YAML file (format in the module doc); None or a missing file → no aliases."""
+    """Read an aliases YAML file (format in the module doc); None or a missing file → no aliases.
+
+    Parsed once per file version (path, mtime, size): explaining one incident asks for the
+    aliases several times."""
     if path is None:
         return {}
     path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return {}
     if not path.is_file():
         return {}
+    parsed = _parsed_aliases(str(path), st.st_mtime_ns, st.st_size)
+    return {key: dict(table) for key, table in parsed.items()}
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_aliases(name: str, mtime_ns: int, size: int) -> dict[str, dict[str, tuple[str, ...]]]:
+    path = Path(name)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

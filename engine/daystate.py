@@ -56,6 +56,7 @@ from whatchanged.engine.baseline import MAD_TO_SIGMA, Array, block_median, rows_
 from whatchanged.engine.detect import DetectParams, hold_sparse
 from whatchanged.engine.extent import DAY_DIR
 from whatchanged.engine.model import Anomaly
+from whatchanged.engine.storage import stale_temp_files
 from whatchanged.engine.warehouse import to_numpy
 
 DAY_S = 86400
@@ -617,9 +618,10 @@ def _with_rows(keys: list[Key], x: Array, extra: Sequence[Key]) -> tuple[list[Ke
 
 
 def _sweep(path: Path) -> None:
-    """Remove the other cached states of the same day (older data versions)."""
+    """Remove the other cached states of the same day (older data versions), and the
+    ``.<name>.<pid>.tmp`` files of writers that no longer run (a killed ``analyze``)."""
     day = path.name[:10]
-    for other in path.parent.glob(f"{day}-*.npz"):
+    for other in [*path.parent.glob(f"{day}-*.npz"), *stale_temp_files(path.parent)]:
         if other != path:
             with contextlib.suppress(OSError):
                 other.unlink()
