@@ -3,10 +3,11 @@
 ::
 
     ServerErrorMiddleware (Starlette)        last resort, never reached in practice
-    └── CatchAllMiddleware                   unexpected exception → 500 problem, logged
-        └── BodyLimitMiddleware              > max_body_bytes (declared or streamed) → 413
-            └── ExceptionMiddleware          ProblemError, WhatchangedError, validation → problem
-                └── routes/<resource>.py     /api/v1/…
+    └── SecurityHeadersMiddleware            nosniff, CSP, frame-ancestors, Referrer-Policy on every response
+        └── CatchAllMiddleware               unexpected exception → 500 problem, logged
+            └── BodyLimitMiddleware          > max_body_bytes (declared or streamed) → 413
+                └── ExceptionMiddleware      ProblemError, WhatchangedError, validation → problem
+                    └── routes/<resource>.py /api/v1/…
 
 Everything a route needs comes from :mod:`whatchanged.api.deps`; every error
 body from :func:`whatchanged.api.problems.problem`.  ``whatchanged serve``
@@ -45,6 +46,7 @@ from whatchanged.api.routes import (
     services,
     status,
 )
+from whatchanged.dashboards import html
 from whatchanged.dashboards import pages as dashboard_pages
 from whatchanged.engine.detect import prepare_states
 from whatchanged.engine.errors import WhatchangedError
@@ -165,6 +167,64 @@ class BodyLimitMiddleware:
         await response(scope, no_more, send)
 
 
+#: the Content-Security-Policy of the API and the dashboards: everything from this origin only;
+#: the pages' one inline script (the plot loader) allowed by its hash; inline styles (the page's
+#: ``<style>`` and plotly.js's own) allowed; no framing, no ``<base>``, no plugins
+CSP = "; ".join(
+    [
+        "default-src 'none'",
+        f"script-src 'self' {html.PLOT_LOADER_CSP_HASH}",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+#: ``/docs`` and ``/redoc`` are FastAPI's pages, which load Swagger UI / ReDoc from a CDN and
+#: start them with an inline script: allowed there only, still never in a frame
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https:; style-src 'self' 'unsafe-inline' https:; "
+    "img-src 'self' data: https:; font-src 'self' https:; worker-src 'self' blob:; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+
+
+class SecurityHeadersMiddleware:
+    """Outermost: ``X-Content-Type-Options``, ``Referrer-Policy``, ``X-Frame-Options`` and a
+    Content-Security-Policy on every response, errors included (a header the app set wins)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        csp = (DOCS_CSP if scope.get("path") in DOCS_PATHS else CSP).encode()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                have = {name.lower() for name, _ in headers}
+                for name, value in (*SECURITY_HEADERS, (b"content-security-policy", csp)):
+                    if name not in have:
+                        headers.append((name, value))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 #: ``WHATCHANGED_WARM=0``: no start-up analysis and no pages prepared in the background
 WARM_ENV = "WHATCHANGED_WARM"
 #: how often the warm-up thread looks for a new commit, and how many of the latest
@@ -266,6 +326,7 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.read_token_list:  # WHATCHANGED_READ_TOKENS: reads behind a token (write tokens read too)
         app.add_middleware(ReadTokenMiddleware, tokens=settings.read_token_list + settings.token_list)
     app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -3,7 +3,10 @@
 Commands live in ``cli_*`` modules, each exposing ``register(app)``; they
 call engine or ingest functions and hold no logic of their own.  Every
 :class:`~whatchanged.engine.errors.WhatchangedError` becomes one line on
-stderr and exit code 2 — never a traceback.
+stderr and exit code 2 — never a traceback.  Anything else (a bug, or an
+input we failed to foresee) becomes one line naming the exception, "run with
+--debug for the traceback", and exit code 1; ``--debug`` (anywhere on the
+command line) lets the traceback through.
 
 A run imports only the module of the command it runs (``explain`` does not
 load the batch, server or ingest code): a responder's first answer starts
@@ -28,6 +31,7 @@ COMMANDS = {
     "collect": "cli_collect",
     "silences": "cli_collect",
     "formats": "cli_formats",
+    "doctor": "cli_doctor",
     "changes": "cli_changes",
     "incidents": "cli_detect",
     "availability": "cli_detect",
@@ -54,7 +58,11 @@ def build(command: str | None = None) -> typer.Typer:
     )
 
     @app.callback()
-    def _group() -> None:
+    def _group(
+        debug: bool = typer.Option(
+            False, "--debug", help="Show the traceback of an unexpected error instead of one line."
+        ),
+    ) -> None:
         """What changed at 19:23? Root-cause correlation over monitoring data."""
 
     wanted = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
@@ -69,17 +77,41 @@ def __getattr__(name: str) -> typer.Typer:
     raise AttributeError(name)
 
 
+def one_line(text: object, limit: int = 2000) -> str:
+    """``text`` on one line (newlines folded), cut at ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
     try:
         build(args[0] if args else None)(args=args, standalone_mode=True)
     except WhatchangedError as exc:
-        err_console.print(styled(("error:", "bold red"), f" {exc}"), highlight=False, soft_wrap=True)
+        if debug:
+            raise
+        err_console.print(
+            styled(("error:", "bold red"), f" {one_line(exc)}"), highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print(styled(("interrupted", "bold red")))
         sys.exit(130)
+    except Exception as exc:  # the last resort: one line, never a traceback
+        if debug:
+            raise
+        err_console.print(
+            styled(
+                ("error:", "bold red"),
+                f" unexpected {type(exc).__name__}: {one_line(exc, 500)} (run with --debug for the traceback)",
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,14 @@ def cmd_ingest(
     service_label: Annotated[
         str | None, typer.Option("--service-label", help="Prometheus label naming the service.")
     ] = None,
+    allow_future: Annotated[
+        bool,
+        typer.Option(
+            "--allow-future",
+            help="Accept times more than a day ahead of this machine's clock "
+            "[env WHATCHANGED_ALLOW_FUTURE=1].",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     analyze: Annotated[
         bool,
@@ -46,7 +54,9 @@ def cmd_ingest(
     """Load metrics, check states, inventory and changes into the warehouse."""
     settings = settings_from(home, tz)
     wh = Warehouse(settings.home)
-    ctx = ReadContext(tz=settings.tz, skip_bad=skip_bad, service_label=service_label)
+    ctx = ReadContext.from_settings(
+        settings, allow_future=allow_future, skip_bad=skip_bad, service_label=service_label
+    )
     files = expand(paths)
     with Progress(
         TextColumn("ingest", style="bold", markup=False),

@@ -11,6 +11,7 @@ import typer
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.output import console, emit, styled, table
 from whatchanged.engine.availability import availability
+from whatchanged.engine.changes import aliases_for
 from whatchanged.engine.contextual import detect_series_combined
 from whatchanged.engine.errors import ConfigError, InputError
 from whatchanged.engine.incidents import find_incidents
@@ -42,8 +43,13 @@ def cmd_incidents(
     end: ToOpt,
     home: HomeOpt = None,
     tz: TzOpt = None,
-    batch: Annotated[
-        bool, typer.Option("--batch", help="Let onset refinement look ahead (default: online, causal).")
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online",
+            help="Only what a live detector knew at --to: no onset look-ahead, events cut at --to "
+            "(ids may then differ from explain's and the API's).",
+        ),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -53,7 +59,7 @@ def cmd_incidents(
     wh.require()
     con, (lo, hi) = _range(wh, start, end, settings.tz)
     try:
-        found = find_incidents(con, lo, hi, online=not batch)
+        found = find_incidents(con, lo, hi, online=online)
     finally:
         con.close()
 
@@ -112,7 +118,14 @@ def cmd_availability(
     con, (lo, hi) = _range(wh, start, end, settings.tz)
     try:
         result = availability(
-            con, lo, hi, service=service, check=check, group=group, exclude_planned=exclude_planned
+            con,
+            lo,
+            hi,
+            service=service,
+            check=check,
+            group=group,
+            exclude_planned=exclude_planned,
+            aliases=aliases_for(settings) if exclude_planned else None,
         )
     finally:
         con.close()

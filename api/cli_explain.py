@@ -1,8 +1,7 @@
-"""``explain`` (what changed at T?) and ``fit`` (learn ranking weights from labels)."""
+"""``explain`` (what changed at T?); ``fit`` is in :mod:`whatchanged.api.cli_fit`."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +9,6 @@ from rich.panel import Panel
 
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.output import console, emit, err_console, styled, table
-from whatchanged.engine.rank import fit, load_labels, save_model
 from whatchanged.engine.settings import Settings
 from whatchanged.engine.timeparse import parse_when
 from whatchanged.engine.warehouse import Warehouse, latest_day
@@ -41,6 +39,16 @@ def render_explanation(d: dict[str, Any], tz: str) -> None:
             title=f"what changed at {d['at'][:16].replace('T', ' ')}",
         )
     )
+    for o in d.get("overlapping", []):
+        console.print(
+            styled(
+                "also under way: incident ",
+                (o["id"], "bold"),
+                f" (onset {_hm(o['onset'])}, end {_hm(o['end'])}, {o['services_affected']} services): "
+                "a separate incident, not part of this answer",
+            ),
+            highlight=False,
+        )
     rows = [
         (c["rank"], c["category"], c["change_id"] or c["component"] or "", c["title"], f"{c['score']:.2f}")
         for c in d["causes"]
@@ -55,6 +63,12 @@ def render_explanation(d: dict[str, Any], tz: str) -> None:
             console.print(styled("  ", ("+", "green"), f" {e}"), highlight=False)
         for e in c["evidence_against"]:
             console.print(styled("  ", ("-", "red"), f" {e}"), highlight=False)
+    w = d.get("weights") or {"source": "default"}
+    console.print(
+        f"weights: {w['source']}" + (f" (fitted {w['fitted_at']})" if w.get("fitted_at") else ""),
+        soft_wrap=True,  # a path: never cut
+        highlight=False,
+    )
     if d["ruled_out"]:
         console.print(
             table("ruled out", ["class", "why"], [(r["category"], r["reason"]) for r in d["ruled_out"]])
@@ -97,17 +111,8 @@ def cmd_explain(
     emit(data, as_json=as_json, render=lambda d: render_explanation(d, settings.tz))
 
 
-def cmd_fit(
-    labels: Annotated[Path, typer.Argument(help="Labelled candidates (JSON list or CSV).")],
-    home: HomeOpt = None,
-) -> None:
-    """Fit the ranking weights on labelled candidates and save them in the warehouse."""
-    settings = settings_from(home)
-    model = fit(load_labels(labels))
-    path = save_model(model, settings.home)
-    console.print(f"saved fitted ranking weights to {path}")
-
-
 def register(app: typer.Typer) -> None:
     app.command("explain")(cmd_explain)
-    app.command("fit")(cmd_fit)
+    from whatchanged.api import cli_fit  # fit lives in its own module; registered here as before
+
+    cli_fit.register(app)

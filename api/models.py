@@ -157,6 +157,26 @@ class ReactionOut(_Out):
     author: str | None = None
 
 
+class WeightsOut(_Out):
+    """The ranking weights an explanation used."""
+
+    source: str = Field(
+        description="`default`, or the path of the fitted model file (`<home>/model/rank.json`)."
+    )
+    fitted_at: str | None = Field(
+        default=None, description="When the model was fitted, ISO 8601 in UTC (null for the defaults)."
+    )
+
+
+class OverlapOut(_Out):
+    """Another incident under way during the one explained."""
+
+    id: str
+    onset: datetime
+    end: datetime | None = None
+    services_affected: int = Field(ge=0)
+
+
 class ExplanationOut(_Out):
     """What changed at ``at``: the incident there, ranked causes, ruled-out classes, reactions.
 
@@ -169,6 +189,12 @@ class ExplanationOut(_Out):
     ruled_out: list[RuledOutOut]
     reactions: list[ReactionOut]
     anomalies: list[AnomalyOut] = Field(default_factory=list)
+    weights: WeightsOut
+    overlapping: list[OverlapOut] = Field(
+        default_factory=list,
+        description="Other incidents under way during this one (an earlier wave still lingering, "
+        "an unrelated failure): the answer is about the wave whose onset is nearest before `at`.",
+    )
 
 
 class IncidentPage(Page):
@@ -239,7 +265,9 @@ class SourceStatusOut(_Out):
 
 
 class StatusOut(_Out):
-    home: str
+    home: str | None = Field(
+        description="The warehouse folder on the server; null unless the request carries an API token."
+    )
     commits: int
     rows: dict[str, int]
     services: int
@@ -260,6 +288,12 @@ class HealthOut(_Strict):
         description="The detection state the server computes when it starts (`whatchanged analyze`): "
         "questions are answered either way, faster once it is `ready`.",
     )
+
+
+class ReadyOut(_Strict):
+    status: Literal["ready"] = "ready"
+    commits: int = Field(ge=0, description="Commits whose manifests were read.")
+    files: int = Field(ge=0, description="Data files those manifests name, all present.")
 
 
 # -- writes -------------------------------------------------------------------------------------------

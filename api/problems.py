@@ -22,9 +22,13 @@ in ``docs/api.md`` and in :data:`SLUGS`.
 
 from __future__ import annotations
 
+import hmac
 import logging
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -32,12 +36,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from whatchanged.engine.errors import (
     ConfigError,
     InputError,
     NotFoundError,
+    StorageError,
     WarehouseError,
     WhatchangedError,
 )
@@ -195,12 +201,95 @@ def problem(
     )
 
 
+#: seconds a client is told to wait after a 503 (``Retry-After``)
+RETRY_AFTER_S = 30
+#: what a filesystem path of the server is shown as to anonymous clients
+HIDDEN_PATH = "<warehouse>"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking, as far as error bodies care: whether they may see the server's paths.
+
+    Only a client holding one of the configured API tokens does; everyone else sees
+    the warehouse folder (and the working folder) as ``<warehouse>``.
+    """
+
+    sees_paths: bool = False
+    hidden: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, scope: Scope) -> Viewer:
+        settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+        if settings is None:
+            return cls()
+        home = Path(settings.home)
+        hidden = sorted(
+            {str(home.resolve()), str(home.absolute()), os.getcwd()} - {"/"}, key=len, reverse=True
+        )
+        return cls(sees_paths=is_admin(scope, settings.token_list), hidden=tuple(hidden))
+
+    def redact(self, text: str) -> str:
+        if self.sees_paths:
+            return text
+        for path in self.hidden:
+            text = text.replace(path, HIDDEN_PATH)
+        return text
+
+
+def is_admin(scope: Scope, tokens: Sequence[str]) -> bool:
+    """Whether the request carries ``Authorization: Bearer <t>`` with a configured token."""
+    if not tokens:
+        return False
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, given = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "bearer" or not given.strip():
+                return False
+            raw = given.strip().encode("utf-8", "replace")
+            return any([hmac.compare_digest(raw, t.encode("utf-8", "replace")) for t in tokens])
+    return False
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(app: Any, path: str) -> list[str]:
+    """Every method some route of ``app`` answers on ``path`` (asked of the routes themselves,
+    however the router nests them), sorted."""
+    routes = getattr(getattr(app, "router", None), "routes", [])
+    allowed = []
+    for method in _METHODS:
+        scope = {"type": "http", "path": path, "method": method, "root_path": "", "headers": []}
+        for route in routes:
+            try:
+                match, _ = route.matches(scope)
+            except Exception:  # a route that cannot judge a bare scope
+                continue
+            if match == Match.FULL:
+                allowed.append(method)
+                break
+    return allowed
+
+
 # -- mapping exceptions to problems ------------------------------------------------------
-def from_exception(exc: Exception, instance: str) -> JSONResponse:
-    """The problem for any exception a request can raise."""
+def from_exception(
+    exc: Exception, instance: str, *, viewer: Viewer | None = None, app: Any = None
+) -> JSONResponse:
+    """The problem for any exception a request can raise.
+
+    ``viewer`` says whether the client may see filesystem paths (default: no — they
+    are replaced by ``<warehouse>``); ``app`` lets a 405 list every method of the path.
+    """
+    viewer = viewer or Viewer()
     if isinstance(exc, ProblemError):
         return problem(
-            exc.status, exc.detail, instance=instance, slug=exc.slug, errors=exc.errors, headers=exc.headers
+            exc.status,
+            viewer.redact(exc.detail),
+            instance=instance,
+            slug=exc.slug,
+            errors=exc.errors,
+            headers=exc.headers,
         )
     if isinstance(exc, RequestValidationError):
         return _validation_problem(exc, instance)
@@ -208,9 +297,12 @@ def from_exception(exc: Exception, instance: str) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {instance}; see /docs for the API"
-        elif exc.status_code == 405:
-            detail = f"method not allowed on {instance}; allowed: {(exc.headers or {}).get('Allow', '?')}"
-        return problem(exc.status_code, detail, instance=instance, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            if app is not None:  # Starlette names the methods of the first route matching the path only
+                headers["Allow"] = ", ".join(allowed_methods(app, instance)) or headers.get("Allow", "")
+            detail = f"method not allowed on {instance}; allowed: {headers.get('Allow', '?')}"
+        return problem(exc.status_code, viewer.redact(detail), instance=instance, headers=headers)
     if isinstance(exc, InputError):
         errors = None
         if exc.field:
@@ -221,15 +313,25 @@ def from_exception(exc: Exception, instance: str) -> JSONResponse:
                     found=found_repr(exc.found),
                 )
             ]
-        return problem(422, str(exc), instance=instance, slug="invalid-body", errors=errors)
+        return problem(422, viewer.redact(str(exc)), instance=instance, slug="invalid-body", errors=errors)
     if isinstance(exc, NotFoundError):
-        return problem(404, str(exc), instance=instance, slug="not-found")
+        return problem(404, viewer.redact(str(exc)), instance=instance, slug="not-found")
     if isinstance(exc, WarehouseError):
-        return problem(503, str(exc), instance=instance, slug="warehouse-unavailable")
+        if isinstance(exc, StorageError) and not viewer.sees_paths:
+            detail = exc.public
+        else:
+            detail = viewer.redact(str(exc))
+        return problem(
+            503,
+            detail,
+            instance=instance,
+            slug="warehouse-unavailable",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
     if isinstance(exc, ConfigError):
-        return problem(422, str(exc), instance=instance, slug="invalid-parameter")
+        return problem(422, viewer.redact(str(exc)), instance=instance, slug="invalid-parameter")
     if isinstance(exc, WhatchangedError):
-        return problem(400, str(exc), instance=instance, slug="malformed-request")
+        return problem(400, viewer.redact(str(exc)), instance=instance, slug="malformed-request")
     log.error("unexpected error on %s", instance, exc_info=exc)
     return problem(
         500,
@@ -263,7 +365,7 @@ def _validation_problem(exc: RequestValidationError, instance: str) -> JSONRespo
 
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
-    return from_exception(exc, request.url.path)
+    return from_exception(exc, request.url.path, viewer=Viewer.of(request.scope), app=request.app)
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -296,7 +398,9 @@ class CatchAllMiddleware:
             if started:
                 log.error("error after the response started on %s", scope.get("path"), exc_info=exc)
                 raise
-            response = from_exception(exc, str(scope.get("path", "")))
+            response = from_exception(
+                exc, str(scope.get("path", "")), viewer=Viewer.of(scope), app=scope.get("app")
+            )
             await response(scope, receive, send)
 
 

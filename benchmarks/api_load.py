@@ -2,15 +2,24 @@
 
 Starts ``whatchanged serve`` on a copy of the demo warehouse (``data/warehouse``)
 or, when there is none, on a freshly generated reference night; then, for
-``--duration`` seconds, ``--clients`` concurrent clients (httpx, async) ask
-``GET /api/v1/explain`` while one more client POSTs a deploy every second.
+``--duration`` seconds, ``--clients`` concurrent clients (httpx, async) send requests
+while one more client POSTs a deploy every second.
+
+``--scenario explain`` (the default): every client asks ``GET /api/v1/explain``.
 Prints requests/s, p50/p95/p99 latency and the error count, then checks that
 every posted deploy is visible through ``GET /api/v1/changes``.
 
-    python benchmarks/api_load.py [--duration 30] [--clients 20] [--json]
+``--scenario mixed``: each client cycles through ``/api/v1/explain``, ``/api/v1/incidents``,
+an incident page, the weekly review and a service page (``/dashboards/…``), while the
+deploys are posted and ``--ingests`` (default 2) ``whatchanged ingest`` processes start
+together a quarter into the run, each loading a new metric for the latest day.  Prints
+p50/p95/max and errors per route, and whether every write (deploys, ingested rows)
+became visible.  At most ``--max-requests`` requests in all.
 
-Target (issue "HTTP API … safe under load"): p95 ≤ 500 ms on 2 cores.
-Exit code 0 when every request succeeded and every deploy is visible, else 1.
+    python benchmarks/api_load.py [--duration 30] [--clients 20] [--scenario mixed] [--json]
+
+Targets: explain p95 ≤ 500 ms (explain scenario); explain and weekly p95 ≤ 2 s (mixed).
+Exit code 0 when every request succeeded and every write is visible, else 1.
 """
 
 from __future__ import annotations
@@ -133,6 +142,8 @@ async def poster(
     posted: list[str],
     errors: list[str],
     every: float,
+    *,
+    base: str = "",
 ) -> None:
     if every <= 0:
         return
@@ -149,7 +160,7 @@ async def poster(
             "description": "load benchmark",
         }
         try:
-            r = await c.post("/changes", json=body, headers={"Authorization": f"Bearer {token}"})
+            r = await c.post(f"{base}/changes", json=body, headers={"Authorization": f"Bearer {token}"})
             if r.status_code == 201:
                 posted.append(change_id)
             else:
@@ -203,25 +214,238 @@ async def run_load(base: str, token: str, duration: float, clients: int, every: 
     }
 
 
+# -- the mixed scenario -------------------------------------------------------------------------
+ROUTES = ("explain", "incidents", "incident_page", "weekly", "service_page")
+
+
+def write_ingest_inputs(work: Path, last_day: str, n: int, services: list[str]) -> list[Path]:
+    """``n`` long-format metric CSVs for ``last_day`` (one new metric each, one sample a
+    minute for every service in ``services``)."""
+    import numpy as np
+
+    rng = np.random.default_rng(19)
+    out = []
+    for k in range(n):
+        path = work / f"ingest-{k}.csv"
+        with open(path, "w") as fh:
+            fh.write("timestamp,service,metric,value\n")
+            for minute in range(1440):
+                ts = f"{last_day}T{minute // 60:02d}:{minute % 60:02d}:00Z"
+                values = rng.normal(100, 5, len(services))
+                fh.writelines(
+                    f"{ts},{svc},bench_load_{k},{v:.2f}\n" for svc, v in zip(services, values, strict=True)
+                )
+        out.append(path)
+    return out
+
+
+async def run_ingest(home: Path, path: Path, results: list[dict[str, Any]], errors: list[str]) -> None:
+    exe = Path(sys.executable).parent / "whatchanged"
+    env = {**os.environ, "WHATCHANGED_HOME": str(home), "WHATCHANGED_NO_ANALYZE": "1"}
+    t0 = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        str(exe),
+        "ingest",
+        str(path),
+        "--json",
+        "--no-analyze",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        errors.append(f"ingest {path.name} exit {proc.returncode}: {err.decode()[-300:]}")
+        return
+    done = json.loads(out)
+    results.append({"file": path.name, "seconds": round(time.perf_counter() - t0, 2), **done["rows_added"]})
+
+
+async def mixed_client(
+    c: httpx.AsyncClient,
+    start: int,
+    until: float,
+    budget: list[int],
+    targets: dict[str, tuple[str, dict[str, str]]],
+    lat: dict[str, list[float]],
+    errors: list[str],
+) -> None:
+    k = start
+    while time.monotonic() < until and budget[0] > 0:
+        budget[0] -= 1
+        route = ROUTES[k % len(ROUTES)]
+        k += 1
+        url, params = targets[route]
+        t0 = time.perf_counter()
+        try:
+            r = await c.get(url, params=params)
+            if r.status_code != 200:
+                errors.append(f"{route} {r.status_code}: {r.text[:200]}")
+        except httpx.HTTPError as exc:
+            errors.append(f"{route} {type(exc).__name__}: {exc}")
+        lat[route].append(time.perf_counter() - t0)
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    values = sorted(values)
+    if not values:
+        return {"requests": 0}
+
+    def pct(p: float) -> float:
+        return round(values[min(len(values) - 1, int(p * len(values)))] * 1000, 1)
+
+    return {
+        "requests": len(values),
+        "p50_ms": pct(0.5),
+        "p95_ms": pct(0.95),
+        "max_ms": round(values[-1] * 1000, 1),
+    }
+
+
+async def run_mixed(
+    root: str,
+    home: Path,
+    work: Path,
+    token: str,
+    duration: float,
+    clients: int,
+    every: float,
+    ingests: int,
+    max_requests: int,
+) -> dict[str, Any]:
+    run = secrets.token_hex(3)
+    lat: dict[str, list[float]] = {r: [] for r in ROUTES}
+    errors: list[str] = []
+    posted: list[str] = []
+    ingested: list[dict[str, Any]] = []
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    async with httpx.AsyncClient(base_url=root, timeout=60, limits=limits) as c:
+        api = "/api/v1"
+        status0 = (await c.get(f"{api}/status")).json()
+        night = (await c.get(f"{api}/incidents", params={"limit": 200})).json()
+        incident = night["items"][-1]["id"] if night.get("items") else None
+        services = [
+            s["service"] for s in (await c.get(f"{api}/services", params={"limit": 1000})).json()["items"]
+        ]
+        last_day = str(status0["last"])[:10]
+        targets: dict[str, tuple[str, dict[str, str]]] = {
+            "explain": (f"{api}/explain", {"at": AT}),
+            "incidents": (f"{api}/incidents", {"limit": "50"}),
+            "incident_page": (f"/dashboards/incidents/{incident}", {"tz": "Europe/Paris"}),
+            "weekly": ("/dashboards/weekly", {"tz": "Europe/Paris"}),
+            "service_page": ("/dashboards/services/www-main", {"tz": "Europe/Paris"}),
+        }
+        for url, params in targets.values():  # warm-up: one of each, as a responder would
+            await c.get(url, params=params)
+        inputs = write_ingest_inputs(work, last_day, ingests, services[:200])
+        started = time.monotonic()
+        until = started + duration
+        budget = [max_requests]
+
+        async def ingest_later() -> None:
+            await asyncio.sleep(duration / 4)
+            await asyncio.gather(*(run_ingest(home, p, ingested, errors) for p in inputs))
+
+        await asyncio.gather(
+            *(mixed_client(c, k, until, budget, targets, lat, errors) for k in range(clients)),
+            poster(c, until, token, run, posted, errors, every, base=api),
+            ingest_later(),
+        )
+        elapsed = time.monotonic() - started
+        listed = await c.get(f"{api}/changes", params={"at": DEPLOY_DAY, "before": "0s", "after": "1h"})
+        visible = (
+            {ch["change_id"] for ch in listed.json().get("changes", [])}
+            if listed.status_code == 200
+            else set()
+        )
+        status1 = (await c.get(f"{api}/status")).json()
+    added = sum(i.get("metrics", 0) for i in ingested)
+    missing = [p for p in posted if p not in visible]
+    rows_ok = status1["rows"]["metrics"] == status0["rows"]["metrics"] + added and len(ingested) == ingests
+    return {
+        "scenario": "mixed",
+        "clients": clients,
+        "duration_s": round(elapsed, 1),
+        "routes": {r: _stats(v) for r, v in lat.items()},
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "deploys_posted": len(posted),
+        "deploys_missing": missing,
+        "ingests": ingested,
+        "ingested_rows_visible": rows_ok,
+        "writes_visible": rows_ok and not missing,
+    }
+
+
+def _print_mixed(result: dict[str, Any]) -> None:
+    print(
+        f"mixed load, {result['clients']} clients, {result['duration_s']} s on {result['cpus']} CPUs, "
+        f"{result['workers']} server worker(s); deploys posted every {result['post_every']} s; "
+        f"{len(result['ingests'])} concurrent ingest(s)"
+    )
+    print(f"{'route':<14} {'requests':>8} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}")
+    for route, st in result["routes"].items():
+        print(
+            f"{route:<14} {st['requests']:>8} {st.get('p50_ms', '-'):>9} {st.get('p95_ms', '-'):>9} "
+            f"{st.get('max_ms', '-'):>9}"
+        )
+    for ing in result["ingests"]:
+        print(f"ingest {ing['file']}: {ing.get('metrics', 0)} metric rows added in {ing['seconds']} s")
+    print(f"errors: {result['errors']}" + (f" e.g. {result['error_samples'][0]}" if result["errors"] else ""))
+    print(
+        f"deploys posted: {result['deploys_posted']}, not visible afterwards: {len(result['deploys_missing'])}; "
+        f"ingested rows visible: {result['ingested_rows_visible']}; every write visible: {result['writes_visible']}"
+    )
+    p95 = {r: result["routes"][r].get("p95_ms", 0) for r in ("explain", "weekly")}
+    print(
+        f"target explain and weekly p95 ≤ 2000 ms: {'met' if result['p95_target_met'] else 'NOT met'} ({p95})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load (default 30)")
-    parser.add_argument("--clients", type=int, default=20, help="concurrent explain clients (default 20)")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
     parser.add_argument("--post-every", type=float, default=1.0, help="seconds between deploys (0: none)")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
+    parser.add_argument("--scenario", choices=("explain", "mixed"), default="explain")
+    parser.add_argument("--ingests", type=int, default=2, help="concurrent ingests in the mixed scenario")
+    parser.add_argument("--max-requests", type=int, default=20000, help="request budget (mixed)")
+    parser.add_argument("--source", type=Path, help="copy this warehouse instead of the demo one")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
+    if args.duration > 600:
+        parser.error("--duration: at most 600 s")
     with tempfile.TemporaryDirectory(prefix="whatchanged-api-load-") as tmp:
-        home, origin = prepare_warehouse(Path(tmp))
+        if args.source:
+            home, origin = Path(tmp) / "warehouse", f"copy of {args.source}"
+            shutil.copytree(args.source, home)
+        else:
+            home, origin = prepare_warehouse(Path(tmp))
         token = secrets.token_urlsafe(24)
         port = free_port()
         server = start_server(home, port, token, args.workers)
         try:
-            result = asyncio.run(
-                run_load(
-                    f"http://127.0.0.1:{port}/api/v1", token, args.duration, args.clients, args.post_every
+            if args.scenario == "mixed":
+                result = asyncio.run(
+                    run_mixed(
+                        f"http://127.0.0.1:{port}",
+                        home,
+                        Path(tmp),
+                        token,
+                        args.duration,
+                        args.clients,
+                        args.post_every,
+                        args.ingests,
+                        args.max_requests,
+                    )
                 )
-            )
+            else:
+                result = asyncio.run(
+                    run_load(
+                        f"http://127.0.0.1:{port}/api/v1", token, args.duration, args.clients, args.post_every
+                    )
+                )
         finally:
             server.terminate()
             try:
@@ -231,6 +455,19 @@ def main(argv: list[str] | None = None) -> int:
     result["warehouse"] = origin
     result["cpus"] = os.cpu_count()
     result["workers"] = args.workers
+    result["post_every"] = args.post_every
+    if args.scenario == "mixed":
+        ok = result["errors"] == 0 and result["writes_visible"]
+        result["ok"] = ok
+        result["p95_target_met"] = all(
+            result["routes"][r].get("p95_ms", 0) <= 2000 for r in ("explain", "weekly")
+        )
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(f"warehouse: {origin}")
+            _print_mixed(result)
+        return 0 if ok else 1
     ok = (
         result["errors"] == 0
         and not result["deploys_missing"]

@@ -233,14 +233,19 @@ class Browser:
 
     def load(self, page: Any, url: str) -> dict[str, Any]:
         page.goto(url, wait_until="load", timeout=120_000)
-        page.wait_for_function(
+        # polled from here: wait_for_function compiles its predicate in the page, which the
+        # pages' Content-Security-Policy (no 'unsafe-eval') refuses
+        deadline = time.monotonic() + 120
+        while not page.evaluate(
             """() => {
                 const n = document.querySelectorAll('.plotly-graph-div').length;
                 const frames = performance.getEntriesByType('mark').filter(m => m.name.startsWith('frame-after:'));
                 return n > 0 && (window.__plotsDone || 0) >= n && frames.length >= n;
-            }""",
-            timeout=120_000,
-        )
+            }"""
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url}: the figures were not drawn within 120 s")
+            page.wait_for_timeout(10)
         page.wait_for_timeout(50)
         times: dict[str, Any] = page.evaluate(_TIMES)
         return times

@@ -7,6 +7,8 @@ through :func:`esc` (or a helper that calls it) exactly once.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -65,6 +67,15 @@ document.addEventListener('DOMContentLoaded', function () {
   setTimeout(start, 100);  // … or soon anyway (a background tab runs no frames)
 });
 </script>"""
+
+
+#: the ``script-src`` source that lets :data:`PLOT_LOADER` (the pages' only inline script) run
+#: under a Content-Security-Policy without ``'unsafe-inline'``
+PLOT_LOADER_CSP_HASH = "'sha256-{}'".format(
+    base64.b64encode(
+        hashlib.sha256(PLOT_LOADER.removeprefix("<script>").removesuffix("</script>").encode()).digest()
+    ).decode()
+)
 
 
 def page(*, title: str, body: str, root: str, tz: str, plotly_src: str | None) -> str:

@@ -14,11 +14,12 @@ Every page accepts ``tz`` (IANA name; default the configured ``tz``).
 
 Wiring: ``app.include_router(whatchanged.dashboards.pages.router)`` and make
 the settings reachable, either ``app.state.settings = settings`` or
-``app.dependency_overrides[get_settings] = lambda: settings``.  Each request
-opens its own DuckDB connection over the warehouse (:func:`get_connection`)
-and closes it afterwards.  Domain errors become an HTML error page with the
-right status (404 not found, 400 bad parameter, 503 no warehouse); the
-dashboards never import from ``api``.
+``app.dependency_overrides[get_settings] = lambda: settings``.  Pages are built
+through :class:`PageCache` (one build per URL and commit state, on a small thread
+pool; see there for when a reader gets the previous page, marked stale), each build
+over its own cursor (:func:`_source`).  Domain errors become an HTML error page with
+the right status (404 not found, 400 bad parameter, 503 no warehouse), without the
+server's paths; the dashboards never import from ``api``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -43,44 +48,126 @@ from whatchanged.engine.errors import ConfigError, NotFoundError, WarehouseError
 from whatchanged.engine.explain import explain_at, explain_incident
 from whatchanged.engine.incidents import find_incidents, get_incident
 from whatchanged.engine.settings import Settings
-from whatchanged.engine.timeparse import fmt_local, parse_when, zone
+from whatchanged.engine.timeparse import fmt_local, incident_onset, parse_when, zone
 from whatchanged.engine.warehouse import Warehouse, latest_day
 
 router = APIRouter(prefix="/dashboards", tags=["dashboards"], include_in_schema=False)
 
 #: How far back the index lists incidents, from the latest data.
 INDEX_SPAN = timedelta(days=28)
-#: Rendered pages kept per app (keyed by warehouse commit state and URL).
+#: Rendered pages kept per app (keyed by URL, each with the commit state it shows).
 PAGE_CACHE_SIZE = 64
+#: How long a reader waits for a page being rebuilt after a commit before getting the
+#: previous one, marked stale (see :class:`PageCache`).
+PAGE_FRESH_WAIT_S = 1.0
+#: Threads building pages (each build also runs DuckDB queries on its own threads).
+PAGE_BUILDERS = 2
 
 
 class PageCache:
-    """Rendered pages of one app, keyed by (warehouse, its last commit, URL); LRU.
+    """Rendered pages of one app, keyed by URL, each with the commit state it was built from.
 
-    A page is a pure function of the committed warehouse and its URL, so a
-    new commit (ingest, webhook) changes the key and the page is rebuilt.
+    A page is a pure function of the committed warehouse and its URL.  When a commit
+    (ingest, webhook) moves the state on, the page of a URL is rebuilt once, on a small pool
+    of threads, however many readers ask for it meanwhile (single flight).  A reader waits
+    for the new page at most ``fresh_wait_s``; past that, if the URL has a page of an earlier
+    state, it gets that one, marked stale (``X-Whatchanged-Stale: 1`` and a line at the top),
+    while the rebuild finishes for the next reader.  A reader that asks for a fresh page
+    (``Cache-Control: no-cache`` or ``max-age=0``, what a browser's reload sends) waits
+    for it.  Only pages that rendered with status 200 are kept; LRU beyond ``size`` URLs.
     """
 
-    def __init__(self, size: int = PAGE_CACHE_SIZE) -> None:
+    def __init__(self, size: int = PAGE_CACHE_SIZE, *, fresh_wait_s: float = PAGE_FRESH_WAIT_S) -> None:
         self.size = size
-        self._pages: OrderedDict[tuple[str, ...], str] = OrderedDict()
+        self.fresh_wait_s = fresh_wait_s
+        self._pages: OrderedDict[tuple[str, ...], tuple[str, str]] = OrderedDict()  # url → (state, page)
+        self._building: dict[tuple[str, ...], tuple[str, Future[tuple[str, int]]]] = {}
+        self._fresh: dict[tuple[tuple[str, ...], str], Future[tuple[str, int]]] = {}
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
         self.hits = 0
+        self.stale = 0
 
-    def get(self, key: tuple[str, ...]) -> str | None:
+    def get(self, url: tuple[str, ...], state: str) -> str | None:
+        """The page of ``url`` built from ``state``, if there is one."""
         with self._lock:
-            page = self._pages.get(key)
-            if page is not None:
-                self._pages.move_to_end(key)
+            found = self._pages.get(url)
+            if found is None or found[0] != state:
+                return None
+            self._pages.move_to_end(url)
+            self.hits += 1
+            return found[1]
+
+    def serve(
+        self, url: tuple[str, ...], state: str, render: Callable[[], tuple[str, int]], *, fresh: bool
+    ) -> tuple[str, int, bool]:
+        """``(page, status, stale)`` for ``url`` at commit ``state``.
+
+        At most one build per URL runs for readers who accept a stale page: a reader
+        arriving while it runs (even for an earlier state) waits on it at most
+        ``fresh_wait_s``, then gets the last page kept, marked stale.  A ``fresh`` reader
+        waits for a build of ``state`` itself (one per URL and state).
+        """
+        with self._lock:
+            found = self._pages.get(url)
+            if found is not None and found[0] == state:
+                self._pages.move_to_end(url)
                 self.hits += 1
-            return page
+                return found[1], 200, False
+            if fresh:
+                running = self._building.get(url)
+                job_state, job = state, running[1] if running and running[0] == state else None
+                job = job or self._fresh.get((url, state))
+                if job is None:
+                    job = self._fresh[(url, state)] = self._submit(url, state, render)
+            else:
+                running = self._building.get(url)
+                if running is None:
+                    running = self._building[url] = (state, self._submit(url, state, render))
+                job_state, job = running
+            previous = found[1] if found is not None else None
+        if fresh or previous is None:
+            page, status = job.result()
+            return page, status, job_state != state
+        try:
+            page, status = job.result(timeout=self.fresh_wait_s)
+        except FutureTimeout:
+            with self._lock:
+                self.stale += 1
+            return previous, 200, True
+        return page, status, job_state != state
 
-    def put(self, key: tuple[str, ...], page: str) -> None:
-        with self._lock:
-            self._pages[key] = page
-            self._pages.move_to_end(key)
-            while len(self._pages) > self.size:
-                self._pages.popitem(last=False)
+    def _submit(
+        self, url: tuple[str, ...], state: str, render: Callable[[], tuple[str, int]]
+    ) -> Future[tuple[str, int]]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=PAGE_BUILDERS, thread_name_prefix="page-build")
+        return self._pool.submit(self._build, url, state, render)
+
+    def _build(
+        self, url: tuple[str, ...], state: str, render: Callable[[], tuple[str, int]]
+    ) -> tuple[str, int]:
+        try:
+            page, status = render()
+            with self._lock:
+                kept = self._pages.get(url)
+                # builds may finish out of order: never replace a page of a later commit
+                if status == 200 and (kept is None or _commit_order(kept[0]) <= _commit_order(state)):
+                    self._pages[url] = (state, page)
+                    self._pages.move_to_end(url)
+                    while len(self._pages) > self.size:
+                        self._pages.popitem(last=False)
+            return page, status
+        finally:
+            with self._lock:
+                if self._building.get(url, ("", None))[0] == state:
+                    del self._building[url]
+                self._fresh.pop((url, state), None)
+
+
+def _commit_order(state: str) -> str:
+    """The newest manifest name in a :func:`_commit_key` (names sort in commit order)."""
+    return state.split(":", 1)[-1]
 
 
 def _rows(frame: pd.DataFrame) -> Iterator[Any]:
@@ -119,27 +206,6 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_connection(request: Request, settings: SettingsDep) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A DuckDB connection over the warehouse, for one request, closed afterwards.
-
-    When the app keeps a shared reader (``app.state.reader`` with a
-    ``cursor()`` method, as the API app does) a cursor of it is used, so the
-    views are built once per process; otherwise a new connection is opened.
-    """
-    reader = getattr(request.app.state, "reader", None)
-    if reader is not None and callable(getattr(reader, "cursor", None)):
-        con: duckdb.DuckDBPyConnection = reader.cursor()
-    else:
-        warehouse = Warehouse(settings.home)
-        warehouse.require()
-        con = warehouse.connect()
-    try:
-        yield con
-    finally:
-        con.close()
-
-
-ConnectionDep = Annotated[duckdb.DuckDBPyConnection, Depends(get_connection)]
 TzQuery = Annotated[str | None, Query(description="IANA time zone for display; default the configured one")]
 
 
@@ -158,40 +224,104 @@ def _tz(tz: str | None, settings: Settings) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class Source:
+    """What a page is built from: a connection over the committed warehouse, and the cache
+    of results that outlive one page (keyed by data version)."""
+
+    con: duckdb.DuckDBPyConnection
+    cache: views.Cache
+
+
+@contextmanager
+def _source(request: Request, settings: Settings) -> Iterator[Source]:
+    """A :class:`Source` for one build, closed afterwards.  With the API app's shared reader
+    (``app.state.reader`` with ``snapshot()``) a cursor of it and its memo keyed by data
+    version; otherwise a connection of its own and no cache."""
+    reader = getattr(request.app.state, "reader", None)
+    if reader is not None and callable(getattr(reader, "snapshot", None)):
+        snap = reader.snapshot()
+        src = Source(snap.con, views.Cache(snap.memo, data_key=snap.data_key, commit_key=snap.commit_key))
+    else:
+        warehouse = Warehouse(settings.home)
+        warehouse.require()
+        src = Source(warehouse.connect(), views.Cache())
+    try:
+        yield src
+    finally:
+        src.con.close()
+
+
+def _wants_fresh(request: Request) -> bool:
+    asked = request.headers.get("cache-control", "").lower().replace(" ", "")
+    return "no-cache" in asked or "max-age=0" in asked
+
+
+def _hide_paths(text: str, settings: Settings) -> str:
+    """``text`` without the warehouse's absolute path (pages are shown to anonymous readers)."""
+    home = Path(settings.home)
+    for path in sorted({str(home.resolve()), str(home.absolute())}, key=len, reverse=True):
+        text = text.replace(path, "<warehouse>")
+    return text
+
+
+STALE_NOTE = (
+    '<p class="muted stale">A commit landed since this page was built; the updated page is '
+    "being prepared: reload in a moment.</p>"
+)
+
+
 def _respond(
     request: Request,
     settings: Settings,
     tz: str | None,
     *,
     title: str,
-    build: Callable[[str], str],
+    build: Callable[[Source, str], str],
     figures: bool = True,
 ) -> HTMLResponse:
-    """Run ``build(tz)`` and wrap its body in the page; domain errors become an error page."""
+    """Run ``build(source, tz)`` and wrap its body in the page, through the page cache;
+    domain errors become an error page."""
     root = _root(request)
-    key = (str(settings.home), _commit_key(settings.home), root, request.url.path, request.url.query)
+    url = (str(settings.home), root, request.url.path, request.url.query)
+    state = _commit_key(settings.home)
     pages = _page_cache(request)
     if figures:
         assets.warm()  # gzip plotly.js while the page is computed, not when the browser asks for it
-    cached = pages.get(key)
-    if cached is not None:
-        return HTMLResponse(cached)
-    tzname = settings.tz
-    try:
-        tzname = _tz(tz, settings)
-        body = build(tzname)
-        status = 200
-    except WhatchangedError as exc:
-        status = 404 if isinstance(exc, NotFoundError) else 503 if isinstance(exc, WarehouseError) else 400
-        body = html.render(
-            "error.html", heading=html.esc(type(exc).__name__), message=html.esc(str(exc)), root=root
+    plotly_src = _plotly_src(request) if figures else None
+
+    def render() -> tuple[str, int]:
+        tzname = settings.tz
+        shown_title, with_figures = title, figures
+        try:
+            tzname = _tz(tz, settings)
+            with _source(request, settings) as src:
+                body = build(src, tzname)
+            status = 200
+        except WhatchangedError as exc:
+            status = (
+                404 if isinstance(exc, NotFoundError) else 503 if isinstance(exc, WarehouseError) else 400
+            )
+            body = html.render(
+                "error.html",
+                heading=html.esc(type(exc).__name__),
+                message=html.esc(_hide_paths(str(exc), settings)),
+                root=root,
+            )
+            shown_title, with_figures = "error", False
+        page = html.page(
+            title=shown_title,
+            body=body,
+            root=root,
+            tz=tzname,
+            plotly_src=plotly_src if with_figures else None,
         )
-        title, figures = "error", False
-    page = html.page(
-        title=title, body=body, root=root, tz=tzname, plotly_src=_plotly_src(request) if figures else None
-    )
-    if status == 200:
-        pages.put(key, page)
+        return page, status
+
+    page, status, stale = pages.serve(url, state, render, fresh=_wants_fresh(request))
+    if stale:
+        page = page.replace("<main>", "<main>" + STALE_NOTE, 1)
+        return HTMLResponse(page, status_code=status, headers={"X-Whatchanged-Stale": "1"})
     return HTMLResponse(page, status_code=status)
 
 
@@ -230,15 +360,16 @@ def plotly_js(request: Request) -> Response:
 
 
 @router.get("/", response_class=HTMLResponse, name="dashboards_index")
-def index(request: Request, con: ConnectionDep, settings: SettingsDep, tz: TzQuery = None) -> HTMLResponse:
+def index(request: Request, settings: SettingsDep, tz: TzQuery = None) -> HTMLResponse:
     root = _root(request)
 
-    def build(tzname: str) -> str:
+    def build(src: Source, tzname: str) -> str:
+        con = src.con
         span = series.data_range(con)
         if span is None:
             body: str = html.render(
                 "index.html",
-                home=html.esc(settings.home),
+                home=html.esc(Path(settings.home).name),
                 first="—",
                 last="—",
                 tz=html.esc(tzname),
@@ -273,7 +404,7 @@ def index(request: Request, con: ConnectionDep, settings: SettingsDep, tz: TzQue
         affected = sorted({s for i in incidents for s in i.critical_services})
         body = html.render(
             "index.html",
-            home=html.esc(settings.home),
+            home=html.esc(Path(settings.home).name),
             first=html.when(first, tzname),
             last=html.when(last, tzname),
             tz=html.esc(tzname),
@@ -336,10 +467,12 @@ def _incident_body(request: Request, view: views.IncidentView, tz: str) -> str:
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse, name="dashboards_incident")
 def incident_page(
-    request: Request, incident_id: str, con: ConnectionDep, settings: SettingsDep, tz: TzQuery = None
+    request: Request, incident_id: str, settings: SettingsDep, tz: TzQuery = None
 ) -> HTMLResponse:
 
-    def build(tzname: str) -> str:
+    def build(src: Source, tzname: str) -> str:
+        incident_onset(incident_id)  # an id naming no possible time is a NotFoundError (404 page)
+        con = src.con
         incident = get_incident(con, incident_id)
         expl = explain_incident(con, incident, settings=settings)
         return _incident_body(request, views.incident_view(con, expl, settings=settings, tz=tzname), tzname)
@@ -350,13 +483,13 @@ def incident_page(
 @router.get("/explain", response_class=HTMLResponse, name="dashboards_explain")
 def explain_page(
     request: Request,
-    con: ConnectionDep,
     settings: SettingsDep,
     at: Annotated[str, Query(description="ISO 8601, 'YYYY-MM-DD HH:MM' or 'HH:MM' (latest day with data)")],
     tz: TzQuery = None,
 ) -> HTMLResponse:
 
-    def build(tzname: str) -> str:
+    def build(src: Source, tzname: str) -> str:
+        con = src.con
         when = parse_when(at, tz=tzname, default_day=latest_day(con, tzname), option="at")
         expl = explain_at(con, when, settings=settings)
         return _incident_body(request, views.incident_view(con, expl, settings=settings, tz=tzname), tzname)
@@ -367,7 +500,6 @@ def explain_page(
 @router.get("/weekly", response_class=HTMLResponse, name="dashboards_weekly")
 def weekly_page(
     request: Request,
-    con: ConnectionDep,
     settings: SettingsDep,
     week: Annotated[
         str | None, Query(description="ISO week YYYY-Www; default the latest week with data")
@@ -376,12 +508,13 @@ def weekly_page(
 ) -> HTMLResponse:
     root = _root(request)
 
-    def build(tzname: str) -> str:
+    def build(src: Source, tzname: str) -> str:
+        con = src.con
         label = week
         if label is None:
             span = series.data_range(con)
             label = views.week_of(span[1] if span else datetime.now().astimezone(), tzname)
-        v = views.weekly_view(con, label, settings=settings, tz=tzname)
+        v = views.weekly_view(con, label, settings=settings, tz=tzname, cache=src.cache)
         prev_w, next_w = views.shift_week(v.week, -1), views.shift_week(v.week, 1)
         downtime = sum(i.downtime_s for i in v.incidents)
         inc_rows = [
@@ -461,7 +594,6 @@ def service_search(request: Request, service: str) -> RedirectResponse:
 def service_page(
     request: Request,
     service: str,
-    con: ConnectionDep,
     settings: SettingsDep,
     start: Annotated[
         str | None, Query(description="window start (default: 24 h before the last data)")
@@ -470,7 +602,8 @@ def service_page(
     tz: TzQuery = None,
 ) -> HTMLResponse:
 
-    def build(tzname: str) -> str:
+    def build(src: Source, tzname: str) -> str:
+        con = src.con
         day = latest_day(con, tzname)
         t0 = parse_when(start, tz=tzname, default_day=day, option="start") if start else None
         t1 = parse_when(end, tz=tzname, default_day=day, option="end") if end else None

@@ -9,10 +9,10 @@ prints.  :mod:`whatchanged.dashboards.pages` turns these into HTML.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -28,6 +28,9 @@ from whatchanged.engine.explain import explain_incident
 from whatchanged.engine.incidents import find_incidents
 from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident
 from whatchanged.engine.settings import Settings
+from whatchanged.engine.timerange import EARLIEST, LATEST
+
+T = TypeVar("T")
 
 #: Time shown before an onset and after an end on the incident page.
 BEFORE = timedelta(hours=2)
@@ -141,10 +144,13 @@ def incident_view(
 
 # -- weekly -----------------------------------------------------------------------------
 def parse_week(text: str) -> tuple[int, int]:
-    """``YYYY-Www`` (ISO week) → (year, week); a ConfigError names the bad value."""
+    """``YYYY-Www`` (ISO week of 1970 to 2199: engine.timerange) → (year, week); a ConfigError
+    names the bad value."""
     m = _WEEK.match(text.strip())
     if m:
         year, week = int(m.group(1)), int(m.group(2))
+        if not EARLIEST.year <= year < LATEST.year:
+            raise ConfigError(f"week: expected an ISO week of the years 1970 to 2199, found {text!r}")
         try:
             date.fromisocalendar(year, week, 1)
         except ValueError:
@@ -231,24 +237,80 @@ def availability_frame(
     return pd.DataFrame(rows, columns=["group", "downtime_s", "availability"])
 
 
+class Cache:
+    """Results reused across pages while the data they come from is unchanged.
+
+    ``memo`` has ``get(key, compute)`` (computes each key once, concurrent askers wait: the
+    API's per-process memo); ``data_key`` changes when services, metrics or check states
+    are committed (what detection reads), ``commit_key`` with every commit.  Without a memo
+    (the dashboards alone) everything is computed each time.
+    """
+
+    def __init__(self, memo: Any = None, *, data_key: Hashable = None, commit_key: Hashable = None) -> None:
+        self.memo = memo
+        self.data_key = data_key
+        self.commit_key = commit_key
+
+    def by_data(self, key: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
+        """``compute()`` once per detection data version."""
+        if self.memo is None or self.data_key is None:
+            return compute()
+        found: T = self.memo.get(("dashboards", self.data_key, *key), compute)
+        return found
+
+    def by_commit(self, key: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
+        """``compute()`` once per commit (for what depends on changes too)."""
+        if self.memo is None or self.commit_key is None:
+            return compute()
+        found: T = self.memo.get(("dashboards", self.commit_key, *key), compute)
+        return found
+
+
 def weekly_view(
-    con: duckdb.DuckDBPyConnection, week: str, *, settings: Settings, tz: str, group: str = "kind"
+    con: duckdb.DuckDBPyConnection,
+    week: str,
+    *,
+    settings: Settings,
+    tz: str,
+    group: str = "kind",
+    cache: Cache | None = None,
 ) -> WeeklyView:
-    """The week's incidents, downtime by cause class against previous weeks, availability."""
+    """The week's incidents, downtime by cause class against previous weeks, availability.
+
+    With a ``cache``, each week's incidents and the availability are computed once per
+    detection data version, the top causes (which depend on the changes too) once per
+    commit and incident; a commit of changes alone then costs only the ranking.
+    """
+    cache = cache or Cache()
     bounds = week_bounds(week, tz)
-    incidents = tuple(find_incidents(con, *bounds))
-    top = _top_causes(con, incidents, settings)
+
+    def incidents_of(span: tuple[datetime, datetime]) -> tuple[Incident, ...]:
+        return cache.by_data(("incidents", span), lambda: tuple(find_incidents(con, *span)))
+
+    def top_of(found: Sequence[Incident]) -> dict[str, Cause | None]:
+        return {
+            inc.incident_id: cache.by_commit(
+                ("top_cause", inc.incident_id, inc.onset, inc.end),
+                lambda inc=inc: _top_causes(con, [inc], settings)[inc.incident_id],  # type: ignore[misc]
+            )
+            for inc in found
+        }
+
+    incidents = incidents_of(bounds)
+    top = top_of(incidents)
     rows: list[tuple[str, str, float]] = []
     previous = [shift_week(week, -k) for k in range(PREVIOUS_WEEKS, 0, -1)]
     for label in previous:
-        past = find_incidents(con, *week_bounds(label, tz))
-        for inc, cause in zip(past, _top_causes(con, past, settings).values(), strict=True):
+        past = incidents_of(week_bounds(label, tz))
+        for inc, cause in zip(past, top_of(past).values(), strict=True):
             rows.append((label, cause.category if cause else "unknown", inc.downtime_s))
     for inc in incidents:
         cause = top[inc.incident_id]
         rows.append((week, cause.category if cause else "unknown", inc.downtime_s))
     attribution = pd.DataFrame(rows, columns=["week", "category", "downtime_s"])
-    avail = availability_frame(con, *bounds, column=group)
+    avail = cache.by_data(
+        ("availability", bounds, group), lambda: availability_frame(con, *bounds, column=group)
+    )
     tops: dict[str, dict[str, Any]] = {}
     for inc in incidents:
         cause = top[inc.incident_id]

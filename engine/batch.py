@@ -723,8 +723,9 @@ def stitch(
     anomalies: Sequence[Anomaly],
     outages: Sequence[Outage],
 ) -> list[Incident]:
-    """Incidents from every partition's events, by the rules of ``find_incidents`` (batch mode)."""
-    cutoff = max(params.end, _data_end(con))
+    """Incidents from every partition's events, by the rules of ``find_incidents`` (open ends
+    count up to the end of the data, as there)."""
+    cutoff = _data_end(con)
     groups = group_events(
         anomalies, outages, inventory(con), cutoff=cutoff, flap_gap_s=FLAP_GAP_S, link_gap_s=LINK_GAP_S
     )

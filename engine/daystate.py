@@ -53,9 +53,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from whatchanged.engine.baseline import MAD_TO_SIGMA, Array, block_median, rows_for, window_median
-from whatchanged.engine.detect import DetectParams
+from whatchanged.engine.detect import DetectParams, hold_sparse
 from whatchanged.engine.extent import DAY_DIR
 from whatchanged.engine.model import Anomaly
+from whatchanged.engine.storage import stale_temp_files
 from whatchanged.engine.warehouse import to_numpy
 
 DAY_S = 86400
@@ -63,7 +64,7 @@ DAY_S = 86400
 WINDOW_BACK_S = 6 * 3600.0
 #: days of block history a state carries (seven previous days + the recent window)
 HISTORY_DAYS = 8
-FORMAT = 1
+FORMAT = 2  # 2: coarsely sampled series held until their next sample (detect.hold_sparse)
 #: raw day grids and states kept in memory by a :class:`DayStates`
 RAW_KEPT = 3
 STATES_KEPT = HISTORY_DAYS + 4
@@ -449,7 +450,7 @@ def read_day(files: Sequence[str], day: date, g: Geometry) -> tuple[list[Key], A
         with np.errstate(invalid="ignore"):
             grid = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         grid = grid.astype(np.float32).astype(np.float64)
-    return keys, grid.reshape(len(keys), g.cols)
+    return keys, hold_sparse(grid.reshape(len(keys), g.cols))
 
 
 class DayStates:
@@ -617,9 +618,10 @@ def _with_rows(keys: list[Key], x: Array, extra: Sequence[Key]) -> tuple[list[Ke
 
 
 def _sweep(path: Path) -> None:
-    """Remove the other cached states of the same day (older data versions)."""
+    """Remove the other cached states of the same day (older data versions), and the
+    ``.<name>.<pid>.tmp`` files of writers that no longer run (a killed ``analyze``)."""
     day = path.name[:10]
-    for other in path.parent.glob(f"{day}-*.npz"):
+    for other in [*path.parent.glob(f"{day}-*.npz"), *stale_temp_files(path.parent)]:
         if other != path:
             with contextlib.suppress(OSError):
                 other.unlink()

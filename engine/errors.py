@@ -7,6 +7,7 @@
     ├── ConfigError                  a setting or option with a bad value
     ├── NotFoundError                an id, service or range that does not exist
     └── WarehouseError               the warehouse folder is missing or unusable
+        └── StorageError             disk full, permission denied, read-only: path and remedy
 
 The CLI turns any of these into one line on stderr and a non-zero exit code;
 the API turns them into problem+json.  Nothing else should reach a user.
@@ -69,3 +70,17 @@ class NotFoundError(WhatchangedError):
 
 class WarehouseError(WhatchangedError):
     """The warehouse folder is missing, not initialised or unusable."""
+
+
+class StorageError(WarehouseError):
+    """The storage under the warehouse refused a read or write: disk full, permission
+    denied, read-only file system.  Names the path and what to do; :attr:`public` says
+    the same without the path (for anonymous HTTP clients)."""
+
+    def __init__(self, path: str, reason: str, advice: str, *, detail: str = "") -> None:
+        self.path = path
+        self.reason = reason
+        self.advice = advice
+        self.public = f"the warehouse storage refused a write: {reason}; nothing was stored, try again later"
+        extra = f" ({detail})" if detail else ""
+        super().__init__(f"{path}: {reason}{extra}; {advice}")

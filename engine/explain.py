@@ -12,7 +12,13 @@ call; :func:`explanation_json` gives their JSON shape::
                  "end", "score", "evidence_for": [...], "evidence_against": [...]}],
      "ruled_out": [{"category", "reason"}],
      "reactions": [{"change_id", "kind", "start", "title", "author"}],
-     "anomalies": [...]}
+     "anomalies": [...],
+     "weights": {"source": "default" | "<home>/model/rank.json", "fitted_at": "..." | null},
+     "overlapping": [{"id", "onset", "end", "services_affected"}]}
+
+``overlapping`` names the other incidents under way during this one (an earlier wave
+still lingering, an unrelated failure elsewhere): the answer is about the wave whose
+onset is nearest before the asked time, and says so.
 
 ``category`` is one of ``hosting``, ``application_release``,
 ``external_maintenance``, ``unknown``.  Times are ISO 8601 in the requested
@@ -29,7 +35,7 @@ import duckdb
 
 from whatchanged.engine import candidates as cands
 from whatchanged.engine.changes import aliases_for, list_changes
-from whatchanged.engine.incidents import incident_at, inventory
+from whatchanged.engine.incidents import incidents_at, inventory
 from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident, RuledOut
 from whatchanged.engine.rank import PLAUSIBLE, RankModel, load_model, rank
 from whatchanged.engine.settings import Settings
@@ -49,8 +55,9 @@ def explain_incident(
     settings: Settings,
     at: datetime | None = None,
     model: RankModel | None = None,
+    overlapping: tuple[Incident, ...] = (),
 ) -> Explanation:
-    """Rank the causes of ``incident``."""
+    """Rank the causes of ``incident`` (``overlapping``: the other incidents under way with it)."""
     topo = topology(con)
     tz = settings.tz
     lookback = float(settings.deploy_lookback_s)
@@ -67,7 +74,8 @@ def explain_incident(
         + maintenance
         + cands.hosting_candidates(incident, changes, topo, tz_fmt=tz, covering=covering)
     )
-    causes = rank(candidates, model or load_model(settings.home))
+    model = model or load_model(settings.home)
+    causes = rank(candidates, model)
     ruled = ruled_out(incident, causes, changes, lookback_s=lookback, tz=tz)
     return Explanation(
         at=at or incident.onset,
@@ -76,6 +84,9 @@ def explain_incident(
         ruled_out=tuple(ruled),
         reactions=tuple(cands.reactions(incident, changes)),
         anomalies=incident.anomalies,
+        weights=model.source,
+        weights_fitted_at=model.fitted_at,
+        overlapping=overlapping,
     )
 
 
@@ -83,7 +94,8 @@ def explain_at(
     con: duckdb.DuckDBPyConnection, at: datetime, *, settings: Settings, model: RankModel | None = None
 ) -> Explanation:
     """What changed at ``at``: the incident there (if any) and its ranked causes."""
-    incident = incident_at(con, at, cache_dir=settings.home / "_cache")
+    model = model or load_model(settings.home)
+    incident, overlapping = incidents_at(con, at, cache_dir=settings.home / "_cache")
     if incident is None:
         return Explanation(
             at=at,
@@ -91,8 +103,10 @@ def explain_at(
             causes=(),
             ruled_out=(RuledOut("unknown", f"no incident or outage at {_hm(at, settings.tz, day=True)}"),),
             reactions=(),
+            weights=model.source,
+            weights_fitted_at=model.fitted_at,
         )
-    return explain_incident(con, incident, settings=settings, at=at, model=model)
+    return explain_incident(con, incident, settings=settings, at=at, model=model, overlapping=overlapping)
 
 
 # -- ruled-out classes ----------------------------------------------------------------------
@@ -262,4 +276,14 @@ def explanation_json(expl: Explanation, *, tz: str = "UTC") -> dict[str, Any]:
         "ruled_out": [{"category": r.category, "reason": r.reason} for r in expl.ruled_out],
         "reactions": [change_json(ch, tz) for ch in expl.reactions],
         "anomalies": [_anomaly_json(a, tz) for a in expl.anomalies],
+        "weights": {"source": expl.weights, "fitted_at": expl.weights_fitted_at},
+        "overlapping": [
+            {
+                "id": i.incident_id,
+                "onset": _iso(i.onset, tz),
+                "end": _iso(i.end, tz),
+                "services_affected": len(i.services_affected),
+            }
+            for i in expl.overlapping
+        ],
     }

@@ -2,42 +2,47 @@
 
 Every anomaly (:mod:`whatchanged.engine.detect`) and outage
 (:mod:`whatchanged.engine.outages`) is an *event* ``[onset, end]`` on one
-service (an open end counts up to the data cut-off).  Two events belong to
-the same incident when
+service (an open end counts up to the end of the data).  An incident is the
+failures of one cause (``docs/detection.md`` §4):
 
-1. they are on the **same service** and the second starts at most
-   ``flap_gap_s`` (default 15 min) after the first ends — a run of short
-   outages close together (flapping, repeated restarts) is one incident; or
-2. they **overlap in time** (allowing ``link_gap_s``, default 2 min) and are
-   **related by topology**: same datacenter, switch or host in the
-   ``services`` view (same app only for services whose datacenter is
-   unknown: two failures in two datacenters are two incidents).  A service missing from the inventory (often an
-   external probe's name) relates to everything by time alone.
+1. **waves** of hard failures — outages and *hard* anomalies (:func:`is_hard`:
+   the metric doubled or halved): two hard events are in one wave when they are
+   on the **same service** and the second starts at most ``flap_gap_s`` (15 min)
+   after the first ends, or they **overlap in time** (± ``link_gap_s``, 2 min)
+   and are **related by topology** (same datacenter, switch or host; same app
+   only for services whose datacenter is unknown; a service missing from the
+   inventory relates to everything by time), closed transitively;
+2. every **soft** anomaly joins one wave — the latest whose hard span holds its
+   onset, else the linked wave with the nearest onset — and never links two:
+   a lingering soft anomaly does not chain a later wave to an earlier one;
+   soft anomalies linked to no wave group among themselves;
+3. a group whose hard failures start at most ``recur_gap_s`` (1 h) after
+   another's end, on mostly the same services (Jaccard of the hard-failed
+   services ≥ 0.5), joins it: works overrunning their window, a fix that did
+   not hold.  A different set of hard failures is a new incident.
 
-Groups are closed transitively; then a group starting at most ``recur_gap_s``
-(1 h) after another ends, on mostly the same services (Jaccard of the service
-sets at least 0.5), joins it: a second wave (works overrunning their window, a
-fix that did not hold) is the same incident.  A group becomes an incident if it holds
-an outage, or anomalies on at least two services, or one anomaly lasting at
-least ``min_anomaly_s`` (default 10 min): a lone short wiggle is not an
-incident.
+A group becomes an incident if it holds an outage, or anomalies on at least two
+services, or one anomaly lasting at least ``min_anomaly_s`` (10 min).
+
+An incident's onset, end, members and id do not depend on the range it was
+computed over (:func:`settled_groups`): onsets are refined with the look-ahead,
+events are read over a range widened until each incident is complete, open ends
+count to the end of the data.  ``online=True`` keeps the causal computation
+(what a live detector knew at ``end``) for evaluation only.
 
 ``outage_count`` / ``downtime_s`` follow :class:`~whatchanged.engine.model.Incident`:
 the external-probe down intervals merged across probes; if the incident has
 none, the merged CRITICAL/DOWN intervals of its checks.  ``incident_id`` is
 ``inc-YYYYMMDDTHHMMZ-<6 hex>``: the onset minute in UTC and a hash of the
-sorted affected services and that minute, so re-running on the same data
-gives the same id.
-
-Online (``online=True``) every input stops at ``end``: baselines, scores and
-check states are causal.  Batch reads a little after ``end`` and lets the
-change-point search look ahead to refine onsets (``onset_lookahead``).
+sorted affected services and that minute.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
+import math
 import os
 import re
 from collections import OrderedDict
@@ -62,6 +67,12 @@ RECUR_GAP_S = 3600.0
 CACHE_SIZE = 32
 _CACHE: OrderedDict[tuple[Any, ...], tuple[Incident, ...]] = OrderedDict()
 RECUR_OVERLAP = 0.5
+#: how far beyond a question's range the events of its incidents are looked for
+MAX_REACH_S = 86400.0
+#: an incident whose onset is this close after the asked time is under way at it
+ONSET_SLACK_S = 120.0
+#: an anomaly is hard when the metric doubled or halved (:func:`is_hard`)
+HARD_FACTOR = 2.0
 #: inventory columns read for grouping (only datacenter, switch, host and app relate services)
 TOPOLOGY = ("kind", "datacenter", "rack", "switch", "host", "app")
 _ID = re.compile(r"^inc-(\d{8}T\d{4})Z-([0-9a-f]{6})$")
@@ -76,6 +87,15 @@ class _Group:
     service_end: dict[str, datetime] = field(default_factory=dict)
     anomalies: list[Anomaly] = field(default_factory=list)
     outages: list[Outage] = field(default_factory=list)
+    #: the span and services of its hard failures (None: a group of soft anomalies only)
+    hard_start: datetime | None = None
+    hard_end: datetime | None = None
+    hard_services: set[str] = field(default_factory=set)
+    service_start: dict[str, datetime] = field(default_factory=dict)
+
+    @property
+    def hard(self) -> bool:
+        return self.hard_start is not None
 
     def absorb(self, other: _Group) -> None:
         self.start = min(self.start, other.start)
@@ -84,6 +104,14 @@ class _Group:
         self.anywhere |= other.anywhere
         for s, e in other.service_end.items():
             self.service_end[s] = max(e, self.service_end.get(s, e))
+        for s, b in other.service_start.items():
+            self.service_start[s] = min(b, self.service_start.get(s, b))
+        if other.hard_start is not None and other.hard_end is not None:
+            self.hard_start = (
+                other.hard_start if self.hard_start is None else min(self.hard_start, other.hard_start)
+            )
+            self.hard_end = other.hard_end if self.hard_end is None else max(self.hard_end, other.hard_end)
+        self.hard_services |= other.hard_services
         self.anomalies += other.anomalies
         self.outages += other.outages
 
@@ -112,6 +140,38 @@ def _topology_keys(row: dict[str, str | None] | None) -> set[tuple[str, str]]:
     return keys
 
 
+def is_hard(a: Anomaly, factor: float = HARD_FACTOR) -> bool:
+    """A *hard* anomaly: the metric at least doubled or halved against its baseline (the
+    median observed value over the anomaly against the expected value at its onset), or
+    left or crossed zero.  A softer departure (requests piling up 1.4×, a front's request
+    rate staying at 70 % after a failover) is a *soft* anomaly: it joins the wave it
+    belongs to and never links two waves."""
+    b, o = a.baseline, a.observed
+    if not (math.isfinite(b) and math.isfinite(o)) or b <= 0 or o <= 0:
+        return True
+    ratio = o / b
+    return ratio >= factor or ratio <= 1.0 / factor
+
+
+def _event_group(
+    t0: datetime,
+    t1: datetime,
+    svc: str,
+    ev: Anomaly | Outage,
+    inv: dict[str, dict[str, str | None]],
+    hard: bool,
+) -> _Group:
+    row = inv.get(svc)
+    g = _Group(t0, t1, _topology_keys(row), row is None, {svc: t1}, service_start={svc: t0})
+    if isinstance(ev, Outage):
+        g.outages.append(ev)
+    else:
+        g.anomalies.append(ev)
+    if hard:
+        g.hard_start, g.hard_end, g.hard_services = t0, t1, {svc}
+    return g
+
+
 def group_events(
     anomalies: Sequence[Anomaly],
     outages: Sequence[Outage],
@@ -122,15 +182,35 @@ def group_events(
     link_gap_s: float = LINK_GAP_S,
     recur_gap_s: float = RECUR_GAP_S,
     recur_overlap: float = RECUR_OVERLAP,
+    hard_factor: float = HARD_FACTOR,
 ) -> list[_Group]:
-    """Group events by the rules of the module docstring (a sweep over onsets)."""
+    """Group events by the rules of the module docstring: waves of hard failures (a sweep
+    over onsets), soft anomalies attached to one wave each, then recurrences joined."""
+    hard = [a for a in anomalies if is_hard(a, hard_factor)]
+    soft = [a for a in anomalies if not is_hard(a, hard_factor)]
+    flap = timedelta(seconds=flap_gap_s)
+    link = timedelta(seconds=link_gap_s)
+    waves = _sweep(hard, outages, inv, cutoff=cutoff, flap=flap, link=link)
+    groups = _attach_soft(waves, soft, inv, cutoff=cutoff, flap=flap, link=link)
+    return _join_recurrences(groups, timedelta(seconds=recur_gap_s), recur_overlap)
+
+
+def _sweep(
+    anomalies: Sequence[Anomaly],
+    outages: Sequence[Outage],
+    inv: dict[str, dict[str, str | None]],
+    *,
+    cutoff: datetime,
+    flap: timedelta,
+    link: timedelta,
+) -> list[_Group]:
+    """Hard events into waves: same service within ``flap``, or overlapping (± ``link``) and
+    related by topology, closed transitively."""
     events: list[tuple[datetime, datetime, str, Anomaly | Outage]] = [
         (a.onset, a.end or cutoff, a.service, a) for a in anomalies
     ]
     events += [(o.start, o.end or cutoff, o.service, o) for o in outages]
     events.sort(key=lambda e: (e[0], e[2], repr(e[3])))
-    flap = timedelta(seconds=flap_gap_s)
-    link = timedelta(seconds=link_gap_s)
     active: list[_Group] = []
     done: list[_Group] = []
     for t0, t1, svc, ev in events:
@@ -138,38 +218,104 @@ def group_events(
         for g in active:
             (still if g.end + max(flap, link) >= t0 else done).append(g)
         active = still
-        row = inv.get(svc)
-        keys = _topology_keys(row)
-        anywhere = row is None
+        new = _event_group(t0, t1, svc, ev, inv, True)
         hits = []
         for g in active:
             same = svc in g.service_end and t0 <= g.service_end[svc] + flap
-            related = anywhere or g.anywhere or bool(keys & g.keys)
+            related = new.anywhere or g.anywhere or bool(new.keys & g.keys)
             if same or (related and t0 <= g.end + link):
                 hits.append(g)
-        new = _Group(t0, t1, keys, anywhere, {svc: t1})
-        if isinstance(ev, Outage):
-            new.outages.append(ev)
-        else:
-            new.anomalies.append(ev)
         for g in hits:
             new.absorb(g)
         active = [g for g in active if all(g is not h for h in hits)] + [new]
-    return _join_recurrences(done + active, timedelta(seconds=recur_gap_s), recur_overlap)
+    return done + active
+
+
+def _attach_soft(
+    waves: list[_Group],
+    soft: Sequence[Anomaly],
+    inv: dict[str, dict[str, str | None]],
+    *,
+    cutoff: datetime,
+    flap: timedelta,
+    link: timedelta,
+) -> list[_Group]:
+    """Each soft anomaly joins one wave: the latest whose hard span holds its onset, else the
+    wave it is linked to (same service within ``flap``, or overlapping its hard span and
+    related) whose onset is nearest.  Soft anomalies linked to no wave group among
+    themselves by the same rules; such a soft group joins the wave a later soft anomaly
+    links it to.  A soft anomaly never joins two waves."""
+    waves = sorted(waves, key=_order)
+    starts = [_hard_start(w) for w in waves]
+    reach = max(flap, link)
+    loose: list[_Group] = []
+    for a in sorted(soft, key=lambda a: (a.onset, a.service, a.metric, a.start)):
+        t0, t1, svc = a.onset, a.end or cutoff, a.service
+        new = _event_group(t0, t1, svc, a, inv, False)
+
+        upto = bisect.bisect_right(starts, t1 + reach)
+        ws = [w for w in waves[:upto] if _links(new, w, _hard_start(w), _hard_end(w), flap, link)]
+        ss = [g for g in loose if _links(new, g, g.start, g.end, flap, link)]
+        if ws:
+            inside = [w for w in ws if _hard_start(w) - link <= t0 <= _hard_end(w) + link]
+            target = (
+                max(inside, key=_order)
+                if inside
+                else min(ws, key=lambda w: (abs((_hard_start(w) - t0).total_seconds()), _order(w)))
+            )
+        else:
+            target = new
+            loose.append(new)
+        for g in ss:
+            target.absorb(g)
+        loose = [g for g in loose if all(g is not h for h in ss)]
+        if target is not new:
+            target.absorb(new)
+    return waves + loose
+
+
+def _links(one: _Group, g: _Group, lo: datetime, hi: datetime, flap: timedelta, link: timedelta) -> bool:
+    """Whether the single-event group ``one`` links to ``g`` spanning ``[lo, hi]``: the same
+    service within ``flap``, or overlapping (± ``link``) and related by topology."""
+    [(svc, t1)] = one.service_end.items()
+    t0 = one.start
+    first = g.service_start.get(svc)
+    if first is not None and t0 <= g.service_end[svc] + flap and first <= t1 + flap:
+        return True
+    related = one.anywhere or g.anywhere or bool(one.keys & g.keys)
+    return related and t0 <= hi + link and lo <= t1 + link
+
+
+def _hard_start(g: _Group) -> datetime:
+    return g.hard_start if g.hard_start is not None else g.start
+
+
+def _hard_end(g: _Group) -> datetime:
+    return g.hard_end if g.hard_end is not None else g.end
+
+
+def _core(g: _Group) -> set[str]:
+    """The services a recurrence is judged on: those that failed hard, else all."""
+    return g.hard_services or set(g.service_end)
+
+
+def _order(g: _Group) -> tuple[datetime, datetime, str]:
+    return (_hard_start(g), _hard_end(g), min(g.service_end))
 
 
 def _join_recurrences(groups: list[_Group], gap: timedelta, overlap: float) -> list[_Group]:
-    """A second wave on mostly the same services (Jaccard ≥ ``overlap``) starting at most
-    ``gap`` after a group ends is the same incident (works overrunning their window,
-    a fix that did not hold)."""
+    """A second wave on mostly the same services (Jaccard ≥ ``overlap`` of the services that
+    failed hard) starting at most ``gap`` after a group's hard failures end is the same
+    incident (works overrunning their window, a fix that did not hold); a different set
+    of hard failures is a new incident."""
     if gap <= timedelta(0):
         return groups
     out: list[_Group] = []
-    for g in sorted(groups, key=lambda g: (g.start, g.end)):
-        mine = set(g.service_end)
+    for g in sorted(groups, key=_order):
+        mine = _core(g)
         for h in reversed(out):
-            theirs = set(h.service_end)
-            if g.start <= h.end + gap and len(mine & theirs) >= overlap * len(mine | theirs):
+            theirs = _core(h)
+            if _hard_start(g) <= _hard_end(h) + gap and len(mine & theirs) >= overlap * len(mine | theirs):
                 h.absorb(g)
                 break
         else:
@@ -219,14 +365,17 @@ def find_incidents(
     start: datetime,
     end: datetime,
     *,
-    online: bool = True,
+    online: bool = False,
     params: DetectParams = DEFAULT,
     flap_gap_s: float = FLAP_GAP_S,
     link_gap_s: float = LINK_GAP_S,
     min_anomaly_s: float = MIN_ANOMALY_S,
     cache_dir: Path | None = None,
 ) -> list[Incident]:
-    """Incidents with at least one event overlapping ``[start, end)``, by onset.
+    """Incidents whose span overlaps ``[start, end)``, whole (with their events outside the
+    range), by onset; their id, onset and members do not depend on the range
+    (:func:`settled_groups`).  ``online=True``: what a live detector knew at ``end`` (no
+    onset look-ahead, nothing after ``end``), for evaluation; its ids may differ.
 
     Results are cached per process, keyed by what the connection's metrics, states
     and services views read (the committed files, hence the manifests) and the
@@ -292,58 +441,137 @@ def _find_incidents(
     link_gap_s: float,
     min_anomaly_s: float,
 ) -> list[Incident]:
-    cutoff = end if online else max(end, _data_end(con))
-    anomalies = detect_anomalies(con, start, end, online=online, params=params)
-    outages = find_outages(con, start, end, until=end if online else None)
-    groups = group_events(
-        anomalies, outages, inventory(con), cutoff=cutoff, flap_gap_s=flap_gap_s, link_gap_s=link_gap_s
-    )
+    if online:
+        cutoff = end
+        anomalies = detect_anomalies(con, start, end, online=True, params=params)
+        outages = find_outages(con, start, end, until=end)
+        groups = group_events(
+            anomalies, outages, inventory(con), cutoff=cutoff, flap_gap_s=flap_gap_s, link_gap_s=link_gap_s
+        )
+    else:
+        groups, cutoff = settled_groups(
+            con, start, end, params=params, flap_gap_s=flap_gap_s, link_gap_s=link_gap_s
+        )
     found = [i for g in groups if (i := _incident(g, cutoff, online, min_anomaly_s)) is not None]
     found.sort(key=lambda i: (i.onset, i.incident_id))
     return found
+
+
+def settled_groups(
+    con: duckdb.DuckDBPyConnection,
+    start: datetime,
+    end: datetime,
+    *,
+    params: DetectParams = DEFAULT,
+    flap_gap_s: float = FLAP_GAP_S,
+    link_gap_s: float = LINK_GAP_S,
+    recur_gap_s: float = RECUR_GAP_S,
+    reach_s: float = MAX_REACH_S,
+) -> tuple[list[_Group], datetime]:
+    """The groups whose span overlaps ``[start, end)``, computed so that they do not depend on
+    that range: events are read over a wider span, widened again (by at most ``reach_s``
+    on each side) until every such group starts and ends at least a linking distance
+    (``recur_gap_s`` + the larger of the flap and link gaps) inside it, so that no event
+    outside could have joined it; onsets are refined with the look-ahead wherever the data
+    has it, and open ends count up to the end of the data.  Returns the groups and that
+    cut-off."""
+    data_end = _data_end(con)
+    cutoff = data_end
+    margin = timedelta(seconds=recur_gap_s + max(flap_gap_s, link_gap_s))
+    floor_ = start - timedelta(seconds=reach_s)  # before the first data, reading costs nothing
+    ceil_ = min(data_end + timedelta(minutes=1), end + timedelta(seconds=reach_s))
+    ceil_ = max(ceil_, end)
+    lo = max(floor_, start - margin)
+    hi = max(end, min(ceil_, end + 2 * margin))
+    inv = inventory(con)
+    while True:
+        anomalies = detect_anomalies(con, lo, hi, online=False, params=params)
+        outages = find_outages(con, lo, hi)
+        groups = group_events(
+            anomalies,
+            outages,
+            inv,
+            cutoff=cutoff,
+            flap_gap_s=flap_gap_s,
+            link_gap_s=link_gap_s,
+            recur_gap_s=recur_gap_s,
+        )
+        mine = [g for g in groups if g.start < end and g.end >= start]
+        early = [g.start - margin for g in mine if g.start < lo + margin]
+        late = [g.end + margin for g in mine if g.end > hi - margin]
+        new_lo = max(floor_, min(early)) if early and lo > floor_ else lo
+        new_hi = min(ceil_, max(late)) if late and hi < ceil_ else hi
+        if new_lo >= lo and new_hi <= hi:
+            return mine, cutoff
+        lo, hi = min(lo, new_lo), max(hi, new_hi)
+
+
+def incidents_at(
+    con: duckdb.DuckDBPyConnection,
+    at: datetime,
+    *,
+    after_s: float = 600.0,
+    slack_s: float = ONSET_SLACK_S,
+    cache_dir: Path | None = None,
+) -> tuple[Incident | None, tuple[Incident, ...]]:
+    """The incident "what changed at ``at``" is about, and the others under way with it.
+
+    Of the incidents under way at ``at`` (onset at most ``slack_s`` after it — onsets are
+    refined to about a minute), the one whose onset is nearest before ``at``: the latest
+    wave, not one still lingering from earlier; if none, the first starting within
+    ``after_s`` after ``at``.  The second item lists the other incidents whose span
+    overlaps the chosen one's, by onset."""
+    found = find_incidents(
+        con,
+        at - timedelta(seconds=FLAP_GAP_S),
+        at + timedelta(seconds=max(after_s, slack_s)),
+        cache_dir=cache_dir,
+    )
+    soon = at + timedelta(seconds=slack_s)
+    under_way = [i for i in found if i.onset <= soon and (i.end is None or i.end >= at)]
+    later = [i for i in found if soon < i.onset <= at + timedelta(seconds=after_s)]
+    if under_way:
+        chosen = max(under_way, key=lambda i: (i.onset, len(i.services_affected), i.incident_id))
+    elif later:
+        chosen = min(later, key=lambda i: (i.onset, -len(i.services_affected), i.incident_id))
+    else:
+        return None, ()
+    others = tuple(i for i in found if i is not chosen and _overlap(i, chosen))
+    return chosen, others
+
+
+def overlapping(con: duckdb.DuckDBPyConnection, incident: Incident) -> tuple[Incident, ...]:
+    """The other incidents whose span overlaps ``incident``'s, by onset."""
+    end = incident.end or incident.onset + timedelta(minutes=1)
+    found = find_incidents(con, incident.onset, max(end, incident.onset + timedelta(minutes=1)))
+    return tuple(i for i in found if i.incident_id != incident.incident_id and _overlap(i, incident))
+
+
+def _overlap(a: Incident, b: Incident) -> bool:
+    return (a.end is None or a.end > b.onset) and (b.end is None or b.end > a.onset)
 
 
 def incident_at(
     con: duckdb.DuckDBPyConnection,
     at: datetime,
     *,
-    before_s: float = 6 * 3600.0,
     after_s: float = 600.0,
-    online: bool = False,
     cache_dir: Path | None = None,
 ) -> Incident | None:
-    """Of the incidents whose span contains ``at`` or that start within ``after_s``
-    after it, the one whose onset is nearest to ``at``; None if there is none."""
-    found = find_incidents(
-        con,
-        at - timedelta(seconds=before_s),
-        at + timedelta(seconds=max(after_s, before_s)),
-        online=online,
-        cache_dir=cache_dir,
-    )
-    covering = [i for i in found if i.onset <= at and (i.end is None or i.end >= at)]
-    later = [i for i in found if at < i.onset <= at + timedelta(seconds=after_s)]
-    near = covering + later
-    if not near:
-        return None
-    # "what changed at T" asks about what started around T: the nearest onset wins
-    return min(near, key=lambda i: (abs((i.onset - at).total_seconds()), -len(i.services_affected)))
+    """The incident of :func:`incidents_at` (None if there is none)."""
+    return incidents_at(con, at, after_s=after_s, cache_dir=cache_dir)[0]
 
 
 def get_incident(con: duckdb.DuckDBPyConnection, incident_id: str) -> Incident:
-    """Recompute the incident named ``incident_id`` around the time in the id."""
+    """Recompute the incident named ``incident_id`` around the minute in the id."""
     m = _ID.match(incident_id.strip())
     if not m:
         raise NotFoundError(f"incident id: expected 'inc-YYYYMMDDTHHMMZ-<6 hex>', found {incident_id!r}")
     onset = datetime.strptime(m.group(1), "%Y%m%dT%H%M").replace(tzinfo=UTC)
-    hour = timedelta(hours=1)
-    for lo, hi, online in (
-        (onset - 6 * hour, onset + 6 * hour, False),
-        (onset - 6 * hour, onset + 6 * hour, True),
-    ):
-        for inc in find_incidents(con, lo, hi, online=online):
-            if inc.incident_id == incident_id:
-                return inc
+    # an incident's id, onset and members do not depend on the range: the minute of its onset finds it
+    for inc in find_incidents(con, onset, onset + timedelta(minutes=1)):
+        if inc.incident_id == incident_id:
+            return inc
     raise NotFoundError(
         f"incident {incident_id}: no incident with this id starts at {onset:%Y-%m-%d %H:%M} UTC "
         "in the warehouse data (was the data changed since?)"

@@ -146,6 +146,11 @@ class Explanation(_Jsonable):
     ruled_out: tuple[RuledOut, ...]
     reactions: tuple[Change, ...]
     anomalies: tuple[Anomaly, ...] = ()
+    #: the ranking weights used: "default", or the model file's path (and when it was fitted)
+    weights: str = "default"
+    weights_fitted_at: str | None = None
+    #: other incidents under way at the same time (a lingering earlier wave, an unrelated one)
+    overlapping: tuple[Incident, ...] = ()
 
 
 def incident_from_dict(data: dict[str, Any]) -> Incident:

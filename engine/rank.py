@@ -41,6 +41,7 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,8 @@ class RankModel:
     """Per-class logistic weights."""
 
     weights: dict[str, dict[str, float]]
-    source: str = "default"
+    source: str = "default"  # "default", "fitted", or the path of the model file it was read from
+    fitted_at: str | None = None  # ISO 8601 UTC, when fitted
 
     def score(self, cand: Candidate) -> float:
         w = self.weights[cand.category]
@@ -178,7 +180,7 @@ def fit(examples: Sequence[Labelled], *, c: float = 1.0) -> RankModel:
         weights[cat] = {"bias": float(clf.intercept_[0])} | {
             k: float(v) for k, v in zip(FEATURES, clf.coef_[0], strict=True)
         }
-    return RankModel(weights, source="fitted")
+    return RankModel(weights, source="fitted", fitted_at=datetime.now(UTC).isoformat(timespec="seconds"))
 
 
 def load_labels(path: Path) -> list[Labelled]:
@@ -214,7 +216,9 @@ def save_model(model: RankModel, home: Path) -> Path:
     path = home / "model" / "rank.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"weights": model.weights, "source": model.source}, indent=1))
+    tmp.write_text(
+        json.dumps({"weights": model.weights, "source": model.source, "fitted_at": model.fitted_at}, indent=1)
+    )
     os.replace(tmp, path)
     return path
 
@@ -230,4 +234,15 @@ def load_model(home: Path) -> RankModel:
         raise ConfigError(
             f"{path}: unreadable ranking model ({exc}); delete it to use the defaults"
         ) from None
-    return RankModel(weights, source=str(path))
+    fitted_at = data.get("fitted_at")
+    return RankModel(weights, source=str(path), fitted_at=str(fitted_at) if fitted_at else None)
+
+
+def model_key(home: Path) -> tuple[int, int] | None:
+    """What identifies the saved model (mtime, size), None for the defaults: a cache of ranked
+    answers keys on it, since ``fit`` changes the weights without a warehouse commit."""
+    try:
+        st = (home / "model" / "rank.json").stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

@@ -45,6 +45,22 @@ class Settings(BaseSettings):
     deploy_lookback_s: int = Field(
         default=7200, description="How far before an onset a deploy can still be a cause, in seconds."
     )
+    allow_future: bool = Field(
+        default=False,
+        description="Accept observed times more than a day ahead of this machine's clock "
+        "(HTTP writes; `whatchanged ingest --allow-future` for one run).",
+    )
+    max_line_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        description="Longest line a line-based reader (CSV, logs, JSON Lines) accepts, in bytes; "
+        "a longer one fails the file at once.",
+    )
+    max_field_chars: int = Field(
+        default=128 * 1024,
+        ge=64,
+        description="Longest CSV field accepted, in characters.",
+    )
     aliases_file: Path | None = Field(
         default=None,
         description="YAML file mapping provider names to inventory names (see docs/aliases.md).",

@@ -10,7 +10,9 @@
 * epoch seconds (``1290018180``).
 
 ``require_tz=True`` refuses times without an offset when no zone was given
-(the HTTP API's rule).  Everything returned is an aware UTC ``datetime``.
+(the HTTP API's rule).  Everything returned is an aware UTC ``datetime`` in
+1970–2200 (:mod:`whatchanged.engine.timerange`); anything else is a
+``ConfigError`` naming the option, never an ``OverflowError``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from whatchanged.engine.errors import ConfigError
+from whatchanged.engine.errors import ConfigError, NotFoundError
+from whatchanged.engine.timerange import RANGE_TEXT, OutOfRange, TimeRange
 
 _HHMM = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGNORECASE)
@@ -36,6 +39,11 @@ def zone(name: str) -> ZoneInfo:
         ) from None
 
 
+#: Times people ask about are held to 1970–2200 only: a question about a time without data finds nothing.
+QUESTION_RANGE = TimeRange(allow_future=True)
+_INCIDENT_ID = re.compile(r"^inc-(\d{8}T\d{4})Z-[0-9a-f]{6}$")
+
+
 def parse_when(
     text: str,
     *,
@@ -44,7 +52,41 @@ def parse_when(
     option: str = "time",
     require_tz: bool = False,
 ) -> datetime:
-    """Parse a time typed by a person into an aware UTC datetime (see module doc)."""
+    """Parse a time typed by a person into an aware UTC datetime in 1970–2200 (see module doc)."""
+    try:
+        when = _parse_when(text, tz=tz, default_day=default_day, option=option, require_tz=require_tz)
+        return QUESTION_RANGE.check(when, observed=False)
+    except OutOfRange as exc:
+        raise ConfigError(f"{option}: expected {exc.expected}, found {text.strip()!r}") from None
+    except (OverflowError, ValueError):  # year 1 or 9999 shifted past the ends of datetime
+        raise ConfigError(f"{option}: expected {RANGE_TEXT}, found {text.strip()!r}") from None
+
+
+def incident_onset(incident_id: str) -> datetime:
+    """The onset written in an incident id (``inc-YYYYMMDDTHHMMZ-<6 hex>``), checked.
+
+    A NotFoundError when the id is not of that shape or names a time that cannot be (month 13,
+    the year 1 or 5138): no incident can have that id."""
+    m = _INCIDENT_ID.match(incident_id.strip())
+    if not m:
+        raise NotFoundError(f"incident id: expected 'inc-YYYYMMDDTHHMMZ-<6 hex>', found {incident_id!r}")
+    try:
+        onset = datetime.strptime(m.group(1), "%Y%m%dT%H%M").replace(tzinfo=UTC)
+        return QUESTION_RANGE.check(onset, observed=False)
+    except (ValueError, OverflowError):
+        raise NotFoundError(
+            f"incident id: {incident_id!r} names no possible onset (expected {RANGE_TEXT})"
+        ) from None
+
+
+def _parse_when(
+    text: str,
+    *,
+    tz: str | None = None,
+    default_day: date | None = None,
+    option: str = "time",
+    require_tz: bool = False,
+) -> datetime:
     raw = text.strip()
     expected = "ISO 8601 with offset, 'YYYY-MM-DD HH:MM' or 'HH:MM' (with --tz), or epoch seconds"
     if re.fullmatch(r"\d{9,11}(\.\d+)?", raw):

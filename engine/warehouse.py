@@ -33,13 +33,14 @@ the views show the latest one.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import json
 import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -54,6 +55,7 @@ import pyarrow.parquet as pq
 
 from whatchanged.engine.errors import WarehouseError
 from whatchanged.engine.schema import KEYS, SCHEMAS, conform
+from whatchanged.engine.storage import dir_lock, held_by_other, storage_error
 
 FORMAT_VERSION = 1
 TABLES = ("services", "metrics", "states", "changes", "feedback", "cursors")
@@ -84,6 +86,10 @@ CURSORS = pa.schema(
 _APPEND_ONLY = {"feedback": FEEDBACK, "cursors": CURSORS}
 
 _PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3}
+#: optimistic attempts of a commit, the last one holding the commit lock throughout
+COMMIT_ATTEMPTS = 3
+#: an unlocked staging folder younger than this may be a writer between ``mkdir`` and its lock
+STAGING_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,43 @@ class CommitResult:
     @property
     def added_total(self) -> int:
         return sum(self.rows_added.values())
+
+
+@dataclass
+class _Staged:
+    """What one commit attempt staged: files to rename (staged → final) and their listing."""
+
+    rows_in: dict[str, int] = field(default_factory=dict)
+    added: dict[str, int] = field(default_factory=dict)
+    planned: list[tuple[Path, Path]] = field(default_factory=list)
+    listing: dict[str, dict[str, Any]] = field(default_factory=dict)
+    services: set[str] = field(default_factory=set)
+
+    def result(self, txid: str | None, files: list[str]) -> CommitResult:
+        return CommitResult(txid, self.rows_in, self.added, files, frozenset(self.services))
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What :meth:`Warehouse.sweep` removed (paths relative to the warehouse)."""
+
+    staging: tuple[str, ...]
+    orphans: tuple[str, ...]
+    live_writers: int
+    bytes: int
+
+    @property
+    def removed(self) -> int:
+        return len(self.staging) + len(self.orphans)
+
+
+def _tree_size(path: Path) -> int:
+    try:
+        if not path.is_dir():
+            return path.stat().st_size
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    except OSError:
+        return 0
 
 
 def _schema(table: str) -> pa.Schema:
@@ -134,12 +177,33 @@ class Warehouse:
             return False
         if self.home.exists() and not self.home.is_dir():
             raise WarehouseError(f"{self.home}: expected a folder for the warehouse, found a file")
-        for sub in ("_commits", "_empty", ".tmp", *TABLES):
-            (self.home / sub).mkdir(parents=True, exist_ok=True)
-        for table in TABLES:
-            pq.write_table(_empty_table(_schema(table)), self.home / "_empty" / f"{table}.parquet")
-        _fsync_write(self.home / "WAREHOUSE", json.dumps({"format": FORMAT_VERSION}).encode())
+        with self.storage_faults():
+            for sub in ("_commits", "_empty", ".tmp", *TABLES):
+                (self.home / sub).mkdir(parents=True, exist_ok=True)
+            # each file under a private name first: two writers may initialise at once
+            private = f".{os.getpid()}-{secrets.token_hex(3)}"
+            for table in TABLES:
+                final = self.home / "_empty" / f"{table}.parquet"
+                pq.write_table(_empty_table(_schema(table)), final.with_name(final.name + private))
+                os.replace(final.with_name(final.name + private), final)
+            marker = self.home / "WAREHOUSE"
+            _fsync_write(
+                marker.with_name(marker.name + private), json.dumps({"format": FORMAT_VERSION}).encode()
+            )
+            os.replace(marker.with_name(marker.name + private), marker)
         return True
+
+    @contextlib.contextmanager
+    def storage_faults(self) -> Iterator[None]:
+        """Turn an OSError caused by the storage (disk full, permission denied, read-only)
+        into a :class:`StorageError` naming the path and the remedy."""
+        try:
+            yield
+        except OSError as exc:
+            found = storage_error(exc, self.home)
+            if found is None:
+                raise
+            raise found from None
 
     def require(self) -> None:
         if not self.exists:
@@ -155,9 +219,18 @@ class Warehouse:
         out = []
         for path in sorted((self.home / "_commits").glob("*.json")):
             try:
-                out.append(json.loads(path.read_text()))
+                manifest = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError) as exc:
                 raise WarehouseError(f"{path}: unreadable commit manifest ({exc})") from None
+            tables = manifest.get("tables") if isinstance(manifest, dict) else None
+            if not isinstance(tables, dict) or not all(
+                isinstance(t, dict) and isinstance(t.get("files"), list) for t in tables.values()
+            ):
+                raise WarehouseError(
+                    f"{path}: commit manifest without a 'tables' object listing files "
+                    "(run 'whatchanged doctor')"
+                )
+            out.append(manifest)
         return out
 
     def files(self, table: str, manifests: list[dict[str, Any]] | None = None) -> list[str]:
@@ -221,65 +294,161 @@ class Warehouse:
 
     # -- writing -------------------------------------------------------------------
     def commit(self, tables: Mapping[str, pa.Table], *, source: str = "") -> CommitResult:
-        """Store ``tables`` (name → Arrow table) atomically; return what was added."""
-        if not self.exists:
-            self.init()
+        """Store ``tables`` (name → Arrow table) atomically; return what was added.
+
+        Rows already stored are dropped (``_new_rows``) against a snapshot of the
+        manifests, outside any lock, and the new files are staged; then, holding the
+        lock on ``_commits/``, the write checks whether another commit landed meanwhile
+        in one of the folders it writes to.  If none did it publishes (renames the files,
+        then the manifest); if one did, the rows it dropped may be stale, so it starts
+        again, and the last attempt holds the lock throughout.  Two ingests of the same
+        file started together therefore store it once.  A failure while publishing
+        (disk full, permission denied) moves the renamed files back: the warehouse is
+        exactly as before, and the storage fault becomes a :class:`StorageError`.
+        """
+        with self.storage_faults():
+            if not self.exists:
+                self.init()
+            with contextlib.suppress(OSError, WarehouseError):
+                self.sweep()  # leftovers of killed writers (never a live writer's)
+            for attempt in range(COMMIT_ATTEMPTS):
+                last = attempt == COMMIT_ATTEMPTS - 1
+                with self._staging() as (txid, staging):
+                    with self._commit_lock() if last else contextlib.nullcontext():
+                        manifests = self.manifests()
+                        seen = {m["txid"] for m in manifests}
+                        staged = self._stage(tables, source, txid, staging, manifests)
+                        if not staged.planned:
+                            return staged.result(None, [])
+                        with contextlib.nullcontext() if last else self._commit_lock():
+                            if not last and self._overlaps(seen, staged.listing):
+                                continue  # another writer may have stored some of these rows
+                            self._publish(txid, staging, staged, source)
+                    return staged.result(txid, [str(f) for _, f in staged.planned])
+        raise AssertionError("unreachable: the last attempt holds the lock")  # pragma: no cover
+
+    @contextlib.contextmanager
+    def _staging(self) -> Iterator[tuple[str, Path]]:
+        """A new ``.tmp/<txid>/`` folder, locked while the block runs, then removed."""
         txid = _new_txid()
         staging = self.home / ".tmp" / txid
         staging.mkdir(parents=True)
-        rows_in: dict[str, int] = {}
-        added: dict[str, int] = {}
-        planned: list[tuple[Path, Path]] = []
-        listing: dict[str, dict[str, Any]] = {}
-        services: set[str] = set()
         try:
-            # a DuckDB connection only when something is stored to compare with
-            con = self.connect() if any(t.num_rows for t in tables.values()) and self.manifests() else None
+            with dir_lock(staging):  # released after the folder is gone
+                try:
+                    yield txid, staging
+                finally:
+                    shutil.rmtree(staging, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    @contextlib.contextmanager
+    def _commit_lock(self) -> Iterator[None]:
+        with dir_lock(self.home / "_commits"):
+            yield
+
+    def _overlaps(self, seen: set[str], listing: Mapping[str, Mapping[str, Any]]) -> bool:
+        """Whether a commit not in ``seen`` wrote into a folder ``listing`` writes into
+        (feedback rows have unique ids: never a duplicate)."""
+        ours = {
+            str(Path(f).parent) for t, entry in listing.items() if t != "feedback" for f in entry["files"]
+        }
+        for path in (self.home / "_commits").glob("*.json"):
+            if path.stem in seen:
+                continue
+            try:
+                other = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                return True  # cannot tell: be safe
+            if any(str(Path(f).parent) in ours for t in other["tables"].values() for f in t["files"]):
+                return True
+        return False
+
+    def _stage(
+        self,
+        tables: Mapping[str, pa.Table],
+        source: str,
+        txid: str,
+        staging: Path,
+        manifests: list[dict[str, Any]],
+    ) -> _Staged:
+        """Drop the rows ``manifests`` already store and write the rest under ``staging``."""
+        staged = _Staged()
+        # a DuckDB connection only when something is stored to compare with
+        con = self.connect() if any(t.num_rows for t in tables.values()) and manifests else None
+        try:
             jobs: list[tuple[str, pa.Table, Path]] = []
             for table, data in tables.items():
                 schema = _schema(table)
                 data = data.cast(schema) if table in _APPEND_ONLY else conform(table, data, source=source)
-                rows_in[table] = data.num_rows
+                staged.rows_in[table] = data.num_rows
                 if data.num_rows:
                     before = data
-                    data = self._new_rows(con, table, data)
-                    services.update(_distinct_services(before, data))
-                added[table] = data.num_rows
+                    data = self._new_rows(con, table, data, manifests)
+                    staged.services.update(_distinct_services(before, data))
+                staged.added[table] = data.num_rows
                 if not data.num_rows:
                     continue
                 for n, (rel_dir, part) in enumerate(self._partitions(table, data)):
                     rel = Path(table) / rel_dir / f"{txid}-{n}.parquet"
                     tmp = staging / f"{table}-{n}.parquet"
                     jobs.append((table, part, tmp))
-                    planned.append((tmp, self.home / rel))
-                    listing.setdefault(table, {"files": [], "rows": 0})
-                    listing[table]["files"].append(str(rel))
-                    listing[table]["rows"] += part.num_rows
+                    staged.planned.append((tmp, self.home / rel))
+                    entry = staged.listing.setdefault(table, {"files": [], "rows": 0})
+                    entry["files"].append(str(rel))
+                    entry["rows"] += part.num_rows
+        finally:
             if con is not None:
                 con.close()
-            # Parquet encoding is single-threaded per file and releases the GIL
-            with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1, 4))) as pool:
-                list(pool.map(lambda job: self._write_parquet(*job), jobs))
-            if not planned:
-                return CommitResult(None, rows_in, added, services=frozenset(services))
-            for tmp, final in planned:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, final)
-            manifest = {
-                "txid": txid,
-                "created": datetime.now(UTC).isoformat(),
-                "source": source,
-                "tables": listing,
-            }
-            tmp_manifest = staging / "manifest.json"
-            _fsync_write(tmp_manifest, json.dumps(manifest, indent=1).encode())
-            os.replace(tmp_manifest, self.home / "_commits" / f"{txid}.json")
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return CommitResult(txid, rows_in, added, [str(f) for _, f in planned], frozenset(services))
+        # Parquet encoding is single-threaded per file and releases the GIL
+        with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1, 4))) as pool:
+            list(pool.map(lambda job: self._write_parquet(*job), jobs))
+        return staged
 
-    def _new_rows(self, con: duckdb.DuckDBPyConnection | None, table: str, data: pa.Table) -> pa.Table:
-        """``data`` without the rows the warehouse (or ``data`` itself) already has.
+    def _publish(self, txid: str, staging: Path, staged: _Staged, source: str) -> None:
+        """Rename the staged files into place, then the manifest; on any failure put every
+        renamed file back and remove the folders made for them."""
+        manifest = {
+            "txid": txid,
+            "created": datetime.now(UTC).isoformat(),
+            "source": source,
+            "tables": staged.listing,
+        }
+        tmp_manifest = staging / "manifest.json"
+        # written before any rename: a full disk fails here, with nothing to undo
+        _fsync_write(tmp_manifest, json.dumps(manifest, indent=1).encode())
+        moved: list[tuple[Path, Path]] = []
+        made: list[Path] = []
+        try:
+            for tmp, final in staged.planned:
+                missing = [p for p in (final.parent, *final.parent.parents) if not p.exists()]
+                final.parent.mkdir(parents=True, exist_ok=True)
+                made.extend(missing)  # deepest first
+                os.replace(tmp, final)
+                moved.append((tmp, final))
+            os.replace(tmp_manifest, self.home / "_commits" / f"{txid}.json")
+        except BaseException:
+            for tmp, final in reversed(moved):
+                try:
+                    os.replace(final, tmp)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        final.unlink()
+            for folder in made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
+
+    def _new_rows(
+        self,
+        con: duckdb.DuckDBPyConnection | None,
+        table: str,
+        data: pa.Table,
+        manifests: list[dict[str, Any]] | None = None,
+    ) -> pa.Table:
+        """``data`` without the rows the warehouse as of ``manifests`` (default: now), or
+        ``data`` itself, already has.
 
         Partitioned tables come back sorted by (day, natural key) — the order
         :meth:`_partitions` slices and :meth:`_write_parquet` stores — with
@@ -297,7 +466,7 @@ class Warehouse:
             data, days = _latest_changes(data), None
         else:
             data, days = _drop_duplicate_keys(data, keys), None
-        stored = self.files(table)
+        stored = self.files(table, manifests)
         if days is not None:
             wanted = {f"date={_day_name(d)}" for d in days}
             stored = [f for f in stored if Path(f).parent.name in wanted]
@@ -305,7 +474,7 @@ class Warehouse:
             return data
         if con is None:  # another writer committed since commit() looked
             with self.connect() as own:
-                return self._new_rows(own, table, data)
+                return self._new_rows(own, table, data, manifests)
         if table in ("services", "changes"):
             con.register("incoming", data)
             try:
@@ -401,23 +570,70 @@ class Warehouse:
         with open(path, "rb+") as fh:
             os.fsync(fh.fileno())
 
-    def sweep(self, *, older_than_s: float = 3600) -> int:
-        """Remove data files no manifest names (left by a killed write); return how many."""
+    def sweep(self, *, grace_s: float = STAGING_GRACE_S, dry_run: bool = False) -> Swept:
+        """Remove what killed writers left: staging folders under ``.tmp/`` and data files
+        no manifest names.  Never a live writer's: a writer holds a lock on its staging
+        folder until it has committed or undone its renames, and a data file is kept while
+        the lock of its ``txid`` is held or its manifest exists.  ``grace_s`` spares an
+        unlocked staging folder that young (a writer between ``mkdir`` and its lock)."""
         self.require()
-        named = {
-            str(self.home / f) for m in self.manifests() for t in m["tables"].values() for f in t["files"]
-        }
-        cutoff = time.time() - older_than_s
-        removed = 0
+        tmp = self.home / ".tmp"
+        live: set[str] = set()
+        staging: list[str] = []
+        freed = 0
+        now = time.time()
+        for entry in sorted(tmp.iterdir()) if tmp.is_dir() else []:
+            try:
+                if (entry.is_dir() and held_by_other(entry)) or now - entry.stat().st_mtime < grace_s:
+                    live.add(entry.name)
+                    continue
+            except FileNotFoundError:
+                continue  # its writer just finished
+            size = _tree_size(entry)
+            if not dry_run:
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+            staging.append(str(entry.relative_to(self.home)))
+            freed += size
+        # read after the staging folders: a writer that finished meanwhile has its manifest here
+        named = {f for m in self.manifests() for t in m["tables"].values() for f in t["files"]}
+        orphans: list[str] = []
         for table in TABLES:
-            for path in (self.home / table).rglob("*.parquet"):
-                if str(path) not in named and path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-        for stale in (self.home / ".tmp").iterdir():
-            if stale.stat().st_mtime < cutoff:
-                shutil.rmtree(stale, ignore_errors=True)
-        return removed
+            for path in sorted((self.home / table).rglob("*.parquet")):
+                rel = str(path.relative_to(self.home))
+                if rel in named:
+                    continue
+                txid = path.name.rsplit("-", 1)[0]
+                # lock before manifest: a writer finishing between the two has its manifest in place
+                if (
+                    txid in live
+                    or held_by_other(tmp / txid)
+                    or (self.home / "_commits" / f"{txid}.json").exists()
+                ):
+                    continue
+                try:
+                    size = path.stat().st_size
+                    if not dry_run:
+                        path.unlink()
+                except FileNotFoundError:
+                    continue
+                orphans.append(rel)
+                freed += size
+                if not dry_run and path.parent != self.home / table:
+                    with contextlib.suppress(OSError):
+                        path.parent.rmdir()  # an emptied day folder
+        return Swept(tuple(staging), tuple(orphans), len(live), freed)
+
+    def committed_bytes(self, manifests: list[dict[str, Any]] | None = None) -> int:
+        """Bytes of the data files the manifests name (missing files count 0)."""
+        total = 0
+        for table in TABLES:
+            for f in self.files(table, manifests):
+                with contextlib.suppress(FileNotFoundError):
+                    total += os.stat(f).st_size
+        return total
 
     # -- summary ---------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -437,7 +653,7 @@ class Warehouse:
             )
         finally:
             con.close()
-        size = sum(p.stat().st_size for t in TABLES for p in (self.home / t).rglob("*.parquet"))
+        size = self.committed_bytes(manifests)
         return {
             "home": str(self.home),
             "commits": len(manifests),

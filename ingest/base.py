@@ -9,6 +9,12 @@ Readers never touch the warehouse.  In strict mode (the default) the first
 bad row raises :class:`~whatchanged.engine.errors.InputError` naming file,
 line, field, expected and found; with ``skip_bad`` the reader keeps the good
 rows and reports each bad one through :meth:`ReadContext.reject`.
+
+A reader reads text through :mod:`whatchanged.ingest.text` (``lines``,
+``csv_rows``: bounded lines and fields, strict UTF-8, errors naming the
+line) and checks the times it parses with ``ctx.times``
+(:mod:`whatchanged.engine.timerange`) so that the error names the line; the
+pipeline checks every table it returns once more.
 """
 
 from __future__ import annotations
@@ -16,10 +22,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from whatchanged.engine.errors import InputError
+from whatchanged.engine.timerange import TimeRange
+
+if TYPE_CHECKING:
+    from whatchanged.engine.settings import Settings
+
+#: Default of the ``max_line_bytes`` setting: the longest line a line-based reader accepts.
+MAX_LINE_BYTES = 1 << 20
+#: Default of the ``max_field_chars`` setting: the longest CSV field (Python's csv default).
+MAX_FIELD_CHARS = 128 * 1024
 
 
 @dataclass
@@ -31,6 +47,20 @@ class ReadContext:
     service_label: str | None = None  # Prometheus: label naming the service
     rejected: list[InputError] = field(default_factory=list)
     tz_assumed: bool = False  # set by a reader that read naive times in ``tz``
+    times: TimeRange = field(default_factory=TimeRange)  # the plausible range (engine.timerange)
+    max_line_bytes: int = MAX_LINE_BYTES  # a longer line is an error, read no further
+    max_field_chars: int = MAX_FIELD_CHARS  # a longer CSV field is an error
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, allow_future: bool = False, **options: Any) -> ReadContext:
+        """The context for ``settings`` (zone, limits, time range) and the run's ``options``."""
+        return cls(
+            tz=settings.tz,
+            times=TimeRange(allow_future=allow_future or settings.allow_future),
+            max_line_bytes=settings.max_line_bytes,
+            max_field_chars=settings.max_field_chars,
+            **options,
+        )
 
     def reject(self, error: InputError) -> None:
         """Raise ``error`` in strict mode, record it with ``skip_bad``."""

@@ -32,6 +32,10 @@ import pyarrow as pa
 
 from whatchanged.engine.errors import ConfigError, InputError
 from whatchanged.engine.schema import CHANGES, SCOPE_KEYS, conform
+from whatchanged.engine.timerange import RANGE_TEXT, OutOfRange, TimeRange
+
+#: The 1970–2200 range alone (how far ahead of the clock is checked per table, by the pipeline).
+ANY_TIME = TimeRange(allow_future=True)
 
 #: Datacenter codes in free text (OVH ``dedicated.DatacenterEnum`` families).
 #: Unlike the plain ``\b…\b`` form, a code glued to a host name by a hyphen
@@ -127,19 +131,34 @@ def parse_iso(value: Any, *, tz: str, where: Where) -> tuple[datetime, bool]:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise where.error("bad time", "an ISO 8601 time such as 2010-11-17T19:00:00+01:00", value) from None
-    if parsed.tzinfo is None:
-        return local_to_utc(parsed, tz), True
-    return parsed.astimezone(UTC), False
+    try:
+        if parsed.tzinfo is None:
+            return in_range(local_to_utc(parsed, tz), where=where, found=value), True
+        return in_range(parsed.astimezone(UTC), where=where, found=value), False
+    except OverflowError:  # year 1 or 9999 shifted past the ends of datetime
+        raise where.error("time out of range", RANGE_TEXT, value) from None
+
+
+def in_range(when: datetime, *, where: Where, found: object = None) -> datetime:
+    """``when`` if it lies in 1970–2200 (:mod:`~whatchanged.engine.timerange`), else an error
+    naming ``where``.  Whether it lies too far ahead of the clock is decided for the whole
+    table once the reader returns (``pipeline.check_times``), as maintenance may be announced."""
+    try:
+        return ANY_TIME.check(when, observed=False)
+    except OutOfRange as exc:
+        raise where.error(
+            "time out of range", exc.expected, found if found is not None else exc.found
+        ) from None
 
 
 def from_epoch(value: Any, *, unit: float, where: Where) -> datetime:
-    """Epoch number in seconds (``unit=1``) or milliseconds (``unit=1000``) as UTC."""
+    """Epoch number in seconds (``unit=1``) or milliseconds (``unit=1000``) as UTC, in 1970–2200."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise where.error("bad time", f"epoch {'milliseconds' if unit == 1000 else 'seconds'}", value)
     try:
-        return datetime.fromtimestamp(value / unit, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        raise where.error("time out of range", "a plausible epoch", value) from None
+        return ANY_TIME.epoch(value, unit=unit, observed=False)
+    except OutOfRange as exc:
+        raise where.error("time out of range", exc.expected, value) from None
 
 
 def whole_day(d: date, tz: str) -> datetime:
@@ -245,11 +264,26 @@ def load_json(path: Path) -> Any:
         raise InputError(
             "not UTF-8 text", file=str(path), expected="UTF-8", found=f"byte {exc.start}"
         ) from None
+    return parse_json(text, file=str(path))
+
+
+def parse_json(text: str | bytes, *, file: str, line: int | None = None) -> Any:
+    """``json.loads`` with its failures as one InputError (syntax, nesting too deep)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(
-            f"invalid JSON at column {exc.colno} ({exc.msg})", file=str(path), line=exc.lineno
+            f"invalid JSON at column {exc.colno} ({exc.msg})",
+            file=file,
+            line=exc.lineno if line is None else line,
+        ) from None
+    except RecursionError:
+        raise InputError(
+            "JSON nested too deeply",
+            file=file,
+            line=line,
+            expected="JSON nested less than a few hundred levels",
+            found="deeper nesting",
         ) from None
 
 
@@ -299,6 +333,43 @@ def end_after(start: datetime, end: datetime | None, *, where: Where) -> datetim
 
 
 ONE_DAY = timedelta(days=1)
+
+#: statuses saying the work is over (its end is known)
+DONE_STATUSES = ("completed", "resolved")
+#: a completion reported later than this after the scheduled end is bookkeeping, not an overrun
+MAX_OVERRUN = timedelta(hours=6)
+
+
+def window_as_updated(
+    start: datetime,
+    end: datetime | None,
+    *,
+    status: str | None,
+    in_progress_at: datetime | None = None,
+    done_at: datetime | None = None,
+) -> datetime | None:
+    """The end of a notice's window as its latest update says, not as first announced.
+
+    * the work is over (``status`` completed/resolved) and ``done_at`` says when:
+      the window ends then — later than scheduled (an overrun, up to
+      :data:`MAX_OVERRUN` past the scheduled end) or earlier (finished early);
+    * the work is still going (``status`` in_progress) and an update at
+      ``in_progress_at`` said so after the scheduled end: the window lasts at
+      least until that update (the engine treats an onset shortly after the end
+      of an in-progress window as inside it);
+    * otherwise the scheduled end.
+
+    A point notice (``end`` None) stays a point; a time before ``start`` is ignored.
+    """
+    if end is None:
+        return None
+    if status in DONE_STATUSES:
+        if done_at is not None and start <= done_at <= end + MAX_OVERRUN:
+            return done_at
+        return end
+    if status == "in_progress" and in_progress_at is not None and in_progress_at > end:
+        return min(in_progress_at, end + MAX_OVERRUN)
+    return end
 
 
 def short_hash(obj: Any) -> str:

@@ -21,7 +21,6 @@ they are wall times in ``--tz`` (DST rules in
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from whatchanged.ingest.changes_common import (
     scope,
     to_raw,
 )
+from whatchanged.ingest.text import csv_rows
 
 REQUIRED = ("id", "timestamp", "service", "version", "author", "description")
 OPTIONAL = ("end", "environment", "app", "kind")
@@ -105,36 +105,38 @@ def sniff(path: Path, head: bytes) -> bool:
 def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
     rows: list[dict[str, Any]] = []
     where = Where(str(path))
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            header = [h.strip().lower() for h in (reader.fieldnames or [])]
-            missing = [c for c in REQUIRED if c not in header]
-            if missing:
-                raise where.at(line=1, field=missing[0]).error(
-                    "not a deploy log", f"a header with {', '.join(REQUIRED)}", ",".join(header)
+    records = csv_rows(path, ctx)
+    first = next(records, None)
+    header = [h.strip().lower() for h in first[1]] if first else []
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise where.at(line=1, field=missing[0]).error(
+            "not a deploy log", f"a header with {', '.join(REQUIRED)}", ",".join(header)
+        )
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise where.at(line=1).error("duplicate column names", "unique names", dup)
+    for line, fields in records:
+        if not fields or not any(f.strip() for f in fields):
+            continue  # a blank line
+        if len(fields) != len(header):
+            short = len(fields) < len(header)
+            ctx.reject(
+                where.at(line=line, field=header[len(fields)] if short else None).error(
+                    "missing fields" if short else "too many fields",
+                    f"{len(header)} fields ({','.join(header)})",
+                    f"{len(fields)} fields",
                 )
-            for raw in reader:
-                line = reader.line_num
-                if None in raw:
-                    ctx.reject(
-                        where.at(line=line).error(
-                            "too many fields", f"{len(header)} fields", len(header) + len(raw[None])
-                        )
-                    )
-                    continue
-                rec = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
-                if not any(rec.values()):
-                    continue
-                try:
-                    row, assumed = record_row(rec, where=where.at(line=line), tz=ctx.tz, source=SOURCE)
-                except InputError as exc:
-                    ctx.reject(exc)
-                    continue
-                ctx.tz_assumed = ctx.tz_assumed or assumed
-                rows.append(row)
-    except UnicodeDecodeError as exc:
-        raise where.error("not UTF-8 text", "UTF-8", f"byte {exc.start}") from None
+            )
+            continue
+        rec = {k: v.strip() for k, v in zip(header, fields, strict=True)}
+        try:
+            row, assumed = record_row(rec, where=where.at(line=line), tz=ctx.tz, source=SOURCE)
+        except InputError as exc:
+            ctx.reject(exc)
+            continue
+        ctx.tz_assumed = ctx.tz_assumed or assumed
+        rows.append(row)
     return {"changes": changes_table(rows, source=str(path))}
 
 

@@ -23,8 +23,9 @@ import pyarrow as pa
 
 from whatchanged.engine.errors import InputError
 from whatchanged.ingest.base import ReadContext, Reader
-from whatchanged.ingest.changes_common import Where, changes_table
+from whatchanged.ingest.changes_common import Where, changes_table, parse_json
 from whatchanged.ingest.deploy_csv import SOURCE, record_row
+from whatchanged.ingest.text import lines
 
 SUFFIXES = (".jsonl", ".ndjson")
 
@@ -57,25 +58,24 @@ def sniff(path: Path, head: bytes) -> bool:
 def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
     rows = []
     where = Where(str(path))
-    with open(path, encoding="utf-8-sig") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                ctx.reject(where.at(line=line_no).error(f"invalid JSON at column {exc.colno} ({exc.msg})"))
-                continue
-            if not isinstance(rec, dict):
-                ctx.reject(where.at(line=line_no).error("not a deploy record", "a JSON object", rec))
-                continue
-            try:
-                row, assumed = record_row(rec, where=where.at(line=line_no), tz=ctx.tz, source=SOURCE)
-            except InputError as exc:
-                ctx.reject(exc)
-                continue
-            ctx.tz_assumed = ctx.tz_assumed or assumed
-            rows.append(row)
+    for line_no, line in lines(path, ctx):
+        if not line.strip():
+            continue
+        try:
+            rec = parse_json(line, file=str(path), line=line_no)
+        except InputError as exc:
+            ctx.reject(exc)
+            continue
+        if not isinstance(rec, dict):
+            ctx.reject(where.at(line=line_no).error("not a deploy record", "a JSON object", rec))
+            continue
+        try:
+            row, assumed = record_row(rec, where=where.at(line=line_no), tz=ctx.tz, source=SOURCE)
+        except InputError as exc:
+            ctx.reject(exc)
+            continue
+        ctx.tz_assumed = ctx.tz_assumed or assumed
+        rows.append(row)
     return {"changes": changes_table(rows, source=str(path))}
 
 

@@ -40,6 +40,7 @@ import pyarrow as pa
 from whatchanged.engine.errors import InputError
 from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.changes_common import Where, change_row, changes_table, parse_iso, scope, to_raw
+from whatchanged.ingest.text import lines
 
 LINE_RE = re.compile(r"^[0-9a-f]{40}\t\d{4}-\d{2}-\d{2}T")
 TAG_RE = re.compile(r"^deploy/(?P<env>[^/]+)/(?P<service>[^/]+)/(?P<stamp>\d{8}T\d{4}(?:\d{2})?Z)$")
@@ -111,22 +112,21 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
     where = Where(str(path))
     default_service = path.name.split(".")[0]
     rows = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(
-                    parse_line(
-                        line,
-                        where=where.at(line=line_no),
-                        tz=ctx.tz,
-                        default_service=default_service,
-                        source=SOURCE,
-                    )
+    for line_no, line in lines(path, ctx, errors="replace"):
+        if not line.strip():
+            continue
+        try:
+            rows.append(
+                parse_line(
+                    line,
+                    where=where.at(line=line_no),
+                    tz=ctx.tz,
+                    default_service=default_service,
+                    source=SOURCE,
                 )
-            except InputError as exc:
-                ctx.reject(exc)
+            )
+        except InputError as exc:
+            ctx.reject(exc)
     return {"changes": changes_table(rows, source=str(path))}
 
 

@@ -35,6 +35,12 @@ One change (kind ``maintenance``) per VEVENT, read with ``icalendar``.
   and ``TZID=`` values are exact; floating values (no zone) are wall times in
   ``--tz`` (``ctx.tz_assumed`` is set); all-day ``VALUE=DATE`` values start
   at local midnight in ``--tz`` and ``DTEND`` is exclusive (RFC 5545);
+* window as updated (``changes_common.window_as_updated``): a notice still
+  ``IN-PROCESS`` whose ``DTSTAMP`` is after its ``DTEND`` (the update said
+  "still going" after the scheduled end) lasts at least until that stamp; a
+  ``COMPLETED`` notice ends at its ``DTSTAMP`` (earlier than scheduled, or up
+  to 6 h later).  The update with the higher ``SEQUENCE`` wins, so an overrun
+  announced by a later notice extends the window;
 * status: ``X-MAINTNOTE-STATUS`` (else the RFC ``STATUS``): TENTATIVE,
   CONFIRMED, RE-SCHEDULED → scheduled; IN-PROCESS → in_progress; COMPLETED →
   completed; CANCELLED → cancelled (kept, not dropped); absent → scheduled;
@@ -65,6 +71,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pyarrow as pa
 
 from whatchanged.engine.errors import InputError
+from whatchanged.engine.timerange import RANGE_TEXT
 from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.changes_common import (
     ONE_DAY,
@@ -73,10 +80,12 @@ from whatchanged.ingest.changes_common import (
     changes_table,
     datacenters_in,
     end_after,
+    in_range,
     local_to_utc,
     scope,
     to_raw,
     whole_day,
+    window_as_updated,
 )
 
 if TYPE_CHECKING:  # imported on use: ingest only loads the parser of the format it reads
@@ -119,12 +128,17 @@ def _when(
         value = ev.decoded(key)
     except (ValueError, KeyError, TypeError) as exc:
         raise where.at(field=key).error(f"unreadable date-time ({exc})") from None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value, local_to_utc(value, tz), True
-        return value, value.astimezone(UTC), False
-    if isinstance(value, date):
-        return value, whole_day(value, tz), True
+    try:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                return value, in_range(local_to_utc(value, tz), where=where.at(field=key)), True
+            return value, in_range(value.astimezone(UTC), where=where.at(field=key)), False
+        if isinstance(value, date):
+            return value, in_range(whole_day(value, tz), where=where.at(field=key)), True
+    except OverflowError:  # year 1 or 9999 shifted past the ends of datetime
+        raise where.at(field=key).error(
+            "time out of range", RANGE_TEXT, ev.get(key).to_ical().decode("utf-8", "replace")
+        ) from None
     raise where.at(field=key).error("not a date-time", "a DATE-TIME or DATE value", str(ev.get(key)))
 
 
@@ -203,6 +217,7 @@ def event_row(ev: icalendar.Event, *, where: Where, tz: str) -> tuple[dict[str, 
     except (TypeError, ValueError):
         raise where.at(field="SEQUENCE").error("bad sequence", "an integer", str(seq_value)) from None
 
+    end = window_as_updated(start, end, status=status, in_progress_at=stamp, done_at=stamp)
     summary, description, location = _text(ev, "SUMMARY"), _text(ev, "DESCRIPTION"), _text(ev, "LOCATION")
     row = change_row(
         change_id=f"{provider or 'ical'}:{maint_id}",

@@ -27,7 +27,6 @@ row to say exactly where and why (file, line, column, expected, found); with
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,7 +42,9 @@ import pyarrow.csv as pcsv
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import METRICS, TS
 from whatchanged.engine.timeparse import zone
+from whatchanged.engine.timerange import OutOfRange
 from whatchanged.ingest.base import ReadContext, Reader
+from whatchanged.ingest.text import csv_rows
 
 TS_NAMES = ("timestamp", "ts", "time")
 LONG_NAMES = ("service", "metric", "value", "env")
@@ -181,8 +182,8 @@ def parse_one_ts(text: str, ctx: ReadContext) -> tuple[int | None, str]:
             return None, "epoch seconds or milliseconds (a value below 1e14)"
         if "." not in raw:
             n = int(raw)
-            return (n * 1000 if abs(n) >= MS_FROM else n * 1_000_000), ""
-        return round(num * (1e3 if abs(num) >= MS_FROM else 1e6)), ""
+            return _in_range(n * 1000 if abs(n) >= MS_FROM else n * 1_000_000, ctx)
+        return _in_range(round(num * (1e3 if abs(num) >= MS_FROM else 1e6)), ctx)
     iso = raw[:-1] + "+00:00" if raw[-1] in "Zz" else raw
     try:
         parsed = datetime.fromisoformat(iso)
@@ -201,8 +202,19 @@ def parse_one_ts(text: str, ctx: ReadContext) -> tuple[int | None, str]:
                 f"a local time that occurs once in {ctx.tz} (this one is ambiguous: DST change; give an offset)",
             )
         parsed = early
-    delta = parsed.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return delta // timedelta(microseconds=1), ""
+    try:
+        delta = parsed.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    except OverflowError:  # year 1 or 9999 shifted past the ends of datetime
+        return None, ctx.times.expected()
+    return _in_range(delta // timedelta(microseconds=1), ctx)
+
+
+def _in_range(us: int, ctx: ReadContext) -> tuple[int | None, str]:
+    """``(us, '')`` when ``us`` is a plausible time (engine.timerange), else ``(None, expected)``."""
+    try:
+        return ctx.times.check_us(us), ""
+    except OutOfRange as exc:
+        return None, exc.expected
 
 
 def ts_column(values: pa.Array | pa.ChunkedArray, ctx: ReadContext) -> pa.Array:
@@ -303,11 +315,11 @@ def check_required(lay: Layout, cols: dict[int, Any], *, empty_strings: bool = T
 
 
 # -- the CSV fast path ----------------------------------------------------------
-def _header(path: Path) -> tuple[list[str], list[str] | None]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rd = csv.reader(fh)
-        header = next(rd, None)
-        first = next(rd, None)
+def _header(path: Path, ctx: ReadContext) -> tuple[list[str], list[str] | None]:
+    rows = csv_rows(path, ctx)
+    header = next(rows, (1, None))[1]
+    first = next(rows, (2, None))[1]
+    rows.close()
     if header is None:
         raise InputError("empty file", file=str(path), line=1, expected="a header line", found="")
     return header, first
@@ -353,7 +365,12 @@ def _fast(path: Path, lay: Layout, first: list[str] | None, ctx: ReadContext) ->
     cols: dict[int, Any] = {i: table.column(i) for i in range(len(lay.names))}
     del table
     check_required(lay, cols, empty_strings=False)
+    strings = [c for c in cols.values() if pa.types.is_string(c.type) and c.null_count < len(c)]
+    if any((pc.max(pc.utf8_length(c)).as_py() or 0) > ctx.max_field_chars for c in strings):
+        raise _Slow  # the precise path names the line and column
     ts = ts_column(cols.pop(lay.ts), ctx)
+    if ctx.times.first_outside(ts) is not None:
+        raise _Slow  # the precise path names the line
     return assemble(lay, ts, cols)
 
 
@@ -374,36 +391,36 @@ def _slow(path: Path, lay: Layout, ctx: ReadContext) -> pa.Table:
     ts_out: list[int] = []
     cols: dict[int, list[Any]] = {i: [] for i in range(len(lay.names)) if i != lay.ts}
     numeric = set(lay.extra if lay.wide else [lay.value] if lay.value is not None else [])
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rd = csv.reader(fh)
-        next(rd, None)
-        for row in rd:
-            line = rd.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if len(row) != len(lay.names):
-                ctx.reject(
-                    InputError(
-                        "wrong number of fields",
-                        file=file,
-                        line=line,
-                        expected=f"{len(lay.names)} fields ({','.join(lay.names)})",
-                        found=f"{len(row)} fields",
-                    )
+    rows = csv_rows(path, ctx)
+    next(rows, None)
+    for line, row in rows:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) != len(lay.names):
+            short = len(row) < len(lay.names)
+            ctx.reject(
+                InputError(
+                    "missing fields" if short else "too many fields",
+                    file=file,
+                    line=line,
+                    field=lay.names[len(row)] if short else None,
+                    expected=f"{len(lay.names)} fields ({','.join(lay.names)})",
+                    found=f"{len(row)} fields",
                 )
-                continue
-            error = _check_row(row, lay, numeric, ctx, file, line)
-            if error is not None:
-                ctx.reject(error)
-                continue
-            us, _ = parse_one_ts(row[lay.ts], ctx)
-            ts_out.append(us or 0)
-            for i in cols:
-                cell = row[i].strip() if i in numeric else row[i]  # names as written, like the fast path
-                if i in numeric:
-                    cols[i].append(_number(cell))
-                else:
-                    cols[i].append(cell if cell != "" else None)
+            )
+            continue
+        error = _check_row(row, lay, numeric, ctx, file, line)
+        if error is not None:
+            ctx.reject(error)
+            continue
+        us, _ = parse_one_ts(row[lay.ts], ctx)
+        ts_out.append(us or 0)
+        for i in cols:
+            cell = row[i].strip() if i in numeric else row[i]  # names as written, like the fast path
+            if i in numeric:
+                cols[i].append(_number(cell))
+            else:
+                cols[i].append(cell if cell != "" else None)
     ts = pa.array(ts_out, pa.int64()).cast(TS)
     arrays: dict[int, pa.Array] = {
         i: pa.array(v, pa.float64() if i in numeric else pa.string()) for i, v in cols.items()
@@ -451,7 +468,7 @@ def fast_or_slow(fast: Callable[[], pa.Table], slow: Callable[[], pa.Table]) -> 
 
 
 def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
-    header, first = _header(path)
+    header, first = _header(path, ctx)
     lay = layout(header, file=str(path))
     zone(ctx.tz)  # a bad --tz is a ConfigError before any row is read
     table = fast_or_slow(lambda: _fast(path, lay, first, ctx), lambda: _slow(path, lay, ctx))

@@ -31,7 +31,9 @@ import pyarrow as pa
 
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import STATES, TS
+from whatchanged.engine.timerange import OutOfRange, TimeRange
 from whatchanged.ingest.base import ReadContext, Reader
+from whatchanged.ingest.text import lines
 
 SOURCE = "nagios"
 HOST_CHECK = "HOST"
@@ -55,26 +57,25 @@ def sniff(path: Path, head: bytes) -> bool:
 def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
     file = str(path)
     cols: dict[str, list[object]] = {n: [] for n in STATES.names}
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for number, raw in enumerate(fh, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                continue
-            row = _parse(line, file, number)
-            if isinstance(row, InputError):
-                ctx.reject(row)
-                continue
-            if row is None:
-                continue
-            for name, value in zip(STATES.names, row, strict=True):
-                cols[name].append(value)
+    for number, raw in lines(path, ctx, errors="replace"):
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            continue
+        row = _parse(line, file, number, ctx.times)
+        if isinstance(row, InputError):
+            ctx.reject(row)
+            continue
+        if row is None:
+            continue
+        for name, value in zip(STATES.names, row, strict=True):
+            cols[name].append(value)
     arrays = [pa.array(cols["ts"], pa.int64()).cast(TS)] + [
         pa.array(cols[f.name], f.type) for f in STATES if f.name != "ts"
     ]
     return {"states": pa.Table.from_arrays(arrays, schema=STATES)}
 
 
-def _parse(line: str, file: str, number: int) -> tuple[object, ...] | InputError | None:
+def _parse(line: str, file: str, number: int, times: TimeRange) -> tuple[object, ...] | InputError | None:
     """One log line → a states row, None for a line we ignore, or the error."""
     m = _LINE.match(line)
     if not m:
@@ -97,6 +98,12 @@ def _parse(line: str, file: str, number: int) -> tuple[object, ...] | InputError
     if not re.fullmatch(r"\d{1,11}", stamp):
         return InputError(
             "bad time", file=file, line=number, field="timestamp", expected="epoch seconds", found=stamp
+        )
+    try:
+        us = times.epoch_us(int(stamp))
+    except OutOfRange as exc:
+        return InputError(
+            "time out of range", file=file, line=number, field="timestamp", expected=exc.expected, found=stamp
         )
     kind, body = alert.group("kind"), alert.group("body")
     host_kind = "HOST" in kind
@@ -162,7 +169,7 @@ def _parse(line: str, file: str, number: int) -> tuple[object, ...] | InputError
         state = HOST_STATES[state]
     else:
         message = output
-    return (int(stamp) * 1_000_000, host, check, state, state_type, SOURCE, message or None)
+    return (us, host, check, state, state_type, SOURCE, message or None)
 
 
 READER = Reader(

@@ -23,8 +23,9 @@ has no rows.  A summary file read alone — or naming a check id that is not in
 from __future__ import annotations
 
 import json
+import math
 import re
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,10 @@ import pyarrow as pa
 
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import STATES, TS
+from whatchanged.engine.timerange import EARLIEST as EPOCH
+from whatchanged.engine.timerange import OutOfRange
 from whatchanged.ingest.base import ReadContext, Reader
+from whatchanged.ingest.changes_common import parse_json
 
 SOURCE = "pingdom"
 STATES_ALLOWED = ("up", "down", "unknown")
@@ -55,8 +59,8 @@ def sniff(path: Path, head: bytes) -> bool:
 
 def _load(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return parse_json(path.read_text(encoding="utf-8-sig"), file=str(path))
+    except UnicodeDecodeError as exc:
         raise InputError(
             "not valid JSON",
             file=str(path),
@@ -80,8 +84,8 @@ def _check_ids(path: Path) -> list[int]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8-sig"))
         return [int(c["id"]) for c in doc["checks"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return []  # read() says what is wrong with it
 
 
 def companions(path: Path) -> list[Path]:
@@ -159,9 +163,23 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
                     )
                 )
                 continue
-            t0, t1 = int(st["timefrom"]), int(st["timeto"])
-            end = datetime.fromtimestamp(t1, UTC).isoformat().replace("+00:00", "Z")
-            cols["ts"].append(t0 * 1_000_000)
+            try:
+                us = ctx.times.epoch_us(st["timefrom"])
+                end_us = ctx.times.epoch_us(st["timeto"])
+            except OutOfRange as exc:
+                ctx.reject(
+                    InputError(
+                        f"time out of range in check {check['id']} (listed in {path.name})",
+                        file=str(summary_path),
+                        field=f"summary.states[{s}]",
+                        expected=f"timefrom and timeto: {exc.expected}",
+                        found=st,
+                    )
+                )
+                continue
+            t0, t1 = us // 1_000_000, end_us // 1_000_000
+            end = (EPOCH + timedelta(microseconds=end_us)).isoformat().replace("+00:00", "Z")
+            cols["ts"].append(us)
             cols["service"].append(service)
             cols["check"].append(name)
             cols["state"].append(st["status"])
@@ -181,7 +199,7 @@ def _bad_state(st: Any) -> str | None:
         return "status " + " / ".join(STATES_ALLOWED)
     for key in ("timefrom", "timeto"):
         v = st.get(key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             return f"'{key}' as Unix seconds"
     if st["timeto"] < st["timefrom"]:
         return "timeto not before timefrom"

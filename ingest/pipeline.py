@@ -3,10 +3,19 @@
 Every file is read and validated before anything is written; then all of
 them are committed in one atomic write.  A bad file in strict mode therefore
 writes nothing at all.
+
+This is also the error boundary of reading: whatever a file can make a
+reader raise (bytes that are not UTF-8, JSON nested deeper than Python
+parses, a CSV quoting error, a number too big to convert) leaves
+:func:`read_all` as one :class:`InputError` naming the file; and every time
+a reader returns is held to :mod:`whatchanged.engine.timerange` by
+:func:`check_times`, so no reader can store the year 5138.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,10 +25,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from whatchanged.engine.errors import InputError
+from whatchanged.engine.errors import InputError, WhatchangedError
+from whatchanged.engine.timerange import OutOfRange
 from whatchanged.engine.warehouse import CommitResult, Warehouse
 from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.registry import by_name, detect
+from whatchanged.ingest.text import first_bad_utf8
 
 
 @dataclass
@@ -81,12 +92,112 @@ def read_all(
     for f, reader in plan:
         if f.resolve() in consumed:
             continue
-        for name, table in reader.read(f, ctx).items():
+        for name, table in check_times(read_one(reader, f, ctx), file=str(f), ctx=ctx).items():
             tables.setdefault(name, []).append(table)
         used.append((str(f), reader.name))
         if progress:
             progress(f)
     return tables, used
+
+
+def read_one(reader: Reader, path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
+    """``reader.read(path, ctx)``, with every failure the file can cause as one InputError."""
+    file = str(path)
+    try:
+        return reader.read(path, ctx)
+    except WhatchangedError:
+        raise
+    except UnicodeDecodeError as exc:
+        bad = first_bad_utf8(path)
+        line, column, found = bad if bad else (None, None, exc.object[exc.start : exc.start + 4])
+        where = f" at column {column}" if column else ""
+        raise InputError(
+            f"not UTF-8 text{where}", file=file, line=line, expected="UTF-8", found=found
+        ) from exc
+    except RecursionError as exc:
+        raise InputError(
+            f"nested too deeply for the {reader.name} reader",
+            file=file,
+            expected="JSON nested less than a few hundred levels",
+            found="deeper nesting",
+        ) from exc
+    except csv.Error as exc:
+        raise InputError(f"malformed CSV ({exc})", file=file, expected="RFC 4180 CSV") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"invalid JSON at column {exc.colno} ({exc.msg})", file=file, line=exc.lineno
+        ) from exc
+    except OutOfRange as exc:
+        raise InputError("time out of range", file=file, expected=exc.expected, found=exc.found) from exc
+    except (OverflowError, ValueError, TypeError, KeyError, IndexError, pa.ArrowException) as exc:
+        raise InputError(
+            f"the {reader.name} reader cannot read it ({type(exc).__name__}: {str(exc)[:200]})",
+            file=file,
+        ) from exc
+    except MemoryError as exc:
+        raise InputError(f"too large for the {reader.name} reader to hold in memory", file=file) from exc
+
+
+#: Time columns of each table, and whether they are held to "not in the future" (observed).
+_TIME_COLUMNS = {"metrics": ("ts",), "states": ("ts",), "changes": ("start", "end", "stamp")}
+
+
+def check_times(tables: dict[str, pa.Table], *, file: str, ctx: ReadContext) -> dict[str, pa.Table]:
+    """``tables`` with every time in the plausible range (:mod:`~whatchanged.engine.timerange`).
+
+    A row out of range is an error naming the file, the column and the value (the row number
+    counts the rows the reader returned, from 1); with ``--skip-bad`` the row is dropped and listed.
+    A maintenance window is announced ahead: its ``start`` (like every ``end``) is held to
+    1970–2200 only; every other time to at most a day ahead of the clock too.
+    """
+    out = {}
+    for name, table in tables.items():
+        for column in _TIME_COLUMNS.get(name, ()):
+            if column not in table.column_names or table.num_rows == 0:
+                continue
+            table = _drop_out_of_range(name, table, column, file=file, ctx=ctx)
+        out[name] = table
+    return out
+
+
+def _drop_out_of_range(name: str, table: pa.Table, column: str, *, file: str, ctx: ReadContext) -> pa.Table:
+    us = table.column(column).combine_chunks().cast(pa.int64())
+    ahead = ctx.times.latest(observed=False)
+    held = ctx.times.latest(observed=True)
+    if column == "end":
+        observed = pa.array([False] * table.num_rows) if table.num_rows else pa.array([], pa.bool_())
+    elif name == "changes":
+        observed = pc.not_equal(table.column("kind").combine_chunks(), "maintenance").fill_null(True)
+    else:
+        observed = pa.array([True] * table.num_rows, pa.bool_())
+    top = pc.if_else(observed, _us(held), _us(ahead))
+    bad = pc.or_(pc.less(us, 0), pc.greater_equal(us, top)).fill_null(False)
+    if not pc.any(bad).as_py():
+        return table
+    for index in pc.indices_nonzero(bad).to_pylist():
+        is_observed = bool(observed[index].as_py())
+        found = _describe_us(us[index].as_py())
+        ctx.reject(
+            InputError(
+                f"time out of range ({name} row {index + 1} read)",
+                file=file,
+                field=column,
+                expected=ctx.times.expected(observed=is_observed),
+                found=found,
+            )
+        )
+    return table.filter(pc.invert(bad))
+
+
+def _us(when: datetime) -> int:
+    return (when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def _describe_us(us: int) -> str:
+    try:
+        return _iso(us)
+    except OverflowError:
+        return f"{us} µs since 1970"
 
 
 def ingest(

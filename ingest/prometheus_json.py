@@ -17,7 +17,6 @@ responses are refused with what was found.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,9 @@ import pyarrow as pa
 
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import METRICS, TS
+from whatchanged.engine.timerange import OutOfRange
 from whatchanged.ingest.base import ReadContext, Reader
+from whatchanged.ingest.changes_common import parse_json
 
 SERVICE_LABELS = ("service", "job", "instance")
 ENV_LABELS = ("env", "environment")
@@ -75,8 +76,8 @@ def _value(text: object) -> float:
 
 def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        doc = parse_json(path.read_text(encoding="utf-8-sig"), file=str(path))
+    except UnicodeDecodeError as exc:
         line = getattr(exc, "lineno", None)
         raise InputError(
             "not valid JSON", file=str(path), line=line, expected="a query_range response", found=str(exc)
@@ -136,7 +137,14 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
                     _fail(path, f"{where}.values[{p}]", "bad sample", '[unix seconds, "number"]', point)
                 )
                 continue
-            ts.append(round(t * 1_000_000))
+            try:
+                us = ctx.times.epoch_us(t)
+            except OutOfRange as exc:
+                ctx.reject(
+                    _fail(path, f"{where}.values[{p}][0]", "time out of range", exc.expected, point[0])
+                )
+                continue
+            ts.append(us)
             service.append(svc)
             metric.append(name)
             value.append(v)

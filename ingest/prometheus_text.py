@@ -26,8 +26,11 @@ import pyarrow as pa
 
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import METRICS, TS
+from whatchanged.engine.timerange import RANGE_TEXT, OutOfRange
 from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.prometheus_json import split_labels
+from whatchanged.ingest.text import lines as text_lines
+from whatchanged.ingest.text import too_long
 
 if TYPE_CHECKING:  # imported on use: ingest only loads the parser of the format it reads
     from prometheus_client.samples import Sample
@@ -68,6 +71,10 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
     from prometheus_client.parser import text_string_to_metric_families as prometheus_families
 
     file = str(path)
+    for _ in text_lines(
+        path, ctx
+    ):  # a line over max_line_bytes (or not UTF-8) fails before the file is loaded
+        pass
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -82,6 +89,8 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
             raise _locate(file, lines, exc) from None
     cols: dict[str, list[object]] = {n: [] for n in METRICS.names}
     for number, line in enumerate(lines, start=1):
+        if len(line) > ctx.max_line_bytes:
+            raise too_long(file, number, ctx.max_line_bytes)
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -101,7 +110,22 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
             )
             continue
         for sample in samples:
-            us = _timestamp_us(sample, openmetrics)
+            try:
+                us = _timestamp_us(sample, openmetrics)
+                if us is not None:
+                    us = ctx.times.check_us(us)
+            except (OverflowError, ValueError) as exc:
+                ctx.reject(
+                    InputError(
+                        "time out of range",
+                        file=file,
+                        line=number,
+                        field="timestamp",
+                        expected=exc.expected if isinstance(exc, OutOfRange) else RANGE_TEXT,
+                        found=line.strip()[:200],
+                    )
+                )
+                continue
             if us is None:
                 ctx.reject(
                     InputError(

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,6 +19,7 @@ import pyarrow as pa
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import SERVICES
 from whatchanged.ingest.base import ReadContext, Reader
+from whatchanged.ingest.text import csv_rows
 
 COLUMNS = ("service", "kind", "datacenter", "rack", "switch", "host", "app", "critical", "tags")
 _TRUE = {"true", "yes", "1", "y", "t"}
@@ -35,84 +35,100 @@ def sniff(path: Path, head: bytes) -> bool:
 
 
 def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
+    file = str(path)
     rows: dict[str, list[object]] = {c: [] for c in SERVICES.names}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        if "service" not in header:
-            raise InputError(
-                "not a services inventory",
-                file=str(path),
-                line=1,
-                field="service",
-                expected="a header starting with 'service'",
-                found=",".join(header),
+    records = csv_rows(path, ctx)
+    first = next(records, None)
+    header = [h.strip() for h in first[1]] if first else []
+    if "service" not in header:
+        raise InputError(
+            "not a services inventory",
+            file=file,
+            line=1,
+            field="service",
+            expected="a header starting with 'service'",
+            found=",".join(header),
+        )
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise InputError("duplicate column names", file=file, line=1, expected="unique names", found=dup)
+    if "" in header:
+        raise InputError(
+            "empty column name",
+            file=file,
+            line=1,
+            field=f"column {header.index('') + 1}",
+            expected="a name for every column",
+            found=",".join(header),
+        )
+    extra = [h for h in header if h not in COLUMNS]
+    for line, fields in records:
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue  # a blank line
+        if len(fields) != len(header):
+            short = len(fields) < len(header)
+            ctx.reject(
+                InputError(
+                    "missing fields" if short else "too many fields",
+                    file=file,
+                    line=line,
+                    field=header[len(fields)] if short else None,
+                    expected=f"{len(header)} fields ({','.join(header)})",
+                    found=f"{len(fields)} fields",
+                )
             )
-        extra = [h for h in header if h not in COLUMNS]
-        for raw in reader:
-            line = reader.line_num
-            rec = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-            if None in raw:
-                ctx.reject(
-                    InputError(
-                        "too many fields",
-                        file=str(path),
-                        line=line,
-                        expected=f"{len(header)} fields",
-                        found=f"{len(header) + len(raw[None])}",
-                    )
+            continue
+        rec = {k: v.strip() for k, v in zip(header, fields, strict=True)}
+        if not rec.get("service"):
+            ctx.reject(
+                InputError(
+                    "empty service name",
+                    file=file,
+                    line=line,
+                    field="service",
+                    expected="a service name",
+                    found="",
                 )
-                continue
-            if not rec.get("service"):
-                ctx.reject(
-                    InputError(
-                        "empty service name",
-                        file=str(path),
-                        line=line,
-                        field="service",
-                        expected="a service name",
-                        found="",
-                    )
+            )
+            continue
+        crit = rec.get("critical", "").lower()
+        if crit not in _TRUE | _FALSE:
+            ctx.reject(
+                InputError(
+                    "bad flag",
+                    file=file,
+                    line=line,
+                    field="critical",
+                    expected="true or false",
+                    found=rec.get("critical", ""),
                 )
-                continue
-            crit = rec.get("critical", "").lower()
-            if crit not in _TRUE | _FALSE:
-                ctx.reject(
-                    InputError(
-                        "bad flag",
-                        file=str(path),
-                        line=line,
-                        field="critical",
-                        expected="true or false",
-                        found=rec.get("critical", ""),
-                    )
+            )
+            continue
+        tags: list[tuple[str, str]] = []
+        bad_tag = None
+        for item in filter(None, (t.strip() for t in rec.get("tags", "").split(";"))):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                bad_tag = item
+                break
+            tags.append((key.strip(), value.strip()))
+        if bad_tag is not None:
+            ctx.reject(
+                InputError(
+                    "bad tag",
+                    file=file,
+                    line=line,
+                    field="tags",
+                    expected="k=v pairs separated by ';'",
+                    found=bad_tag,
                 )
-                continue
-            tags: list[tuple[str, str]] = []
-            bad_tag = None
-            for item in filter(None, (t.strip() for t in rec.get("tags", "").split(";"))):
-                key, sep, value = item.partition("=")
-                if not sep or not key.strip():
-                    bad_tag = item
-                    break
-                tags.append((key.strip(), value.strip()))
-            if bad_tag is not None:
-                ctx.reject(
-                    InputError(
-                        "bad tag",
-                        file=str(path),
-                        line=line,
-                        field="tags",
-                        expected="k=v pairs separated by ';'",
-                        found=bad_tag,
-                    )
-                )
-                continue
-            tags.extend((k, rec[k]) for k in extra if rec.get(k))
-            for col in ("service", "kind", "datacenter", "rack", "switch", "host", "app"):
-                rows[col].append(rec.get(col) or None)
-            rows["critical"].append(crit in _TRUE)
-            rows["tags"].append(sorted(tags))
+            )
+            continue
+        tags.extend((k, rec[k]) for k in extra if rec.get(k))
+        for col in ("service", "kind", "datacenter", "rack", "switch", "host", "app"):
+            rows[col].append(rec.get(col) or None)
+        rows["critical"].append(crit in _TRUE)
+        rows["tags"].append(sorted(tags))
     return {"services": pa.Table.from_pydict(rows, schema=SERVICES)}
 
 

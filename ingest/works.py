@@ -56,6 +56,7 @@ from whatchanged.ingest.changes_common import (
     scope,
     to_raw,
 )
+from whatchanged.ingest.text import lines
 
 HEAD_RE = re.compile(r"^FS#(\d+)\s*\|\s*(.+?)\s*$")
 KEY_RE = re.compile(r"^(Status|Start|End|Updated|Datacenter|Description)\s*:\s*(.*?)\s*$", re.IGNORECASE)
@@ -191,12 +192,7 @@ def sniff(path: Path, head: bytes) -> bool:
 
 
 def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            "not UTF-8 text", file=str(path), expected="UTF-8", found=f"byte {exc.start}"
-        ) from None
+    text = "".join(line for _, line in lines(path, ctx))
     rows = parse_text(text, source=str(path), tz=ctx.tz)
     ctx.tz_assumed = True
     return {"changes": changes_table(rows, source=str(path))}

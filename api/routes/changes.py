@@ -38,6 +38,8 @@ from whatchanged.api.routes.explain import AtQuery, TzQuery
 from whatchanged.engine.changes import aliases_path, list_changes, load_aliases
 from whatchanged.engine.timeparse import zone
 from whatchanged.ingest import deploy_jsonl, github_deploy, grafana, pagerduty
+from whatchanged.ingest.base import ReadContext
+from whatchanged.ingest.pipeline import check_times
 
 router = APIRouter(tags=["changes"])
 
@@ -70,7 +72,11 @@ def get_changes(
     end = when + parse_span(after, name="after")
     shown_tz = tz or settings.tz
     found = list_changes(
-        con, start=start, end=end, kind=kind.value if kind else None, aliases=_aliases(aliases_path(settings))
+        con,
+        start=start,
+        end=end,
+        kind=kind.value if kind else None,
+        aliases=cached_aliases(aliases_path(settings)),
     )
     zone_info = zone(shown_tz)
     changes = [
@@ -92,7 +98,7 @@ def get_changes(
     }
 
 
-def _aliases(path: Path | None) -> Any:
+def cached_aliases(path: Path | None) -> Any:
     """The aliases file, parsed once per version of the file."""
     if path is None:
         return load_aliases(None)
@@ -328,6 +334,8 @@ def create_changes(
     _validated(fmt, body)
     _offsets_given(fmt, body, tz)
     table: pa.Table = _parser(fmt)(body, source=f"api:{fmt.value}", tz=tz or settings.tz)
+    # the ingest pipeline's rule: 1970–2200, not more than a day ahead unless allow_future
+    table = check_times({"changes": table}, file="body", ctx=ReadContext.from_settings(settings))["changes"]
     if table.num_rows == 0:
         raise ProblemError(422, f"the {fmt.value} payload holds no change", slug="invalid-body")
     _conflicts(con, table)

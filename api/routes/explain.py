@@ -12,7 +12,8 @@ from whatchanged.api.models import ExplanationOut
 from whatchanged.api.problems import problem_responses
 from whatchanged.engine.explain import explain_at as explain_at_engine
 from whatchanged.engine.explain import explain_incident, explanation_json
-from whatchanged.engine.incidents import incident_at
+from whatchanged.engine.incidents import incidents_at
+from whatchanged.engine.rank import model_key
 from whatchanged.engine.settings import Settings
 
 router = APIRouter(tags=["explain"])
@@ -62,16 +63,18 @@ def explain_cached(snap: Snapshot, when: datetime, settings: Settings) -> dict[s
     """``explain_at`` with its two costs cached: incident detection until services, metrics or
     states change, and the ranking until anything is committed."""
     con, memo, tz = snap.con, snap.memo, settings.tz
-    incident = memo.get(("incident_at", snap.data_key, when), lambda: incident_at(con, when))
+    incident, overlapping = memo.get(("incidents_at", snap.data_key, when), lambda: incidents_at(con, when))
     if incident is None:  # the answer does not depend on the changes
-        key: tuple[Any, ...] = ("explain_none", snap.data_key, when, tz)
+        key: tuple[Any, ...] = ("explain_none", snap.data_key, model_key(settings.home), when, tz)
         none: dict[str, Any] = memo.get(
             key, lambda: explanation_json(explain_at_engine(con, when, settings=settings), tz=tz)
         )
         return none
-    key = ("explain", snap.commit_key, incident.incident_id, when, tz)
+    key = ("explain", snap.commit_key, model_key(settings.home), incident.incident_id, when, tz)
     ranked: dict[str, Any] = memo.get(
         key,
-        lambda: explanation_json(explain_incident(con, incident, settings=settings, at=when), tz=tz),
+        lambda: explanation_json(
+            explain_incident(con, incident, settings=settings, at=when, overlapping=overlapping), tz=tz
+        ),
     )
     return ranked

@@ -12,9 +12,11 @@ from whatchanged.api.models import ExplanationOut, IncidentPage
 from whatchanged.api.problems import problem_responses
 from whatchanged.api.routes.explain import TzQuery
 from whatchanged.engine.explain import explain_incident, explanation_json, incident_json
-from whatchanged.engine.incidents import find_incidents
+from whatchanged.engine.incidents import find_incidents, overlapping
 from whatchanged.engine.incidents import get_incident as find_incident
 from whatchanged.engine.model import Incident
+from whatchanged.engine.rank import model_key
+from whatchanged.engine.timeparse import incident_onset
 
 router = APIRouter(tags=["incidents"])
 
@@ -127,15 +129,19 @@ def get_incident(
         settings = settings.model_copy(update={"tz": tz})
     con, memo, tz = snap.con, snap.memo, settings.tz
     incident = incident_by_id(snap, incident_id)
-    key = ("explain", snap.commit_key, incident.incident_id, None, tz)
+    key = ("explain", snap.commit_key, model_key(settings.home), incident.incident_id, None, tz)
     result: dict[str, Any] = memo.get(
-        key, lambda: explanation_json(explain_incident(con, incident, settings=settings), tz=tz)
+        key,
+        lambda: explanation_json(
+            explain_incident(con, incident, settings=settings, overlapping=overlapping(con, incident)), tz=tz
+        ),
     )
     return result
 
 
 def incident_by_id(snap: Snapshot, incident_id: str) -> Incident:
     """``get_incident``, cached until services, metrics or states change (NotFoundError → 404)."""
+    incident_onset(incident_id)  # a NotFoundError (404) for an id that names no possible time
     con = snap.con
     return snap.memo.get(
         ("get_incident", snap.data_key, incident_id), lambda: find_incident(con, incident_id)

@@ -18,6 +18,7 @@ OPERATION_IDS = {
     ("get", "/api/v1/services"): "list_services",
     ("get", "/api/v1/status"): "get_status",
     ("get", "/api/v1/healthz"): "healthz",
+    ("get", "/api/v1/readyz"): "readyz",
     ("post", "/api/v1/alerts/alertmanager"): "create_alerts_alertmanager",
     ("get", "/metrics"): "get_metrics",
 }

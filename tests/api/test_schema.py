@@ -58,14 +58,24 @@ def api_schema(server: LiveServer) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_url(server.url + "/openapi.json")
 
 
+@pytest.mark.parametrize("auth", ["token", "anonymous"])
 @pytest.mark.parametrize(
     ("method", "path", "mode"), OPERATIONS, ids=[f"{m.upper()} {p} {g.value}" for m, p, g in OPERATIONS]
 )
 def test_operation_conforms(
-    api_schema: schemathesis.BaseSchema, server: LiveServer, method: str, path: str, mode: GenerationMode
+    api_schema: schemathesis.BaseSchema,
+    server: LiveServer,
+    method: str,
+    path: str,
+    mode: GenerationMode,
+    auth: str,
 ) -> None:
+    """No 5xx and answers as documented, with a writer's token and without one (reads are
+    anonymous; writes then get 401)."""
+    if auth == "anonymous" and mode is GenerationMode.NEGATIVE and method != "get":
+        pytest.skip("an anonymous write is refused with 401 before its body is read: nothing more to learn")
     operation = api_schema[path][method.upper()]
-    headers = {"Authorization": f"Bearer {TOKENS[0]}"}
+    headers = {"Authorization": f"Bearer {TOKENS[0]}"} if auth == "token" else {}
 
     @given(data=st.data())
     @settings(

@@ -8,6 +8,7 @@ in the browser equals the figure builder's), and leaves a screenshot in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,34 @@ pytestmark = pytest.mark.browser
 LOOPBACK = {"127.0.0.1", "localhost"}
 
 
+def wait_plots(page: Any, n: int, timeout_s: float = 30.0) -> None:
+    """Wait until the page has drawn ``n`` figures.  Polled with ``page.evaluate`` (the
+    DevTools protocol): ``wait_for_function`` compiles its predicate inside the page, which
+    the pages' Content-Security-Policy (no ``'unsafe-eval'``) refuses."""
+    deadline = time.monotonic() + timeout_s
+    while page.evaluate("window.__plotsDone || 0") < n:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{n} figures not drawn within {timeout_s} s")
+        page.wait_for_timeout(20)
+
+
+def wait_label(page: Any, div: str, needle: str, timeout_s: float = 5.0) -> str:
+    """The text of the hover label in ``#div`` that contains ``needle``, polled as
+    :func:`wait_plots` is: a label of an earlier hover can still be attached, so waiting for
+    *a* label reads the old one."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        texts = page.evaluate(
+            "div => [...document.querySelectorAll(`#${div} .hovertext`)].map(el => el.textContent || '')", div
+        )
+        found = [t for t in texts if needle in t]
+        if found:
+            return str(found[0])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no hover label with {needle!r} in #{div} within {timeout_s} s: {texts}")
+        page.wait_for_timeout(20)
+
+
 @dataclass
 class Tab:
     """A Playwright page that records every request URL and console error."""
@@ -38,7 +67,7 @@ class Tab:
     def open(self, url: str, *, plots: int = 0) -> Any:
         response = self.page.goto(url, wait_until="load")
         if plots:
-            self.page.wait_for_function(f"(window.__plotsDone || 0) >= {plots}", timeout=15_000)
+            wait_plots(self.page, plots)
         return response
 
     def assert_clean(self) -> None:
@@ -168,16 +197,7 @@ def _hover_change(page: Any, div: str, trace: str, change_id: str) -> str:
         }""",
         [div, trace, change_id],
     )
-    handle = page.wait_for_function(
-        """([div, id]) => {
-            const label = [...document.querySelectorAll(`#${div} .hovertext`)]
-                .find(el => (el.textContent || '').includes(id));
-            return label ? label.textContent : null;
-        }""",
-        arg=[div, change_id],
-        timeout=5_000,
-    )
-    return str(handle.json_value())
+    return wait_label(page, div, change_id)
 
 
 def test_hovering_a_change_marker_shows_its_id(server: Server, tab: Tab, night_incident_id: str) -> None:
@@ -206,11 +226,7 @@ def test_hovering_with_the_mouse(server: Server, tab: Tab, night_incident_id: st
     )
     tab.page.mouse.move(box["x"], box["y"])
     # wait for the label's content, not for an element: an empty label is attached first
-    tab.page.wait_for_function(
-        """() => [...document.querySelectorAll('#incident-timeline .hovertext')]
-            .some(el => (el.textContent || '').includes('restart-'))""",
-        timeout=5_000,
-    )
+    assert "restart-" in wait_label(tab.page, "incident-timeline", "restart-")
     tab.assert_clean()
 
 
@@ -253,7 +269,7 @@ def test_weekly_review(server: Server, tab: Tab, artifacts: Path, night_incident
     assert page.locator("a[rel=next]").get_attribute("href").endswith("week=2010-W47&tz=Europe/Paris")
     tab.shot(artifacts, "weekly")
     page.locator("a[rel=prev]").click()
-    page.wait_for_function("(window.__plotsDone || 0) >= 3")
+    wait_plots(page, 3)
     assert "2010-W45" in page.locator("h1").inner_text()
     tab.assert_clean()
 

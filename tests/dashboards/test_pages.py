@@ -106,6 +106,56 @@ def test_pages_are_cached_until_the_warehouse_changes(tmp_path, night_home) -> N
             scope={"apps": ["backoffice"]},
         )
         Warehouse(home).commit({"changes": pa.Table.from_pylist([change], schema=night.changes().schema)})
-        again = httpx.get(url, timeout=30).text
-        assert "deploy-bo-2" in again
-        assert app.state.dashboards_cache.hits == 1
+        # a link followed: the new page if built within PAGE_FRESH_WAIT_S, else the old one, marked
+        followed = httpx.get(url, timeout=30)
+        if followed.headers.get("x-whatchanged-stale") == "1":
+            assert "deploy-bo-2" not in followed.text and "being prepared" in followed.text
+        else:
+            assert "deploy-bo-2" in followed.text
+        # a reload (what a browser sends) always waits for the page of the latest commit
+        again = httpx.get(url, timeout=30, headers={"Cache-Control": "max-age=0"})
+        assert "deploy-bo-2" in again.text and "x-whatchanged-stale" not in again.headers
+        assert app.state.dashboards_cache.hits in (1, 2)  # the reload may find the page just built
+
+
+def test_page_cache_builds_once_and_serves_the_previous_page_while_rebuilding() -> None:
+    import threading
+    import time
+
+    from whatchanged.dashboards.pages import PageCache
+
+    cache = PageCache(fresh_wait_s=0.05)
+    url = ("home", "", "/dashboards/weekly", "")
+    builds: list[str] = []
+    gate = threading.Event()
+
+    def render(text: str, *, slow: bool = False) -> tuple[str, int]:
+        builds.append(text)
+        if slow:
+            gate.wait(10)
+        return text, 200
+
+    assert cache.serve(url, "1:a", lambda: render("page-a"), fresh=False) == ("page-a", 200, False)
+    assert cache.serve(url, "1:a", lambda: render("again"), fresh=False) == ("page-a", 200, False)
+    # a commit: the rebuild is slow, readers get the previous page marked stale, one build runs
+    answers = [cache.serve(url, "2:b", lambda: render("page-b", slow=True), fresh=False) for _ in range(5)]
+    assert answers == [("page-a", 200, True)] * 5
+    assert builds == ["page-a", "page-b"]
+    # a reader asking for a fresh page waits for the build of the current state
+    got: list[tuple[str, int, bool]] = []
+    waiter = threading.Thread(
+        target=lambda: got.append(cache.serve(url, "2:b", lambda: render("x"), fresh=True))
+    )
+    waiter.start()
+    time.sleep(0.1)
+    assert not got
+    gate.set()
+    waiter.join(10)
+    assert got and got[0][0] in ("page-b", "x") and got[0][2] is False
+    deadline = time.monotonic() + 5
+    while cache.get(url, "2:b") is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cache.serve(url, "2:b", lambda: render("y"), fresh=False)[2] is False
+    # an error page is never kept, nor served stale
+    assert cache.serve(("e",), "1:a", lambda: ("oops", 503), fresh=False) == ("oops", 503, False)
+    assert cache.get(("e",), "1:a") is None

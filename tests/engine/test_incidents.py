@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pytest
 
 from tests.engine import scenarios as sc
 from whatchanged.engine.errors import NotFoundError
-from whatchanged.engine.incidents import find_incidents, get_incident, incident_at
+from whatchanged.engine.incidents import find_incidents, get_incident, group_events, incident_at, is_hard
+from whatchanged.engine.model import Anomaly, Outage
 from whatchanged.engine.warehouse import Warehouse
 
 HOUR = timedelta(hours=1)
@@ -115,3 +116,71 @@ def test_find_incidents_is_cached_until_a_new_commit(warehouse: Warehouse, night
     assert len(mod._CACHE) == 2
     assert any("zz-new" in i.services_affected for i in fresh)
     assert not any("zz-new" in i.services_affected for i in find_incidents(con, lo, hi))
+
+
+# -- waves: group_events on events built by hand ------------------------------------------------
+
+T0 = sc.NIGHT
+INV: dict[str, dict[str, str | None]] = {
+    s: {"kind": "site", "datacenter": "P19", "rack": None, "switch": sw, "host": h, "app": None}
+    for s, sw, h in (
+        ("bo", "sw-b", "bo-host"),
+        ("bo-db", "sw-b", "bo-host"),
+        ("front", "sw-a", "front-host"),
+        ("www-1", "sw-a", "web-1"),
+        ("www-2", "sw-a", "web-2"),
+        ("www-3", "sw-b", "web-3"),
+    )
+}
+
+
+def _m(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def _out(service: str, a: float, b: float) -> Outage:
+    return Outage(service, "HTTP", _m(a), _m(b), "CRITICAL", "nagios", False)
+
+
+def _anom(service: str, a: float, b: float, ratio: float, metric: str = "latency_ms") -> Anomaly:
+    return Anomaly(
+        service, metric, _m(a), _m(a), _m(b), "up" if ratio > 1 else "down", 9.0, 100.0, 100.0 * ratio
+    )
+
+
+def _groups(anomalies: list[Anomaly], outages: list[Outage]) -> list[set[str]]:
+    found = group_events(anomalies, outages, INV, cutoff=_m(600))
+    return sorted((set(g.service_end) for g in found), key=sorted)
+
+
+def test_is_hard() -> None:
+    assert is_hard(_anom("x", 0, 10, 2.0)) and is_hard(_anom("x", 0, 10, 0.5))
+    assert not is_hard(_anom("x", 0, 10, 1.4)) and not is_hard(_anom("x", 0, 10, 0.7))
+    assert is_hard(Anomaly("x", "m", _m(0), _m(0), _m(5), "up", 9.0, 0.0, 3.0))  # off zero
+
+
+def test_a_lingering_soft_anomaly_does_not_chain_two_waves() -> None:
+    outages = [_out("bo", 0, 15), _out("bo-db", 0, 15), _out("www-1", 40, 90), _out("www-2", 40, 90)]
+    lingering = _anom("front", 2, 52, 0.7, "requests_per_s")  # starts in wave 1, overlaps wave 2
+    groups = _groups([lingering], outages)
+    assert groups == [{"bo", "bo-db", "front"}, {"www-1", "www-2"}]
+    # counted hard, the same anomaly is one more failure overlapping both: one incident
+    hard = _anom("front", 2, 52, 0.2, "requests_per_s")
+    assert _groups([hard], outages) == [{"bo", "bo-db", "front", "www-1", "www-2"}]
+
+
+def test_soft_anomalies_join_the_wave_they_start_in() -> None:
+    outages = [_out("bo", 0, 15), _out("www-1", 40, 90), _out("www-2", 40, 90)]
+    soft = [_anom("www-3", 45, 80, 1.4), _anom("front", 38, 60, 1.4)]  # a precursor, then a follower
+    assert _groups(soft, outages) == [{"bo"}, {"front", "www-1", "www-2", "www-3"}]
+
+
+def test_recurrence_joins_the_same_hard_failures_only() -> None:
+    # works overrunning their window: the same services fail again 40 min later → one incident
+    same = [_out("www-1", 0, 25), _out("www-2", 0, 25), _out("www-1", 65, 140), _out("www-2", 65, 140)]
+    assert _groups([], same) == [{"www-1", "www-2"}]
+    # a different set of hard failures 40 min later is a new incident, even with a soft
+    # anomaly of the first set's services in between
+    other = [_out("www-1", 0, 25), _out("www-2", 0, 25), _out("bo", 65, 140), _out("bo-db", 65, 140)]
+    soft = [_anom("www-1", 20, 70, 1.3)]
+    assert _groups(soft, other) == [{"bo", "bo-db"}, {"www-1", "www-2"}]

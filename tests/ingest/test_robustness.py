@@ -86,7 +86,9 @@ def test_skip_bad_nagios_and_prometheus(tmp_path: Path) -> None:
 
 NAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=12)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-TIMES = st.integers(min_value=946_684_800, max_value=2_000_000_000)  # 2000 … 2033, seconds
+TIMES = st.integers(
+    min_value=946_684_800, max_value=1_700_000_000
+)  # 2000 … 2023, seconds (not ahead of the clock)
 VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=64),
     st.none(),

@@ -1,0 +1,126 @@
+"""What the warehouse needs from the file system beyond reading and writing files.
+
+* :func:`storage_error` turns an :class:`OSError` caused by the storage (disk full,
+  quota, permission denied, read-only file system) into a
+  :class:`~whatchanged.engine.errors.StorageError` that names the path and the remedy;
+  any other ``OSError`` is left alone (a bug or a race, not the user's to fix).
+* :func:`dir_lock` takes an advisory ``flock`` on a folder.  A writer holds one on its
+  staging folder ``.tmp/<txid>/`` from creation to clean-up, so a sweep can tell a live
+  writer's leftovers from a dead one's without guessing from ages; commits hold one on
+  ``_commits/`` while they check for a concurrent commit and publish (see
+  :meth:`whatchanged.engine.warehouse.Warehouse.commit`).  ``flock`` locks belong to the
+  open file, so two threads of one process exclude each other too, and the kernel drops
+  them when the process dies (even by SIGKILL).
+* :func:`pid_alive` for the ``.<name>.<pid>.tmp`` files of the caches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from whatchanged.engine.errors import StorageError
+
+try:  # POSIX; elsewhere locks are no-ops (a single writer at a time is then the user's job)
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+#: errno → (what happened, what to do)
+STORAGE_ERRNOS: dict[int, tuple[str, str]] = {
+    errno.ENOSPC: ("no space left on the device", "free some space, or use another --home"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or raise the quota, or use another --home"),
+    errno.EACCES: (
+        "permission denied",
+        "give this user write access to the warehouse folder (or run as its owner)",
+    ),
+    errno.EPERM: (
+        "operation not permitted",
+        "give this user write access to the warehouse folder (or run as its owner)",
+    ),
+    errno.EROFS: ("read-only file system", "remount it read-write, or use another --home"),
+}
+_ERRNO_IN_TEXT = re.compile(r"errno\s*(\d+)|\[Errno (\d+)\]", re.IGNORECASE)
+
+
+def _errno_of(exc: BaseException) -> int | None:
+    code = getattr(exc, "errno", None)
+    if isinstance(code, int):
+        return code
+    # pyarrow's IO errors carry the errno only in their text ("… [errno 28] No space left …")
+    for found in _ERRNO_IN_TEXT.finditer(str(exc)):
+        return int(found.group(1) or found.group(2))
+    return None
+
+
+def storage_error(exc: BaseException, fallback: Path | str) -> StorageError | None:
+    """``exc`` as a :class:`StorageError` naming the path, or None when the storage is not to blame."""
+    if isinstance(exc, StorageError):
+        return exc
+    if not isinstance(exc, OSError):
+        return None
+    code = _errno_of(exc)
+    if code not in STORAGE_ERRNOS:
+        return None
+    reason, advice = STORAGE_ERRNOS[code]
+    path = getattr(exc, "filename", None) or fallback
+    return StorageError(str(path), reason, advice)
+
+
+@contextlib.contextmanager
+def dir_lock(folder: Path, *, blocking: bool = True) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``folder`` while the block runs; yields whether it was
+    taken (always True when ``blocking``)."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        taken = True
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                taken = False
+        yield taken
+    finally:
+        os.close(fd)
+
+
+def held_by_other(folder: Path) -> bool:
+    """Whether another open file (a live writer) holds the lock on ``folder``."""
+    try:
+        with dir_lock(folder, blocking=False) as taken:
+            return not taken
+    except FileNotFoundError:
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (on this machine)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp$")
+
+
+def stale_temp_files(folder: Path) -> list[Path]:
+    """The ``.<name>.<pid>.tmp`` files under ``folder`` whose writer no longer runs
+    (what an interrupted ``analyze`` or detection cache leaves behind)."""
+    found: list[Path] = []
+    if not folder.is_dir():
+        return found
+    for path in folder.rglob(".*.tmp"):
+        m = _TEMP_NAME.match(path.name)
+        if m and not pid_alive(int(m.group(1))):
+            found.append(path)
+    return found
