@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from whatchanged.engine import candidates as cands
+from whatchanged.engine import origin
 from whatchanged.engine.changes import aliases_for, list_changes
 from whatchanged.engine.incidents import incident_at, inventory
 from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident, RuledOut
@@ -68,6 +69,8 @@ def explain_incident(
         + cands.hosting_candidates(incident, changes, topo, tz_fmt=tz, covering=covering)
     )
     causes = rank(candidates, model or load_model(settings.home))
+    if causes and causes[0].category == "unknown":  # no change explains it: name where it started
+        causes = origin.attach(causes, origin.rank_origins(incident.anomalies, origin.load_graph(con), tz=tz))
     ruled = ruled_out(incident, causes, changes, lookback_s=lookback, tz=tz)
     return Explanation(
         at=at or incident.onset,
@@ -84,6 +87,8 @@ def explain_at(
 ) -> Explanation:
     """What changed at ``at``: the incident there (if any) and its ranked causes."""
     incident = incident_at(con, at, cache_dir=settings.home / "_cache")
+    if incident is None:  # series too sparse for the detector's minute grid (5-min exports)
+        incident = origin.incident_from_deviations(con, at)
     if incident is None:
         return Explanation(
             at=at,

@@ -17,6 +17,7 @@ from whatchanged.ingest.base import Reader
 READER_MODULES: tuple[str, ...] = (
     # inventory, metrics and check states (issue 2)
     "services_csv",
+    "dependencies_csv",
     "prometheus_json",
     "prometheus_text",
     "nagios",
@@ -33,6 +34,7 @@ READER_MODULES: tuple[str, ...] = (
     "git_log",
     "deploy_jsonl",
     "deploy_csv",
+    "metrics_stacked",
     # generic tabular metrics last: they accept any CSV with a timestamp column
     "metrics_parquet",
     "metrics_csv",

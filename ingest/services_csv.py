@@ -7,7 +7,11 @@
     bo-primary,backoffice,P19,P19-R07,p19-sw-04,p19-bo-01,backoffice,true,
 
 ``critical`` is ``true``/``false`` (also yes/no, 1/0, empty = false);
-``tags`` is ``k=v;k=v``.  Columns beyond the nine above are kept as tags.
+``tags`` is ``k=v;k=v``.  An optional ``depends_on`` column lists the
+services this one calls, separated by ``;`` (``payforadoption;adoptions-db``):
+those edges go to the ``dependencies`` table, as with
+:mod:`whatchanged.ingest.dependencies_csv`.  Other columns beyond the nine
+above are kept as tags.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import pyarrow as pa
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import SERVICES
 from whatchanged.ingest.base import ReadContext, Reader
+from whatchanged.ingest.dependencies_csv import edge_table
 
 COLUMNS = ("service", "kind", "datacenter", "rack", "switch", "host", "app", "critical", "tags")
+DEPENDS = "depends_on"
 _TRUE = {"true", "yes", "1", "y", "t"}
 _FALSE = {"false", "no", "0", "n", "f", ""}
 
@@ -48,7 +54,8 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
                 expected="a header starting with 'service'",
                 found=",".join(header),
             )
-        extra = [h for h in header if h not in COLUMNS]
+        extra = [h for h in header if h not in COLUMNS and h != DEPENDS]
+        edges: list[tuple[str, str]] = []
         for raw in reader:
             line = reader.line_num
             rec = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
@@ -108,12 +115,29 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
                     )
                 )
                 continue
+            callees = [c.strip() for c in rec.get(DEPENDS, "").split(";") if c.strip()]
+            if rec["service"] in callees:
+                ctx.reject(
+                    InputError(
+                        "a service cannot depend on itself",
+                        file=str(path),
+                        line=line,
+                        field=DEPENDS,
+                        expected=f"services other than {rec['service']!r}",
+                        found=rec.get(DEPENDS, ""),
+                    )
+                )
+                continue
+            edges.extend((rec["service"], c) for c in callees)
             tags.extend((k, rec[k]) for k in extra if rec.get(k))
             for col in ("service", "kind", "datacenter", "rack", "switch", "host", "app"):
                 rows[col].append(rec.get(col) or None)
             rows["critical"].append(crit in _TRUE)
             rows["tags"].append(sorted(tags))
-    return {"services": pa.Table.from_pydict(rows, schema=SERVICES)}
+    out = {"services": pa.Table.from_pydict(rows, schema=SERVICES)}
+    if DEPENDS in header:
+        out["dependencies"] = edge_table(edges)
+    return out
 
 
 READER = Reader(
