@@ -64,7 +64,7 @@ _DOWN_IS_BAD = re.compile(r"availab|success|uptime", re.I)
 
 #: feature weights of the origin score (graph features only when a graph is known)
 WEIGHTS: dict[str, float] = {
-    "size": 2.0,
+    "size": 1.0,
     "first": 1.0,
     "persistence": 0.5,
     "signature": 1.0,
