@@ -161,7 +161,12 @@ def run_issue(dataset: Path, scenario: str, issue_dir: Path, work: Path) -> Resu
     with wh.connect() as con:
         with_graph = components(explain_at(con, at, settings=settings).causes)
     return Result(
-        scenario, f"{issue_dir.parent.name}/{issue_dir.name}", target["target"]["metric"], truth, without, with_graph
+        scenario,
+        f"{issue_dir.parent.name}/{issue_dir.name}",
+        target["target"]["metric"],
+        truth,
+        without,
+        with_graph,
     )
 
 

@@ -216,7 +216,9 @@ def rank_origins(
         ]
         con_: list[str] = []
         if saturated:
-            pro.append(f"its own resources saturated ({', '.join(saturated)}): a fault on the component itself")
+            pro.append(
+                f"its own resources saturated ({', '.join(saturated)}): a fault on the component itself"
+            )
         else:
             con_.append("only latency, errors or traffic moved on it, no saturation of its own resources")
         if f["persistence"] >= 0.99:

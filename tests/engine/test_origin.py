@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-
 from whatchanged.engine.model import Anomaly, Cause
 from whatchanged.engine.origin import Graph, attach, load_graph, rank_origins
 from whatchanged.engine.warehouse import Warehouse
