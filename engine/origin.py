@@ -77,7 +77,7 @@ SYMPTOMS = ("latency", "errors", "saturation")
 #: a series counts as deviating beyond this robust z-score (median / MAD of its history)
 THRESHOLD = 5.0
 #: the spread is at least this share of the median (a flat series is not infinitely surprising)
-REL_FLOOR = 0.02
+REL_FLOOR = 0.002
 #: onset-order feature: a component deviating this long after the first scores 1/e
 ONSET_DECAY_S = 600.0
 #: how many origins become causes
@@ -330,8 +330,10 @@ def deviations(
     *,
     before_s: float = 900.0,
     after_s: float = 1800.0,
+    lead_s: float = 0.0,
     history_s: float = 2 * 86400.0,
     threshold: float = THRESHOLD,
+    rel_floor: float = REL_FLOOR,
     min_history: int = 12,
     min_samples: int = 2,
 ) -> list[Anomaly]:
@@ -349,7 +351,8 @@ def deviations(
     beyond the threshold: its onset is the first of them, ``end`` the last (None when
     the last sample of the window is still beyond it), ``observed`` their median.
     """
-    pre0 = at - timedelta(seconds=before_s)
+    cut = at - timedelta(seconds=lead_s)
+    pre0 = cut - timedelta(seconds=before_s)
     h0 = pre0 - timedelta(seconds=history_s)
     rows = con.execute(
         """
@@ -363,7 +366,7 @@ def deviations(
         ), pre AS (
             SELECT service, metric, median(value) AS level
             FROM metrics
-            WHERE ts >= $pre0 AND ts < $at AND value IS NOT NULL AND isfinite(value)
+            WHERE ts >= $pre0 AND ts < $cut AND value IS NOT NULL AND isfinite(value)
             GROUP BY service, metric
         ), win AS (
             SELECT m.service, m.metric, m.ts, m.value, coalesce(p.level, r.med) AS level,
@@ -371,7 +374,7 @@ def deviations(
                        / greatest(1.4826 * r.mad, r.span / 4.65, $rel * abs(r.med), 1e-9) AS z,
                    max(m.ts) OVER (PARTITION BY m.service, m.metric) AS last_ts
             FROM metrics m JOIN ref r USING (service, metric) LEFT JOIN pre p USING (service, metric)
-            WHERE m.ts >= $at AND m.ts <= $end AND m.value IS NOT NULL AND isfinite(m.value)
+            WHERE m.ts >= $cut AND m.ts <= $end AND m.value IS NOT NULL AND isfinite(m.value)
         )
         SELECT service, metric, CASE WHEN z > 0 THEN 'up' ELSE 'down' END AS direction,
                min(ts), max(ts), max(abs(z)), any_value(level), median(value), max(last_ts)
@@ -383,9 +386,9 @@ def deviations(
         {
             "h0": h0,
             "pre0": pre0,
-            "at": at,
+            "cut": cut,
             "end": at + timedelta(seconds=after_s),
-            "rel": REL_FLOOR,
+            "rel": rel_floor,
             "thr": threshold,
             "min_history": min_history,
             "min_samples": min_samples,

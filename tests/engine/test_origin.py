@@ -104,3 +104,68 @@ def test_empty_graph_on_a_warehouse_without_the_table(warehouse: Warehouse) -> N
     (warehouse.home / "_empty" / "dependencies.parquet").unlink()  # initialised before the table existed
     with warehouse.connect() as con:
         assert load_graph(con).callees == {}
+
+
+def _world(tmp_path: Path, faults: dict[tuple[str, str], tuple[int, float]]) -> Path:
+    """Two days of 1-minute metrics for A → B → C (seeded noise); ``faults`` maps
+    (service, metric) to (minutes after T0 when it starts, factor)."""
+    import numpy as np
+
+    rng = np.random.default_rng(12)
+    start = T0 - timedelta(days=2)
+    minutes = 2 * 24 * 60 + 60
+    base = {"cpu_percent": 30.0, "latency_ms": 40.0}
+    lines = ["timestamp,service,metric,value"]
+    for service in ("A", "B", "C"):
+        for metric, level in base.items():
+            noise = rng.normal(0.0, level * 0.03, minutes)
+            for i in range(minutes):
+                ts = start + timedelta(minutes=i)
+                value = level + noise[i]
+                fault = faults.get((service, metric))
+                if fault and ts >= T0 + timedelta(minutes=fault[0]):
+                    value *= fault[1]
+                lines.append(f"{ts.isoformat()},{service},{metric},{value:.3f}")
+    path = tmp_path / "metrics.csv"
+    path.write_text("\n".join(lines) + "\n")
+    deps = tmp_path / "deps.csv"
+    deps.write_text("service,depends_on\nA,B\nB,C\n")
+    return path
+
+
+def _explain(tmp_path: Path, warehouse: Warehouse, metrics: Path) -> list[Cause]:
+    from whatchanged.engine.explain import explain_at
+    from whatchanged.engine.settings import load_settings
+
+    ingest(warehouse, [metrics, tmp_path / "deps.csv"], ReadContext())
+    with warehouse.connect() as con:
+        expl = explain_at(con, T0 + timedelta(minutes=2), settings=load_settings(home=warehouse.home))
+    assert expl.incident is not None
+    return list(expl.causes)
+
+
+def test_world_cpu_saturation_at_the_bottom_of_the_chain(tmp_path: Path, warehouse: Warehouse) -> None:
+    metrics = _world(
+        tmp_path,
+        {
+            ("C", "cpu_percent"): (0, 3.0),
+            ("C", "latency_ms"): (1, 4.0),
+            ("B", "latency_ms"): (2, 4.0),
+            ("A", "latency_ms"): (3, 4.0),
+        },
+    )
+    causes = _explain(tmp_path, warehouse, metrics)
+    top = causes[0]
+    assert (top.category, top.component) == ("hosting", "C"), [(c.category, c.component) for c in causes]
+    assert top.score < 0.5
+    victims = {c.component: c for c in causes[1:] if c.component}
+    assert {"A", "B"} <= set(victims)
+    assert any("which degraded first" in e for e in victims["B"].evidence_against)
+
+
+def test_world_middle_of_the_chain_degrades_first(tmp_path: Path, warehouse: Warehouse) -> None:
+    metrics = _world(tmp_path, {("B", "latency_ms"): (0, 4.0), ("A", "latency_ms"): (2, 4.0)})
+    causes = _explain(tmp_path, warehouse, metrics)
+    top = causes[0]
+    assert (top.category, top.component) == ("unknown", "B"), [(c.category, c.component) for c in causes]
+    assert any("stayed healthy (C)" in e for e in top.evidence_for)
