@@ -37,6 +37,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -113,8 +114,16 @@ class Graph:
     def known(self) -> bool:
         return bool(self.callees)
 
-    def callers(self, service: str) -> set[str]:
-        return {s for s, cs in self.callees.items() if service in cs}
+    @cached_property
+    def _callers(self) -> dict[str, frozenset[str]]:
+        out: dict[str, set[str]] = {}
+        for service, callees in self.callees.items():
+            for callee in callees:
+                out.setdefault(callee, set()).add(service)
+        return {k: frozenset(v) for k, v in out.items()}
+
+    def callers(self, service: str) -> frozenset[str]:
+        return self._callers.get(service, frozenset())
 
     def upstream(self, service: str) -> set[str]:
         """Every service that calls ``service``, directly or through others."""
@@ -128,8 +137,8 @@ class Graph:
         seen.discard(service)
         return seen
 
-    def nodes(self) -> set[str]:
-        return set(self.callees) | set().union(*self.callees.values()) if self.callees else set()
+    def nodes(self) -> frozenset[str]:
+        return frozenset(self.callees) | frozenset(self._callers)
 
 
 def load_graph(con: duckdb.DuckDBPyConnection) -> Graph:
@@ -281,8 +290,9 @@ def attach(causes: Sequence[Cause], origins: Sequence[Origin]) -> list[Cause]:
     """``causes`` (ranked, ``unknown`` on top) with the suspected origins named.
 
     The top ``unknown`` cause gets the best origin as its component (and that
-    origin's evidence); the next origins follow it, before the other
-    candidates.  A resource fault on top is reported as ``hosting``.
+    origin's evidence, and a score of at least the best candidate's, below 0.5); the
+    next origins follow, among the other candidates by score.  A resource fault on
+    top is reported as ``hosting``.
     """
     if not causes or causes[0].category != "unknown" or not origins:
         return list(causes)
@@ -294,7 +304,7 @@ def attach(causes: Sequence[Cause], origins: Sequence[Origin]) -> list[Cause]:
         component=best.component,
         title=f"{'resource fault on' if best.resource_fault else 'suspected origin'} {best.component}",
         start=best.onset,
-        score=round(min(top.score, SCORE_CAP * best.score) if top.score else SCORE_CAP * best.score, 4),
+        score=round(min(SCORE_CAP, max(top.score, SCORE_CAP * best.score)), 4),
         evidence_for=(
             "no change, maintenance or hard failure explains the onset",
             *best.evidence_for,
@@ -318,7 +328,8 @@ def attach(causes: Sequence[Cause], origins: Sequence[Origin]) -> list[Cause]:
         )
         for o in origins[1:]
     ]
-    return [replace(c, rank=i) for i, c in enumerate([head, *extra, *rest], start=1)]
+    tail = sorted([*extra, *rest], key=lambda c: -c.score)  # stable: origins first on ties
+    return [replace(c, rank=i) for i, c in enumerate([head, *tail], start=1)]
 
 
 # -- deviations without the detector --------------------------------------------------------
