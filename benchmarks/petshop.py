@@ -5,7 +5,8 @@ Run alone: ``.venv/bin/python benchmarks/petshop.py [--dataset PATH] [--workdir 
 The PetShop dataset (Hardt, Orchard, Blöbaum, Kasiviswanathan, Kirschbaum,
 "The PetShop Dataset — Finding Causes of Performance Issues across
 Microservices", arXiv 2311.04806; CC-BY-4.0; by default looked for at
-``../shared/datasets/petshop`` beside this repository) holds, per traffic
+``benchmarks/data/petshop``, else ``../shared/datasets/petshop`` beside this
+repository) holds, per traffic
 scenario, a call graph (``graph.csv``, an adjacency matrix: row calls column),
 two days of normal operation (``noissue/metrics.csv``) and issues
 (``{train,test}/issue_N/metrics.csv`` — five 5-minute samples of latency,
@@ -54,7 +55,9 @@ from whatchanged.ingest.base import ReadContext
 from whatchanged.ingest.pipeline import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASET = ROOT.parent / "shared" / "datasets" / "petshop"
+#: where the dataset is looked for: a copy in the clone, else the shared one beside it
+DATASETS = (ROOT / "benchmarks" / "data" / "petshop", ROOT.parent / "shared" / "datasets" / "petshop")
+DATASET = next((p for p in DATASETS if (p / "dataset").is_dir()), DATASETS[-1])
 SCENARIOS = ("low_traffic", "high_traffic", "temporal_traffic1", "temporal_traffic2")
 HISTORY_FALLBACK = "high_traffic"
 STEP_S = 300.0
@@ -189,8 +192,9 @@ def main(argv: list[str] | None = None) -> None:
         "--dataset",
         type=Path,
         default=DATASET,
-        help="the PetShop dataset folder (holding dataset/<traffic>/…); "
-        "default: ../shared/datasets/petshop beside this repository",
+        help="the PetShop dataset folder (holding dataset/<traffic>/…); default: "
+        "benchmarks/data/petshop in this repository if present, else ../shared/datasets/petshop "
+        "beside it",
     )
     parser.add_argument("--workdir", type=Path, help="keep the warehouses here (default: a temporary folder)")
     parser.add_argument("--verbose", action="store_true", help="print every issue")
