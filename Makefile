@@ -6,15 +6,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-export PYTHONHASHSEED := 0
 
-.PHONY: demo test lint typecheck unit bench serve browser clean plotly-partial
+.PHONY: demo test lint typecheck unit bench serve browser soak-browser clean plotly-partial
+
+# setuptools warns about every editable install; nothing a user can act on
+PIP := PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip --disable-pip-version-check
 
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
-	touch $@
+	@echo "installing whatchanged and its pinned packages into $(VENV) (first run only)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install -q --upgrade pip
+	@$(PIP) install -q -c constraints.txt -e '.[dev]'
+	@touch $@
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -37,6 +40,15 @@ unit: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit
+
+# The browser tests 20 times in a row, each run in a new random order: a race shows up here.
+SOAK_RUNS ?= 20
+soak-browser: $(STAMP) browser
+	@for i in $$(seq 1 $(SOAK_RUNS)); do \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests/dashboards >/tmp/whatchanged-soak.log 2>&1 \
+	    && echo "run $$i/$(SOAK_RUNS): passed" \
+	    || { echo "run $$i/$(SOAK_RUNS): FAILED"; tail -30 /tmp/whatchanged-soak.log; exit 1; }; \
+	done
 
 demo: $(STAMP)
 	$(BIN)/whatchanged demo

@@ -17,7 +17,7 @@ import sys
 
 import typer
 
-from whatchanged.api.output import err_console
+from whatchanged.api.output import err_console, styled
 from whatchanged.engine.errors import WhatchangedError
 
 #: command → the module registering it, in the order ``--help`` lists them
@@ -25,6 +25,7 @@ COMMANDS = {
     "init": "cli_core",
     "ingest": "cli_core",
     "status": "cli_core",
+    "formats": "cli_formats",
     "changes": "cli_changes",
     "incidents": "cli_detect",
     "availability": "cli_detect",
@@ -46,6 +47,8 @@ def build(command: str | None = None) -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        # help texts hold literal brackets ("[env WHATCHANGED_TZ; default UTC]"): not markup
+        rich_markup_mode=None,
     )
 
     @app.callback()
@@ -70,10 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         build(args[0] if args else None)(args=args, standalone_mode=True)
     except WhatchangedError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(styled(("error:", "bold red"), f" {exc}"), highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]")
+        err_console.print(styled(("interrupted", "bold red")))
         sys.exit(130)
 
 

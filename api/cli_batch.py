@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.cli_detect import FromOpt, ToOpt, _duration, _range
-from whatchanged.api.output import console, emit, table
+from whatchanged.api.output import console, emit, styled, table
 from whatchanged.engine.timeparse import fmt_local
 from whatchanged.engine.warehouse import Warehouse
 
@@ -62,11 +62,11 @@ def cmd_batch(
     params = batch.BatchParams(home=wh.home, start=lo, end=hi, partition_days=partition_days, shards=shards)
     executor = batch.executor_for(scheduler=scheduler, workers=workers)
     with Progress(
-        TextColumn("[bold]batch"),
+        TextColumn("batch", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         console=console,
         transient=True,
         disable=as_json,
@@ -91,10 +91,13 @@ def cmd_batch(
     def render(_: object) -> None:
         tzname = settings.tz
         console.print(
-            f"[bold]{len(result.incidents)} incidents[/] {fmt_local(lo, tzname, with_date=True)} → "
-            f"{fmt_local(hi, tzname, with_date=True)} ({tzname}): {result.anomalies} anomalies, "
-            f"{result.outages} outages; {result.partitions} partitions on {result.executor}"
-            + (f", {result.cached} reused" if result.cached else ""),
+            styled(
+                (f"{len(result.incidents)} incidents", "bold"),
+                f" {fmt_local(lo, tzname, with_date=True)} → "
+                f"{fmt_local(hi, tzname, with_date=True)} ({tzname}): {result.anomalies} anomalies, "
+                f"{result.outages} outages; {result.partitions} partitions on {result.executor}"
+                + (f", {result.cached} reused" if result.cached else ""),
+            ),
             highlight=False,
         )
         per = batch.attribution(result)

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
-from whatchanged.api.output import console, emit, table
+from whatchanged.api.output import console, emit, styled, table
 from whatchanged.engine.warehouse import Warehouse
 from whatchanged.ingest.base import ReadContext
 from whatchanged.ingest.pipeline import expand, ingest
@@ -49,11 +49,11 @@ def cmd_ingest(
     ctx = ReadContext(tz=settings.tz, skip_bad=skip_bad, service_label=service_label)
     files = expand(paths)
     with Progress(
-        TextColumn("[bold]ingest"),
+        TextColumn("ingest", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         console=console,
         transient=True,
         disable=as_json or len(files) < 2,
@@ -90,7 +90,7 @@ def cmd_ingest(
         if summary.tz_assumed:
             console.print(f"times without an offset were read in {summary.tz}")
         for e in summary.rejected:
-            console.print(f"[yellow]rejected:[/] {e}", highlight=False)
+            console.print(styled(("rejected:", "yellow"), f" {e}"), highlight=False)
 
     emit(data, as_json=as_json, render=render)
     if analyze and result is not None and result.rows_added.get("metrics", 0):

@@ -17,7 +17,7 @@ import typer
 from whatchanged.api.cli_analyze import analyze
 from whatchanged.api.cli_common import HomeOpt, settings_from
 from whatchanged.api.cli_explain import explain_json_at, render_explanation
-from whatchanged.api.output import console
+from whatchanged.api.output import console, styled
 from whatchanged.engine.availability import availability
 from whatchanged.engine.timeparse import parse_when
 from whatchanged.engine.warehouse import Warehouse
@@ -41,16 +41,23 @@ def cmd_demo(
 
     settings = settings_from(home, DEMO_TZ)
     started = time.perf_counter()
-    console.print(f"[bold]1.[/] generating the reference night's inputs in {inputs}")
+    console.print(styled(("1.", "bold"), f" generating the reference night's inputs in {inputs}"))
     truth = generate(inputs)
-    console.print(f"[bold]2.[/] ingesting them into {settings.home} (times without offset read in {DEMO_TZ})")
+    console.print(
+        styled(
+            ("2.", "bold"), f" ingesting them into {settings.home} (times without offset read in {DEMO_TZ})"
+        )
+    )
     summary = ingest(Warehouse(settings.home), [inputs], ReadContext(tz=DEMO_TZ))
     added = summary.result.rows_added if summary.result else {}
     console.print(
         "   rows added: " + ", ".join(f"{k} {v:,}" for k, v in added.items()) + f" in {summary.seconds:.1f} s"
     )
     console.print(
-        "[bold]3.[/] analysing the week (the detection state of each day, as ingest does in the background)"
+        styled(
+            ("3.", "bold"),
+            " analysing the week (the detection state of each day, as ingest does in the background)",
+        )
     )
     analysed = analyze(settings.home)
     console.print(f"   {analysed['computed']} day(s) analysed in {analysed['seconds']} s")

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
-from whatchanged.api.output import console, emit, table
+from whatchanged.api.output import console, emit, styled, table
 from whatchanged.engine.availability import availability
+from whatchanged.engine.changes import aliases_for
 from whatchanged.engine.contextual import detect_series_combined
 from whatchanged.engine.errors import ConfigError, InputError
 from whatchanged.engine.incidents import find_incidents
@@ -77,6 +78,7 @@ def cmd_incidents(
                 f"{fmt_local(hi, settings.tz, with_date=True)} ({settings.tz})",
                 ["id", "onset", "end", "services", "critical", "outages", "downtime", "signals"],
                 rows,
+                drop_first=["signals", "critical", "services"],
             )
         )
         if not found:
@@ -111,7 +113,14 @@ def cmd_availability(
     con, (lo, hi) = _range(wh, start, end, settings.tz)
     try:
         result = availability(
-            con, lo, hi, service=service, check=check, group=group, exclude_planned=exclude_planned
+            con,
+            lo,
+            hi,
+            service=service,
+            check=check,
+            group=group,
+            exclude_planned=exclude_planned,
+            aliases=aliases_for(settings) if exclude_planned else None,
         )
     finally:
         con.close()
@@ -123,8 +132,11 @@ def cmd_availability(
             else ", planned maintenance counted"
         )
         console.print(
-            f"[bold]{result.percent}[/] {result.selection} ({result.source}): "
-            f"{result.outage_count} outage(s), {_duration(result.downtime_s)} down{planned}",
+            styled(
+                (str(result.percent), "bold"),
+                f" {result.selection} ({result.source}): "
+                f"{result.outage_count} outage(s), {_duration(result.downtime_s)} down{planned}",
+            ),
             highlight=False,
         )
 

@@ -9,7 +9,7 @@ import typer
 from rich.panel import Panel
 
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
-from whatchanged.api.output import console, emit, err_console, table
+from whatchanged.api.output import console, emit, err_console, styled, table
 from whatchanged.engine.rank import fit, load_labels, save_model
 from whatchanged.engine.settings import Settings
 from whatchanged.engine.timeparse import parse_when
@@ -24,16 +24,20 @@ def render_explanation(d: dict[str, Any], tz: str) -> None:
     """Rich tables for one explanation's JSON (shared with ``demo``)."""
     inc = d["incident"]
     if inc is None:
-        console.print(f"[bold]{d['at']}[/]: no incident at this time.")
+        console.print(styled((d["at"], "bold"), ": no incident at this time."))
         for r in d["ruled_out"]:
             console.print(f"  {r['reason']}")
         return
     console.print(
         Panel.fit(
-            f"incident [bold]{inc['id']}[/]  onset {_hm(inc['onset'])}  end {_hm(inc['end'])} ({tz})\n"
-            f"{inc['services_affected']} services affected, {inc['critical_services']} CRITICAL; "
-            f"{inc['outage_count']} outages, {inc['downtime_s'] / 60:.0f} min down"
-            + (f"; signals: {', '.join(inc['signals'])}" if inc["signals"] else ""),
+            styled(
+                "incident ",
+                (inc["id"], "bold"),
+                f"  onset {_hm(inc['onset'])}  end {_hm(inc['end'])} ({tz})\n"
+                f"{inc['services_affected']} services affected, {inc['critical_services']} CRITICAL; "
+                f"{inc['outage_count']} outages, {inc['downtime_s'] / 60:.0f} min down"
+                + (f"; signals: {', '.join(inc['signals'])}" if inc["signals"] else ""),
+            ),
             title=f"what changed at {d['at'][:16].replace('T', ' ')}",
         )
     )
@@ -44,12 +48,13 @@ def render_explanation(d: dict[str, Any], tz: str) -> None:
     console.print(table("ranked causes", ["#", "class", "id / component", "title", "score"], rows))
     for c in d["causes"][:3]:
         console.print(
-            f"[bold]#{c['rank']} {c['change_id'] or c['component'] or c['category']}[/]", highlight=False
+            styled((f"#{c['rank']} {c['change_id'] or c['component'] or c['category']}", "bold")),
+            highlight=False,
         )
         for e in c["evidence_for"]:
-            console.print(f"  [green]+[/] {e}", highlight=False)
+            console.print(styled("  ", ("+", "green"), f" {e}"), highlight=False)
         for e in c["evidence_against"]:
-            console.print(f"  [red]-[/] {e}", highlight=False)
+            console.print(styled("  ", ("-", "red"), f" {e}"), highlight=False)
     if d["ruled_out"]:
         console.print(
             table("ruled out", ["class", "why"], [(r["category"], r["reason"]) for r in d["ruled_out"]])

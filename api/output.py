@@ -9,9 +9,20 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-console = Console()
-err_console = Console(stderr=True)
+# Service names, titles, notices and error texts come from users and providers: nothing they
+# contain is read as rich markup (``[bold]``) or emoji codes (``:x:``).  Our own styling is
+# written with :func:`styled`, which never parses its text.
+console = Console(markup=False, emoji=False)
+err_console = Console(stderr=True, markup=False, emoji=False)
+
+#: Columns a user copies into the next command: never cut, never wrapped.
+KEEP_WHOLE = frozenset({"id", "id / component", "onset", "end", "start", "time", "detected", "window"})
+#: The narrowest a column that may wrap is drawn before it is dropped instead.
+MIN_WRAP = 8
+#: Border and padding of one column.
+COLUMN_CHROME = 3
 
 
 def _default(obj: Any) -> Any:
@@ -36,10 +47,51 @@ def emit(data: Any, *, as_json: bool, render: Callable[[Any], None]) -> None:
         render(data)
 
 
-def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """Text from plain strings and ``(text, style)`` pairs; no markup is parsed in any part."""
+    return Text.assemble(*parts)
+
+
+def table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    drop_first: Sequence[str] = (),
+    width: int | None = None,
+) -> Table:
+    """A table whose ids and times are never cut.
+
+    Columns named in :data:`KEEP_WHOLE` keep their whole width; the others wrap, and when even
+    wrapped they do not fit in ``width`` (the console's, 80 when piped), the last of them are
+    dropped (``drop_first`` names the ones to drop before the others, which go from the right),
+    and the title says which (``--json`` has everything).
+    """
+    cells = [["" if v is None else str(v) for v in r] for r in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    budget = (width or console.width) - 1
+    keep = [c in KEEP_WHOLE for c in columns]
+    need = [
+        (w if k else min(w, max(MIN_WRAP, len(c)))) + COLUMN_CHROME
+        for c, w, k in zip(columns, widths, keep, strict=True)
+    ]
+    shown = list(range(len(columns)))
+    order = [columns.index(c) for c in drop_first if c in columns]
+    order += [i for i in reversed(range(len(columns))) if i not in order]
+    for i in order:
+        if sum(need[j] for j in shown) <= budget:
+            break
+        if not keep[i] and len(shown) > 1:
+            shown.remove(i)
+    dropped = [columns[i] for i in range(len(columns)) if i not in shown]
+    if dropped:
+        title += f" (not shown for want of width: {', '.join(dropped)}; --json has them)"
     t = Table(title=title, title_justify="left")
-    for c in columns:
-        t.add_column(c)
-    for r in rows:
-        t.add_row(*("" if v is None else str(v) for v in r))
+    for i in shown:
+        if keep[i]:
+            t.add_column(columns[i], no_wrap=True, min_width=widths[i])
+        else:
+            t.add_column(columns[i], overflow="fold")
+    for r in cells:
+        t.add_row(*(r[i] for i in shown))
     return t

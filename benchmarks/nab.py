@@ -8,7 +8,7 @@ every file and profile.  Each alarm gives one detection, at its
 ``detected_at`` row.
 
 The scorer below is our own implementation of the conventions written in
-``../shared/datasets/README.md`` (NAB whitepaper, Lavin & Ahmad 2015), checked
+``benchmarks/data/README.md`` (NAB whitepaper, Lavin & Ahmad 2015), checked
 against NAB's own code (``nab/sweeper.py``: ``calcSweepScore``,
 ``scaledSigmoid``, ``_getProbationaryLength``; ``nab/runner.py``: ``normalize``):
 windows include both ends, the first ``min(floor(0.15 n), 750)`` rows are
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-NAB = ROOT.parent / "shared" / "datasets" / "nab"
+NAB = ROOT / "benchmarks" / "data" / "nab"
 
 PUBLISHED = {
     "ARTime": 74.9,

@@ -10,8 +10,9 @@ Definitions (over ``[start, end)``, ``T = end - start``):
   the range — for a service or a group the selection is down when *any* of
   its checks is down; ``outage_count`` is the number of merged intervals;
 * **planned maintenance** (``exclude_planned=True``): windows of ``changes``
-  of kind ``maintenance``, not cancelled, whose raw scope covers one of the
-  selected services (:func:`scope_covers`).  Their union ``M`` (cut to the
+  of kind ``maintenance``, not cancelled, whose scope resolves to one of the
+  selected services (:func:`whatchanged.engine.changes.resolve_scope`, with
+  the aliases passed: the matcher ``explain`` uses), windows as updated.  Their union ``M`` (cut to the
   range) is removed from both the period and the down time:
   ``availability = 1 - (D - |D ∩ M|) / (T - |M|)``.  With
   ``exclude_planned=False`` (default, what a prober reports)
@@ -25,25 +26,16 @@ service names (the services matching any of them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 import duckdb
 
+from whatchanged.engine.changes import Aliases, list_changes
 from whatchanged.engine.errors import ConfigError, NotFoundError
 from whatchanged.engine.outages import EXTERNAL_STATES, clip, find_outages, merge_intervals, total_s
-
-#: scope key of a change → inventory column it is matched against
-SCOPE_COLUMNS = {
-    "services": "service",
-    "apps": "app",
-    "datacenters": "datacenter",
-    "racks": "rack",
-    "switches": "switch",
-    "hosts": "host",
-}
 
 
 @dataclass(frozen=True)
@@ -76,21 +68,6 @@ class Availability:
         """``99.98%``: two decimals, rounded down so an outage never shows as 100.00%."""
         value = int(self.availability * 10000) / 100
         return f"{value:.2f}%"
-
-
-def scope_covers(scope: Mapping[str, Sequence[str] | None] | None, row: Mapping[str, Any]) -> bool:
-    """True when a change's raw scope names the service or one of its inventory values.
-
-    An empty scope covers nothing (a notice that names nothing cannot be placed).
-    """
-    if not scope:
-        return False
-    for key, column in SCOPE_COLUMNS.items():
-        names = scope.get(key) or ()
-        value = row.get(column)
-        if value is not None and value in names:
-            return True
-    return False
 
 
 def _services(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
@@ -131,19 +108,22 @@ def _checks(
 
 
 def maintenance_windows(
-    con: duckdb.DuckDBPyConnection, services: Sequence[str], start: datetime, end: datetime
+    con: duckdb.DuckDBPyConnection,
+    services: Sequence[str],
+    start: datetime,
+    end: datetime,
+    *,
+    aliases: Aliases | None = None,
 ) -> list[tuple[datetime, datetime]]:
-    """Merged windows of non-cancelled maintenance covering any of ``services``, cut to the range."""
-    inv = _services(con)
-    rows = con.execute(
-        "SELECT start, \"end\", scope FROM changes WHERE kind = 'maintenance' "
-        "AND coalesce(status, '') <> 'cancelled' AND \"end\" IS NOT NULL AND start < $end AND \"end\" > $start",
-        {"start": start, "end": end},
-    ).fetchall()
-    windows: list[tuple[datetime, datetime]] = []
-    for a, b, scope in rows:
-        if any(scope_covers(scope, inv.get(s, {"service": s})) for s in services):
-            windows.append((a, b))
+    """Merged windows (as updated) of non-cancelled maintenance whose scope resolves to any of
+    ``services`` — the one scope matcher, :func:`whatchanged.engine.changes.resolve_scope`,
+    with the aliases in force — cut to the range."""
+    wanted = set(services)
+    windows = [
+        (c.start, c.end)
+        for c in list_changes(con, start=start, end=end, kind="maintenance", aliases=aliases)
+        if not c.cancelled and c.end is not None and c.end > start and wanted & set(c.resolved_services)
+    ]
     merged: list[tuple[datetime, datetime]] = clip(merge_intervals(windows), start, end)
     return merged
 
@@ -157,6 +137,7 @@ def availability(
     check: str | None = None,
     group: str | None = None,
     exclude_planned: bool = False,
+    aliases: Aliases | None = None,
 ) -> Availability:
     """Availability of one service, one check or a group (exactly one of them) over ``[start, end)``."""
     given = [(k, v) for k, v in (("service", service), ("check", check), ("group", group)) if v]
@@ -200,7 +181,7 @@ def availability(
     downtime = total_s(down)
     planned = 0.0
     if exclude_planned:
-        maint = maintenance_windows(con, sorted({s for s, _, _ in measured}), start, end)
+        maint = maintenance_windows(con, sorted({s for s, _, _ in measured}), start, end, aliases=aliases)
         planned = total_s(maint)
         overlap = sum(total_s(clip(down, a, b)) for a, b in maint)
         downtime -= overlap

@@ -7,8 +7,12 @@ Three classes of candidate:
   default) or up to :data:`ONSET_TOLERANCE_S` after it (onsets are refined to
   the minute, deploy logs are not always on time);
 * **external_maintenance** — a provider maintenance or provider incident
-  whose window covers the onset, or ended shortly before it (an overrun), or
-  starts just after it (announced late);
+  whose window (as its latest update gives it: see
+  ``whatchanged.ingest.changes_common.window_as_updated``) covers the onset,
+  or that is still in progress and the onset came within
+  :data:`IN_PROGRESS_GRACE_S` of its end (running over: counts as covering),
+  or ended shortly before it (an overrun), or starts just after it
+  (announced late);
 * **hosting** — an infrastructure component (a service, its host, switch,
   rack or datacenter) that failed hard (CRITICAL/down) first, upstream of the
   other affected services in the topology.
@@ -51,6 +55,9 @@ ONSET_TOLERANCE_S = 120
 RELEASE_PLATEAU_S = 15 * 60
 #: a maintenance that ended this long before the onset still scores 1/e (overruns)
 OVERRUN_DECAY_S = 60 * 60
+#: a maintenance still in progress at its latest update covers onsets up to this long after
+#: its end as updated (the scheduled end, or the time of an "in progress" update after it)
+IN_PROGRESS_GRACE_S = 60 * 60
 #: a maintenance that starts after the onset (late announcement, clock skew) decays this fast
 EARLY_DECAY_S = 15 * 60
 #: services failing within this long of the first failure count as failing first
@@ -168,12 +175,31 @@ def release_time_score(lead_s: float, lookback_s: float) -> float:
     return max(0.0, 1.0 - (lead_s - RELEASE_PLATEAU_S) / (lookback_s - RELEASE_PLATEAU_S))
 
 
-def maintenance_time_score(onset: datetime, start: datetime, end: datetime | None) -> float:
+def maintenance_time_score(
+    onset: datetime, start: datetime, end: datetime | None, *, in_progress: bool = False
+) -> float:
+    """1 when the window covers the onset — or when the notice is still in progress (not
+    completed) and the onset comes within :data:`IN_PROGRESS_GRACE_S` of its end as last
+    updated: it overran; decaying before the start and after the end otherwise."""
     if onset < start:
         return math.exp(-(start - onset).total_seconds() / EARLY_DECAY_S)
     if end is None or onset <= end:
         return 1.0
-    return math.exp(-(onset - end).total_seconds() / OVERRUN_DECAY_S)
+    late = (onset - end).total_seconds()
+    if in_progress:
+        late = max(0.0, late - IN_PROGRESS_GRACE_S)
+    return math.exp(-late / OVERRUN_DECAY_S)
+
+
+def extended_over(onset: datetime, ch: Change) -> bool:
+    """``ch`` is still in progress at its latest update and the onset came shortly after
+    its end as updated: the maintenance is running over and covers the onset."""
+    return (
+        ch.status == "in_progress"
+        and ch.end is not None
+        and ch.end < onset
+        and (onset - ch.end).total_seconds() <= IN_PROGRESS_GRACE_S
+    )
 
 
 def _from_change(category: str, ch: Change, pro: list[str], con: list[str], **features: float) -> Candidate:
@@ -266,7 +292,9 @@ def maintenance_candidates(
     for ch in changes:
         if ch.kind not in MAINTENANCE_KINDS:
             continue
-        time_score = maintenance_time_score(incident.onset, ch.start, ch.end)
+        time_score = maintenance_time_score(
+            incident.onset, ch.start, ch.end, in_progress=ch.status == "in_progress"
+        )
         if time_score < 0.05:
             continue
         scope = set(ch.resolved_services)
@@ -281,8 +309,15 @@ def maintenance_candidates(
         pro: list[str] = []
         con: list[str] = []
         label = f"{ch.kind.replace('_', ' ')} {ch.change_id}" + (f" ({what})" if what else "")
+        if ch.status in ("completed", "resolved") and ch.end is not None:
+            window += f" as updated ({ch.status})"
         if ch.end is None or ch.start <= incident.onset <= ch.end:
             pro.append(f"{label} window {window} covers the onset at {onset}")
+        elif extended_over(incident.onset, ch):
+            pro.append(
+                f"{label} window {window} is not completed: still in progress at its last update,"
+                f" running past its end, it covers the onset at {onset}"
+            )
         elif incident.onset > ch.end:
             con.append(
                 f"{label} window {window} ended {fmt_duration((incident.onset - ch.end).total_seconds())}"

@@ -6,15 +6,24 @@ Which inventory services those names mean is decided here, when the change
 is read, against the *current* ``services`` view — so an inventory or alias
 update applies to old notices too.
 
+This is the one scope matcher: ``explain`` (maintenance scope, hosting
+"covered"), ``changes``, the dashboards' per-service changes and planned
+maintenance in availability all use the resolved services.
+
 Resolution (:func:`resolve_scope`):
 
 1. every scope name is expanded through the aliases (``Paris 19`` →
    datacenter ``P19``); the original name is kept as well;
 2. for notices (kinds maintenance, provider_incident, infra_alert) the title
-   and description are scanned for alias names, and for inventory switch,
-   rack, host, service and app names (whole words, case-insensitive; ranges
-   such as ``p19-sw-01 to p19-sw-08`` are expanded).  Deploys and config
-   changes are resolved from their structured scope only;
+   and description are scanned for alias names, and for inventory datacenter,
+   switch, rack, host, service and app names (whole words, case-insensitive,
+   ``-`` counting as a word character so ``p19-sw-01`` does not name the
+   datacenter ``P19``; ranges such as ``p19-sw-01 to p19-sw-08`` are
+   expanded): "Core router replacement — DC2" with no component is DC2.  A
+   notice's component and object names (``services``, ``hosts``) are read the
+   same way, so a component named after a switch covers the services behind
+   it.  Deploys and config changes are resolved from their structured scope
+   only;
 3. a service is in scope when one of these matches it (case-insensitive):
 
    ============  =============================================
@@ -69,7 +78,14 @@ MATCHES: dict[str, tuple[str, ...]] = {
     "hosts": ("host", "service"),
 }
 #: inventory column → the scope key a name found in text belongs to
-TEXT_COLUMNS = {"switch": "switches", "rack": "racks", "host": "hosts", "service": "services", "app": "apps"}
+TEXT_COLUMNS = {
+    "datacenter": "datacenters",
+    "switch": "switches",
+    "rack": "racks",
+    "host": "hosts",
+    "service": "services",
+    "app": "apps",
+}
 _DC_RE = re.compile(r"^([A-Z]+?)(\d*)$")
 _RANGE_RE = re.compile(
     r"(?<![\w-])([A-Za-z][\w.-]*?)(\d+)\s*(?:to|through|thru|à|->|–|—|\.\.)\s*(?:([A-Za-z][\w.-]*?))?(\d+)(?![\w-])",
@@ -343,7 +359,13 @@ def list_changes(
     out = []
     for r in got:
         scope = _scope_of(r[12])
-        text = " \n".join(t for t in (r[4], r[5]) if t) if r[1] in TEXT_KINDS else ""
+        # a notice's components and objects are the provider's names: read like its text, so
+        # a component named after a switch, rack or datacenter covers what sits behind it
+        text = (
+            " \n".join(t for t in (r[4], r[5], *scope["services"], *scope["hosts"]) if t)
+            if r[1] in TEXT_KINDS
+            else ""
+        )
         out.append(
             Change(
                 change_id=r[0],

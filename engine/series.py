@@ -23,7 +23,7 @@ Output conventions:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,15 +38,6 @@ from whatchanged.engine.model import Change
 BAD_STATES = ("CRITICAL", "DOWN")
 #: Topology columns of ``services`` a heat strip may be grouped by.
 GROUP_COLUMNS = ("datacenter", "rack", "switch", "host", "app", "kind")
-#: Scope keys of a change and the ``services`` column each one matches.
-SCOPE_COLUMNS = {
-    "services": "service",
-    "apps": "app",
-    "datacenters": "datacenter",
-    "racks": "rack",
-    "switches": "switch",
-    "hosts": "host",
-}
 #: How far before ``start`` :func:`check_intervals` looks for the state in force.
 STATE_LOOKBACK = timedelta(days=2)
 
@@ -63,17 +54,6 @@ class ServiceInfo:
     host: str | None
     app: str | None
     critical: bool | None
-
-    def topology(self) -> dict[str, str | None]:
-        """Column → value, for matching a change's scope."""
-        return {
-            "service": self.service,
-            "app": self.app,
-            "datacenter": self.datacenter,
-            "rack": self.rack,
-            "switch": self.switch,
-            "host": self.host,
-        }
 
 
 def _check_window(start: datetime, end: datetime) -> None:
@@ -309,19 +289,10 @@ def critical_by_group(
     ).df()
 
 
-def scope_matches(scope: Mapping[str, Iterable[str]], info: ServiceInfo) -> bool:
-    """True when a change's ``scope`` names ``info`` or its app, datacenter, rack, switch or host."""
-    topo = info.topology()
-    for key, column in SCOPE_COLUMNS.items():
-        value = topo[column]
-        if value is not None and value in set(scope.get(key, ()) or ()):
-            return True
-    return False
-
-
 def changes_touching(changes: Iterable[Change], info: ServiceInfo) -> list[Change]:
-    """The changes whose resolved services or scope include the service ``info`` describes."""
-    return [c for c in changes if info.service in c.resolved_services or scope_matches(c.scope, info)]
+    """The changes whose resolved scope (:func:`whatchanged.engine.changes.resolve_scope`, the one
+    matcher, aliases included) holds the service ``info`` describes."""
+    return [c for c in changes if info.service in c.resolved_services]
 
 
 def data_range(con: duckdb.DuckDBPyConnection) -> tuple[datetime, datetime] | None:

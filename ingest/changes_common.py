@@ -300,6 +300,43 @@ def end_after(start: datetime, end: datetime | None, *, where: Where) -> datetim
 
 ONE_DAY = timedelta(days=1)
 
+#: statuses saying the work is over (its end is known)
+DONE_STATUSES = ("completed", "resolved")
+#: a completion reported later than this after the scheduled end is bookkeeping, not an overrun
+MAX_OVERRUN = timedelta(hours=6)
+
+
+def window_as_updated(
+    start: datetime,
+    end: datetime | None,
+    *,
+    status: str | None,
+    in_progress_at: datetime | None = None,
+    done_at: datetime | None = None,
+) -> datetime | None:
+    """The end of a notice's window as its latest update says, not as first announced.
+
+    * the work is over (``status`` completed/resolved) and ``done_at`` says when:
+      the window ends then — later than scheduled (an overrun, up to
+      :data:`MAX_OVERRUN` past the scheduled end) or earlier (finished early);
+    * the work is still going (``status`` in_progress) and an update at
+      ``in_progress_at`` said so after the scheduled end: the window lasts at
+      least until that update (the engine treats an onset shortly after the end
+      of an in-progress window as inside it);
+    * otherwise the scheduled end.
+
+    A point notice (``end`` None) stays a point; a time before ``start`` is ignored.
+    """
+    if end is None:
+        return None
+    if status in DONE_STATUSES:
+        if done_at is not None and start <= done_at <= end + MAX_OVERRUN:
+            return done_at
+        return end
+    if status == "in_progress" and in_progress_at is not None and in_progress_at > end:
+        return min(in_progress_at, end + MAX_OVERRUN)
+    return end
+
 
 def short_hash(obj: Any) -> str:
     """A stable id for a record that carries none (its canonical JSON, hashed)."""

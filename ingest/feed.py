@@ -23,6 +23,11 @@ Parsed with ``feedparser``; one change per item/entry.
   end before the start is the next day) that window is used; otherwise the
   change is a point at the notification time.  ``stamp`` = updated, else
   published;
+* window as updated (``changes_common.window_as_updated``): the body's dated
+  updates (``Nov 17, 02:41 UTC`` then ``Completed - …``; newest first, as
+  Statuspage writes them) end a completed maintenance at its completion
+  (else at the item's ``updated``), and keep one still in progress open at
+  least until its newest update;
 * status: the first ``<strong>Word</strong>`` of the body (Scheduled,
   In progress, Verifying, Completed, Investigating, Identified, Monitoring,
   Resolved, Postmortem) as in the Statuspage reader;
@@ -49,6 +54,7 @@ import pyarrow as pa
 from whatchanged.engine.errors import InputError
 from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.changes_common import (
+    DONE_STATUSES,
     Where,
     change_row,
     changes_table,
@@ -57,6 +63,7 @@ from whatchanged.ingest.changes_common import (
     scope,
     short_hash,
     to_raw,
+    window_as_updated,
 )
 
 SOURCE = "feed"
@@ -81,6 +88,11 @@ MONTHS = {
 }
 WINDOW_RE = re.compile(
     r"\b([A-Z][a-z]{2}) (\d{1,2}), (\d{1,2}):(\d{2}) - (?:([A-Z][a-z]{2}) (\d{1,2}), )?(\d{1,2}):(\d{2}) (UTC|GMT)\b"
+)
+
+#: one dated update of a Statuspage body: ``Nov 17, 02:41 UTC`` then ``Completed - …``
+UPDATE_RE = re.compile(
+    r"\b([A-Z][a-z]{2}) (\d{1,2}), (\d{1,2}):(\d{2}) (?:UTC|GMT)\s*\n\s*([A-Za-z][A-Za-z ]*?)\s+-\s",
 )
 
 
@@ -121,6 +133,26 @@ def _window(text: str, notified: datetime) -> tuple[datetime, datetime] | None:
     return start, end
 
 
+def _updates(text: str, notified: datetime) -> list[tuple[str, datetime]]:
+    """The dated updates of a body: (normalised status, UTC time), as written."""
+    out = []
+    for m in UPDATE_RE.finditer(text):
+        status = WORDS.get(m.group(5).lower())
+        month = MONTHS.get(m.group(1).lower())
+        if status is None or month is None:
+            continue
+        try:
+            at = datetime(notified.year, month, int(m.group(2)), int(m.group(3)), int(m.group(4)), tzinfo=UTC)
+        except ValueError:
+            continue
+        if at > notified + timedelta(days=183):
+            at = at.replace(year=at.year - 1)
+        elif at < notified - timedelta(days=183):
+            at = at.replace(year=at.year + 1)
+        out.append((status, at))
+    return out
+
+
 def _when(entry: Any, key: str) -> datetime | None:
     parsed = dict.get(entry, key)  # plain dict access: no feedparser fallback (and warning)
     if not parsed:
@@ -145,6 +177,21 @@ def entry_row(entry: Any, *, where: Where, feed_title: str | None) -> dict[str, 
     word = word_m.group(1).lower() if word_m else None
     window = _window(body, notified)
     start, end = window if window else (notified, None)
+    status = WORDS.get(word or "")
+    if window:
+        updates = _updates(body, notified)
+        stamp = updated or published
+        done = [at for st, at in updates if st in DONE_STATUSES]
+        going = [at for st, at in updates if st == "in_progress"]
+        if status == "in_progress" and stamp is not None:
+            going.append(stamp)
+        end = window_as_updated(
+            start,
+            end,
+            status=status,
+            in_progress_at=max(going) if going else None,
+            done_at=max(done) if done else stamp,
+        )
     guid = entry.get("id") or entry.get("link")
     maintenance = word in MAINT_WORDS or bool(MAINT_RE.search(title)) or bool(MAINT_RE.search(body))
     row: dict[str, Any] = change_row(
@@ -154,7 +201,7 @@ def entry_row(entry: Any, *, where: Where, feed_title: str | None) -> dict[str, 
         end=end,
         title=title or None,
         description=body or None,
-        status=WORDS.get(word or ""),
+        status=status,
         stamp=updated or published,
         scope_value=scope(datacenters=datacenters_in(title, body)),
         author=feed_title,

@@ -35,6 +35,12 @@ One change (kind ``maintenance``) per VEVENT, read with ``icalendar``.
   and ``TZID=`` values are exact; floating values (no zone) are wall times in
   ``--tz`` (``ctx.tz_assumed`` is set); all-day ``VALUE=DATE`` values start
   at local midnight in ``--tz`` and ``DTEND`` is exclusive (RFC 5545);
+* window as updated (``changes_common.window_as_updated``): a notice still
+  ``IN-PROCESS`` whose ``DTSTAMP`` is after its ``DTEND`` (the update said
+  "still going" after the scheduled end) lasts at least until that stamp; a
+  ``COMPLETED`` notice ends at its ``DTSTAMP`` (earlier than scheduled, or up
+  to 6 h later).  The update with the higher ``SEQUENCE`` wins, so an overrun
+  announced by a later notice extends the window;
 * status: ``X-MAINTNOTE-STATUS`` (else the RFC ``STATUS``): TENTATIVE,
   CONFIRMED, RE-SCHEDULED → scheduled; IN-PROCESS → in_progress; COMPLETED →
   completed; CANCELLED → cancelled (kept, not dropped); absent → scheduled;
@@ -77,6 +83,7 @@ from whatchanged.ingest.changes_common import (
     scope,
     to_raw,
     whole_day,
+    window_as_updated,
 )
 
 if TYPE_CHECKING:  # imported on use: ingest only loads the parser of the format it reads
@@ -203,6 +210,7 @@ def event_row(ev: icalendar.Event, *, where: Where, tz: str) -> tuple[dict[str, 
     except (TypeError, ValueError):
         raise where.at(field="SEQUENCE").error("bad sequence", "an integer", str(seq_value)) from None
 
+    end = window_as_updated(start, end, status=status, in_progress_at=stamp, done_at=stamp)
     summary, description, location = _text(ev, "SUMMARY"), _text(ev, "DESCRIPTION"), _text(ev, "LOCATION")
     row = change_row(
         change_id=f"{provider or 'ical'}:{maint_id}",

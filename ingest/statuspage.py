@@ -22,7 +22,11 @@ Mapping:
   ``provider_incident`` for incidents;
 * change_id ``ovh:FS#<n>`` when the name carries an OVH task number (so the
   works page, the feed and the status page agree), else ``statuspage:<id>``;
-* window: ``scheduled_for`` → ``scheduled_until``; for incidents the earlier
+* window: ``scheduled_for`` → ``scheduled_until`` *as updated*: a completed
+  maintenance ends at ``resolved_at`` (else its newest ``completed`` update,
+  else ``updated_at``), earlier or later than scheduled (up to 6 h later); one
+  still ``in_progress``/``verifying`` after ``scheduled_until`` lasts at least
+  until its newest update (``changes_common.window_as_updated``); for incidents the earlier
   of ``created_at`` and ``started_at`` (authors back-date ``started_at``; a
   few reports are filed after the fact) → ``resolved_at`` (open while
   unresolved).  Offsets in the strings are honoured (pages may use their
@@ -47,6 +51,7 @@ import pyarrow as pa
 
 from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.changes_common import (
+    DONE_STATUSES,
     Where,
     as_dict,
     change_row,
@@ -60,6 +65,7 @@ from whatchanged.ingest.changes_common import (
     parse_iso,
     scope,
     to_raw,
+    window_as_updated,
 )
 
 STATUS = {
@@ -112,6 +118,8 @@ def _one(
     end = end_after(start, end, where=where.at(field=pre + end_field))
     updates = [u for u in inc.get("incident_updates") or [] if isinstance(u, dict)]
     updates.sort(key=lambda u: str(u.get("display_at") or u.get("created_at") or ""), reverse=True)
+    if maintenance and times["scheduled_for"] is not None:
+        end = _updated_end(start, end, STATUS.get(status or ""), times, updates, where=where, tz=tz)
     components = [c.get("name") for c in inc.get("components") or [] if isinstance(c, dict)]
     affected = [
         c.get("name") for u in updates for c in (u.get("affected_components") or []) if isinstance(c, dict)
@@ -136,6 +144,37 @@ def _one(
         raw=to_raw(inc),
     )
     return row, assumed
+
+
+def _updated_end(
+    start: Any,
+    end: Any,
+    status: str | None,
+    times: dict[str, Any],
+    updates: list[dict[str, Any]],
+    *,
+    where: Where,
+    tz: str,
+) -> Any:
+    """A maintenance's end as its updates say (:func:`window_as_updated`): ``resolved_at``,
+    else the newest completed update, else ``updated_at`` when completed; the newest
+    in-progress/verifying update (or ``updated_at``) when still in progress."""
+    pre = where.field + "." if where.field else ""
+    stamped: list[tuple[str | None, Any]] = []
+    for n, u in enumerate(updates):
+        key = "display_at" if u.get("display_at") not in (None, "") else "created_at"
+        if u.get(key) in (None, ""):
+            continue
+        at, _ = parse_iso(u[key], tz=tz, where=where.at(field=f"{pre}incident_updates[{n}].{key}"))
+        stamped.append((STATUS.get(str(u.get("status"))), at))
+    done = [at for s, at in stamped if s in DONE_STATUSES]
+    going = [at for s, at in stamped if s == "in_progress"]
+    if times["updated_at"] is not None and status == "in_progress":
+        going.append(times["updated_at"])
+    done_at = times["resolved_at"] or (max(done) if done else times["updated_at"])
+    return window_as_updated(
+        start, end, status=status, in_progress_at=max(going) if going else None, done_at=done_at
+    )
 
 
 def rows_of(obj: Any, *, where: Where, tz: str) -> tuple[list[dict[str, Any]], bool]:

@@ -13,8 +13,8 @@ from typing import Any
 import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-DATASETS = SHARED / "datasets"
+#: real public data vendored for the tests, each folder with its licence (see its README)
+DATASETS = ROOT / "tests" / "data"
 
 
 def jsonable(value: Any) -> Any:

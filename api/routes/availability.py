@@ -7,12 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from whatchanged.api.deps import SnapshotDep, bad_param
+from whatchanged.api.deps import SettingsDep, SnapshotDep, bad_param
 from whatchanged.api.models import AvailabilityOut
 from whatchanged.api.problems import ProblemError, problem_responses
+from whatchanged.api.routes.changes import cached_aliases
 from whatchanged.api.routes.explain import TzQuery
 from whatchanged.api.routes.incidents import resolve_range
 from whatchanged.engine.availability import availability
+from whatchanged.engine.changes import aliases_path
 
 router = APIRouter(tags=["availability"])
 
@@ -29,6 +31,7 @@ _TimeQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
 )
 def get_availability(
     snap: SnapshotDep,
+    settings: SettingsDep,
     service: Annotated[_Name, Query(description="One service (give one of service, check, group).")] = None,
     check: Annotated[_Name, Query(description="One check name, on every service that has it.")] = None,
     group: Annotated[
@@ -65,7 +68,14 @@ def get_availability(
 
     def compute() -> dict[str, Any]:
         result = availability(
-            con, span[0], span[1], service=service, check=check, group=group, exclude_planned=exclude_planned
+            con,
+            span[0],
+            span[1],
+            service=service,
+            check=check,
+            group=group,
+            exclude_planned=exclude_planned,
+            aliases=cached_aliases(aliases_path(settings)) if exclude_planned else None,
         )
         return {**result.to_dict(), "percent": result.percent}
 

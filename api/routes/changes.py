@@ -70,7 +70,11 @@ def get_changes(
     end = when + parse_span(after, name="after")
     shown_tz = tz or settings.tz
     found = list_changes(
-        con, start=start, end=end, kind=kind.value if kind else None, aliases=_aliases(aliases_path(settings))
+        con,
+        start=start,
+        end=end,
+        kind=kind.value if kind else None,
+        aliases=cached_aliases(aliases_path(settings)),
     )
     zone_info = zone(shown_tz)
     changes = [
@@ -92,7 +96,7 @@ def get_changes(
     }
 
 
-def _aliases(path: Path | None) -> Any:
+def cached_aliases(path: Path | None) -> Any:
     """The aliases file, parsed once per version of the file."""
     if path is None:
         return load_aliases(None)

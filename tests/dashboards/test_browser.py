@@ -152,10 +152,15 @@ def test_incident_page_draws_the_timeline(
 
 
 def _hover_change(page: Any, div: str, trace: str, change_id: str) -> str:
-    """Hover the marker of ``change_id`` in trace ``trace`` with Plotly.Fx.hover; the hover text."""
+    """Hover the marker of ``change_id`` in trace ``trace`` with Plotly.Fx.hover; the hover text.
+
+    Waits for a hover label that names ``change_id``: the label of an earlier hover can still be
+    attached when the new one is asked for, so waiting for *a* label reads the old one.
+    """
     page.evaluate(
         """([div, trace, id]) => {
             const gd = document.getElementById(div);
+            Plotly.Fx.unhover(gd);
             const n = gd.data.findIndex(t => t.name === trace);
             const p = gd.data[n].customdata.indexOf(id);
             const t = gd._fullData[n];
@@ -163,8 +168,16 @@ def _hover_change(page: Any, div: str, trace: str, change_id: str) -> str:
         }""",
         [div, trace, change_id],
     )
-    page.wait_for_selector(f"#{div} .hovertext", state="attached", timeout=5_000)
-    return page.locator(f"#{div} .hovertext").first.text_content() or ""
+    handle = page.wait_for_function(
+        """([div, id]) => {
+            const label = [...document.querySelectorAll(`#${div} .hovertext`)]
+                .find(el => (el.textContent || '').includes(id));
+            return label ? label.textContent : null;
+        }""",
+        arg=[div, change_id],
+        timeout=5_000,
+    )
+    return str(handle.json_value())
 
 
 def test_hovering_a_change_marker_shows_its_id(server: Server, tab: Tab, night_incident_id: str) -> None:
@@ -192,8 +205,12 @@ def test_hovering_with_the_mouse(server: Server, tab: Tab, night_incident_id: st
         }"""
     )
     tab.page.mouse.move(box["x"], box["y"])
-    tab.page.wait_for_selector("#incident-timeline .hovertext", state="attached", timeout=5_000)
-    assert "restart-" in (tab.page.locator("#incident-timeline .hovertext").first.text_content() or "")
+    # wait for the label's content, not for an element: an empty label is attached first
+    tab.page.wait_for_function(
+        """() => [...document.querySelectorAll('#incident-timeline .hovertext')]
+            .some(el => (el.textContent || '').includes('restart-'))""",
+        timeout=5_000,
+    )
     tab.assert_clean()
 
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from tests.engine import scenarios as sc
-from whatchanged.engine.availability import availability, scope_covers
+from whatchanged.engine.availability import availability
 from whatchanged.engine.errors import ConfigError, NotFoundError
 from whatchanged.engine.schema import CHANGES
 from whatchanged.engine.warehouse import Warehouse
@@ -122,13 +122,34 @@ def test_cancelled_or_unrelated_maintenance_is_not_excluded(year: Warehouse) -> 
     assert availability(year.connect(), YEAR0, YEAR1, service="www", exclude_planned=True).planned_s == 0
 
 
-def test_scope_covers() -> None:
-    row = {"service": "www", "datacenter": "P19", "switch": "sw1", "host": "h", "app": "sites", "rack": None}
-    assert scope_covers({"datacenters": ["P19"]}, row)
-    assert scope_covers({"services": ["www"], "switches": None}, row)
-    assert not scope_covers({"switches": ["sw2"], "hosts": []}, row)
-    assert not scope_covers({}, row)
-    assert not scope_covers(None, row)
+def _notice(title: str, scope: dict[str, list[str]] | None = None) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "change_id": "m2",
+                "kind": "maintenance",
+                "start": sc.NIGHT - timedelta(minutes=30),
+                "end": sc.NIGHT + timedelta(hours=2),
+                "title": title,
+                "scope": scope or {},
+            }
+        ],
+        schema=CHANGES,
+    )
+
+
+def test_planned_maintenance_scope_is_the_explain_matcher(year: Warehouse) -> None:
+    """Aliases and names in the text count, as in explain (availability once matched raw scope only)."""
+    year.commit({"changes": _notice("Core switch replacement", {"switches": ["core-a"]})})
+    con = year.connect()
+    assert availability(con, YEAR0, YEAR1, service="www", exclude_planned=True).planned_s == 0
+    aliased = availability(
+        con, YEAR0, YEAR1, service="www", exclude_planned=True, aliases={"switches": {"core-a": ("sw1",)}}
+    )
+    assert aliased.planned_s == 150 * 60
+    year.commit({"changes": _notice("Power works in p19 — no component listed")})
+    by_text = availability(year.connect(), YEAR0, YEAR1, service="www", exclude_planned=True)
+    assert by_text.planned_s == 150 * 60
 
 
 def test_bad_selection(year: Warehouse) -> None:

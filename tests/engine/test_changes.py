@@ -183,3 +183,41 @@ def test_aliases_file_errors_name_the_key(tmp_path: Path) -> None:
 def test_packaged_aliases_file_loads() -> None:
     table = load_aliases(ROOT / "engine" / "default_aliases.yaml")
     assert table["datacenters"]["paris 19"] == ("P19",)
+
+
+def test_a_datacenter_named_only_in_the_text_is_in_scope() -> None:
+    """Issue #12 class 4: "Core router replacement — GRA" with no component covers GRA; a code
+    glued into a host name (``p19-web-01``) does not name the datacenter P19."""
+    inventory = Inventory(tuple((r[0], r[2], r[3], r[4], r[5], r[6]) for r in SERVICES_ROWS))
+    assert resolve_scope(_scope(), inventory, text="Core router replacement — GRA") == ("backup-gra",)
+    assert resolve_scope(_scope(), inventory, text="Reboot of p19-web-01") == ("www-0001",)
+    assert resolve_scope(_scope(), inventory, text="works in rbx4 and gra") == ("backup-gra", "mail-out")
+    assert resolve_scope(_scope(), inventory, text="GRAVEL pit nearby") == ()
+
+
+def test_notice_components_named_after_a_switch_cover_what_is_behind_it(warehouse: Warehouse) -> None:
+    """A Statuspage component or BCOP object id naming a switch covers its services (they used
+    to match only the switch's own inventory row); a deploy's services stay exact."""
+    rows = [*SERVICES_ROWS, ("p19-sw-01", "switch", "P19", "P19-R01", "p19-sw-01", "p19-sw-01", "network")]
+    warehouse.commit(
+        {
+            "services": _services(rows),
+            "changes": pa.Table.from_pylist(
+                [
+                    _change(
+                        "sp:1",
+                        "maintenance",
+                        _t(18),
+                        _t(20),
+                        title="Firmware",
+                        scope=_scope(services=["p19-sw-01"]),
+                    ),
+                    _change("REL-1", "deploy", _t(18), scope=_scope(services=["p19-sw-01"])),
+                ],
+                schema=CHANGES,
+            ),
+        }
+    )
+    con = warehouse.connect()
+    got = {c.change_id: c.resolved_services for c in list_changes(con, start=_t(17), end=_t(21))}
+    assert got == {"sp:1": ("p19-sw-01", "www-0001", "www-0002"), "REL-1": ("p19-sw-01",)}

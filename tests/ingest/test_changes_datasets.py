@@ -1,4 +1,4 @@
-"""The real provider notices in ``../shared/datasets`` ingest with the windows and ids they state.
+"""The real provider notices in ``tests/data`` ingest with the windows and ids they state.
 
 * ``maintenance-ical/``: every ``.ics`` is read; where ``<name>.expected.json``
   exists (circuit-maintenance-parser's expected output) every maintenance in
@@ -8,7 +8,8 @@
   make a notice unusable (rejected with an error naming the field, nothing
   written) — the rest are accepted, as documented in ``ingest/ical.py`` and
   ``docs/changes.md``.
-* ``github-status/``: every one of the Statuspage incident files is read and
+* ``github-status/``: every one of the Statuspage incident files kept there
+  (a sample of the full set covering each status, impact and year) is read and
   its window and id checked against the rule documented in
   ``ingest/statuspage.py``.
 
@@ -69,7 +70,7 @@ def _epoch(ts: datetime | None) -> int | None:
 def test_datasets_are_there() -> None:
     assert len(_ics_files()) >= 10, f"maintenance-ical dataset missing under {ICAL}"
     assert (ICAL / "LICENSE").is_file()
-    assert len(list(STATUS.glob("*.json"))) >= 1000, f"github-status dataset missing under {STATUS}"
+    assert len(list(STATUS.glob("*.json"))) >= 100, f"github-status dataset missing under {STATUS}"
 
 
 @pytest.mark.parametrize("path", _ics_files(), ids=lambda p: p.name)
