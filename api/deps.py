@@ -119,7 +119,9 @@ class Snapshot:
 
 
 #: tables incident detection reads; a commit of changes or feedback leaves incidents as they were
-DETECTION_TABLES = ("services", "metrics", "states")
+#: (dependencies: with no detected incident, explain still names a suspected origin from the
+#: call graph, an answer cached under this key)
+DETECTION_TABLES = ("services", "metrics", "states", "dependencies")
 
 
 class WarehouseReader:

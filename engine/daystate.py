@@ -53,7 +53,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from whatchanged.engine.baseline import MAD_TO_SIGMA, Array, block_median, rows_for, window_median
-from whatchanged.engine.detect import DetectParams, hold_sparse
+from whatchanged.engine.detect import DetectParams
 from whatchanged.engine.extent import DAY_DIR
 from whatchanged.engine.model import Anomaly
 from whatchanged.engine.storage import stale_temp_files
@@ -64,7 +64,7 @@ DAY_S = 86400
 WINDOW_BACK_S = 6 * 3600.0
 #: days of block history a state carries (seven previous days + the recent window)
 HISTORY_DAYS = 8
-FORMAT = 2  # 2: coarsely sampled series held until their next sample (detect.hold_sparse)
+FORMAT = 1
 #: raw day grids and states kept in memory by a :class:`DayStates`
 RAW_KEPT = 3
 STATES_KEPT = HISTORY_DAYS + 4
@@ -450,7 +450,7 @@ def read_day(files: Sequence[str], day: date, g: Geometry) -> tuple[list[Key], A
         with np.errstate(invalid="ignore"):
             grid = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         grid = grid.astype(np.float32).astype(np.float64)
-    return keys, hold_sparse(grid.reshape(len(keys), g.cols))
+    return keys, grid.reshape(len(keys), g.cols)
 
 
 class DayStates:

@@ -370,41 +370,6 @@ def grid_series(
     return grid, origin, step_us
 
 
-#: A series whose samples are on average this many grid steps apart or more is sampled more
-#: coarsely than the grid (a 5-minute probe on the 1-minute grid).
-SPARSE_SPACING = 1.5
-
-
-def hold_sparse(x: NDArray[Any]) -> NDArray[Any]:
-    """Hold each sample of coarsely sampled rows until the next one is due, in place.
-
-    A series sampled every 5 minutes fills one grid step in five; the detector's medians and
-    runs would see four gaps out of five and never a sustained deviation.  Each sample of such
-    a row is carried forward over the steps up to its row's usual spacing (the median distance
-    between its samples) minus one, as a scrape holds its last value until the next: a gap
-    longer than that stays a gap.  Rows sampled at the grid's step or finer are untouched (the
-    common case costs one pass to count samples).
-    """
-    if x.ndim != 2 or x.shape[1] < 3:
-        return x
-    present = ~np.isnan(x)
-    count = present.sum(axis=1)
-    cols = np.arange(x.shape[1])
-    first = np.where(count > 0, np.argmax(present, axis=1), 0)
-    last = np.where(count > 0, x.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1), 0)
-    spread = (last - first + 1) / np.maximum(count, 1)
-    rows = np.flatnonzero((count >= 3) & (spread >= SPARSE_SPACING))
-    for r in rows.tolist():
-        at = np.flatnonzero(present[r])
-        hold = int(np.median(np.diff(at))) - 1
-        if hold < 1:
-            continue
-        idx = np.maximum.accumulate(np.where(present[r], cols, -1))
-        fill = (idx >= 0) & ~present[r] & (cols - idx <= hold)
-        x[r, fill] = x[r, idx[fill]]
-    return x
-
-
 def detect_series(
     ts: Sequence[Any] | NDArray[Any],
     values: Sequence[float] | NDArray[np.float64],
@@ -708,9 +673,7 @@ def detect_anomalies(
     found: list[Anomaly] = []
     for i in range(0, len(series), chunk):
         part = series[i : i + chunk]
-        values = hold_sparse(
-            grid.matrix(part) if grid is not None else load_matrix(con, part, lo, hi, step_s=step_s)
-        )
+        values = grid.matrix(part) if grid is not None else load_matrix(con, part, lo, hi, step_s=step_s)
         if grid is not None:
             for k in part:  # free the rows as they are used
                 del grid.rows[k]

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from whatchanged.engine import candidates as cands
+from whatchanged.engine import origin
 from whatchanged.engine.changes import aliases_for, list_changes
 from whatchanged.engine.incidents import incidents_at, inventory
 from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident, RuledOut
@@ -76,6 +77,8 @@ def explain_incident(
     )
     model = model or load_model(settings.home)
     causes = rank(candidates, model)
+    if causes and causes[0].category == "unknown":  # no change explains it: name where it started
+        causes = origin.attach(causes, origin.rank_origins(incident.anomalies, origin.load_graph(con), tz=tz))
     ruled = ruled_out(incident, causes, changes, lookback_s=lookback, tz=tz)
     return Explanation(
         at=at or incident.onset,
@@ -96,6 +99,8 @@ def explain_at(
     """What changed at ``at``: the incident there (if any) and its ranked causes."""
     model = model or load_model(settings.home)
     incident, overlapping = incidents_at(con, at, cache_dir=settings.home / "_cache")
+    if incident is None:  # no anomaly run the detector accepts: a step in the series at ``at``
+        incident = origin.incident_from_deviations(con, at)
     if incident is None:
         return Explanation(
             at=at,

@@ -1,4 +1,4 @@
-"""The four normalised Arrow schemas: the contract between ingest and engine.
+"""The normalised Arrow schemas: the contract between ingest and engine.
 
 Readers in ``whatchanged.ingest`` produce tables with exactly these schemas
 (use :func:`conform` to check and cast); the warehouse stores them as Parquet
@@ -96,11 +96,20 @@ CHANGES = pa.schema(
     ]
 )
 
+#: One edge of the call graph: ``service`` calls (depends on) ``depends_on``.
+DEPENDENCIES = pa.schema(
+    [
+        pa.field("service", pa.string(), nullable=False),
+        pa.field("depends_on", pa.string(), nullable=False),
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "services": SERVICES,
     "metrics": METRICS,
     "states": STATES,
     "changes": CHANGES,
+    "dependencies": DEPENDENCIES,
 }
 
 #: Natural key of each table: a row whose key is already stored is not added
@@ -111,6 +120,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "metrics": ("service", "metric", "ts"),
     "states": ("service", "check", "ts", "state"),
     "changes": ("change_id",),
+    "dependencies": ("service", "depends_on"),
 }
 
 

@@ -10,6 +10,8 @@ Layout of ``HOME``::
     metrics/date=YYYY-MM-DD/<txid>-<n>.parquet   sorted by (service, metric, ts)
     states/date=YYYY-MM-DD/<txid>-<n>.parquet
     feedback/<txid>-<n>.parquet      responders' verdicts, append-only
+    dependencies/<txid>-<n>.parquet  call graph edges (service depends_on service)
+    cursors/<txid>-<n>.parquet       where each live source stopped, committed with its rows
 
 A write (:meth:`Warehouse.commit`) puts every data file in place under a
 temporary name, renames it, and only then renames its manifest into
@@ -58,7 +60,7 @@ from whatchanged.engine.schema import KEYS, SCHEMAS, conform
 from whatchanged.engine.storage import dir_lock, held_by_other, storage_error
 
 FORMAT_VERSION = 1
-TABLES = ("services", "metrics", "states", "changes", "feedback", "cursors")
+TABLES = ("services", "metrics", "states", "changes", "feedback", "dependencies", "cursors")
 PARTITIONED = ("metrics", "states")
 
 #: Feedback (responders' verdicts) is written by the API; schema kept here.
@@ -258,10 +260,12 @@ class Warehouse:
 
     def _view_sql(self, table: str, manifests: list[dict[str, Any]]) -> str:
         files = self.files(table, manifests)
-        if not files and table == "cursors" and not (self.home / "_empty" / "cursors.parquet").exists():
-            return "SELECT ''::VARCHAR AS source, ''::VARCHAR AS cursor, now() AS updated WHERE false"
+        empty = self.home / "_empty" / f"{table}.parquet"
+        if not files and not empty.is_file():  # a warehouse initialised before the table existed
+            cols = ", ".join(f'NULL::VARCHAR AS "{f.name}"' for f in _schema(table))
+            return f"SELECT {cols} WHERE false"
         if not files:
-            return f"SELECT * FROM read_parquet('{self.home / '_empty' / (table + '.parquet')}')"
+            return f"SELECT * FROM read_parquet('{empty}')"
         listing = "[" + ", ".join(_sql_str(f) for f in files) + "]"
         if table == "services":
             return (
@@ -280,6 +284,8 @@ class Warehouse:
                 f"SELECT * EXCLUDE (filename) FROM read_parquet({listing}, filename=true) "
                 "QUALIFY row_number() OVER (PARTITION BY source ORDER BY parse_filename(filename) DESC) = 1"
             )
+        if table == "dependencies":
+            return f"SELECT DISTINCT * FROM read_parquet({listing})"
         if table == "states":
             # states are small; dedup at read too, in case two writers raced.
             return f"SELECT DISTINCT * FROM read_parquet({listing})"
@@ -475,7 +481,7 @@ class Warehouse:
         if con is None:  # another writer committed since commit() looked
             with self.connect() as own:
                 return self._new_rows(own, table, data, manifests)
-        if table in ("services", "changes"):
+        if table in ("services", "changes", "dependencies"):
             con.register("incoming", data)
             try:
                 # identical to the row the view shows now → nothing new

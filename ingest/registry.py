@@ -17,6 +17,7 @@ from whatchanged.ingest.base import Reader
 READER_MODULES: tuple[str, ...] = (
     # inventory, metrics and check states (issue 2)
     "services_csv",
+    "dependencies_csv",
     "prometheus_json",
     "prometheus_text",
     "nagios",
@@ -33,6 +34,7 @@ READER_MODULES: tuple[str, ...] = (
     "git_log",
     "deploy_jsonl",
     "deploy_csv",
+    "metrics_stacked",
     # generic tabular metrics last: they accept any CSV with a timestamp column
     "metrics_parquet",
     "metrics_csv",
@@ -60,6 +62,8 @@ EXAMPLES: dict[str, str] = {
     " (→ is a tab)",
     "deploy_jsonl": '{"id":"REL-4146","timestamp":"2010-11-17T18:13:00+01:00","service":"editor","version":"4.12.0"}',
     "deploy_csv": "id,timestamp,service,version,author,description",
+    "dependencies": "service,depends_on",
+    "metrics_stacked": "microservice,PetSite,… / metric,latency,… / statistic,p99,… (three header rows)",
     "metrics_parquet": "columns timestamp, service, metric, value (or one column a metric)",
     "metrics_csv": "timestamp,service,metric,value",
 }

@@ -7,7 +7,11 @@
     bo-primary,backoffice,P19,P19-R07,p19-sw-04,p19-bo-01,backoffice,true,
 
 ``critical`` is ``true``/``false`` (also yes/no, 1/0, empty = false);
-``tags`` is ``k=v;k=v``.  Columns beyond the nine above are kept as tags.
+``tags`` is ``k=v;k=v``.  An optional ``depends_on`` column lists the
+services this one calls, separated by ``;`` (``payforadoption;adoptions-db``):
+those edges go to the ``dependencies`` table, as with
+:mod:`whatchanged.ingest.dependencies_csv`.  Other columns beyond the nine
+above are kept as tags.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ import pyarrow as pa
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import SERVICES
 from whatchanged.ingest.base import ReadContext, Reader
+from whatchanged.ingest.dependencies_csv import edge_table
 from whatchanged.ingest.text import csv_rows
 
 COLUMNS = ("service", "kind", "datacenter", "rack", "switch", "host", "app", "critical", "tags")
+#: optional column: the services this one calls, separated by ";" (the call graph)
+DEPENDS = "depends_on"
 _TRUE = {"true", "yes", "1", "y", "t"}
 _FALSE = {"false", "no", "0", "n", "f", ""}
 
@@ -61,7 +68,8 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
             expected="a name for every column",
             found=",".join(header),
         )
-    extra = [h for h in header if h not in COLUMNS]
+    extra = [h for h in header if h not in COLUMNS and h != DEPENDS]
+    edges: list[tuple[str, str]] = []
     for line, fields in records:
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue  # a blank line
@@ -124,12 +132,29 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
                 )
             )
             continue
+        callees = [c.strip() for c in rec.get(DEPENDS, "").split(";") if c.strip()]
+        if rec["service"] in callees:
+            ctx.reject(
+                InputError(
+                    "a service cannot depend on itself",
+                    file=file,
+                    line=line,
+                    field=DEPENDS,
+                    expected=f"services other than {rec['service']!r}",
+                    found=rec.get(DEPENDS, ""),
+                )
+            )
+            continue
+        edges.extend((rec["service"], c) for c in callees)
         tags.extend((k, rec[k]) for k in extra if rec.get(k))
         for col in ("service", "kind", "datacenter", "rack", "switch", "host", "app"):
             rows[col].append(rec.get(col) or None)
         rows["critical"].append(crit in _TRUE)
         rows["tags"].append(sorted(tags))
-    return {"services": pa.Table.from_pydict(rows, schema=SERVICES)}
+    out = {"services": pa.Table.from_pydict(rows, schema=SERVICES)}
+    if DEPENDS in header:
+        out["dependencies"] = edge_table(edges)
+    return out
 
 
 READER = Reader(

@@ -28,9 +28,9 @@ from whatchanged.data.worlds import WORLDS, Answer, all_truths, build, describe,
 #: truth name → what the current engine gets wrong (issue #12)
 WRONG: dict[str, str] = {
     "big_fleet_gitlog_release": (
-        "issue #12: 5-minute metrics now raise anomalies (held between samples), but a few noisy"
-        " single samples held for 5 minutes start 6 minutes before the real onset, so the release"
-        " comes after the onset and the answer is unknown"
+        "issue #12: metrics sampled every 5 min raise no anomaly on the 1-minute grid; the"
+        " step-at-the-question fallback (engine/origin) names the release, but its onset is the"
+        " question time (18:55), not 18:45"
     ),
     "two_incidents_one_datacenter@rack": (
         "issue #12: the rack's switch works at 10:12 are stitched into the db host's incident of"

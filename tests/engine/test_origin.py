@@ -1,0 +1,171 @@
+"""The suspected origin (engine/origin.py) on small worlds with a known truth."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from whatchanged.engine.model import Anomaly, Cause
+from whatchanged.engine.origin import Graph, attach, load_graph, rank_origins
+from whatchanged.engine.warehouse import Warehouse
+from whatchanged.ingest.base import ReadContext
+from whatchanged.ingest.pipeline import ingest
+
+T0 = datetime(2024, 3, 5, 14, 0, tzinfo=UTC)
+#: A calls B, B calls C
+CHAIN = Graph({"A": frozenset({"B"}), "B": frozenset({"C"})})
+
+
+def anomaly(service: str, metric: str, minutes: int, z: float, direction: str = "up") -> Anomaly:
+    at = T0 + timedelta(minutes=minutes)
+    return Anomaly(service, metric, at, at, None, direction, z, 1.0, 3.0)
+
+
+def test_chain_cpu_saturation_first_at_the_bottom_is_the_origin() -> None:
+    world = [
+        anomaly("C", "cpu_percent", 0, 12.0),
+        anomaly("C", "latency_ms", 1, 9.0),
+        anomaly("B", "latency_ms", 2, 15.0),  # bigger, later, inherited
+        anomaly("A", "latency_ms", 3, 14.0),
+    ]
+    origins = rank_origins(world, CHAIN)
+    assert [o.component for o in origins] == ["C", "B", "A"]
+    c = origins[0]
+    assert c.resource_fault
+    assert c.features["callees_ok"] == 1.0 and c.features["reach"] == 1.0
+    assert any("saturated (cpu_percent)" in e for e in c.evidence_for)
+    b = origins[1]
+    assert not b.resource_fault and b.features["callees_ok"] == 0.0
+    assert any("it calls C, which degraded first" in e for e in b.evidence_against)
+
+
+def test_chain_middle_degrades_first_with_a_healthy_callee() -> None:
+    world = [
+        anomaly("B", "error_rate", 0, 10.0),
+        anomaly("A", "error_rate", 2, 11.0),
+        anomaly("A", "latency_ms", 2, 8.0),
+    ]
+    origins = rank_origins(world, CHAIN)
+    assert origins[0].component == "B"
+    assert origins[0].features["callees_ok"] == 1.0
+    assert any("stayed healthy (C)" in e for e in origins[0].evidence_for)
+    assert not origins[0].resource_fault  # errors alone: unknown with a component, not hosting
+
+
+def test_without_a_graph_onset_and_size_decide_and_say_so() -> None:
+    world = [anomaly("C", "cpu_percent", 0, 12.0), anomaly("A", "latency_ms", 5, 12.0)]
+    origins = rank_origins(world, Graph({}))
+    assert origins[0].component == "C"
+    assert any("no call graph known" in e for e in origins[0].evidence_against)
+
+
+def test_good_news_and_traffic_alone_name_no_origin() -> None:
+    world = [anomaly("A", "latency_ms", 0, 9.0, "down"), anomaly("B", "requests_sum", 0, 9.0)]
+    assert rank_origins(world, CHAIN) == []
+
+
+def test_attach_names_the_origin_on_the_unknown_cause_and_keeps_it_below_half() -> None:
+    unknown = Cause(1, "unknown", None, None, "unknown cause", None, None, 0.2, ("no candidate fits",))
+    release = Cause(2, "application_release", "REL-1", None, "deploy x", T0, None, 0.1)
+    world = [anomaly("C", "cpu_percent", 0, 12.0), anomaly("B", "latency_ms", 2, 15.0)]
+    causes = attach([unknown, release], rank_origins(world, CHAIN))
+    assert [c.rank for c in causes] == [1, 2, 3]
+    assert causes[0].component == "C" and causes[0].category == "hosting"
+    assert causes[0].score < 0.5
+    assert causes[1].component == "B" and causes[1].category == "unknown"
+    assert causes[2].change_id == "REL-1"
+    # a confident cause on top is left alone
+    confident = Cause(1, "external_maintenance", "ovh:1", None, "works", T0, None, 0.9)
+    assert attach([confident], rank_origins(world, CHAIN)) == [confident]
+
+
+def test_graph_from_both_inputs_through_the_commit_path(tmp_path: Path, warehouse: Warehouse) -> None:
+    deps = tmp_path / "deps.csv"
+    deps.write_text("service,depends_on\nA,B\nB,C\nA,B\n")
+    inventory = tmp_path / "services.csv"
+    inventory.write_text("service,kind,datacenter,app,depends_on\nC,api,P19,c,db-1;cache-1\n")
+    first = ingest(warehouse, [deps, inventory], ReadContext())
+    assert first.result is not None and first.result.rows_added["dependencies"] == 4
+    again = ingest(warehouse, [deps, inventory], ReadContext())
+    assert again.result is not None and again.result.rows_added.get("dependencies", 0) == 0
+    with warehouse.connect() as con:
+        graph = load_graph(con)
+        tags = con.execute("SELECT tags FROM services WHERE service = 'C'").fetchone()
+    assert graph.callees == {
+        "A": frozenset({"B"}),
+        "B": frozenset({"C"}),
+        "C": frozenset({"db-1", "cache-1"}),
+    }
+    assert graph.upstream("C") == {"A", "B"}
+    assert tags is not None and "depends_on" not in dict(tags[0] or {})
+
+
+def test_empty_graph_on_a_warehouse_without_the_table(warehouse: Warehouse) -> None:
+    (warehouse.home / "_empty" / "dependencies.parquet").unlink()  # initialised before the table existed
+    with warehouse.connect() as con:
+        assert load_graph(con).callees == {}
+
+
+def _world(tmp_path: Path, faults: dict[tuple[str, str], tuple[int, float]]) -> Path:
+    """Two days of 1-minute metrics for A → B → C (seeded noise); ``faults`` maps
+    (service, metric) to (minutes after T0 when it starts, factor)."""
+    import numpy as np
+
+    rng = np.random.default_rng(12)
+    start = T0 - timedelta(days=2)
+    minutes = 2 * 24 * 60 + 60
+    base = {"cpu_percent": 30.0, "latency_ms": 40.0}
+    lines = ["timestamp,service,metric,value"]
+    for service in ("A", "B", "C"):
+        for metric, level in base.items():
+            noise = rng.normal(0.0, level * 0.03, minutes)
+            for i in range(minutes):
+                ts = start + timedelta(minutes=i)
+                value = level + noise[i]
+                fault = faults.get((service, metric))
+                if fault and ts >= T0 + timedelta(minutes=fault[0]):
+                    value *= fault[1]
+                lines.append(f"{ts.isoformat()},{service},{metric},{value:.3f}")
+    path = tmp_path / "metrics.csv"
+    path.write_text("\n".join(lines) + "\n")
+    deps = tmp_path / "deps.csv"
+    deps.write_text("service,depends_on\nA,B\nB,C\n")
+    return path
+
+
+def _explain(tmp_path: Path, warehouse: Warehouse, metrics: Path) -> list[Cause]:
+    from whatchanged.engine.explain import explain_at
+    from whatchanged.engine.settings import load_settings
+
+    ingest(warehouse, [metrics, tmp_path / "deps.csv"], ReadContext())
+    with warehouse.connect() as con:
+        expl = explain_at(con, T0 + timedelta(minutes=2), settings=load_settings(home=warehouse.home))
+    assert expl.incident is not None
+    return list(expl.causes)
+
+
+def test_world_cpu_saturation_at_the_bottom_of_the_chain(tmp_path: Path, warehouse: Warehouse) -> None:
+    metrics = _world(
+        tmp_path,
+        {
+            ("C", "cpu_percent"): (0, 3.0),
+            ("C", "latency_ms"): (1, 4.0),
+            ("B", "latency_ms"): (2, 4.0),
+            ("A", "latency_ms"): (3, 4.0),
+        },
+    )
+    causes = _explain(tmp_path, warehouse, metrics)
+    top = causes[0]
+    assert (top.category, top.component) == ("hosting", "C"), [(c.category, c.component) for c in causes]
+    assert top.score < 0.5
+    victims = {c.component: c for c in causes[1:] if c.component}
+    assert {"A", "B"} <= set(victims)
+    assert any("which degraded first" in e for e in victims["B"].evidence_against)
+
+
+def test_world_middle_of_the_chain_degrades_first(tmp_path: Path, warehouse: Warehouse) -> None:
+    metrics = _world(tmp_path, {("B", "latency_ms"): (0, 4.0), ("A", "latency_ms"): (2, 4.0)})
+    causes = _explain(tmp_path, warehouse, metrics)
+    top = causes[0]
+    assert (top.category, top.component) == ("unknown", "B"), [(c.category, c.component) for c in causes]
+    assert any("stayed healthy (C)" in e for e in top.evidence_for)
