@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.golden import check
 from tests.helpers import run_cli
 
 TZ = "Europe/Paris"
@@ -89,3 +90,37 @@ def test_year_to_date_availability_is_99_98(night: tuple[Path, dict[str, Any], s
     )
     assert done.returncode == 0, done.stderr
     assert "99.98%" in done.stdout
+
+
+@pytest.mark.parametrize("at", ["18:43", "19:23"])
+def test_explain_answers_are_the_golden_ones(night: tuple[Path, dict[str, Any], str], at: str) -> None:
+    """The whole ``explain --json`` of both questions, byte for byte (tests/golden.py)."""
+    home, _, _ = night
+    check(f"reference-night-explain-{at.replace(':', '')}", explain(home, at))
+
+
+def test_batch_of_the_week_is_the_golden_one(night: tuple[Path, dict[str, Any], str], tmp_path: Path) -> None:
+    """The batch outputs of the demo week: every table's rows and the summary, as golden JSON."""
+    import pyarrow.parquet as pq
+
+    home, _, _ = night
+    out = tmp_path / "batch"
+    done = run_cli(
+        "batch",
+        "--from",
+        "2010-11-11",
+        "--to",
+        "2010-11-18",
+        "--tz",
+        TZ,
+        "--out",
+        str(out),
+        "--json",
+        home=home,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    summary.pop("out", None)
+    summary.pop("seconds", None)
+    tables = {p.name: pq.read_table(p).to_pylist() for p in sorted(out.glob("*.parquet"))}
+    check("reference-night-batch", {"summary": summary, "tables": tables})

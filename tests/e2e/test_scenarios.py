@@ -9,13 +9,28 @@ from pathlib import Path
 
 import pytest
 
+from tests.golden import check
 from whatchanged.data.evaluate import evaluate
 from whatchanged.data.scenarios import SCENARIOS
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_scenario_top_cause(name: str, tmp_path: Path) -> None:
-    for outcome in evaluate(name, tmp_path):
+    outcomes = evaluate(name, tmp_path)
+    check(
+        f"scenario-{name}",
+        [
+            {
+                "truth": o.truth.name,
+                "causes": [
+                    {"category": c.category, "id": c.change_id or c.component, "score": c.score}
+                    for c in o.causes
+                ],
+            }
+            for o in outcomes
+        ],
+    )
+    for outcome in outcomes:
         ranked = [(c.category, c.change_id or c.component, c.score) for c in outcome.causes[:3]]
         want = outcome.truth.change_id or outcome.truth.component
         assert outcome.rank == 1, (
