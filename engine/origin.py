@@ -187,6 +187,14 @@ def _names(items: Iterable[str], n: int = 3) -> str:
     return head + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
+#: a component is no resource fault of its own when most other deviating components (at least
+#: SHARED_MIN deviate, SHARED_SHARE of the others) saturated too or moved within SHARED_S of it:
+#: a fleet-wide surge saturates everything, an origin's callers inherit latency and errors
+SHARED_S = 300.0
+SHARED_MIN = 4
+SHARED_SHARE = 0.5
+
+
 def rank_origins(
     anomalies: Sequence[Anomaly], graph: Graph, *, tz: str = "UTC", limit: int = LIMIT
 ) -> list[Origin]:
@@ -203,6 +211,7 @@ def rank_origins(
     size = {c: max(math.log1p(abs(a.peak_score) / THRESHOLD) for a in xs) for c, xs in by_comp.items()}
     top_size = max(size.values()) or 1.0
     deviating = set(by_comp)
+    saturating = {a.service for a in bad if metric_kind(a.metric) == "saturation"}
     use_graph = graph.known and bool(deviating & graph.nodes())
     weights = {k: w for k, w in WEIGHTS.items() if use_graph or k not in GRAPH_FEATURES}
     total_w = sum(weights.values())
@@ -270,12 +279,28 @@ def rank_origins(
         others = {c for c in deviating if c != comp and onset[c] == onset[comp]}
         if others:
             con_.append(f"{len(others)} other components deviated at the same time")
+        near = {
+            c for c in deviating if c != comp and abs((onset[c] - onset[comp]).total_seconds()) <= SHARED_S
+        }
+        also_saturated = saturating - {comp}
+        need = SHARED_SHARE * (len(deviating) - 1)
+        shared = len(deviating) >= SHARED_MIN and (len(near) >= need or len(also_saturated) >= need)
+        if shared and saturated:
+            why = (
+                f"{len(also_saturated)} of the other {len(deviating) - 1} deviating components saturated too"
+                if len(also_saturated) >= need
+                else f"{len(near)} of the other {len(deviating) - 1} deviating components moved within "
+                f"{fmt_duration(SHARED_S)} of it"
+            )
+            con_.append(
+                f"{why}: a cause they share (load, a common dependency) is more likely than a fault on it"
+            )
         score = sum(w * f.get(k, 0.0) for k, w in weights.items()) / total_w
         out.append(
             Origin(
                 component=comp,
                 score=score,
-                resource_fault=bool(saturated) and f.get("callees_ok", 1.0) > 0.0,
+                resource_fault=bool(saturated) and f.get("callees_ok", 1.0) > 0.0 and not shared,
                 onset=onset[comp],
                 features={k: round(v, 4) for k, v in f.items()},
                 evidence_for=tuple(pro),

@@ -169,3 +169,17 @@ def test_world_middle_of_the_chain_degrades_first(tmp_path: Path, warehouse: War
     top = causes[0]
     assert (top.category, top.component) == ("unknown", "B"), [(c.category, c.component) for c in causes]
     assert any("stayed healthy (C)" in e for e in top.evidence_for)
+
+
+def test_a_fleet_wide_surge_is_no_resource_fault_of_one_component() -> None:
+    """Twelve services saturate within four minutes (a traffic surge): the first is named as
+    the suspected origin, but not as a fault on itself; one service saturating alone still is."""
+    surge = [anomaly(f"api-{i:02d}", "cpu_pct", i % 5, 10.0 + i) for i in range(12)]
+    origins = rank_origins(surge, Graph({}))
+    assert origins and not any(o.resource_fault for o in origins)
+    assert any("a cause they share" in e for e in origins[0].evidence_against)
+    alone = [
+        anomaly("api-00", "cpu_pct", 0, 12.0),
+        *(anomaly(f"web-{i}", "latency_ms", 9, 8.0) for i in range(4)),
+    ]
+    assert rank_origins(alone, Graph({}))[0].resource_fault
