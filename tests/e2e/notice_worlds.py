@@ -4,8 +4,8 @@ A world is an inventory (services CSV), three days of 1-minute metrics (long
 CSV, epoch seconds), a Nagios log with the failures, and whatever notices a
 test writes beside them (Statuspage JSON, iCalendar, Atom).  The failures are
 planted at a known local time, so a test knows the onset, the outage count
-and the cause it must find.  Nothing here reads ``data/scenarios.py`` or
-``../shared``: the worlds vary their names, sizes and zones so that a test
+and the cause it must find.  Nothing here reads ``data/scenarios.py`` or any
+file outside the repository: the worlds vary their names, sizes and zones so that a test
 checks the class of notice, not one file.
 """
 
