@@ -20,7 +20,6 @@ The services inventory may carry the same edges in an optional
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,6 +27,7 @@ import pyarrow as pa
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import DEPENDENCIES
 from whatchanged.ingest.base import ReadContext, Reader
+from whatchanged.ingest.text import csv_rows
 
 
 def sniff(path: Path, head: bytes) -> bool:
@@ -46,58 +46,57 @@ def edge_table(edges: list[tuple[str, str]]) -> pa.Table:
 
 def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
     edges: list[tuple[str, str]] = []
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        header = [h.strip().lower() for h in next(reader, [])]
-        if header[:2] != ["service", "depends_on"]:
-            raise InputError(
-                "not a dependency list",
-                file=str(path),
-                line=1,
-                expected="a header starting with 'service,depends_on'",
-                found=",".join(header),
+    records = csv_rows(path, ctx)
+    first = next(records, None)
+    header = [h.strip().lower() for h in first[1]] if first else []
+    if header[:2] != ["service", "depends_on"]:
+        raise InputError(
+            "not a dependency list",
+            file=str(path),
+            line=1,
+            expected="a header starting with 'service,depends_on'",
+            found=",".join(header),
+        )
+    for line, row in records:
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            ctx.reject(
+                InputError(
+                    "wrong number of fields",
+                    file=str(path),
+                    line=line,
+                    expected=f"{len(header)} fields",
+                    found=len(row),
+                )
             )
-        for row in reader:
-            line = reader.line_num
-            if not any(c.strip() for c in row):
-                continue
-            if len(row) != len(header):
-                ctx.reject(
-                    InputError(
-                        "wrong number of fields",
-                        file=str(path),
-                        line=line,
-                        expected=f"{len(header)} fields",
-                        found=len(row),
-                    )
+            continue
+        service, callee = row[0].strip(), row[1].strip()
+        if not service or not callee:
+            ctx.reject(
+                InputError(
+                    "empty name",
+                    file=str(path),
+                    line=line,
+                    field="service" if not service else "depends_on",
+                    expected="a service name",
+                    found="",
                 )
-                continue
-            service, callee = row[0].strip(), row[1].strip()
-            if not service or not callee:
-                ctx.reject(
-                    InputError(
-                        "empty name",
-                        file=str(path),
-                        line=line,
-                        field="service" if not service else "depends_on",
-                        expected="a service name",
-                        found="",
-                    )
+            )
+            continue
+        if service == callee:
+            ctx.reject(
+                InputError(
+                    "a service cannot depend on itself",
+                    file=str(path),
+                    line=line,
+                    field="depends_on",
+                    expected=f"a service other than {service!r}",
+                    found=callee,
                 )
-                continue
-            if service == callee:
-                ctx.reject(
-                    InputError(
-                        "a service cannot depend on itself",
-                        file=str(path),
-                        line=line,
-                        field="depends_on",
-                        expected=f"a service other than {service!r}",
-                        found=callee,
-                    )
-                )
-                continue
-            edges.append((service, callee))
+            )
+            continue
+        edges.append((service, callee))
     return {"dependencies": edge_table(edges)}
 
 

@@ -23,15 +23,15 @@ wrong number of fields.
 
 from __future__ import annotations
 
-import csv
-import math
 from pathlib import Path
 
 import pyarrow as pa
 
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import METRICS
+from whatchanged.engine.timerange import OutOfRange
 from whatchanged.ingest.base import ReadContext, Reader
+from whatchanged.ingest.text import csv_rows
 
 _ROLES = ("metric", "statistic")
 
@@ -62,96 +62,94 @@ def _number(text: str) -> float | None:
 
 
 def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = csv.reader(fh)
-        try:
-            services, metrics, stats = next(rows), next(rows), next(rows)
-        except StopIteration:
+    rows = csv_rows(path, ctx)
+    try:
+        services, metrics, stats = next(rows)[1], next(rows)[1], next(rows)[1]
+    except StopIteration:
+        raise InputError(
+            "header too short",
+            file=str(path),
+            expected="three header rows: service, metric, statistic",
+            found="fewer lines",
+        ) from None
+    for line, row, role in ((2, metrics, "metric"), (3, stats, "statistic")):
+        if not row or row[0].strip().lower() != role or len(row) != len(services):
             raise InputError(
-                "header too short",
+                "not a three-row header",
                 file=str(path),
-                expected="three header rows: service, metric, statistic",
-                found="fewer lines",
-            ) from None
-        for line, row, role in ((2, metrics, "metric"), (3, stats, "statistic")):
-            if not row or row[0].strip().lower() != role or len(row) != len(services):
-                raise InputError(
-                    "not a three-row header",
+                line=line,
+                expected=f"'{role},…' with {len(services)} fields",
+                found=",".join(row)[:60],
+            )
+    names = [
+        (s.strip(), f"{m.strip()}_{st.strip()}".lower())
+        for s, m, st in zip(services[1:], metrics[1:], stats[1:], strict=True)
+    ]
+    for col, (service, metric) in enumerate(names, start=2):
+        if not service or metric.startswith("_") or metric.endswith("_"):
+            raise InputError(
+                "empty service, metric or statistic in the header",
+                file=str(path),
+                line=1,
+                field=f"column {col}",
+                expected="a name in each of the three header rows",
+                found=(service, metric),
+            )
+    out: dict[str, list[object]] = {"ts": [], "service": [], "metric": [], "value": []}
+    for line, row in rows:
+        if not row or (row[0] and _number(row[0]) is None and all(not c for c in row[1:])):
+            continue  # the index-name row (``unix_timestamp,,,``) or a blank line
+        if len(row) != len(services):
+            ctx.reject(
+                InputError(
+                    "wrong number of fields",
                     file=str(path),
                     line=line,
-                    expected=f"'{role},…' with {len(services)} fields",
-                    found=",".join(row)[:60],
+                    expected=f"{len(services)} fields",
+                    found=len(row),
                 )
-        names = [
-            (s.strip(), f"{m.strip()}_{st.strip()}".lower())
-            for s, m, st in zip(services[1:], metrics[1:], stats[1:], strict=True)
-        ]
-        for col, (service, metric) in enumerate(names, start=2):
-            if not service or metric.startswith("_") or metric.endswith("_"):
-                raise InputError(
-                    "empty service, metric or statistic in the header",
+            )
+            continue
+        try:
+            us = ctx.times.epoch_us(row[0].strip())
+        except OutOfRange as exc:
+            ctx.reject(
+                InputError(
+                    "bad time",
                     file=str(path),
-                    line=1,
-                    field=f"column {col}",
-                    expected="a name in each of the three header rows",
-                    found=(service, metric),
+                    line=line,
+                    field=services[0] or "time",
+                    expected=f"epoch seconds, {exc.expected}",
+                    found=row[0],
                 )
-        out: dict[str, list[object]] = {"ts": [], "service": [], "metric": [], "value": []}
-        for row in rows:
-            line = rows.line_num
-            if not row or (row[0] and _number(row[0]) is None and all(not c for c in row[1:])):
-                continue  # the index-name row (``unix_timestamp,,,``) or a blank line
-            if len(row) != len(services):
-                ctx.reject(
-                    InputError(
-                        "wrong number of fields",
-                        file=str(path),
-                        line=line,
-                        expected=f"{len(services)} fields",
-                        found=len(row),
-                    )
+            )
+            continue
+        parsed: list[tuple[str, str, float]] = []
+        bad = None
+        for (service, metric), cell in zip(names, row[1:], strict=True):
+            text = cell.strip()
+            if not text:
+                continue
+            value = _number(text)
+            if value is None:
+                bad = InputError(
+                    "bad value",
+                    file=str(path),
+                    line=line,
+                    field=f"{service}/{metric}",
+                    expected="a number",
+                    found=text,
                 )
-                continue
-            epoch = _number(row[0])
-            if epoch is None or not math.isfinite(epoch) or not 0 <= epoch < 1e11:
-                ctx.reject(
-                    InputError(
-                        "bad time",
-                        file=str(path),
-                        line=line,
-                        field=services[0] or "time",
-                        expected="epoch seconds",
-                        found=row[0],
-                    )
-                )
-                continue
-            us = round(epoch * 1_000_000)
-            parsed: list[tuple[str, str, float]] = []
-            bad = None
-            for (service, metric), cell in zip(names, row[1:], strict=True):
-                text = cell.strip()
-                if not text:
-                    continue
-                value = _number(text)
-                if value is None:
-                    bad = InputError(
-                        "bad value",
-                        file=str(path),
-                        line=line,
-                        field=f"{service}/{metric}",
-                        expected="a number",
-                        found=text,
-                    )
-                    break
-                parsed.append((service, metric, value))
-            if bad is not None:
-                ctx.reject(bad)
-                continue
-            for service, metric, value in parsed:
-                out["ts"].append(us)
-                out["service"].append(service)
-                out["metric"].append(metric)
-                out["value"].append(value)
+                break
+            parsed.append((service, metric, value))
+        if bad is not None:
+            ctx.reject(bad)
+            continue
+        for service, metric, value in parsed:
+            out["ts"].append(us)
+            out["service"].append(service)
+            out["metric"].append(metric)
+            out["value"].append(value)
     table = pa.table(
         {
             "ts": pa.array(out["ts"], pa.int64()).cast(METRICS.field("ts").type),
