@@ -1,79 +1,108 @@
-"""Settings: one pydantic-settings class, built by :func:`load_settings`.
+"""Settings: one frozen dataclass, built by :func:`load_settings`.
 
 Every field can be set from the environment with the ``WHATCHANGED_`` prefix
 (``WHATCHANGED_HOME``, ``WHATCHANGED_TZ`` …) or passed explicitly.  Nothing
 in the library reads the environment except this function.
+
+A plain dataclass, not a settings library: a responder's ``explain`` reads it
+in a new process, and the validation it needs (a zone name, a few lower
+bounds, types from environment strings) is a few lines.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whatchanged.engine.errors import ConfigError
 
+ENV_PREFIX = "WHATCHANGED_"
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
 
-class Settings(BaseSettings):
+
+def _doc(description: str, *, ge: int | None = None) -> dict[str, Any]:
+    return {"description": description, "ge": ge}
+
+
+@dataclass(frozen=True)
+class Settings:
     """Configuration of one whatchanged process."""
 
-    model_config = SettingsConfigDict(env_prefix="WHATCHANGED_", extra="forbid")
-
-    home: Path = Field(
+    home: Path = field(
         default=Path("data/warehouse"),
-        description="Warehouse folder (Parquet files and commit manifests).",
+        metadata=_doc("Warehouse folder (Parquet files and commit manifests)."),
     )
-    tz: str = Field(
+    tz: str = field(
         default="UTC",
-        description="Time zone assumed for inputs without an offset and used for display.",
+        metadata=_doc("Time zone assumed for inputs without an offset and used for display."),
     )
-    api_tokens: str = Field(
+    api_tokens: str = field(
         default="",
-        description="Comma-separated bearer tokens allowed to write over HTTP; empty refuses writes.",
+        metadata=_doc("Comma-separated bearer tokens allowed to write over HTTP; empty refuses writes."),
     )
-    read_tokens: str = Field(
+    read_tokens: str = field(
         default="",
-        description="Comma-separated bearer tokens required to read over HTTP (API, dashboards, "
-        "/metrics); empty: reads are open. Write tokens are accepted for reads too.",
+        metadata=_doc(
+            "Comma-separated bearer tokens required to read over HTTP (API, dashboards, "
+            "/metrics); empty: reads are open. Write tokens are accepted for reads too."
+        ),
     )
-    max_body_bytes: int = Field(
-        default=1024 * 1024, description="Largest HTTP request body accepted, in bytes."
+    max_body_bytes: int = field(
+        default=1024 * 1024, metadata=_doc("Largest HTTP request body accepted, in bytes.", ge=1)
     )
-    deploy_lookback_s: int = Field(
-        default=7200, description="How far before an onset a deploy can still be a cause, in seconds."
+    deploy_lookback_s: int = field(
+        default=7200,
+        metadata=_doc("How far before an onset a deploy can still be a cause, in seconds.", ge=0),
     )
-    allow_future: bool = Field(
+    allow_future: bool = field(
         default=False,
-        description="Accept observed times more than a day ahead of this machine's clock "
-        "(HTTP writes; `whatchanged ingest --allow-future` for one run).",
+        metadata=_doc(
+            "Accept observed times more than a day ahead of this machine's clock "
+            "(HTTP writes; `whatchanged ingest --allow-future` for one run)."
+        ),
     )
-    max_line_bytes: int = Field(
+    max_line_bytes: int = field(
         default=1 << 20,
-        ge=1024,
-        description="Longest line a line-based reader (CSV, logs, JSON Lines) accepts, in bytes; "
-        "a longer one fails the file at once.",
+        metadata=_doc(
+            "Longest line a line-based reader (CSV, logs, JSON Lines) accepts, in bytes; "
+            "a longer one fails the file at once.",
+            ge=1024,
+        ),
     )
-    max_field_chars: int = Field(
-        default=128 * 1024,
-        ge=64,
-        description="Longest CSV field accepted, in characters.",
+    max_field_chars: int = field(
+        default=128 * 1024, metadata=_doc("Longest CSV field accepted, in characters.", ge=64)
     )
-    aliases_file: Path | None = Field(
+    aliases_file: Path | None = field(
         default=None,
-        description="YAML file mapping provider names to inventory names (see docs/aliases.md).",
+        metadata=_doc("YAML file mapping provider names to inventory names (see docs/warehouse.md)."),
     )
 
-    @field_validator("tz")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
+    #: name → description, for the docs and ``--help`` texts
+    descriptions: ClassVar[dict[str, str]]
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            fixed = _coerce(f.name, f.type, value)
+            ge = f.metadata.get("ge")
+            if ge is not None and fixed < ge:
+                raise ConfigError(
+                    f"setting '{f.name}': expected an integer of at least {ge}, found {value!r}"
+                )
+            if fixed is not value:
+                object.__setattr__(self, f.name, fixed)
         try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"expected an IANA time zone such as Europe/Paris, found {value!r}") from exc
-        return value
+            ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"setting 'tz': expected an IANA time zone such as Europe/Paris, found {self.tz!r}"
+            ) from None
 
     @property
     def token_list(self) -> list[str]:
@@ -83,13 +112,69 @@ class Settings(BaseSettings):
     def read_token_list(self) -> list[str]:
         return [t.strip() for t in self.read_tokens.split(",") if t.strip()]
 
+    def model_copy(self, *, update: Mapping[str, Any]) -> Settings:
+        """These settings with ``update`` applied (validated again)."""
+        return dataclasses.replace(self, **update)
+
+
+Settings.descriptions = {f.name: f.metadata["description"] for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, kind: object, value: Any) -> Any:
+    """``value`` (given, or a string from the environment) as the field's type."""
+    kind = str(kind)
+    bad = ConfigError(f"setting '{name}': expected {_expected(kind)}, found {value!r}")
+    if value is None:
+        if "None" in kind:
+            return None
+        raise bad
+    if kind.startswith("Path"):
+        if isinstance(value, Path):
+            return value
+        if isinstance(value, str) and value and "\x00" not in value:
+            return Path(value)
+        raise bad
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise bad
+    if kind == "int":
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise bad from None
+        raise bad
+    if not isinstance(value, str):
+        raise bad
+    return value
+
+
+def _expected(kind: str) -> str:
+    return {"bool": "true or false", "int": "an integer", "str": "a text"}.get(kind, "a path")
+
 
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings from the environment, then ``overrides`` (None values ignored)."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return Settings(**given)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"setting '{key}': {err['msg']}") from None
+    names = {f.name for f in dataclasses.fields(Settings)}
+    given: dict[str, Any] = {}
+    env = {k.upper(): v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}
+    for name in names:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            given[name] = raw
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in names:
+            raise ConfigError(
+                f"setting '{key}': unknown setting (expected one of {', '.join(sorted(names))})"
+            )
+        given[key] = value
+    return Settings(**given)
