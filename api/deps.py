@@ -23,17 +23,18 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import duckdb
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 
 from whatchanged.api.problems import FieldError, ProblemError, found_repr
-from whatchanged.engine.errors import ConfigError
+from whatchanged.engine.errors import ConfigError, WarehouseError
 from whatchanged.engine.settings import Settings
 from whatchanged.engine.timeparse import parse_duration, parse_when, zone
 from whatchanged.engine.warehouse import Warehouse, latest_day
@@ -58,6 +59,27 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 # -- reading the warehouse -------------------------------------------------------------------
+#: how long a request waits for detection on newly committed data before it is answered from
+#: the previous data version (flagged ``X-Whatchanged-Stale``); the new answer keeps being
+#: computed and serves the next request
+STALE_AFTER_S = 1.0
+STALE_HEADER = "X-Whatchanged-Stale"  # value "1", as on the dashboards' pages
+
+
+class _Bounded(OrderedDict[Hashable, Any]):
+    """An insertion-ordered dict keeping its ``size`` newest keys."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, key: Hashable, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
 class Memo:
     """A small thread-safe LRU cache that computes each key once (concurrent askers wait).
 
@@ -70,8 +92,11 @@ class Memo:
         self._lock = threading.Lock()
         self._done: OrderedDict[Hashable, Any] = OrderedDict()
         self._running: dict[Hashable, Future[Any]] = {}
+        #: family → (order, value) of its newest data version, for :meth:`get_or_previous`
+        self._previous: OrderedDict[Hashable, Any] = _Bounded(size)
         self.hits = 0
         self.misses = 0
+        self.stale = 0  # answers given from an older data version
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
         with self._lock:
@@ -103,6 +128,70 @@ class Memo:
         future.set_result(value)
         return value
 
+    def get_or_previous(
+        self,
+        key: Hashable,
+        family: Hashable,
+        start: Callable[[], Callable[[], T]],
+        *,
+        order: Any,
+        wait_s: float,
+    ) -> tuple[T, bool]:
+        """``(value, stale)``: the value of ``key``, computed once; or, when it is not ready
+        within ``wait_s`` seconds and some other key of the same ``family`` (the same question
+        on an older data version) has a value, that value with ``stale`` True while the
+        computation goes on in the background and lands in the cache for the next asker.
+
+        ``start()`` is called by the one request that starts the computation, in its own
+        thread, and returns the computation to run (it must not use the request's cursor,
+        which closes when the request ends).  ``order`` sorts data versions (the commit
+        key): a computation on older data finishing late never replaces a newer answer as
+        the family's previous one.
+        """
+        with self._lock:
+            if key in self._done:
+                self._done.move_to_end(key)
+                self.hits += 1
+                value: T = self._done[key]
+                return value, False
+            future = self._running.get(key)
+            kept: tuple[Any, T] | None = self._previous.get(family)
+            if future is None:
+                future = self._running[key] = Future()
+                self.misses += 1
+                compute = start()
+                threading.Thread(
+                    target=self._finish, args=(key, family, order, compute, future), daemon=True, name="memo"
+                ).start()
+        try:
+            fresh: T = future.result(timeout=wait_s if kept is not None else None)
+            return fresh, False
+        except FutureTimeout:
+            assert kept is not None  # waited without a timeout otherwise
+            with self._lock:
+                self.stale += 1
+            return kept[1], True
+
+    def _finish(
+        self, key: Hashable, family: Hashable, order: Any, compute: Callable[[], T], future: Future[T]
+    ) -> None:
+        try:
+            value = compute()
+        except BaseException as exc:  # handed to every waiter; nothing cached
+            with self._lock:
+                self._running.pop(key, None)
+            future.set_exception(exc)
+            return
+        with self._lock:
+            self._running.pop(key, None)
+            self._done[key] = value
+            kept = self._previous.get(family)
+            if kept is None or kept[0] <= order:
+                self._previous[family] = (order, value)
+            while len(self._done) > self.size:
+                self._done.popitem(last=False)
+        future.set_result(value)
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -116,6 +205,51 @@ class Snapshot:
     commit_key: Hashable
     data_key: Hashable
     memo: Memo
+    #: a new cursor on the same database, for work that outlives the request
+    fork: Callable[[], duckdb.DuckDBPyConnection] | None = None
+    #: the response whose headers say when an answer comes from older data
+    response: Response | None = None
+    #: the client asked for fresh answers only (``Cache-Control: no-cache``)
+    fresh: bool = False
+
+    def by_data(
+        self,
+        key: tuple[Hashable, ...],
+        compute: Callable[[duckdb.DuckDBPyConnection], T],
+        *,
+        question: tuple[Hashable, ...] | None = None,
+    ) -> T:
+        """``compute(cursor)`` once per detection data version (``data_key``).  Right after a
+        commit of monitoring data, when the new version takes longer than
+        :data:`STALE_AFTER_S` and the same ``question`` (default: ``key``; e.g. "the incidents
+        of all the data", whatever range that resolves to now) was answered on an older
+        version, that answer is returned and the response says so in :data:`STALE_HEADER`.
+        A client asking for a fresh answer (``Cache-Control: no-cache``) waits for it."""
+        fork = self.fork
+        if fork is None or self.fresh:
+            return self.memo.get((key[0], self.data_key, *key[1:]), lambda: compute(self.con))
+
+        def start() -> Callable[[], T]:
+            cur = fork()
+
+            def run() -> T:
+                try:
+                    return compute(cur)
+                finally:
+                    cur.close()
+
+            return run
+
+        value, stale = self.memo.get_or_previous(
+            (key[0], self.data_key, *key[1:]),
+            ("by_data", *(question or key)),
+            start,
+            order=self.commit_key,
+            wait_s=STALE_AFTER_S,
+        )
+        if stale and self.response is not None:
+            self.response.headers[STALE_HEADER] = "1"
+        return value
 
 
 #: tables incident detection reads; a commit of changes or feedback leaves incidents as they were
@@ -152,8 +286,9 @@ class WarehouseReader:
         """A cursor over the views as committed now (caller closes it)."""
         return self.snapshot().con
 
-    def snapshot(self) -> Snapshot:
-        """A cursor over the views as committed now, with their fingerprints (caller closes it)."""
+    def snapshot(self, response: Response | None = None, *, fresh: bool = False) -> Snapshot:
+        """A cursor over the views as committed now, with their fingerprints (caller closes it);
+        ``response``: where to say that an answer comes from older data."""
         key = self._commit_key()  # taken before refreshing: a commit landing meanwhile changes it
         with self._lock:
             if self._con is None or key != self._key:
@@ -165,9 +300,19 @@ class WarehouseReader:
                 self._key, self._data_key = key, data_key
                 self.refreshes += 1
             cur = self._con.cursor()
-            snap = Snapshot(cur, self._key, self._data_key, self.memo)
+            snap = Snapshot(
+                cur, self._key, self._data_key, self.memo, fork=self._fork, response=response, fresh=fresh
+            )
         cur.execute("SET TimeZone='UTC'")
         return snap
+
+    def _fork(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._con is None:
+                raise WarehouseError("the warehouse reader is closed")
+            cur = self._con.cursor()
+        cur.execute("SET TimeZone='UTC'")
+        return cur
 
     def close(self) -> None:
         with self._lock:
@@ -201,8 +346,11 @@ def get_con(
         cur.close()
 
 
-def get_snapshot(reader: Annotated[WarehouseReader, Depends(get_reader)]) -> Iterator[Snapshot]:
-    snap = reader.snapshot()
+def get_snapshot(
+    reader: Annotated[WarehouseReader, Depends(get_reader)], request: Request, response: Response
+) -> Iterator[Snapshot]:
+    asked = request.headers.get("cache-control", "").lower().replace(" ", "")
+    snap = reader.snapshot(response, fresh="no-cache" in asked or "max-age=0" in asked)
     try:
         yield snap
     finally:

@@ -63,7 +63,7 @@ def explain_cached(snap: Snapshot, when: datetime, settings: Settings) -> dict[s
     """``explain_at`` with its two costs cached: incident detection until services, metrics or
     states change, and the ranking until anything is committed."""
     con, memo, tz = snap.con, snap.memo, settings.tz
-    incident, overlapping = memo.get(("incidents_at", snap.data_key, when), lambda: incidents_at(con, when))
+    incident, overlapping = snap.by_data(("incidents_at", when), lambda cur: incidents_at(cur, when))
     if incident is None:  # the answer does not depend on the changes
         key: tuple[Any, ...] = ("explain_none", snap.data_key, model_key(settings.home), when, tz)
         none: dict[str, Any] = memo.get(

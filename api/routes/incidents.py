@@ -102,8 +102,11 @@ def list_incidents(
     span = resolve_range(con, start, end, tz)
     found: list[Incident] = []
     if span:
-        key = ("find_incidents", snap.data_key, span)
-        found = snap.memo.get(key, lambda: find_incidents(con, span[0], span[1]))
+        found = snap.by_data(
+            ("find_incidents", span),
+            lambda cur: find_incidents(cur, span[0], span[1]),
+            question=("find_incidents", start, end, tz),
+        )
     items = []
     for incident in found[offset : offset + limit]:
         d = incident_json(incident, tz or "UTC")
@@ -142,7 +145,4 @@ def get_incident(
 def incident_by_id(snap: Snapshot, incident_id: str) -> Incident:
     """``get_incident``, cached until services, metrics or states change (NotFoundError → 404)."""
     incident_onset(incident_id)  # a NotFoundError (404) for an id that names no possible time
-    con = snap.con
-    return snap.memo.get(
-        ("get_incident", snap.data_key, incident_id), lambda: find_incident(con, incident_id)
-    )
+    return snap.by_data(("get_incident", incident_id), lambda cur: find_incident(cur, incident_id))
