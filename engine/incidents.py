@@ -11,7 +11,10 @@ failures of one cause (``docs/detection.md`` §4):
    after the first ends, or they **overlap in time** (± ``link_gap_s``, 2 min)
    and are **related by topology** (same datacenter, switch or host; same app
    only for services whose datacenter is unknown; a service missing from the
-   inventory relates to everything by time), closed transitively;
+   inventory relates to everything by time), closed transitively — except that a
+   *local burst* (3 services behind one switch or on one host within 3 min) starting
+   5 min after a wave confined to another switch or host is a wave of its own
+   (:func:`_elsewhere`);
 2. every **soft** anomaly joins one wave — the latest whose hard span holds its
    onset, else the linked wave with the nearest onset — and never links two:
    a lingering soft anomaly does not chain a later wave to an earlier one;
@@ -73,6 +76,12 @@ MAX_REACH_S = 86400.0
 ONSET_SLACK_S = 120.0
 #: an anomaly is hard when the metric doubled or halved (:func:`is_hard`)
 HARD_FACTOR = 2.0
+#: a *local burst*: this many services behind one switch or on one host failing within
+#: ``BURST_S`` of each other; one that starts ``SPLIT_AFTER_S`` after a wave confined to
+#: another switch (or host) is an incident of its own (:func:`_elsewhere`)
+BURST_SERVICES = 3
+BURST_S = 180.0
+SPLIT_AFTER_S = 300.0
 #: inventory columns read for grouping (only datacenter, switch, host and app relate services)
 TOPOLOGY = ("kind", "datacenter", "rack", "switch", "host", "app")
 _ID = re.compile(r"^inc-(\d{8}T\d{4})Z-([0-9a-f]{6})$")
@@ -211,6 +220,7 @@ def _sweep(
     ]
     events += [(o.start, o.end or cutoff, o.service, o) for o in outages]
     events.sort(key=lambda e: (e[0], e[2], repr(e[3])))
+    bursts = _local_bursts(events, inv)
     active: list[_Group] = []
     done: list[_Group] = []
     for t0, t1, svc, ev in events:
@@ -219,16 +229,59 @@ def _sweep(
             (still if g.end + max(flap, link) >= t0 else done).append(g)
         active = still
         new = _event_group(t0, t1, svc, ev, inv, True)
+        burst = bursts.get((t0, svc))
         hits = []
         for g in active:
             same = svc in g.service_end and t0 <= g.service_end[svc] + flap
             related = new.anywhere or g.anywhere or bool(new.keys & g.keys)
+            if related and burst is not None and _elsewhere(g, new, t0):
+                related = False
             if same or (related and t0 <= g.end + link):
                 hits.append(g)
         for g in hits:
             new.absorb(g)
         active = [g for g in active if all(g is not h for h in hits)] + [new]
     return done + active
+
+
+def _local_bursts(
+    events: Sequence[tuple[datetime, datetime, str, Anomaly | Outage]], inv: dict[str, dict[str, str | None]]
+) -> dict[tuple[datetime, str], tuple[str, str]]:
+    """``(onset, service) → (switch or host key)`` for the hard events that belong to a *local
+    burst*: at least :data:`BURST_SERVICES` services behind one switch (or on one host)
+    failing within :data:`BURST_S` of each other — a rack losing its switch, a host dying."""
+    by_place: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
+    for t0, _t1, svc, _ev in events:
+        row = inv.get(svc) or {}
+        for kind in ("switch", "host"):
+            if row.get(kind):
+                by_place.setdefault((kind, str(row[kind])), []).append((t0, svc))
+    out: dict[tuple[datetime, str], tuple[str, str]] = {}
+    window = timedelta(seconds=BURST_S)
+    for place, hits in sorted(by_place.items()):
+        hits.sort()
+        times = [t for t, _ in hits]
+        for t, svc in hits:
+            lo = bisect.bisect_left(times, t - window)
+            hi = bisect.bisect_right(times, t + window)
+            if len({s for _, s in hits[lo:hi]}) >= BURST_SERVICES and (t, svc) not in out:
+                out[(t, svc)] = place
+    return out
+
+
+def _elsewhere(g: _Group, new: _Group, t0: datetime) -> bool:
+    """Whether an event of a local burst is a failure of its own beside the wave
+    ``g``: ``g`` is itself local (its hard failures all behind one switch), started at
+    least :data:`SPLIT_AFTER_S` before, and shares nothing with the event but the
+    datacenter.  Two things going wrong in one datacenter at once stay two incidents; a
+    wave already spread over several switches takes in what else fails there."""
+    if t0 - _hard_start(g) < timedelta(seconds=SPLIT_AFTER_S) or g.anywhere:
+        return False
+    if {k for k in new.keys & g.keys if k[0] != "datacenter"}:
+        return False
+    switches = {v for k, v in g.keys if k == "switch"}
+    hosts = {v for k, v in g.keys if k == "host"}
+    return len(switches) == 1 or (not switches and len(hosts) == 1)
 
 
 def _attach_soft(

@@ -32,10 +32,6 @@ WRONG: dict[str, str] = {
         " step-at-the-question fallback (engine/origin) names the release, but its onset is the"
         " question time (18:55), not 18:45"
     ),
-    "two_incidents_one_datacenter@rack": (
-        "issue #12: the rack's switch works at 10:12 are stitched into the db host's incident of"
-        " 10:00 (same datacenter, overlapping in time): onset 10:00 and the host ranked first"
-    ),
     "traffic_surge_no_cause": (
         "issue #12: a fleet-wide step at 08:00 on a rising morning curve gets its onset at 07:53"
         " (7 min early); the answer itself (unknown) is right"

@@ -184,3 +184,71 @@ def test_recurrence_joins_the_same_hard_failures_only() -> None:
     other = [_out("www-1", 0, 25), _out("www-2", 0, 25), _out("bo", 65, 140), _out("bo-db", 65, 140)]
     soft = [_anom("www-1", 20, 70, 1.3)]
     assert _groups(soft, other) == [{"bo", "bo-db"}, {"www-1", "www-2"}]
+
+
+# two things going wrong in one datacenter at once: a host dies, then a rack loses its switch
+RACKS: dict[str, dict[str, str | None]] = {
+    **{
+        f"db-{k}": {
+            "kind": "db",
+            "datacenter": "WAW",
+            "rack": "b00",
+            "switch": "b00-sw",
+            "host": "h-3",
+            "app": None,
+        }
+        for k in range(3)
+    },
+    **{
+        f"web-{k}": {
+            "kind": "site",
+            "datacenter": "WAW",
+            "rack": "b07",
+            "switch": "b07-sw",
+            "host": f"h-7{k}",
+            "app": None,
+        }
+        for k in range(5)
+    },
+    **{
+        f"api-{k}": {
+            "kind": "site",
+            "datacenter": "WAW",
+            "rack": f"b1{k}",
+            "switch": f"b1{k}-sw",
+            "host": f"h-1{k}",
+            "app": None,
+        }
+        for k in range(4)
+    },
+}
+
+
+def _rack_groups(outages: list[Outage]) -> list[set[str]]:
+    found = group_events([], outages, RACKS, cutoff=_m(600))
+    return sorted((set(g.service_end) for g in found), key=sorted)
+
+
+def test_a_rack_failing_while_a_host_is_down_is_an_incident_of_its_own() -> None:
+    host = [_out(f"db-{k}", 0, 30) for k in range(3)]
+    rack = [_out(f"web-{k}", 12 + k * 0.5, 40) for k in range(5)]
+    assert _rack_groups(host + rack) == [{f"db-{k}" for k in range(3)}, {f"web-{k}" for k in range(5)}]
+
+
+def test_a_wave_spread_over_the_datacenter_takes_in_what_fails_there_later() -> None:
+    spread = [_out(f"api-{k}", 0, 30) for k in range(4)]  # four switches: the datacenter itself
+    rack = [_out(f"web-{k}", 12 + k * 0.5, 40) for k in range(5)]
+    assert _rack_groups(spread + rack) == [{f"api-{k}" for k in range(4)} | {f"web-{k}" for k in range(5)}]
+
+
+def test_single_failures_elsewhere_in_the_datacenter_still_join_a_local_wave() -> None:
+    # a host's services fail, then two callers on other switches (no burst of their own)
+    host = [_out(f"db-{k}", 0, 30) for k in range(3)]
+    callers = [_out("api-0", 8, 25), _out("api-1", 9, 25)]
+    assert _rack_groups(host + callers) == [{"db-0", "db-1", "db-2", "api-0", "api-1"}]
+
+
+def test_a_burst_right_at_the_start_of_a_local_wave_is_the_same_failure() -> None:
+    host = [_out(f"db-{k}", 0, 30) for k in range(3)]
+    rack = [_out(f"web-{k}", 2 + k * 0.3, 40) for k in range(5)]  # within SPLIT_AFTER_S
+    assert _rack_groups(host + rack) == [{f"db-{k}" for k in range(3)} | {f"web-{k}" for k in range(5)}]
