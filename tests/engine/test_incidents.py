@@ -9,7 +9,14 @@ import pytest
 
 from tests.engine import scenarios as sc
 from whatchanged.engine.errors import NotFoundError
-from whatchanged.engine.incidents import find_incidents, get_incident, group_events, incident_at, is_hard
+from whatchanged.engine.incidents import (
+    find_incidents,
+    get_incident,
+    group_events,
+    incident_at,
+    is_hard,
+    wave_onset,
+)
 from whatchanged.engine.model import Anomaly, Outage
 from whatchanged.engine.warehouse import Warehouse
 
@@ -252,3 +259,35 @@ def test_a_burst_right_at_the_start_of_a_local_wave_is_the_same_failure() -> Non
     host = [_out(f"db-{k}", 0, 30) for k in range(3)]
     rack = [_out(f"web-{k}", 2 + k * 0.3, 40) for k in range(5)]  # within SPLIT_AFTER_S
     assert _rack_groups(host + rack) == [{f"db-{k}" for k in range(3)} | {f"web-{k}" for k in range(5)}]
+
+
+def _wide(n: int, early: int) -> list[Anomaly]:
+    """``n`` services stepping at minute 10, ``early`` of them estimated to start at minute 0."""
+    return [_anom(f"s{k:03d}", 0 if k < early else 10, 60, 8.0) for k in range(n)]
+
+
+def _onset(anomalies: list[Anomaly], outages: list[Outage] | None = None) -> datetime:
+    """The onset of the one incident the events make (services in one datacenter)."""
+    names = {a.service for a in anomalies} | {o.service for o in outages or []}
+    inv: dict[str, dict[str, str | None]] = {
+        s: {"kind": "site", "datacenter": "DC", "rack": None, "switch": None, "host": None, "app": None}
+        for s in names
+    }
+    [g] = group_events(anomalies, outages or [], inv, cutoff=_m(600))
+    return wave_onset(g)
+
+
+def test_a_few_early_estimates_do_not_move_the_onset_of_a_wide_incident() -> None:
+    # 200 services step at minute 10; the onset estimates of 4 (noise) land at minute 0
+    assert _onset(_wide(200, 4)) == _m(10)
+    # 30 of 200 starting earlier is a real precursor: the onset follows them
+    assert _onset(_wide(200, 30)) == _m(0)
+
+
+def test_a_small_incident_starts_at_its_earliest_failure() -> None:
+    assert _onset(_wide(12, 1)) == _m(0)
+
+
+def test_an_outage_keeps_its_exact_start() -> None:
+    anomalies = _wide(200, 4)
+    assert _onset(anomalies, [_out("s150", 7, 30)]) == _m(7)
