@@ -247,7 +247,7 @@ def is_admin(scope: Scope, tokens: Sequence[str]) -> bool:
             if scheme.lower() != "bearer" or not given.strip():
                 return False
             raw = given.strip().encode("utf-8", "replace")
-            return any([hmac.compare_digest(raw, t.encode("utf-8", "replace")) for t in tokens])
+            return any(hmac.compare_digest(raw, t.encode("utf-8", "replace")) for t in tokens)
     return False
 
 

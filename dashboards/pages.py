@@ -402,7 +402,7 @@ def index(request: Request, settings: SettingsDep, tz: TzQuery = None) -> HTMLRe
         )
         names = [r[0] for r in con.sql("SELECT service FROM services ORDER BY service").fetchall()]
         affected = sorted({s for i in incidents for s in i.critical_services})
-        body = html.render(
+        return html.render(
             "index.html",
             home=html.esc(Path(settings.home).name),
             first=html.when(first, tzname),
@@ -419,7 +419,6 @@ def index(request: Request, settings: SettingsDep, tz: TzQuery = None) -> HTMLRe
             incident_services=_service_links(root, tuple(affected), limit=40),
             root=root,
         )
-        return body
 
     return _respond(request, settings, tz, title="dashboards", build=build, figures=False)
 

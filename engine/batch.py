@@ -335,39 +335,39 @@ def run_partition(home: str, part: Partition, threads: int | None = None) -> pa.
     )
 
 
+def _anomaly_row(a: Anomaly) -> dict[str, Any]:
+    return {
+        "kind": "anomaly",
+        "service": a.service,
+        "name": a.metric,
+        "start": a.start,
+        "onset": a.onset,
+        "end": a.end,
+        "direction": a.direction,
+        "peak_score": a.peak_score,
+        "baseline": a.baseline,
+        "observed": a.observed,
+        "detected_at": a.detected_at,
+        "onset_lookahead": a.onset_lookahead,
+    }
+
+
+def _outage_row(o: Outage) -> dict[str, Any]:
+    return {
+        "kind": "outage",
+        "service": o.service,
+        "name": o.check,
+        "start": o.start,
+        "end": o.end,
+        "state": o.state,
+        "source": o.source,
+        "external": o.external,
+    }
+
+
 def events_table(anomalies: Sequence[Anomaly], outages: Sequence[Outage]) -> pa.Table:
     """Anomalies and outages as one :data:`EVENTS` table, sorted."""
-    rows: list[dict[str, Any]] = []
-    for a in anomalies:
-        rows.append(
-            {
-                "kind": "anomaly",
-                "service": a.service,
-                "name": a.metric,
-                "start": a.start,
-                "onset": a.onset,
-                "end": a.end,
-                "direction": a.direction,
-                "peak_score": a.peak_score,
-                "baseline": a.baseline,
-                "observed": a.observed,
-                "detected_at": a.detected_at,
-                "onset_lookahead": a.onset_lookahead,
-            }
-        )
-    for o in outages:
-        rows.append(
-            {
-                "kind": "outage",
-                "service": o.service,
-                "name": o.check,
-                "start": o.start,
-                "end": o.end,
-                "state": o.state,
-                "source": o.source,
-                "external": o.external,
-            }
-        )
+    rows = [*map(_anomaly_row, anomalies), *map(_outage_row, outages)]
     rows.sort(key=lambda r: (r["kind"], r["service"], r["name"], r["start"], r.get("direction") or ""))
     return pa.Table.from_pylist(rows, schema=EVENTS)
 
@@ -676,7 +676,7 @@ def run_batch(
             if progress:
                 progress(Progress(part.key, count, len(parts), False))
         anomalies, outages = load_events(folder, parts)
-        incidents = stitch(con, params, anomalies, outages)
+        incidents = stitch(con, anomalies, outages)
         explanations = {inc.incident_id: explain_incident(con, inc, settings=settings) for inc in incidents}
         avail = service_availability(con, params.start, params.end, outages)
     finally:
@@ -718,10 +718,7 @@ def _end_key(a: Anomaly) -> tuple[int, datetime]:
 
 
 def stitch(
-    con: duckdb.DuckDBPyConnection,
-    params: BatchParams,
-    anomalies: Sequence[Anomaly],
-    outages: Sequence[Outage],
+    con: duckdb.DuckDBPyConnection, anomalies: Sequence[Anomaly], outages: Sequence[Outage]
 ) -> list[Incident]:
     """Incidents from every partition's events, by the rules of ``find_incidents`` (open ends
     count up to the end of the data, as there)."""
@@ -836,27 +833,28 @@ def incidents_table(result: BatchResult) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=INCIDENTS)
 
 
+def _cause_row(inc: Incident, c: Cause) -> dict[str, Any]:
+    return {
+        "incident_id": inc.incident_id,
+        "rank": c.rank,
+        "category": c.category,
+        "change_id": c.change_id,
+        "component": c.component,
+        "title": c.title,
+        "start": c.start,
+        "end": c.end,
+        "score": c.score,
+        "evidence_for": list(c.evidence_for),
+        "evidence_against": list(c.evidence_against),
+        "features": sorted((str(k), float(v)) for k, v in c.features.items()),
+        "downtime_s": inc.downtime_s if c.rank == 1 else 0.0,
+    }
+
+
 def causes_table(result: BatchResult) -> pa.Table:
-    rows = []
-    for inc in result.incidents:
-        for c in result.explanations[inc.incident_id].causes:
-            rows.append(
-                {
-                    "incident_id": inc.incident_id,
-                    "rank": c.rank,
-                    "category": c.category,
-                    "change_id": c.change_id,
-                    "component": c.component,
-                    "title": c.title,
-                    "start": c.start,
-                    "end": c.end,
-                    "score": c.score,
-                    "evidence_for": list(c.evidence_for),
-                    "evidence_against": list(c.evidence_against),
-                    "features": sorted((str(k), float(v)) for k, v in c.features.items()),
-                    "downtime_s": inc.downtime_s if c.rank == 1 else 0.0,
-                }
-            )
+    rows = [
+        _cause_row(inc, c) for inc in result.incidents for c in result.explanations[inc.incident_id].causes
+    ]
     return pa.Table.from_pylist(rows, schema=CAUSES)
 
 
@@ -938,8 +936,10 @@ def report_markdown(result: BatchResult, *, max_rows: int = 50) -> str:
     for inc in result.incidents:
         top = result.top_cause(inc.incident_id)
         counts[top.category if top else "unknown"] = counts.get(top.category if top else "unknown", 0) + 1
-    for klass in sorted(per, key=lambda k: (-per[k], k)):
-        lines.append(f"| {klass} | {counts[klass]} | {_minutes(per[klass])} |")
+    lines += [
+        f"| {klass} | {counts[klass]} | {_minutes(per[klass])} |"
+        for klass in sorted(per, key=lambda k: (-per[k], k))
+    ]
     lines += ["", "## Top changes by attributed downtime", ""]
     changes = top_changes(result)
     if changes:

@@ -224,7 +224,12 @@ def _overlap(affected: set[str], scope: set[str]) -> tuple[set[str], float, floa
 
 
 def release_candidates(
-    incident: Incident, changes: Iterable[Change], topo: Topology, *, lookback_s: float, tz_fmt: str
+    incident: Incident,
+    changes: Iterable[Change],
+    topo: Topology,  # noqa: ARG001 (positional in engine/explain.py's call, which this pass leaves alone)
+    *,
+    lookback_s: float,
+    tz_fmt: str,
 ) -> list[Candidate]:
     affected = set(incident.services_affected)
     network, error_services = signals(incident)
@@ -458,8 +463,7 @@ def hosting_candidates(
             con.append("no single host, switch or rack failed before the others")
         if signature == 0.0:
             con.append("the error rate jumped: an application symptom rather than a machine failure")
-        for m in covered_by:
-            con.append(f"it sits in the scope of {m.change_id}, whose window covers the onset")
+        con += [f"it sits in the scope of {m.change_id}, whose window covers the onset" for m in covered_by]
         peers = _standby_peers(value, level, topo, affected) if hardness == 1.0 else set()
         if 1 <= len(peers) <= 3:  # a primary/standby pair or a small cluster
             pro.append(f"{', '.join(sorted(peers)[:3])} of the same app did not take over")

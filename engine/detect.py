@@ -397,7 +397,14 @@ def detect_series(
     ]
 
 
-def _anomaly(iv: Interval, service: str, metric: str, at: Any, step_us: int, online: bool) -> Anomaly:
+def _anomaly(
+    iv: Interval,
+    service: str,
+    metric: str,
+    at: Any,
+    step_us: int,  # noqa: ARG001 (positional in engine/daystate.py's call, which this pass leaves alone)
+    online: bool,
+) -> Anomaly:
     return Anomaly(
         service=service,
         metric=metric,

@@ -155,7 +155,7 @@ def parse_payload(obj: Any, *, source: str, tz: str) -> pa.Table:
     return json_parse_payload(rows_of, obj, source=source, tz=tz)
 
 
-def sniff(path: Path, head: bytes) -> bool:
+def sniff(_path: Path, head: bytes) -> bool:
     text = json_head(head)
     return text.startswith('{"data":') and '"type":"event"' in text
 

@@ -92,7 +92,7 @@ def _one(item: dict[str, Any], *, where: Where) -> dict[str, Any] | None:
     return row
 
 
-def rows_of(obj: Any, *, where: Where, tz: str) -> tuple[list[dict[str, Any]], bool]:
+def rows_of(obj: Any, *, where: Where, tz: str) -> tuple[list[dict[str, Any]], bool]:  # noqa: ARG001 (RowsFn)
     if not isinstance(obj, list | dict):
         raise where.error("not Grafana annotations", "a list of annotations", type(obj).__name__)
     items = obj if isinstance(obj, list) else [obj]
@@ -112,7 +112,7 @@ def parse_payload(obj: Any, *, source: str, tz: str) -> pa.Table:
     return json_parse_payload(rows_of, obj, source=source, tz=tz)
 
 
-def sniff(path: Path, head: bytes) -> bool:
+def sniff(_path: Path, head: bytes) -> bool:
     text = json_head(head)
     return (
         text[:1] in "[{"

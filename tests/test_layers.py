@@ -28,9 +28,10 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_imports_point_one_way() -> None:
-    wrong = []
-    for layer, allowed in ALLOWED.items():
-        for path in (ROOT / layer).rglob("*.py"):
-            for target in _imports(path) - allowed:
-                wrong.append(f"{path.relative_to(ROOT)} imports whatchanged.{target}")
+    wrong = [
+        f"{path.relative_to(ROOT)} imports whatchanged.{target}"
+        for layer, allowed in ALLOWED.items()
+        for path in (ROOT / layer).rglob("*.py")
+        for target in _imports(path) - allowed
+    ]
     assert wrong == []

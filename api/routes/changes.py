@@ -106,7 +106,7 @@ def cached_aliases(path: Path | None) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def _aliases_cached(path: Path, mtime_ns: int) -> Any:
+def _aliases_cached(path: Path, _mtime_ns: int) -> Any:  # the file version: a cache key
     return load_aliases(path)
 
 

@@ -49,7 +49,8 @@ def test_warm_up_prepares_states_and_the_latest_pages(
             cache = app.state.dashboards_cache
             before = cache.hits
             page = await client.get(f"/dashboards/incidents/{latest.incident_id}?tz={truth.tz}")
-            assert page.status_code == 200 and latest.incident_id in page.text
+            assert page.status_code == 200
+            assert latest.incident_id in page.text
             assert cache.hits == before + 1, (
                 "the first request for the latest incident was not served prepared"
             )
