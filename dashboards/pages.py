@@ -18,7 +18,8 @@ the settings reachable, either ``app.state.settings = settings`` or
 through :class:`PageCache` (one build per URL and commit state, on a small thread
 pool; see there for when a reader gets the previous page, marked stale), each build
 over its own cursor (:func:`_source`).  Domain errors become an HTML error page with
-the right status (404 not found, 400 bad parameter, 503 no warehouse), without the
+the status of ``present.status`` (the API's: 404 not found, 422 bad parameter, 503 no
+warehouse), without the
 server's paths; the dashboards never import from ``api``.
 """
 
@@ -44,12 +45,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from whatchanged.dashboards import assets, html, views
 from whatchanged.dashboards.figures import figure_block
 from whatchanged.engine import series
-from whatchanged.engine.errors import ConfigError, NotFoundError, WarehouseError, WhatchangedError
+from whatchanged.engine.errors import ConfigError, WhatchangedError
 from whatchanged.engine.explain import explain_at, explain_incident
 from whatchanged.engine.incidents import find_incidents, get_incident
 from whatchanged.engine.settings import Settings
 from whatchanged.engine.timeparse import fmt_local, incident_onset, parse_when, zone
 from whatchanged.engine.warehouse import Warehouse, latest_day
+from whatchanged.present.status import status_of
 
 router = APIRouter(prefix="/dashboards", tags=["dashboards"], include_in_schema=False)
 
@@ -265,6 +267,17 @@ def _hide_paths(text: str, settings: Settings) -> str:
     return text
 
 
+def error_body(exc: WhatchangedError, settings: Settings, root: str) -> tuple[str, int]:
+    """The error page's body for a domain error, and its status (``present.status``)."""
+    body = html.render(
+        "error.html",
+        heading=html.esc(type(exc).__name__),
+        message=html.esc(_hide_paths(str(exc), settings)),
+        root=root,
+    )
+    return body, status_of(exc).code
+
+
 STALE_NOTE = (
     '<p class="muted stale">A commit landed since this page was built; the updated page is '
     "being prepared: reload in a moment.</p>"
@@ -299,15 +312,7 @@ def _respond(
                 body = build(src, tzname)
             status = 200
         except WhatchangedError as exc:
-            status = (
-                404 if isinstance(exc, NotFoundError) else 503 if isinstance(exc, WarehouseError) else 400
-            )
-            body = html.render(
-                "error.html",
-                heading=html.esc(type(exc).__name__),
-                message=html.esc(_hide_paths(str(exc), settings)),
-                root=root,
-            )
+            body, status = error_body(exc, settings, root)
             shown_title, with_figures = "error", False
         page = html.page(
             title=shown_title,

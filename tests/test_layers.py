@@ -1,4 +1,4 @@
-"""Imports point one way: api → dashboards → engine ← ingest."""
+"""Imports point one way: api → dashboards → present → engine ← ingest."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ALLOWED = {
     "engine": {"engine"},
     "ingest": {"ingest", "engine"},
-    "dashboards": {"dashboards", "engine"},
-    "api": {"api", "dashboards", "engine", "ingest", "data"},
+    "present": {"present", "engine"},
+    "dashboards": {"dashboards", "present", "engine"},
+    "api": {"api", "dashboards", "present", "engine", "ingest", "data"},
     "data": {"data", "engine", "ingest"},
 }
 
