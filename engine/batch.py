@@ -65,7 +65,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
@@ -91,7 +90,8 @@ from whatchanged.engine.warehouse import Warehouse
 
 FORMAT = 1
 PARTITIONS_DIR = ".partitions"
-OUTPUTS = ("incidents.parquet", "causes.parquet", "availability.parquet", "report.md")
+#: the tables a run writes (``report.md`` and ``report.html`` are the presentation layer's)
+OUTPUTS = ("incidents.parquet", "causes.parquet", "availability.parquet")
 DAY = timedelta(days=1)
 
 #: Fixed writer options: the same rows give the same bytes.
@@ -907,94 +907,9 @@ def top_changes(result: BatchResult) -> list[dict[str, Any]]:
     return sorted(tops.values(), key=lambda e: (-float(e["downtime_s"]), str(e["change_id"])))
 
 
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.0f}"
-
-
-def _local(ts: datetime | None, tz: str) -> str:
-    return ts.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M") if ts else "ongoing"
-
-
-def report_markdown(result: BatchResult, *, max_rows: int = 50) -> str:
-    """``report.md``: the summary of a run (deterministic: no run time, no executor)."""
-    tz = result.tz
-    p = result.params
-    lines = [
-        f"# whatchanged batch report: {_local(p.start, tz)} → {_local(p.end, tz)} ({tz})",
-        "",
-        f"- {len(result.incidents)} incidents, {result.anomalies} anomalies, {result.outages} outages",
-        f"- {sum(i.downtime_s for i in result.incidents) / 60:.0f} outage minutes in incidents",
-        f"- {result.partitions} partitions ({p.partition_days} day(s) × {p.shards} shard(s))",
-        "",
-        "## Outage minutes per cause class",
-        "",
-        "| cause class | incidents | outage minutes |",
-        "| --- | ---: | ---: |",
-    ]
-    per = attribution(result)
-    counts: dict[str, int] = {}
-    for inc in result.incidents:
-        top = result.top_cause(inc.incident_id)
-        counts[top.category if top else "unknown"] = counts.get(top.category if top else "unknown", 0) + 1
-    lines += [
-        f"| {klass} | {counts[klass]} | {_minutes(per[klass])} |"
-        for klass in sorted(per, key=lambda k: (-per[k], k))
-    ]
-    lines += ["", "## Top changes by attributed downtime", ""]
-    changes = top_changes(result)
-    if changes:
-        lines += [
-            "| change | title | class | incidents | outage minutes |",
-            "| --- | --- | --- | ---: | ---: |",
-        ]
-        for e in changes[:max_rows]:
-            lines.append(
-                f"| {_md(e['change_id'])} | {_md(e['title'])} | {e['category']} | {e['incidents']} "
-                f"| {_minutes(e['downtime_s'])} |"
-            )
-    else:
-        lines.append("No incident has a change as its top cause.")
-    lines += ["", "## Incidents", ""]
-    ordered = sorted(result.incidents, key=lambda i: (-i.downtime_s, i.onset, i.incident_id))
-    if ordered:
-        lines += [
-            "| incident | onset | end | services | critical | outages | outage minutes | top cause |",
-            "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
-        ]
-        for inc in ordered[:max_rows]:
-            top = result.top_cause(inc.incident_id)
-            cause = f"{top.category}: {_md(top.title)} ({top.score:.2f})" if top else "unknown"
-            lines.append(
-                f"| {inc.incident_id} | {_local(inc.onset, tz)} | {_local(inc.end, tz)} "
-                f"| {len(inc.services_affected)} | {len(inc.critical_services)} | {inc.outage_count} "
-                f"| {_minutes(inc.downtime_s)} | {cause} |"
-            )
-        if len(ordered) > max_rows:
-            lines.append(f"\n… and {len(ordered) - max_rows} more in incidents.parquet (by outage minutes).")
-    else:
-        lines.append("No incident.")
-    worst = sorted(
-        (a for a in result.availability if a.downtime_s > 0), key=lambda a: (a.availability, a.selection)
-    )
-    lines += ["", "## Least available services", ""]
-    if worst:
-        lines += ["| service | availability | outages | outage minutes |", "| --- | ---: | ---: | ---: |"]
-        for a in worst[:max_rows]:
-            lines.append(
-                f"| {a.selection.removeprefix('service=')} | {a.percent} | {a.outage_count} "
-                f"| {_minutes(a.downtime_s)} |"
-            )
-    else:
-        lines.append(f"Every service with check states was up all the time ({len(result.availability)}).")
-    return "\n".join(lines) + "\n"
-
-
-def _md(text: Any) -> str:
-    return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
-
-
 def write_outputs(result: BatchResult, out: Path, *, extra: Mapping[str, bytes] | None = None) -> list[Path]:
-    """Write the Parquet outputs, ``report.md`` and ``extra`` (name → bytes) into ``out``.
+    """Write the Parquet outputs (:data:`OUTPUTS`) and ``extra`` (name → bytes: the reports of
+    ``present.report``) into ``out``.
 
     Every file is written under a temporary name first and all are renamed
     at the end, so an interrupted run leaves no partial output file.
@@ -1005,7 +920,6 @@ def write_outputs(result: BatchResult, out: Path, *, extra: Mapping[str, bytes] 
         "incidents.parquet": parquet_bytes(incidents_table(result)),
         "causes.parquet": parquet_bytes(causes_table(result)),
         "availability.parquet": parquet_bytes(availability_table(result)),
-        "report.md": report_markdown(result).encode(),
         **(extra or {}),
     }
     staged: list[tuple[Path, Path]] = []
@@ -1023,20 +937,3 @@ def write_outputs(result: BatchResult, out: Path, *, extra: Mapping[str, bytes] 
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
     return [final for _, final in staged]
-
-
-def summary(result: BatchResult) -> dict[str, Any]:
-    """The JSON shape ``whatchanged batch --json`` prints."""
-    return {
-        "from": result.params.start.isoformat(),
-        "to": result.params.end.isoformat(),
-        "executor": result.executor,
-        "partitions": result.partitions,
-        "cached": result.cached,
-        "anomalies": result.anomalies,
-        "outages": result.outages,
-        "incidents": len(result.incidents),
-        "downtime_s": sum(i.downtime_s for i in result.incidents),
-        "downtime_by_class_s": dict(sorted(attribution(result).items())),
-        "top_changes": top_changes(result)[:10],
-    }

@@ -84,13 +84,13 @@ def test_a_malformed_line_is_quoted_verbatim(tmp_path: Path) -> None:
 
 def test_incident_ids_and_onsets_are_never_cut(shop: Path) -> None:
     args = ("incidents", "--from", "2024-03-05T00:00Z", "--to", "2024-03-06T00:00Z")
-    found = json.loads(run_cli(*args, "--json", home=shop).stdout)
+    found = json.loads(run_cli(*args, "--json", home=shop).stdout)["items"]
     assert found, "the world holds an incident"
     table = run_cli(*args, home=shop, env=NARROW)
     assert table.returncode == 0, table.stderr
     assert max(len(line) for line in table.stdout.splitlines()) <= 80
     for incident in found:  # the id and the onset (UTC: no --tz) whole
-        assert incident["incident_id"] in table.stdout
+        assert incident["id"] in table.stdout
         assert incident["onset"][:16].replace("T", " ") in table.stdout
     assert "…" not in table.stdout
 

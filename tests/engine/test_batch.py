@@ -34,6 +34,7 @@ from whatchanged.engine.model import Incident
 from whatchanged.engine.schema import CHANGES
 from whatchanged.engine.settings import load_settings
 from whatchanged.engine.warehouse import Warehouse
+from whatchanged.present import report
 
 DAY0 = datetime(2010, 11, 15, tzinfo=UTC)
 DAYS = 3
@@ -126,12 +127,16 @@ def _params(home: Path, **kw: int) -> batch.BatchParams:
 def _run(home: Path, out: Path, executor: batch.Executor | None = None, **kw: int) -> batch.BatchResult:
     settings = load_settings(home=home)
     result = batch.run_batch(_params(home, **kw), out, settings=settings, executor=executor)
-    batch.write_outputs(result, out)
+    batch.write_outputs(result, out, extra=report.files(result))
     return result
 
 
+#: every file a run writes: the tables and the Markdown report
+OUTPUTS = (*batch.OUTPUTS, "report.md")
+
+
 def _bytes(out: Path) -> dict[str, bytes]:
-    return {name: (out / name).read_bytes() for name in batch.OUTPUTS}
+    return {name: (out / name).read_bytes() for name in OUTPUTS}
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +259,7 @@ def test_interrupted_run_leaves_no_output_and_resumes(
     result = batch.run_batch(
         _params(wh_home), tmp_path, settings=load_settings(home=wh_home), progress=seen.append
     )
-    batch.write_outputs(result, tmp_path)
+    batch.write_outputs(result, tmp_path, extra=report.files(result))
     assert result.cached == 2
     assert [p.cached for p in seen].count(True) == 2
     assert _bytes(tmp_path) == _bytes(in_process[0])
@@ -264,7 +269,7 @@ def test_resume_skips_every_finished_partition(
     wh_home: Path, tmp_path: Path, in_process: tuple[Path, batch.BatchResult]
 ) -> None:
     _run(wh_home, tmp_path)
-    for name in batch.OUTPUTS:
+    for name in OUTPUTS:
         (tmp_path / name).unlink()
     result = _run(wh_home, tmp_path, executor=_Failing(0))  # would fail if asked to run anything
     assert result.cached == result.partitions == 6
@@ -393,7 +398,7 @@ def test_dask_killed_worker_loses_and_duplicates_nothing(
         executor=batch.DaskExecutor(lc.scheduler_address),
         progress=kill_one,
     )
-    batch.write_outputs(result, tmp_path)
+    batch.write_outputs(result, tmp_path, extra=report.files(result))
     assert killed
     assert killed[0] not in client.run(os.getpid).values()
     assert running, "the killed worker held no partition: nothing was rescheduled"
