@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from whatchanged.engine.model import CauseCategory
+
 # -- shared --------------------------------------------------------------------------------------
 
 
@@ -38,15 +40,6 @@ class ChangeKind(StrEnum):
     config = "config"
     infra_alert = "infra_alert"
     restart = "restart"
-
-
-class CauseCategory(StrEnum):
-    """Cause classes the engine ranks."""
-
-    hosting = "hosting"
-    application_release = "application_release"
-    external_maintenance = "external_maintenance"
-    unknown = "unknown"
 
 
 class Page(_Out):

@@ -230,7 +230,9 @@ def load_model(home: Path) -> RankModel:
         return DEFAULT_MODEL
     try:
         data = json.loads(path.read_text())
-        weights = {cat: {k: float(v) for k, v in data["weights"][cat].items()} for cat in CATEGORIES}
+        weights: dict[str, dict[str, float]] = {
+            cat: {k: float(v) for k, v in data["weights"][cat].items()} for cat in CATEGORIES
+        }
     except (OSError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(
             f"{path}: unreadable ranking model ({exc}); delete it to use the defaults"
