@@ -69,11 +69,6 @@ def local_text(epoch: int, tz: str, *, seconds: bool = True) -> str:
     return datetime.fromtimestamp(epoch, ZoneInfo(tz)).strftime(fmt)
 
 
-def iso_local(epoch: int, tz: str) -> str:
-    """ISO 8601 with the local offset, e.g. ``2010-11-17T19:23:00+01:00``."""
-    return datetime.fromtimestamp(epoch, ZoneInfo(tz)).isoformat()
-
-
 def minute_grid(first_day: str, days: int, tz: str) -> np.ndarray:
     """Epoch seconds of every local minute of ``days`` days starting ``first_day`` 00:00."""
     start = local_epoch(first_day, "00:00", tz)

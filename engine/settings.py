@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     )
     aliases_file: Path | None = Field(
         default=None,
-        description="YAML file mapping provider names to inventory names (see docs/aliases.md).",
+        description="YAML file mapping provider names to inventory names (see docs/changes.md, 'Aliases file').",
     )
 
     @field_validator("tz")
