@@ -32,7 +32,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from whatchanged.ingest.base import ReadContext, Reader
+from whatchanged.ingest.base import Reader
 from whatchanged.ingest.changes_common import (
     Where,
     as_dict,
@@ -41,7 +41,7 @@ from whatchanged.ingest.changes_common import (
     from_epoch,
     json_head,
     json_parse_payload,
-    json_read,
+    json_reader,
     parse_iso,
     scope,
     short_hash,
@@ -160,10 +160,7 @@ def sniff(_path: Path, head: bytes) -> bool:
     return text.startswith('{"data":') and '"type":"event"' in text
 
 
-def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
-    table, assumed = json_read(rows_of, path, ctx.tz)
-    ctx.tz_assumed = ctx.tz_assumed or assumed
-    return {"changes": table}
+read = json_reader(rows_of)
 
 
 READER = Reader(

@@ -31,7 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from whatchanged.ingest.base import ReadContext, Reader
+from whatchanged.ingest.base import Reader
 from whatchanged.ingest.changes_common import (
     Where,
     as_dict,
@@ -39,7 +39,7 @@ from whatchanged.ingest.changes_common import (
     change_row,
     json_head,
     json_parse_payload,
-    json_read,
+    json_reader,
     parse_iso,
     scope,
     short_hash,
@@ -150,10 +150,7 @@ def sniff(_path: Path, head: bytes) -> bool:
     )
 
 
-def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
-    table, assumed = json_read(rows_of, path, ctx.tz)
-    ctx.tz_assumed = ctx.tz_assumed or assumed
-    return {"changes": table}
+read = json_reader(rows_of)
 
 
 READER = Reader(
