@@ -46,7 +46,7 @@ def test_warm_up_prepares_states_and_the_latest_pages(
             assert (await client.get("/api/v1/healthz")).json()["analysis"] == "ready"
             assert list((wh.home / "_cache" / "daystate").glob("*.npz"))
             assert latest.incident_id in app.state.warm_pages
-            cache = app.state.dashboards_cache
+            cache = app.state.dashboards.pages
             before = cache.hits
             page = await client.get(f"/dashboards/incidents/{latest.incident_id}?tz={truth.tz}")
             assert page.status_code == 200

@@ -105,7 +105,7 @@ def test_pages_are_cached_until_the_warehouse_changes(tmp_path, night_home) -> N
         url = f"{srv.url}/dashboards/services/bo-p19-1?start=2010-11-17 18:00&end=2010-11-17 22:00"
         first = httpx.get(url, timeout=30).text
         assert httpx.get(url, timeout=30).text == first
-        assert app.state.dashboards_cache.hits == 1
+        assert app.state.dashboards.pages.hits == 1
         assert "deploy-bo-2" not in first
         change = night.changes().slice(0, 1).to_pylist()[0]
         change.update(
@@ -128,14 +128,14 @@ def test_pages_are_cached_until_the_warehouse_changes(tmp_path, night_home) -> N
         again = httpx.get(url, timeout=30, headers={"Cache-Control": "max-age=0"})
         assert "deploy-bo-2" in again.text
         assert "x-whatchanged-stale" not in again.headers
-        assert app.state.dashboards_cache.hits in (1, 2)  # the reload may find the page just built
+        assert app.state.dashboards.pages.hits in (1, 2)  # the reload may find the page just built
 
 
 def test_page_cache_builds_once_and_serves_the_previous_page_while_rebuilding() -> None:
     import threading
     import time
 
-    from whatchanged.dashboards.pages import PageCache
+    from whatchanged.dashboards.page_cache import PageCache
 
     cache = PageCache(fresh_wait_s=0.05)
     url = ("home", "", "/dashboards/weekly", "")
