@@ -31,7 +31,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from whatchanged.api import models
+from whatchanged.api import payloads
 from whatchanged.api.deps import WarehouseReader
 from whatchanged.api.problems import CatchAllMiddleware, FieldError, Problem, install_handlers, problem
 from whatchanged.api.read_auth import ReadTokenMiddleware
@@ -345,7 +345,7 @@ def create_app(settings: Settings) -> FastAPI:
             separate_input_output_schemas=False,
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        documented: tuple[type[BaseModel], ...] = (Problem, FieldError, *models.REQUEST_BODY_MODELS)
+        documented: tuple[type[BaseModel], ...] = (Problem, FieldError, *payloads.REQUEST_BODY_MODELS)
         for model in documented:
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(js.pop("$defs", {}))

@@ -24,10 +24,8 @@ from whatchanged.api.deps import (
     parse_time,
     validate_body,
 )
-from whatchanged.api.models import (
-    ChangeKind,
-    ChangeList,
-    ChangesCreated,
+from whatchanged.api.models import ChangeKind, ChangeList, ChangesCreated
+from whatchanged.api.payloads import (
     DeployRecordIn,
     GitHubDeploymentStatus,
     GrafanaAnnotation,
