@@ -46,32 +46,13 @@ import numpy as np
 import yaml
 
 from whatchanged.data.inputs import (
-    NAGIOS_OUTPUT,
-    SERVICE_COLUMNS,
-    ChangeRow,
-    IcalNotice,
-    MetricBuffer,
-    NagiosLog,
-    ProbeCheck,
     Service,
-    WorksNotice,
-    composition,
-    load_shape,
-    local_clock,
-    local_epoch,
-    local_text,
-    minute_grid,
-    nagios_output,
-    probe_states,
     write_deploys,
-    write_ical,
     write_pingdom,
     write_services,
     write_works,
 )
 from whatchanged.data.night_sources import (
-    CHECKS_BY_KIND,
-    FRONT,
     LBS,
     _deploys,
     _metrics,
@@ -81,19 +62,10 @@ from whatchanged.data.night_sources import (
     _plan_general,
     _restarts,
     _works,
-    checks_of,
 )
 
 DEFAULT_PARAMS = Path(__file__).with_name("reference_night.yaml")
 TRUTH_FILE = ".truth.json"
-
-# --------------------------------------------------------------------------------------------
-# time helpers
-
-
-# --------------------------------------------------------------------------------------------
-# writers (shared with scenarios)
-
 
 # --------------------------------------------------------------------------------------------
 # the truth
@@ -318,42 +290,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-#: this module's names, with those of the modules it was split into (one import for callers)
-__all__ = [
-    "CHECKS_BY_KIND",
-    "DEFAULT_PARAMS",
-    "FRONT",
-    "LBS",
-    "NAGIOS_OUTPUT",
-    "SERVICE_COLUMNS",
-    "TRUTH_FILE",
-    "ChangeRow",
-    "IcalNotice",
-    "IncidentTruth",
-    "MetricBuffer",
-    "NagiosLog",
-    "ProbeCheck",
-    "Service",
-    "Truth",
-    "WorksNotice",
-    "build_inventory",
-    "checks_of",
-    "composition",
-    "generate",
-    "load_params",
-    "load_shape",
-    "local_clock",
-    "local_epoch",
-    "local_text",
-    "main",
-    "minute_grid",
-    "nagios_output",
-    "probe_states",
-    "write_deploys",
-    "write_ical",
-    "write_pingdom",
-    "write_services",
-    "write_works",
-]

@@ -10,10 +10,11 @@ from pathlib import Path
 import plotly.graph_objects as go
 import pytest
 
-from whatchanged.dashboards import assets, html
+from whatchanged.dashboards import assets, figure_parts, html
 from whatchanged.dashboards import figures as F
 
-FIGURES_SRC = Path(F.__file__).read_text(encoding="utf-8")
+#: the figures' source: the figures and the traces they are made of
+FIGURES_SRC = "".join(Path(m.__file__).read_text(encoding="utf-8") for m in (F, figure_parts))
 
 
 def test_the_vendored_partial_bundle_matches_the_plotly_package() -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from whatchanged.data import reference_night, scenarios
+from whatchanged.data import inputs, scenarios
 from whatchanged.data.reference_night import Truth, generate
 from whatchanged.data.scenarios import CATEGORIES, SCENARIOS, ScenarioTruth, truths_of
 
@@ -51,7 +51,7 @@ def nagios(path: Path) -> list[tuple[int, str, str, str, str, str]]:
 def services_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
-        assert reader.fieldnames == list(reference_night.SERVICE_COLUMNS)
+        assert reader.fieldnames == list(inputs.SERVICE_COLUMNS)
         return list(reader)
 
 

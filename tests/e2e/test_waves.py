@@ -21,13 +21,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from whatchanged.data.reference_night import (
+from whatchanged.data.inputs import (
     MetricBuffer,
     NagiosLog,
     Service,
     WorksNotice,
-    checks_of,
-    generate,
     load_shape,
     local_clock,
     local_epoch,
@@ -35,6 +33,8 @@ from whatchanged.data.reference_night import (
     write_services,
     write_works,
 )
+from whatchanged.data.night_sources import checks_of
+from whatchanged.data.reference_night import generate
 from whatchanged.engine.batch import BatchParams, run_batch
 from whatchanged.engine.detect import prepare_states
 from whatchanged.engine.explain import explain_at, explanation_json
