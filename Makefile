@@ -41,7 +41,7 @@ lint: $(STAMP)
 # imports between layers are checked and the strict overrides for engine and ingest apply.
 MYPY_SRC := $(VENV)/mypy-src/whatchanged
 typecheck: $(STAMP)
-	@mkdir -p $(MYPY_SRC) && for d in ingest engine api dashboards data; do ln -sfn $(CURDIR)/$$d $(MYPY_SRC)/$$d; done
+	@mkdir -p $(MYPY_SRC) && for d in ingest engine present api dashboards data; do ln -sfn $(CURDIR)/$$d $(MYPY_SRC)/$$d; done
 	cd $(VENV)/mypy-src && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml --cache-dir $(CURDIR)/.mypy_cache -p whatchanged
 
 unit: $(STAMP) browser live-servers

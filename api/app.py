@@ -31,7 +31,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from whatchanged.api import models
+from whatchanged.api import payloads
 from whatchanged.api.deps import WarehouseReader
 from whatchanged.api.problems import CatchAllMiddleware, FieldError, Problem, install_handlers, problem
 from whatchanged.api.read_auth import ReadTokenMiddleware
@@ -48,6 +48,7 @@ from whatchanged.api.routes import (
 )
 from whatchanged.dashboards import html
 from whatchanged.dashboards import pages as dashboard_pages
+from whatchanged.dashboards.wiring import Wiring, get_wiring
 from whatchanged.engine.detect import prepare_states
 from whatchanged.engine.errors import WhatchangedError
 from whatchanged.engine.extent import last_data_ts
@@ -311,6 +312,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.reader = reader
+    # the dashboards are handed what they need; they never read app.state
+    app.state.dashboards = wiring = Wiring(settings=settings, reader=reader)
+    app.dependency_overrides[get_wiring] = lambda: wiring
     install_handlers(app)
     for module in (explain, changes, incidents, feedback, availability, services, status, alerts):
         app.include_router(module.router, prefix=API_PREFIX)
@@ -341,7 +345,7 @@ def create_app(settings: Settings) -> FastAPI:
             separate_input_output_schemas=False,
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        documented: tuple[type[BaseModel], ...] = (Problem, FieldError, *models.REQUEST_BODY_MODELS)
+        documented: tuple[type[BaseModel], ...] = (Problem, FieldError, *payloads.REQUEST_BODY_MODELS)
         for model in documented:
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(js.pop("$defs", {}))

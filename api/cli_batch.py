@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.cli_detect import FromOpt, ToOpt, _duration, _range
 from whatchanged.api.output import console, emit, styled, table
-from whatchanged.engine.timeparse import fmt_local
+from whatchanged.engine.timeparse import fmt_local, zone
 from whatchanged.engine.warehouse import Warehouse
 
 if TYPE_CHECKING:  # the engine's batch module and pandas load on use: `whatchanged --help` stays fast
@@ -53,6 +53,8 @@ def cmd_batch(
 ) -> None:
     """Detect, stitch, rank and report over a date range; writes Parquet files and reports into --out."""
     from whatchanged.engine import batch
+    from whatchanged.present import report
+    from whatchanged.present.shapes import batch_summary
 
     settings = settings_from(home, tz)
     wh = Warehouse(settings.home)
@@ -85,8 +87,8 @@ def cmd_batch(
         )
         bar.update(task, description="ranking and writing reports")
         page = report_html(result).encode()
-        written = batch.write_outputs(result, out, extra={"report.html": page})
-    data = {**batch.summary(result), "out": str(Path(out).resolve()), "files": [p.name for p in written]}
+        written = batch.write_outputs(result, out, extra={**report.files(result), "report.html": page})
+    data = {**batch_summary(result), "out": str(Path(out).resolve()), "files": [p.name for p in written]}
 
     def render(_: object) -> None:
         tzname = settings.tz
@@ -136,9 +138,7 @@ def cmd_batch(
 
 
 def _week(ts: datetime, tz: str) -> str:
-    from zoneinfo import ZoneInfo
-
-    iso = ts.astimezone(ZoneInfo(tz)).isocalendar()
+    iso = ts.astimezone(zone(tz)).isocalendar()
     return f"{iso.year}-W{iso.week:02d}"
 
 

@@ -5,19 +5,20 @@ The JSON shape is documented in ``docs/changes.md``.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
-from whatchanged.api.output import console, emit, table
+from whatchanged.api.models import ChangeList
+from whatchanged.api.output import console, emit, table, wire
 from whatchanged.engine.changes import aliases_path, list_changes, load_aliases
 from whatchanged.engine.errors import ConfigError
 from whatchanged.engine.model import Change
 from whatchanged.engine.schema import CHANGE_KINDS
 from whatchanged.engine.timeparse import fmt_local, parse_duration, parse_when, zone
 from whatchanged.engine.warehouse import Warehouse, latest_day
+from whatchanged.present.shapes import change_list
 
 
 def _window(c: Change, tz: str) -> str:
@@ -34,10 +35,6 @@ def _scope_summary(c: Change) -> str:
     shown = ", ".join(c.resolved_services[:4]) + ("…" if n > 4 else "")
     resolved = f"{n} service{'s' if n != 1 else ''}" + (f": {shown}" if n else "")
     return "; ".join([*named, resolved])
-
-
-def _local(ts: datetime | None, tz: str) -> str | None:
-    return ts.astimezone(zone(tz)).isoformat() if ts is not None else None
 
 
 def cmd_changes(
@@ -69,22 +66,7 @@ def cmd_changes(
         found = list_changes(con, start=when - lookback, end=when + lookahead, kind=kind, aliases=aliases)
     finally:
         con.close()
-    data: dict[str, Any] = {
-        "at": when.isoformat(),
-        "tz": settings.tz,
-        "from": (when - lookback).isoformat(),
-        "to": (when + lookahead).isoformat(),
-        "kind": kind,
-        "aliases_file": str(aliases_file) if aliases_file else None,
-        "changes": [
-            {
-                **c.to_dict(),
-                "start_local": _local(c.start, settings.tz),
-                "end_local": _local(c.end, settings.tz),
-            }
-            for c in found
-        ],
-    }
+    data = change_list(found, at=when, start=when - lookback, end=when + lookahead, kind=kind, tz=settings.tz)
 
     def render(_: dict[str, Any]) -> None:
         rows = [
@@ -98,8 +80,10 @@ def cmd_changes(
         console.print(table(title, ["kind", "id", "title", "window", "status", "scope"], rows))
         if not found:
             console.print("no change recorded in this range")
+        if aliases_file:
+            console.print(f"scopes resolved with the aliases of {aliases_file}", soft_wrap=True)
 
-    emit(data, as_json=as_json, render=render)
+    emit(wire(ChangeList, data), as_json=as_json, render=render)
 
 
 def register(app: typer.Typer) -> None:

@@ -87,7 +87,7 @@ def cmd_ingest(
         "seconds": round(summary.seconds, 3),
     }
 
-    def render(d: dict[str, object]) -> None:
+    def render(_data: dict[str, object]) -> None:
         rows = [
             (t, n, (result.rows_added if result else {}).get(t, 0))
             for t, n in (result.rows_in if result else {}).items()
@@ -117,7 +117,7 @@ def cmd_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     st = wh.status()
     st["sources"] = sources_status(wh)
 
-    def render(d: dict[str, object]) -> None:
+    def render(_data: dict[str, object]) -> None:
         rows = st["rows"]
         console.print(table(f"warehouse {st['home']}", ["table", "rows"], list(rows.items())))
         console.print(

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
-from whatchanged.api.output import console, emit, styled, table
+from whatchanged.api.models import AvailabilityOut, IncidentPage
+from whatchanged.api.output import console, emit, styled, table, wire
 from whatchanged.engine.availability import availability
 from whatchanged.engine.changes import aliases_for
 from whatchanged.engine.contextual import detect_series_combined
@@ -17,6 +18,8 @@ from whatchanged.engine.errors import ConfigError, InputError
 from whatchanged.engine.incidents import find_incidents
 from whatchanged.engine.timeparse import fmt_local, parse_when
 from whatchanged.engine.warehouse import Warehouse, latest_day
+from whatchanged.present.shapes import anomaly, incident_page
+from whatchanged.present.shapes import availability as availability_shape
 
 FromOpt = Annotated[str, typer.Option("--from", help="Start: ISO 8601, 'YYYY-MM-DD HH:MM' or HH:MM.")]
 ToOpt = Annotated[str, typer.Option("--to", help="End (exclusive), same formats as --from.")]
@@ -51,9 +54,12 @@ def cmd_incidents(
             "(ids may then differ from explain's and the API's).",
         ),
     ] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Page size.")] = 50,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Index of the first incident shown.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Incidents (anomalies and outages grouped across services) in a time range."""
+    """Incidents (anomalies and outages grouped across services) in a time range, oldest first:
+    one page of them (--limit, --offset), as `GET /api/v1/incidents` gives it."""
     settings = settings_from(home, tz)
     wh = Warehouse(settings.home)
     wh.require()
@@ -62,6 +68,8 @@ def cmd_incidents(
         found = find_incidents(con, lo, hi, online=online)
     finally:
         con.close()
+
+    shown = found[offset : offset + limit]
 
     def render(_: object) -> None:
         rows = [
@@ -75,7 +83,7 @@ def cmd_incidents(
                 _duration(i.downtime_s),
                 ", ".join(i.signals),
             )
-            for i in found
+            for i in shown
         ]
         console.print(
             table(
@@ -88,8 +96,13 @@ def cmd_incidents(
         )
         if not found:
             console.print("no incident")
+        elif len(shown) < len(found):
+            console.print(
+                f"incidents {offset + 1}–{offset + len(shown)} of {len(found)} (--offset, --limit for others)"
+            )
 
-    emit([i.to_dict() for i in found], as_json=as_json, render=render)
+    page = incident_page(found, tz=settings.tz, limit=limit, offset=offset)
+    emit(wire(IncidentPage, page), as_json=as_json, render=render)
 
 
 def cmd_availability(
@@ -145,7 +158,7 @@ def cmd_availability(
             highlight=False,
         )
 
-    emit({**result.to_dict(), "percent": result.percent}, as_json=as_json, render=render)
+    emit(wire(AvailabilityOut, availability_shape(result)), as_json=as_json, render=render)
 
 
 def _read_series(path: Path, tz: str) -> tuple[list[Any], list[float]]:
@@ -217,7 +230,7 @@ def cmd_detect(
             )
         )
 
-    emit([a.to_dict() for a in found], as_json=as_json, render=render)
+    emit([anomaly(a, settings.tz) for a in found], as_json=as_json, render=render)
 
 
 def register(app: typer.Typer) -> None:

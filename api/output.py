@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 # Service names, titles, notices and error texts come from users and providers: nothing they
 # contain is read as rich markup (``[bold]``) or emoji codes (``:x:``).  Our own styling is
@@ -37,6 +40,12 @@ def _default(obj: Any) -> Any:
 
 def to_json(data: Any) -> str:
     return json.dumps(data, default=_default, indent=2, ensure_ascii=False)
+
+
+def wire(model: type[BaseModel], data: Any) -> Any:
+    """``data`` as the API serves it through ``model``, its response model (``api/models.py``):
+    a command's ``--json`` and the API's body for the same question are then the same."""
+    return model.model_validate(data).model_dump(mode="json", by_alias=True)
 
 
 def emit(data: Any, *, as_json: bool, render: Callable[[Any], None]) -> None:

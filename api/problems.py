@@ -39,14 +39,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from whatchanged.engine.errors import (
-    ConfigError,
-    InputError,
-    NotFoundError,
-    StorageError,
-    WarehouseError,
-    WhatchangedError,
-)
+from whatchanged.engine.errors import InputError, StorageError, WarehouseError, WhatchangedError
+from whatchanged.present.status import status_of
 
 log = logging.getLogger("whatchanged.api")
 
@@ -247,7 +241,7 @@ def is_admin(scope: Scope, tokens: Sequence[str]) -> bool:
             if scheme.lower() != "bearer" or not given.strip():
                 return False
             raw = given.strip().encode("utf-8", "replace")
-            return any([hmac.compare_digest(raw, t.encode("utf-8", "replace")) for t in tokens])
+            return any(hmac.compare_digest(raw, t.encode("utf-8", "replace")) for t in tokens)
     return False
 
 
@@ -303,35 +297,8 @@ def from_exception(
                 headers["Allow"] = ", ".join(allowed_methods(app, instance)) or headers.get("Allow", "")
             detail = f"method not allowed on {instance}; allowed: {headers.get('Allow', '?')}"
         return problem(exc.status_code, viewer.redact(detail), instance=instance, headers=headers)
-    if isinstance(exc, InputError):
-        errors = None
-        if exc.field:
-            errors = [
-                FieldError(
-                    field=f"body.{exc.field}",
-                    expected=exc.expected or exc.reason,
-                    found=found_repr(exc.found),
-                )
-            ]
-        return problem(422, viewer.redact(str(exc)), instance=instance, slug="invalid-body", errors=errors)
-    if isinstance(exc, NotFoundError):
-        return problem(404, viewer.redact(str(exc)), instance=instance, slug="not-found")
-    if isinstance(exc, WarehouseError):
-        if isinstance(exc, StorageError) and not viewer.sees_paths:
-            detail = exc.public
-        else:
-            detail = viewer.redact(str(exc))
-        return problem(
-            503,
-            detail,
-            instance=instance,
-            slug="warehouse-unavailable",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        )
-    if isinstance(exc, ConfigError):
-        return problem(422, viewer.redact(str(exc)), instance=instance, slug="invalid-parameter")
     if isinstance(exc, WhatchangedError):
-        return problem(400, viewer.redact(str(exc)), instance=instance, slug="malformed-request")
+        return _domain_problem(exc, instance, viewer)
     log.error("unexpected error on %s", instance, exc_info=exc)
     return problem(
         500,
@@ -339,6 +306,25 @@ def from_exception(
         instance=instance,
         slug="internal-error",
     )
+
+
+def _domain_problem(exc: WhatchangedError, instance: str, viewer: Viewer) -> JSONResponse:
+    """An error of the engine's tree, with its status from the one table (``present.status``)."""
+    status, slug = status_of(exc)
+    detail = viewer.redact(str(exc))
+    errors = None
+    headers: dict[str, str] = {}
+    if isinstance(exc, InputError) and exc.field:
+        errors = [
+            FieldError(
+                field=f"body.{exc.field}", expected=exc.expected or exc.reason, found=found_repr(exc.found)
+            )
+        ]
+    if isinstance(exc, StorageError) and not viewer.sees_paths:
+        detail = exc.public
+    if isinstance(exc, WarehouseError):
+        headers["Retry-After"] = str(RETRY_AFTER_S)
+    return problem(status, detail, instance=instance, slug=slug, errors=errors, headers=headers)
 
 
 def _validation_problem(exc: RequestValidationError, instance: str) -> JSONResponse:

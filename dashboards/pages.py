@@ -12,198 +12,46 @@ Routes (all ``GET``, HTML unless said)::
 
 Every page accepts ``tz`` (IANA name; default the configured ``tz``).
 
-Wiring: ``app.include_router(whatchanged.dashboards.pages.router)`` and make
-the settings reachable, either ``app.state.settings = settings`` or
-``app.dependency_overrides[get_settings] = lambda: settings``.  Pages are built
-through :class:`PageCache` (one build per URL and commit state, on a small thread
-pool; see there for when a reader gets the previous page, marked stale), each build
-over its own cursor (:func:`_source`).  Domain errors become an HTML error page with
-the right status (404 not found, 400 bad parameter, 503 no warehouse), without the
-server's paths; the dashboards never import from ``api``.
+Wiring: ``app.include_router(pages.router)`` and hand the pages a
+:class:`~whatchanged.dashboards.wiring.Wiring` by overriding ``wiring.get_wiring``; they never
+read the app's ``state``.  Pages are built through the
+:class:`~whatchanged.dashboards.page_cache.PageCache`, each over its own cursor.  Domain errors
+become an HTML error page with the status of ``present.status``, without the server's paths.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, cast
 
-import duckdb
 import pandas as pd
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from whatchanged.dashboards import assets, html, views
 from whatchanged.dashboards.figures import figure_block
+from whatchanged.dashboards.page_cache import commit_key
+from whatchanged.dashboards.wiring import SettingsDep, Source, Wiring, WiringDep, source
 from whatchanged.engine import series
-from whatchanged.engine.errors import ConfigError, NotFoundError, WarehouseError, WhatchangedError
+from whatchanged.engine.errors import WhatchangedError
 from whatchanged.engine.explain import explain_at, explain_incident
 from whatchanged.engine.incidents import find_incidents, get_incident
 from whatchanged.engine.settings import Settings
 from whatchanged.engine.timeparse import fmt_local, incident_onset, parse_when, zone
-from whatchanged.engine.warehouse import Warehouse, latest_day
+from whatchanged.engine.warehouse import latest_day
+from whatchanged.present.status import status_of
 
 router = APIRouter(prefix="/dashboards", tags=["dashboards"], include_in_schema=False)
 
 #: How far back the index lists incidents, from the latest data.
 INDEX_SPAN = timedelta(days=28)
-#: Rendered pages kept per app (keyed by URL, each with the commit state it shows).
-PAGE_CACHE_SIZE = 64
-#: How long a reader waits for a page being rebuilt after a commit before getting the
-#: previous one, marked stale (see :class:`PageCache`).
-PAGE_FRESH_WAIT_S = 1.0
-#: Threads building pages (each build also runs DuckDB queries on its own threads).
-PAGE_BUILDERS = 2
-
-
-class PageCache:
-    """Rendered pages of one app, keyed by URL, each with the commit state it was built from.
-
-    A page is a pure function of the committed warehouse and its URL.  When a commit
-    (ingest, webhook) moves the state on, the page of a URL is rebuilt once, on a small pool
-    of threads, however many readers ask for it meanwhile (single flight).  A reader waits
-    for the new page at most ``fresh_wait_s``; past that, if the URL has a page of an earlier
-    state, it gets that one, marked stale (``X-Whatchanged-Stale: 1`` and a line at the top),
-    while the rebuild finishes for the next reader.  A reader that asks for a fresh page
-    (``Cache-Control: no-cache`` or ``max-age=0``, what a browser's reload sends) waits
-    for it.  Only pages that rendered with status 200 are kept; LRU beyond ``size`` URLs.
-    """
-
-    def __init__(self, size: int = PAGE_CACHE_SIZE, *, fresh_wait_s: float = PAGE_FRESH_WAIT_S) -> None:
-        self.size = size
-        self.fresh_wait_s = fresh_wait_s
-        self._pages: OrderedDict[tuple[str, ...], tuple[str, str]] = OrderedDict()  # url → (state, page)
-        self._building: dict[tuple[str, ...], tuple[str, Future[tuple[str, int]]]] = {}
-        self._fresh: dict[tuple[tuple[str, ...], str], Future[tuple[str, int]]] = {}
-        self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self.hits = 0
-        self.stale = 0
-
-    def get(self, url: tuple[str, ...], state: str) -> str | None:
-        """The page of ``url`` built from ``state``, if there is one."""
-        with self._lock:
-            found = self._pages.get(url)
-            if found is None or found[0] != state:
-                return None
-            self._pages.move_to_end(url)
-            self.hits += 1
-            return found[1]
-
-    def serve(
-        self, url: tuple[str, ...], state: str, render: Callable[[], tuple[str, int]], *, fresh: bool
-    ) -> tuple[str, int, bool]:
-        """``(page, status, stale)`` for ``url`` at commit ``state``.
-
-        At most one build per URL runs for readers who accept a stale page: a reader
-        arriving while it runs (even for an earlier state) waits on it at most
-        ``fresh_wait_s``, then gets the last page kept, marked stale.  A ``fresh`` reader
-        waits for a build of ``state`` itself (one per URL and state).
-        """
-        with self._lock:
-            found = self._pages.get(url)
-            if found is not None and found[0] == state:
-                self._pages.move_to_end(url)
-                self.hits += 1
-                return found[1], 200, False
-            if fresh:
-                running = self._building.get(url)
-                job_state, job = state, running[1] if running and running[0] == state else None
-                job = job or self._fresh.get((url, state))
-                if job is None:
-                    job = self._fresh[(url, state)] = self._submit(url, state, render)
-            else:
-                running = self._building.get(url)
-                if running is None:
-                    running = self._building[url] = (state, self._submit(url, state, render))
-                job_state, job = running
-            previous = found[1] if found is not None else None
-        if fresh or previous is None:
-            page, status = job.result()
-            return page, status, job_state != state
-        try:
-            page, status = job.result(timeout=self.fresh_wait_s)
-        except FutureTimeout:
-            with self._lock:
-                self.stale += 1
-            return previous, 200, True
-        return page, status, job_state != state
-
-    def _submit(
-        self, url: tuple[str, ...], state: str, render: Callable[[], tuple[str, int]]
-    ) -> Future[tuple[str, int]]:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=PAGE_BUILDERS, thread_name_prefix="page-build")
-        return self._pool.submit(self._build, url, state, render)
-
-    def _build(
-        self, url: tuple[str, ...], state: str, render: Callable[[], tuple[str, int]]
-    ) -> tuple[str, int]:
-        try:
-            page, status = render()
-            with self._lock:
-                kept = self._pages.get(url)
-                # builds may finish out of order: never replace a page of a later commit
-                if status == 200 and (kept is None or _commit_order(kept[0]) <= _commit_order(state)):
-                    self._pages[url] = (state, page)
-                    self._pages.move_to_end(url)
-                    while len(self._pages) > self.size:
-                        self._pages.popitem(last=False)
-            return page, status
-        finally:
-            with self._lock:
-                if self._building.get(url, ("", None))[0] == state:
-                    del self._building[url]
-                self._fresh.pop((url, state), None)
-
-
-def _commit_order(state: str) -> str:
-    """The newest manifest name in a :func:`_commit_key` (names sort in commit order)."""
-    return state.split(":", 1)[-1]
 
 
 def _rows(frame: pd.DataFrame) -> Iterator[Any]:
     """Rows as named tuples, typed loosely (pandas-stubs types each cell as every scalar kind)."""
     return cast(Iterator[Any], frame.itertuples())
-
-
-def _page_cache(request: Request) -> PageCache:
-    found = getattr(request.app.state, "dashboards_cache", None)
-    if not isinstance(found, PageCache):
-        found = request.app.state.dashboards_cache = PageCache()
-    return found
-
-
-def _commit_key(home: Path) -> str:
-    """How many commits the warehouse has and the last one (manifest names sort in commit order)."""
-    try:
-        names = os.listdir(home / "_commits")
-    except OSError:
-        return "none"
-    return f"{len(names)}:{max(names, default='')}"
-
-
-# -- dependencies ----------------------------------------------------------------------
-def get_settings(request: Request) -> Settings:
-    """The app's settings (``app.state.settings``); override this dependency to supply them."""
-    settings = getattr(request.app.state, "settings", None)
-    if not isinstance(settings, Settings):
-        raise ConfigError(
-            "dashboards: the app has no settings; set app.state.settings or override "
-            "whatchanged.dashboards.pages.get_settings"
-        )
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 TzQuery = Annotated[str | None, Query(description="IANA time zone for display; default the configured one")]
@@ -224,34 +72,6 @@ def _tz(tz: str | None, settings: Settings) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class Source:
-    """What a page is built from: a connection over the committed warehouse, and the cache
-    of results that outlive one page (keyed by data version)."""
-
-    con: duckdb.DuckDBPyConnection
-    cache: views.Cache
-
-
-@contextmanager
-def _source(request: Request, settings: Settings) -> Iterator[Source]:
-    """A :class:`Source` for one build, closed afterwards.  With the API app's shared reader
-    (``app.state.reader`` with ``snapshot()``) a cursor of it and its memo keyed by data
-    version; otherwise a connection of its own and no cache."""
-    reader = getattr(request.app.state, "reader", None)
-    if reader is not None and callable(getattr(reader, "snapshot", None)):
-        snap = reader.snapshot()
-        src = Source(snap.con, views.Cache(snap.memo, data_key=snap.data_key, commit_key=snap.commit_key))
-    else:
-        warehouse = Warehouse(settings.home)
-        warehouse.require()
-        src = Source(warehouse.connect(), views.Cache())
-    try:
-        yield src
-    finally:
-        src.con.close()
-
-
 def _wants_fresh(request: Request) -> bool:
     asked = request.headers.get("cache-control", "").lower().replace(" ", "")
     return "no-cache" in asked or "max-age=0" in asked
@@ -265,6 +85,17 @@ def _hide_paths(text: str, settings: Settings) -> str:
     return text
 
 
+def error_body(exc: WhatchangedError, settings: Settings, root: str) -> tuple[str, int]:
+    """The error page's body for a domain error, and its status (``present.status``)."""
+    body = html.render(
+        "error.html",
+        heading=html.esc(type(exc).__name__),
+        message=html.esc(_hide_paths(str(exc), settings)),
+        root=root,
+    )
+    return body, status_of(exc).code
+
+
 STALE_NOTE = (
     '<p class="muted stale">A commit landed since this page was built; the updated page is '
     "being prepared: reload in a moment.</p>"
@@ -273,7 +104,7 @@ STALE_NOTE = (
 
 def _respond(
     request: Request,
-    settings: Settings,
+    wiring: Wiring,
     tz: str | None,
     *,
     title: str,
@@ -283,9 +114,10 @@ def _respond(
     """Run ``build(source, tz)`` and wrap its body in the page, through the page cache;
     domain errors become an error page."""
     root = _root(request)
+    settings = wiring.settings
     url = (str(settings.home), root, request.url.path, request.url.query)
-    state = _commit_key(settings.home)
-    pages = _page_cache(request)
+    state = commit_key(settings.home)
+    pages = wiring.pages
     if figures:
         assets.warm()  # gzip plotly.js while the page is computed, not when the browser asks for it
     plotly_src = _plotly_src(request) if figures else None
@@ -295,19 +127,11 @@ def _respond(
         shown_title, with_figures = title, figures
         try:
             tzname = _tz(tz, settings)
-            with _source(request, settings) as src:
+            with source(wiring) as src:
                 body = build(src, tzname)
             status = 200
         except WhatchangedError as exc:
-            status = (
-                404 if isinstance(exc, NotFoundError) else 503 if isinstance(exc, WarehouseError) else 400
-            )
-            body = html.render(
-                "error.html",
-                heading=html.esc(type(exc).__name__),
-                message=html.esc(_hide_paths(str(exc), settings)),
-                root=root,
-            )
+            body, status = error_body(exc, settings, root)
             shown_title, with_figures = "error", False
         page = html.page(
             title=shown_title,
@@ -360,7 +184,7 @@ def plotly_js(request: Request) -> Response:
 
 
 @router.get("/", response_class=HTMLResponse, name="dashboards_index")
-def index(request: Request, settings: SettingsDep, tz: TzQuery = None) -> HTMLResponse:
+def index(request: Request, settings: SettingsDep, wiring: WiringDep, tz: TzQuery = None) -> HTMLResponse:
     root = _root(request)
 
     def build(src: Source, tzname: str) -> str:
@@ -402,7 +226,7 @@ def index(request: Request, settings: SettingsDep, tz: TzQuery = None) -> HTMLRe
         )
         names = [r[0] for r in con.sql("SELECT service FROM services ORDER BY service").fetchall()]
         affected = sorted({s for i in incidents for s in i.critical_services})
-        body = html.render(
+        return html.render(
             "index.html",
             home=html.esc(Path(settings.home).name),
             first=html.when(first, tzname),
@@ -419,9 +243,8 @@ def index(request: Request, settings: SettingsDep, tz: TzQuery = None) -> HTMLRe
             incident_services=_service_links(root, tuple(affected), limit=40),
             root=root,
         )
-        return body
 
-    return _respond(request, settings, tz, title="dashboards", build=build, figures=False)
+    return _respond(request, wiring, tz, title="dashboards", build=build, figures=False)
 
 
 def _incident_body(request: Request, view: views.IncidentView, tz: str) -> str:
@@ -467,7 +290,7 @@ def _incident_body(request: Request, view: views.IncidentView, tz: str) -> str:
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse, name="dashboards_incident")
 def incident_page(
-    request: Request, incident_id: str, settings: SettingsDep, tz: TzQuery = None
+    request: Request, incident_id: str, settings: SettingsDep, wiring: WiringDep, tz: TzQuery = None
 ) -> HTMLResponse:
 
     def build(src: Source, tzname: str) -> str:
@@ -477,13 +300,14 @@ def incident_page(
         expl = explain_incident(con, incident, settings=settings)
         return _incident_body(request, views.incident_view(con, expl, settings=settings, tz=tzname), tzname)
 
-    return _respond(request, settings, tz, title=f"incident {incident_id}", build=build)
+    return _respond(request, wiring, tz, title=f"incident {incident_id}", build=build)
 
 
 @router.get("/explain", response_class=HTMLResponse, name="dashboards_explain")
 def explain_page(
     request: Request,
     settings: SettingsDep,
+    wiring: WiringDep,
     at: Annotated[str, Query(description="ISO 8601, 'YYYY-MM-DD HH:MM' or 'HH:MM' (latest day with data)")],
     tz: TzQuery = None,
 ) -> HTMLResponse:
@@ -494,13 +318,14 @@ def explain_page(
         expl = explain_at(con, when, settings=settings)
         return _incident_body(request, views.incident_view(con, expl, settings=settings, tz=tzname), tzname)
 
-    return _respond(request, settings, tz, title=f"what changed at {at}", build=build)
+    return _respond(request, wiring, tz, title=f"what changed at {at}", build=build)
 
 
 @router.get("/weekly", response_class=HTMLResponse, name="dashboards_weekly")
 def weekly_page(
     request: Request,
     settings: SettingsDep,
+    wiring: WiringDep,
     week: Annotated[
         str | None, Query(description="ISO week YYYY-Www; default the latest week with data")
     ] = None,
@@ -582,7 +407,7 @@ def weekly_page(
         )
         return body
 
-    return _respond(request, settings, tz, title=f"weekly review {week or ''}".strip(), build=build)
+    return _respond(request, wiring, tz, title=f"weekly review {week or ''}".strip(), build=build)
 
 
 @router.get("/services", name="dashboards_service_search")
@@ -595,6 +420,7 @@ def service_page(
     request: Request,
     service: str,
     settings: SettingsDep,
+    wiring: WiringDep,
     start: Annotated[
         str | None, Query(description="window start (default: 24 h before the last data)")
     ] = None,
@@ -669,4 +495,4 @@ def service_page(
         )
         return body
 
-    return _respond(request, settings, tz, title=f"service {service}", build=build)
+    return _respond(request, wiring, tz, title=f"service {service}", build=build)

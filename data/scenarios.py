@@ -28,7 +28,7 @@ from typing import overload
 
 import numpy as np
 
-from whatchanged.data.reference_night import (
+from whatchanged.data.inputs import (
     ChangeRow,
     IcalNotice,
     MetricBuffer,
@@ -36,7 +36,6 @@ from whatchanged.data.reference_night import (
     ProbeCheck,
     Service,
     WorksNotice,
-    checks_of,
     load_shape,
     local_clock,
     local_epoch,
@@ -48,6 +47,7 @@ from whatchanged.data.reference_night import (
     write_services,
     write_works,
 )
+from whatchanged.data.night_sources import checks_of
 
 TRUTH_FILE = ".truth.json"
 CATEGORIES = ("hosting", "application_release", "external_maintenance", "unknown")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 from whatchanged.data.evaluate import Outcome, evaluate
 from whatchanged.data.scenarios import SCENARIOS
 from whatchanged.engine.learn import Case, case_from_dict, case_to_dict, key_of
+from whatchanged.engine.storage import write_atomic
 
 
 def case_of_outcome(o: Outcome) -> Case:
@@ -60,9 +60,7 @@ def scenario_cases(names: Sequence[str] | None = None, *, cache_dir: Path | None
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp_path = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp_path.write_text(json.dumps([case_to_dict(c) for c in cases]))
-            os.replace(tmp_path, path)
+            write_atomic(path, json.dumps([case_to_dict(c) for c in cases]))
         except OSError:
             pass  # a cache that cannot be written is skipped
     return cases

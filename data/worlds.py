@@ -681,9 +681,9 @@ def _snake(n: int = 40) -> list[Svc]:
         per_rack=10,
         per_host=2,
         apps=apps,
-        rack_name=lambda dc, r: f"rbx-b{r:02d}",
-        switch_name=lambda dc, r: f"rbx-b{r:02d}-sw1",
-        host_name=lambda dc, h: f"rbx-srv-{h:03d}",
+        rack_name=lambda _dc, r: f"rbx-b{r:02d}",
+        switch_name=lambda _dc, r: f"rbx-b{r:02d}-sw1",
+        host_name=lambda _dc, h: f"rbx-srv-{h:03d}",
     )
 
 
@@ -1423,9 +1423,9 @@ def w_two_incidents_one_datacenter() -> World:
         per_rack=20,
         per_host=3,
         apps=apps,
-        rack_name=lambda dc, r: f"waw-b{r:02d}",
-        switch_name=lambda dc, r: f"waw-b{r:02d}-sw1",
-        host_name=lambda dc, h: f"waw-h-{h:03d}",
+        rack_name=lambda _dc, r: f"waw-b{r:02d}",
+        switch_name=lambda _dc, r: f"waw-b{r:02d}-sw1",
+        host_name=lambda _dc, h: f"waw-h-{h:03d}",
     )
     start, a_on = utc(tz, "2026-10-06 04:00"), utc(tz, "2026-10-06 10:00")
     a_back, b_on = a_on + 30 * MIN, utc(tz, "2026-10-06 10:12")
@@ -1546,9 +1546,9 @@ def w_dst_spring_new_york_maintenance() -> World:
         per_rack=12,
         per_host=4,
         apps=("cdn", "api"),
-        rack_name=lambda dc, r: f"nyc2-r{r}",
-        switch_name=lambda dc, r: f"nyc2-edge-sw{r}",
-        host_name=lambda dc, h: f"nyc2-e{h:02d}",
+        rack_name=lambda _dc, r: f"nyc2-r{r}",
+        switch_name=lambda _dc, r: f"nyc2-edge-sw{r}",
+        host_name=lambda _dc, h: f"nyc2-e{h:02d}",
     )
     start, end = datetime(2026, 3, 8, 4, 30, tzinfo=UTC), datetime(2026, 3, 8, 8, 15, tzinfo=UTC)
     onset = utc(tz, "2026-03-08 03:31")  # EDT: 07:31 UTC

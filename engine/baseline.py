@@ -170,15 +170,17 @@ class RobustBaseline:
         self.rel_floor = rel_floor
         self.exclude_z = exclude_z
 
-    def _expected_blocks(self, bm: Array, w_recent: int, per_day: int) -> tuple[Array, Array, Array]:
-        """Expected value, recent level and seasonal level per block, from block medians ``bm``."""
-        recent_b = window_median(bm, 1, w_recent)
-        season_days = min(self.season_days, (bm.shape[1] - 1) // per_day) if per_day > 2 else 0
+    def _expected_blocks(
+        self, block_medians: Array, w_recent: int, per_day: int
+    ) -> tuple[Array, Array, Array]:
+        """Expected value, recent level and seasonal level per block, from the blocks' medians."""
+        recent_b = window_median(block_medians, 1, w_recent)
+        season_days = min(self.season_days, (block_medians.shape[1] - 1) // per_day) if per_day > 2 else 0
         if season_days > 0 and self.season_weight > 0:
             # same time of day on the previous days: the median over the days of each day's
             # block and its two neighbours (a median of medians: 3 + season_days values
             # sorted instead of 3 × season_days)
-            near = window_median(bm, -1, 3)
+            near = window_median(block_medians, -1, 3)
             season_b = window_median(near, per_day, season_days, per_day)
             # the recent level moved along the seasonal shape since the recent window
             shape = np.nan_to_num(season_b - window_median(season_b, 1, w_recent))
@@ -197,21 +199,21 @@ class RobustBaseline:
         if x.ndim == 1:
             x = x[None, :]
         _n, t = x.shape
-        b = max(1, round(self.block_s / step_s))
-        bm = block_median(x, b)
-        nb = bm.shape[1]
-        w_recent = max(1, round(self.recent_s / (step_s * b)))
-        per_day = round(self.season_s / (step_s * b))
-        expected_b, recent_b, season_b = self._expected_blocks(bm, w_recent, per_day)
-        expected = np.repeat(expected_b, b, axis=1)[:, :t]
-        recent = np.repeat(recent_b, b, axis=1)[:, :t]
+        block_rows = max(1, round(self.block_s / step_s))
+        block_medians = block_median(x, block_rows)
+        n_blocks = block_medians.shape[1]
+        w_recent = max(1, round(self.recent_s / (step_s * block_rows)))
+        per_day = round(self.season_s / (step_s * block_rows))
+        expected_b, recent_b, season_b = self._expected_blocks(block_medians, w_recent, per_day)
+        expected = np.repeat(expected_b, block_rows, axis=1)[:, :t]
+        recent = np.repeat(recent_b, block_rows, axis=1)[:, :t]
 
         resid = np.abs(x - expected)
-        bs = max(1, round(self.scale_block_s / step_s))
-        sb = block_median(resid, bs)
-        w_scale = max(1, round(self.scale_window_s / (step_s * bs)))
-        scale_b = window_median(sb, 1, w_scale)
-        scale = np.repeat(scale_b, bs, axis=1)[:, :t]
+        scale_rows = max(1, round(self.scale_block_s / step_s))
+        scale_medians = block_median(resid, scale_rows)
+        w_scale = max(1, round(self.scale_window_s / (step_s * scale_rows)))
+        scale_b = window_median(scale_medians, 1, w_scale)
+        scale = np.repeat(scale_b, scale_rows, axis=1)[:, :t]
         floor = np.maximum(self.rel_floor * np.abs(recent), 1e-9)
         spread = np.maximum(MAD_TO_SIGMA * scale, floor)
         spread = np.where(np.isnan(scale), np.nan, spread)
@@ -221,13 +223,13 @@ class RobustBaseline:
             # pass (an outage must not become the normal level); a level with every block
             # excluded falls back to the first pass (a lasting shift is adopted after recent_s)
             with np.errstate(invalid="ignore", divide="ignore"):
-                zb = np.abs(bm - expected_b) / spread[:, ::b][:, :nb]
-            clean = np.where(zb >= self.exclude_z, np.nan, bm)
+                zb = np.abs(block_medians - expected_b) / spread[:, ::block_rows][:, :n_blocks]
+            clean = np.where(zb >= self.exclude_z, np.nan, block_medians)
             e2, r2, s2 = self._expected_blocks(clean, w_recent, per_day)
             expected_b = np.where(np.isnan(e2), expected_b, e2)
             recent_b = np.where(np.isnan(r2), recent_b, r2)
             season_b = np.where(np.isnan(s2), season_b, s2)
-            expected = np.repeat(expected_b, b, axis=1)[:, :t]
+            expected = np.repeat(expected_b, block_rows, axis=1)[:, :t]
 
         seen = ~np.isnan(x)
         first = np.where(seen.any(axis=1), seen.argmax(axis=1), t)

@@ -38,7 +38,7 @@ states, so every partition sees the same intervals.  The result never depends on
 executor.
 
 **Resumability.**  Each finished partition's events are written atomically
-to ``DIR/.partitions/<key>.parquet`` (temporary name, then rename) by the
+to ``DIR/.partitions/<key>.parquet`` (``storage.write_atomic``) by the
 client process; ``DIR/.partitions/params.json`` records what they depend on
 (warehouse, range, partitioning, detector settings, the warehouse's commits).
 A re-run with the same ``--out`` skips finished partitions; with different
@@ -48,31 +48,62 @@ parameters it is refused (:class:`~whatchanged.engine.errors.ConfigError`).
 run timestamp is stored, so the outputs are byte-identical whatever the
 executor and whatever order partitions finish in.
 
-Dask is imported lazily, only by :class:`DaskExecutor`.
+The step in modules: :mod:`~whatchanged.engine.batch_partition` (the plan, one partition's
+work, the events table), :mod:`~whatchanged.engine.batch_executors` (in-process, process pool,
+Dask; Dask is imported lazily), :mod:`~whatchanged.engine.batch_tables` (the Parquet outputs);
+this module runs them and re-exports their names.  The summary and ``report.md`` are the
+presentation layer's (:mod:`whatchanged.present`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
-import math
-import os
-import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from whatchanged.engine.availability import Availability
-from whatchanged.engine.detect import DEFAULT, detect_anomalies, prepare_states
+from whatchanged.engine.batch_executors import (
+    DaskExecutor,
+    Executor,
+    InProcessExecutor,
+    PoolExecutor,
+    executor_for,
+)
+from whatchanged.engine.batch_partition import (
+    DAY,
+    EVENTS,
+    TS,
+    BatchParams,
+    Partition,
+    events_from,
+    events_table,
+    owns_anomaly,
+    owns_outage,
+    plan,
+    run_partition,
+    shard_services,
+    time_blocks,
+)
+from whatchanged.engine.batch_tables import (
+    AVAILABILITY,
+    CAUSES,
+    INCIDENTS,
+    OUTPUTS,
+    PARQUET_OPTIONS,
+    availability_table,
+    causes_table,
+    incidents_table,
+    parquet_bytes,
+    write_outputs,
+)
+from whatchanged.engine.detect import DEFAULT, prepare_states
 from whatchanged.engine.errors import ConfigError
 from whatchanged.engine.explain import explain_incident
 from whatchanged.engine.incidents import (
@@ -85,474 +116,25 @@ from whatchanged.engine.incidents import (
     inventory,
 )
 from whatchanged.engine.model import Anomaly, Cause, Explanation, Incident, Outage
-from whatchanged.engine.outages import EXTERNAL_STATES, clip, find_outages, merge_intervals, total_s
+from whatchanged.engine.outages import EXTERNAL_STATES, clip, merge_intervals, total_s
 from whatchanged.engine.settings import Settings
+from whatchanged.engine.storage import write_atomic
 from whatchanged.engine.warehouse import Warehouse
 
 FORMAT = 1
 PARTITIONS_DIR = ".partitions"
-OUTPUTS = ("incidents.parquet", "causes.parquet", "availability.parquet", "report.md")
-DAY = timedelta(days=1)
-
-#: Fixed writer options: the same rows give the same bytes.
-PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd",
-    "compression_level": 3,
-    "use_dictionary": True,
-    "write_statistics": True,
-    "data_page_size": 1 << 20,
-    "row_group_size": 1 << 20,
-    "version": "2.6",
-}
-
-TS = pa.timestamp("us", tz="UTC")
-
-#: One partition's events: anomalies and outages in one table (``kind`` tells which).
-EVENTS = pa.schema(
-    [
-        pa.field("kind", pa.string(), nullable=False),  # anomaly | outage
-        pa.field("service", pa.string(), nullable=False),
-        pa.field("name", pa.string(), nullable=False),  # metric (anomaly) or check (outage)
-        pa.field("start", TS, nullable=False),
-        pa.field("onset", TS),
-        pa.field("end", TS),
-        pa.field("direction", pa.string()),
-        pa.field("peak_score", pa.float64()),
-        pa.field("baseline", pa.float64()),
-        pa.field("observed", pa.float64()),
-        pa.field("detected_at", TS),
-        pa.field("onset_lookahead", pa.bool_()),
-        pa.field("state", pa.string()),
-        pa.field("source", pa.string()),
-        pa.field("external", pa.bool_()),
-    ]
-)
-
-_ANOMALY = pa.struct(
-    [
-        ("service", pa.string()),
-        ("metric", pa.string()),
-        ("start", TS),
-        ("onset", TS),
-        ("end", TS),
-        ("direction", pa.string()),
-        ("peak_score", pa.float64()),
-        ("baseline", pa.float64()),
-        ("observed", pa.float64()),
-    ]
-)
-_OUTAGE = pa.struct(
-    [
-        ("service", pa.string()),
-        ("check", pa.string()),
-        ("start", TS),
-        ("end", TS),
-        ("state", pa.string()),
-        ("source", pa.string()),
-        ("external", pa.bool_()),
-    ]
-)
-_STRINGS = pa.list_(pa.string())
-
-#: ``incidents.parquet``: one row per incident, by onset then id.
-INCIDENTS = pa.schema(
-    [
-        pa.field("incident_id", pa.string(), nullable=False),
-        pa.field("onset", TS, nullable=False),
-        pa.field("end", TS),
-        pa.field("services_affected", _STRINGS),
-        pa.field("critical_services", _STRINGS),
-        pa.field("outage_count", pa.int32()),
-        pa.field("downtime_s", pa.float64()),
-        pa.field("signals", _STRINGS),
-        pa.field("onset_lookahead", pa.bool_()),
-        pa.field("top_category", pa.string()),
-        pa.field("top_change_id", pa.string()),
-        pa.field("top_title", pa.string()),
-        pa.field("top_score", pa.float64()),
-        pa.field("ruled_out", pa.list_(pa.struct([("category", pa.string()), ("reason", pa.string())]))),
-        pa.field("anomalies", pa.list_(_ANOMALY)),
-        pa.field("outages", pa.list_(_OUTAGE)),
-    ]
-)
-
-#: ``causes.parquet``: the ranked causes of every incident, by incident then rank.
-CAUSES = pa.schema(
-    [
-        pa.field("incident_id", pa.string(), nullable=False),
-        pa.field("rank", pa.int32(), nullable=False),
-        pa.field("category", pa.string()),
-        pa.field("change_id", pa.string()),
-        pa.field("component", pa.string()),
-        pa.field("title", pa.string()),
-        pa.field("start", TS),
-        pa.field("end", TS),
-        pa.field("score", pa.float64()),
-        pa.field("evidence_for", _STRINGS),
-        pa.field("evidence_against", _STRINGS),
-        pa.field("features", pa.map_(pa.string(), pa.float64())),
-        pa.field("downtime_s", pa.float64()),  # the incident's downtime, when this is its top cause; else 0
-    ]
-)
-
-#: ``availability.parquet``: one row per service with check states, by service.
-AVAILABILITY = pa.schema(
-    [
-        pa.field("service", pa.string(), nullable=False),
-        pa.field("source", pa.string()),  # external | nagios
-        pa.field("checks", _STRINGS),
-        pa.field("period_s", pa.float64()),
-        pa.field("downtime_s", pa.float64()),
-        pa.field("outage_count", pa.int32()),
-        pa.field("availability", pa.float64()),
-        pa.field("percent", pa.string()),
-    ]
-)
 
 
 # -- plan ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BatchParams:
-    """What a batch run's partitions depend on (stored in ``params.json``)."""
-
-    home: Path
-    start: datetime
-    end: datetime
-    partition_days: int = 15
-    shards: int = 1
-
-    def __post_init__(self) -> None:
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise ConfigError("batch: --from and --to must be aware datetimes (a zone or an offset)")
-        if self.end <= self.start:
-            raise ConfigError(
-                f"batch: --to ({self.end.isoformat()}) must be after --from ({self.start.isoformat()})"
-            )
-        if self.partition_days < 1:
-            raise ConfigError(f"batch: --partition-days: expected 1 or more, found {self.partition_days}")
-        if self.shards < 1:
-            raise ConfigError(f"batch: --shards: expected 1 or more, found {self.shards}")
-
-
-@dataclass(frozen=True)
-class Partition:
-    """One unit of work: a time block × a slice of services (None: all of them)."""
-
-    key: str
-    start: datetime
-    end: datetime
-    services: tuple[str, ...] | None
-    first: bool
-    last: bool
-
-
-def _midnight(t: datetime) -> datetime:
-    t = t.astimezone(UTC)
-    return datetime(t.year, t.month, t.day, tzinfo=UTC)
-
-
-def time_blocks(start: datetime, end: datetime, days: int) -> list[tuple[datetime, datetime]]:
-    """``[start, end)`` cut at UTC midnights every ``days`` days (counted from ``start``'s day)."""
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    cuts = []
-    t = _midnight(start) + days * DAY
-    while t < end:
-        cuts.append(t)
-        t += days * DAY
-    bounds = [start, *cuts, end]
-    return list(itertools.pairwise(bounds))
-
-
-def shard_services(
-    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, shards: int
-) -> list[tuple[str, ...] | None]:
-    """The sorted services with metrics in the range or any check state, cut into ``shards``
-    contiguous slices (contiguous names: the sorted metrics files prune row groups)."""
-    if shards == 1:
-        return [None]
-    rows = con.execute(
-        "SELECT DISTINCT service FROM metrics WHERE ts >= $lo AND ts < $hi "
-        "UNION SELECT DISTINCT service FROM states ORDER BY 1",
-        {"lo": start, "hi": end},
-    ).fetchall()
-    names = [str(r[0]) for r in rows]
-    size = max(1, math.ceil(len(names) / shards))
-    return [tuple(names[i : i + size]) for i in range(0, len(names), size)] or [()]
-
-
-def plan(con: duckdb.DuckDBPyConnection, params: BatchParams) -> list[Partition]:
-    """The partitions of a run, in time order then shard order."""
-    blocks = time_blocks(params.start, params.end, params.partition_days)
-    slices = shard_services(con, params.start, params.end, params.shards)
-    out = []
-    for i, (a, b) in enumerate(blocks):
-        for k, services in enumerate(slices):
-            out.append(
-                Partition(
-                    key=f"{a:%Y%m%dT%H%M%S}-s{k:03d}",
-                    start=a,
-                    end=b,
-                    services=services,
-                    first=i == 0,
-                    last=i == len(blocks) - 1,
-                )
-            )
-    return out
-
-
 # -- one partition (runs on a worker) --------------------------------------------------------------
-
-
-def owns_anomaly(part: Partition, a: Anomaly) -> bool:
-    """True when ``part`` is the partition holding the last anomalous minute of ``a``."""
-    if part.last:
-        return True
-    return a.end is not None and a.end <= part.end
-
-
-def owns_outage(part: Partition, o: Outage) -> bool:
-    """True when ``part`` holds the start of ``o`` (the first one: also earlier starts)."""
-    return o.start < part.end and (part.first or o.start >= part.start)
-
-
-def run_partition(home: str, part: Partition, threads: int | None = None) -> pa.Table:
-    """Detect anomalies and outages in one partition; return the events it owns.
-
-    Runs wherever the executor puts it: it opens its own connection over the
-    warehouse files and returns a small Arrow table.
-    """
-    con = Warehouse(home).connect(threads=threads)
-    try:
-        services = list(part.services) if part.services is not None else None
-        anomalies = detect_anomalies(con, part.start, part.end, services=services, online=False)
-        outages = find_outages(con, part.start, part.end, services=services)
-    finally:
-        con.close()
-    return events_table(
-        [a for a in anomalies if owns_anomaly(part, a)], [o for o in outages if owns_outage(part, o)]
-    )
-
-
-def events_table(anomalies: Sequence[Anomaly], outages: Sequence[Outage]) -> pa.Table:
-    """Anomalies and outages as one :data:`EVENTS` table, sorted."""
-    rows: list[dict[str, Any]] = []
-    for a in anomalies:
-        rows.append(
-            {
-                "kind": "anomaly",
-                "service": a.service,
-                "name": a.metric,
-                "start": a.start,
-                "onset": a.onset,
-                "end": a.end,
-                "direction": a.direction,
-                "peak_score": a.peak_score,
-                "baseline": a.baseline,
-                "observed": a.observed,
-                "detected_at": a.detected_at,
-                "onset_lookahead": a.onset_lookahead,
-            }
-        )
-    for o in outages:
-        rows.append(
-            {
-                "kind": "outage",
-                "service": o.service,
-                "name": o.check,
-                "start": o.start,
-                "end": o.end,
-                "state": o.state,
-                "source": o.source,
-                "external": o.external,
-            }
-        )
-    rows.sort(key=lambda r: (r["kind"], r["service"], r["name"], r["start"], r.get("direction") or ""))
-    return pa.Table.from_pylist(rows, schema=EVENTS)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.astimezone(UTC) if value is not None else None
-
-
-def events_from(table: pa.Table) -> tuple[list[Anomaly], list[Outage]]:
-    """The anomalies and outages of an :data:`EVENTS` table."""
-    anomalies: list[Anomaly] = []
-    outages: list[Outage] = []
-    for r in table.to_pylist():
-        if r["kind"] == "anomaly":
-            anomalies.append(
-                Anomaly(
-                    service=r["service"],
-                    metric=r["name"],
-                    start=r["start"].astimezone(UTC),
-                    onset=r["onset"].astimezone(UTC),
-                    end=_utc(r["end"]),
-                    direction=r["direction"],
-                    peak_score=r["peak_score"],
-                    baseline=r["baseline"],
-                    observed=r["observed"],
-                    detected_at=_utc(r["detected_at"]),
-                    onset_lookahead=bool(r["onset_lookahead"]),
-                )
-            )
-        else:
-            outages.append(
-                Outage(
-                    service=r["service"],
-                    check=r["name"],
-                    start=r["start"].astimezone(UTC),
-                    end=_utc(r["end"]),
-                    state=r["state"],
-                    source=r["source"],
-                    external=bool(r["external"]),
-                )
-            )
-    return anomalies, outages
 
 
 # -- executors --------------------------------------------------------------------------------------
 
 
-class Executor(Protocol):
-    """Runs partitions; yields ``(partition, events)`` as each one finishes (any order)."""
-
-    name: str
-
-    def run(self, home: str, parts: Sequence[Partition]) -> Iterator[tuple[Partition, pa.Table]]: ...
-
-
-class InProcessExecutor:
-    """One partition after another in this process (the default)."""
-
-    name = "in-process"
-
-    def run(self, home: str, parts: Sequence[Partition]) -> Iterator[tuple[Partition, pa.Table]]:
-        for part in parts:
-            yield part, run_partition(home, part)
-
-
-class PoolExecutor:
-    """A local pool of ``workers`` processes (``concurrent.futures``, spawned)."""
-
-    def __init__(self, workers: int) -> None:
-        if workers < 1:
-            raise ConfigError(f"batch: --workers: expected 1 or more, found {workers}")
-        self.workers = workers
-        self.name = f"process pool ({workers} workers)"
-
-    def run(self, home: str, parts: Sequence[Partition]) -> Iterator[tuple[Partition, pa.Table]]:
-        import multiprocessing
-
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
-        ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB threads
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
-            futures = {pool.submit(run_partition, home, p, threads): p for p in parts}
-            try:
-                for fut in as_completed(futures):
-                    yield futures[fut], fut.result()
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
-
-
-class DaskExecutor:
-    """A Dask cluster: ``tcp://host:8786`` (an existing scheduler) or ``local:N`` (a
-    ``LocalCluster`` of N single-threaded worker processes on 127.0.0.1).
-
-    Workers must see the warehouse at the same path and have whatchanged
-    installed; tasks are retried on other workers when one dies.
-    """
-
-    def __init__(self, address: str, *, retries: int = 2) -> None:
-        self.address = address
-        self.retries = retries
-        self.local_workers: int | None = None
-        if address.startswith("local:"):
-            try:
-                self.local_workers = int(address.removeprefix("local:"))
-            except ValueError:
-                self.local_workers = 0
-            if self.local_workers < 1:
-                raise ConfigError(f"batch: --scheduler: expected local:N with N ≥ 1, found {address!r}")
-        elif not address.startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")):
-            raise ConfigError(f"batch: --scheduler: expected tcp://host:port or local:N, found {address!r}")
-        self.name = f"dask ({address})"
-
-    def run(self, home: str, parts: Sequence[Partition]) -> Iterator[tuple[Partition, pa.Table]]:
-        try:
-            from dask.distributed import Client, LocalCluster
-            from dask.distributed import as_completed as dask_completed
-        except ImportError:  # pragma: no cover - the dask extra is missing
-            raise ConfigError("batch: --scheduler needs Dask: pip install 'whatchanged[dask]'") from None
-        cluster = None
-        try:
-            if self.local_workers is not None:
-                cluster = LocalCluster(  # type: ignore[no-untyped-call]
-                    n_workers=self.local_workers,
-                    processes=True,
-                    threads_per_worker=1,
-                    host="127.0.0.1",
-                    dashboard_address=None,
-                )
-                client = Client(cluster)  # type: ignore[no-untyped-call]
-            else:
-                try:
-                    client = Client(self.address, timeout="20s")  # type: ignore[no-untyped-call]
-                except OSError as exc:
-                    raise ConfigError(
-                        f"batch: cannot reach the Dask scheduler at {self.address}: {exc}"
-                    ) from None
-            with client:
-                by_key = {f"whatchanged-batch-{p.key}-{secrets.token_hex(4)}": p for p in parts}
-                futures = [
-                    client.submit(run_partition, home, p, 1, key=k, pure=False, retries=self.retries)
-                    for k, p in by_key.items()
-                ]
-                try:
-                    for fut in dask_completed(futures):  # type: ignore[no-untyped-call]
-                        yield by_key[fut.key], fut.result()
-                finally:
-                    client.cancel(futures)  # type: ignore[no-untyped-call]
-        finally:
-            if cluster is not None:
-                cluster.close()
-
-
-def executor_for(*, scheduler: str | None = None, workers: int | None = None) -> Executor:
-    """The executor the CLI options name (in-process when neither is given)."""
-    if scheduler and workers:
-        raise ConfigError("batch: give either --scheduler or --workers, not both")
-    if scheduler:
-        return DaskExecutor(scheduler)
-    if workers:
-        return PoolExecutor(workers)
-    return InProcessExecutor()
-
-
 # -- resumable state ---------------------------------------------------------------------------------
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary name in the same folder, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def parquet_bytes(table: pa.Table) -> bytes:
-    """``table`` as Parquet with :data:`PARQUET_OPTIONS` (same rows → same bytes)."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, **PARQUET_OPTIONS)
-    return bytes(sink.getvalue().to_pybytes())
 
 
 def warehouse_fingerprint(wh: Warehouse) -> str:
@@ -594,7 +176,7 @@ def check_params(folder: Path, record: Mapping[str, Any]) -> None:
             )
         return
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(record, indent=1, sort_keys=True).encode())
+    write_atomic(path, json.dumps(record, indent=1, sort_keys=True), fsync=True)
 
 
 def _short(value: Any) -> str:
@@ -655,7 +237,7 @@ def run_batch(
     try:
         parts = plan(con, params)
         check_params(folder, params_record(params, wh, parts))
-        for stale in [*folder.glob(".*.tmp-*"), *Path(out).glob(".*.tmp-*")]:
+        for stale in [*folder.glob(".*.tmp"), *Path(out).glob(".*.tmp")]:
             stale.unlink(missing_ok=True)  # left by a killed run: never renamed, never read
         done = {p.key for p in parts if (folder / f"{p.key}.parquet").is_file()}
         todo = [p for p in parts if p.key not in done]
@@ -671,12 +253,12 @@ def run_batch(
             # the day-by-day detection state, in day order, once: partitions then read it
             prepare_states(con)
         for part, events in executor.run(str(wh.home), todo):
-            write_atomic(folder / f"{part.key}.parquet", parquet_bytes(events.cast(EVENTS)))
+            write_atomic(folder / f"{part.key}.parquet", parquet_bytes(events.cast(EVENTS)), fsync=True)
             count += 1
             if progress:
                 progress(Progress(part.key, count, len(parts), False))
         anomalies, outages = load_events(folder, parts)
-        incidents = stitch(con, params, anomalies, outages)
+        incidents = stitch(con, anomalies, outages)
         explanations = {inc.incident_id: explain_incident(con, inc, settings=settings) for inc in incidents}
         avail = service_availability(con, params.start, params.end, outages)
     finally:
@@ -718,10 +300,7 @@ def _end_key(a: Anomaly) -> tuple[int, datetime]:
 
 
 def stitch(
-    con: duckdb.DuckDBPyConnection,
-    params: BatchParams,
-    anomalies: Sequence[Anomaly],
-    outages: Sequence[Outage],
+    con: duckdb.DuckDBPyConnection, anomalies: Sequence[Anomaly], outages: Sequence[Outage]
 ) -> list[Incident]:
     """Incidents from every partition's events, by the rules of ``find_incidents`` (open ends
     count up to the end of the data, as there)."""
@@ -784,99 +363,6 @@ def service_availability(
 # -- outputs ------------------------------------------------------------------------------------------
 
 
-def incidents_table(result: BatchResult) -> pa.Table:
-    rows = []
-    for inc in result.incidents:
-        expl = result.explanations[inc.incident_id]
-        top = expl.causes[0] if expl.causes else None
-        rows.append(
-            {
-                "incident_id": inc.incident_id,
-                "onset": inc.onset,
-                "end": inc.end,
-                "services_affected": list(inc.services_affected),
-                "critical_services": list(inc.critical_services),
-                "outage_count": inc.outage_count,
-                "downtime_s": inc.downtime_s,
-                "signals": list(inc.signals),
-                "onset_lookahead": inc.onset_lookahead,
-                "top_category": top.category if top else None,
-                "top_change_id": top.change_id if top else None,
-                "top_title": top.title if top else None,
-                "top_score": top.score if top else None,
-                "ruled_out": [{"category": r.category, "reason": r.reason} for r in expl.ruled_out],
-                "anomalies": [
-                    {
-                        "service": a.service,
-                        "metric": a.metric,
-                        "start": a.start,
-                        "onset": a.onset,
-                        "end": a.end,
-                        "direction": a.direction,
-                        "peak_score": a.peak_score,
-                        "baseline": a.baseline,
-                        "observed": a.observed,
-                    }
-                    for a in inc.anomalies
-                ],
-                "outages": [
-                    {
-                        "service": o.service,
-                        "check": o.check,
-                        "start": o.start,
-                        "end": o.end,
-                        "state": o.state,
-                        "source": o.source,
-                        "external": o.external,
-                    }
-                    for o in inc.outages
-                ],
-            }
-        )
-    return pa.Table.from_pylist(rows, schema=INCIDENTS)
-
-
-def causes_table(result: BatchResult) -> pa.Table:
-    rows = []
-    for inc in result.incidents:
-        for c in result.explanations[inc.incident_id].causes:
-            rows.append(
-                {
-                    "incident_id": inc.incident_id,
-                    "rank": c.rank,
-                    "category": c.category,
-                    "change_id": c.change_id,
-                    "component": c.component,
-                    "title": c.title,
-                    "start": c.start,
-                    "end": c.end,
-                    "score": c.score,
-                    "evidence_for": list(c.evidence_for),
-                    "evidence_against": list(c.evidence_against),
-                    "features": sorted((str(k), float(v)) for k, v in c.features.items()),
-                    "downtime_s": inc.downtime_s if c.rank == 1 else 0.0,
-                }
-            )
-    return pa.Table.from_pylist(rows, schema=CAUSES)
-
-
-def availability_table(result: BatchResult) -> pa.Table:
-    rows = [
-        {
-            "service": a.selection.removeprefix("service="),
-            "source": a.source,
-            "checks": list(a.checks),
-            "period_s": a.period_s,
-            "downtime_s": a.downtime_s,
-            "outage_count": a.outage_count,
-            "availability": a.availability,
-            "percent": a.percent,
-        }
-        for a in result.availability
-    ]
-    return pa.Table.from_pylist(rows, schema=AVAILABILITY)
-
-
 def attribution(result: BatchResult) -> dict[str, float]:
     """Downtime (s) per cause class of the incidents' top causes (``unknown`` without one)."""
     per: dict[str, float] = {}
@@ -909,134 +395,48 @@ def top_changes(result: BatchResult) -> list[dict[str, Any]]:
     return sorted(tops.values(), key=lambda e: (-float(e["downtime_s"]), str(e["change_id"])))
 
 
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.0f}"
-
-
-def _local(ts: datetime | None, tz: str) -> str:
-    return ts.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M") if ts else "ongoing"
-
-
-def report_markdown(result: BatchResult, *, max_rows: int = 50) -> str:
-    """``report.md``: the summary of a run (deterministic: no run time, no executor)."""
-    tz = result.tz
-    p = result.params
-    lines = [
-        f"# whatchanged batch report: {_local(p.start, tz)} → {_local(p.end, tz)} ({tz})",
-        "",
-        f"- {len(result.incidents)} incidents, {result.anomalies} anomalies, {result.outages} outages",
-        f"- {sum(i.downtime_s for i in result.incidents) / 60:.0f} outage minutes in incidents",
-        f"- {result.partitions} partitions ({p.partition_days} day(s) × {p.shards} shard(s))",
-        "",
-        "## Outage minutes per cause class",
-        "",
-        "| cause class | incidents | outage minutes |",
-        "| --- | ---: | ---: |",
-    ]
-    per = attribution(result)
-    counts: dict[str, int] = {}
-    for inc in result.incidents:
-        top = result.top_cause(inc.incident_id)
-        counts[top.category if top else "unknown"] = counts.get(top.category if top else "unknown", 0) + 1
-    for klass in sorted(per, key=lambda k: (-per[k], k)):
-        lines.append(f"| {klass} | {counts[klass]} | {_minutes(per[klass])} |")
-    lines += ["", "## Top changes by attributed downtime", ""]
-    changes = top_changes(result)
-    if changes:
-        lines += [
-            "| change | title | class | incidents | outage minutes |",
-            "| --- | --- | --- | ---: | ---: |",
-        ]
-        for e in changes[:max_rows]:
-            lines.append(
-                f"| {_md(e['change_id'])} | {_md(e['title'])} | {e['category']} | {e['incidents']} "
-                f"| {_minutes(e['downtime_s'])} |"
-            )
-    else:
-        lines.append("No incident has a change as its top cause.")
-    lines += ["", "## Incidents", ""]
-    ordered = sorted(result.incidents, key=lambda i: (-i.downtime_s, i.onset, i.incident_id))
-    if ordered:
-        lines += [
-            "| incident | onset | end | services | critical | outages | outage minutes | top cause |",
-            "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
-        ]
-        for inc in ordered[:max_rows]:
-            top = result.top_cause(inc.incident_id)
-            cause = f"{top.category}: {_md(top.title)} ({top.score:.2f})" if top else "unknown"
-            lines.append(
-                f"| {inc.incident_id} | {_local(inc.onset, tz)} | {_local(inc.end, tz)} "
-                f"| {len(inc.services_affected)} | {len(inc.critical_services)} | {inc.outage_count} "
-                f"| {_minutes(inc.downtime_s)} | {cause} |"
-            )
-        if len(ordered) > max_rows:
-            lines.append(f"\n… and {len(ordered) - max_rows} more in incidents.parquet (by outage minutes).")
-    else:
-        lines.append("No incident.")
-    worst = sorted(
-        (a for a in result.availability if a.downtime_s > 0), key=lambda a: (a.availability, a.selection)
-    )
-    lines += ["", "## Least available services", ""]
-    if worst:
-        lines += ["| service | availability | outages | outage minutes |", "| --- | ---: | ---: | ---: |"]
-        for a in worst[:max_rows]:
-            lines.append(
-                f"| {a.selection.removeprefix('service=')} | {a.percent} | {a.outage_count} "
-                f"| {_minutes(a.downtime_s)} |"
-            )
-    else:
-        lines.append(f"Every service with check states was up all the time ({len(result.availability)}).")
-    return "\n".join(lines) + "\n"
-
-
-def _md(text: Any) -> str:
-    return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
-
-
-def write_outputs(result: BatchResult, out: Path, *, extra: Mapping[str, bytes] | None = None) -> list[Path]:
-    """Write the Parquet outputs, ``report.md`` and ``extra`` (name → bytes) into ``out``.
-
-    Every file is written under a temporary name first and all are renamed
-    at the end, so an interrupted run leaves no partial output file.
-    """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, bytes] = {
-        "incidents.parquet": parquet_bytes(incidents_table(result)),
-        "causes.parquet": parquet_bytes(causes_table(result)),
-        "availability.parquet": parquet_bytes(availability_table(result)),
-        "report.md": report_markdown(result).encode(),
-        **(extra or {}),
-    }
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for name, data in files.items():
-            tmp = out / f".{name}.tmp-{os.getpid()}-{secrets.token_hex(3)}"
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            staged.append((tmp, out / name))
-        for tmp, final in staged:
-            os.replace(tmp, final)
-    finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-    return [final for _, final in staged]
-
-
-def summary(result: BatchResult) -> dict[str, Any]:
-    """The JSON shape ``whatchanged batch --json`` prints."""
-    return {
-        "from": result.params.start.isoformat(),
-        "to": result.params.end.isoformat(),
-        "executor": result.executor,
-        "partitions": result.partitions,
-        "cached": result.cached,
-        "anomalies": result.anomalies,
-        "outages": result.outages,
-        "incidents": len(result.incidents),
-        "downtime_s": sum(i.downtime_s for i in result.incidents),
-        "downtime_by_class_s": dict(sorted(attribution(result).items())),
-        "top_changes": top_changes(result)[:10],
-    }
+#: this module's names, with those of the modules it was split into (one import for callers)
+__all__ = [
+    "AVAILABILITY",
+    "CAUSES",
+    "DAY",
+    "EVENTS",
+    "FORMAT",
+    "INCIDENTS",
+    "OUTPUTS",
+    "PARQUET_OPTIONS",
+    "PARTITIONS_DIR",
+    "TS",
+    "BatchParams",
+    "BatchResult",
+    "DaskExecutor",
+    "Executor",
+    "InProcessExecutor",
+    "Partition",
+    "PoolExecutor",
+    "Progress",
+    "attribution",
+    "availability_table",
+    "causes_table",
+    "check_params",
+    "events_from",
+    "events_table",
+    "executor_for",
+    "incidents_table",
+    "load_events",
+    "owns_anomaly",
+    "owns_outage",
+    "params_record",
+    "parquet_bytes",
+    "plan",
+    "run_batch",
+    "run_partition",
+    "service_availability",
+    "shard_services",
+    "stitch",
+    "time_blocks",
+    "top_changes",
+    "warehouse_fingerprint",
+    "write_atomic",
+    "write_outputs",
+]

@@ -120,7 +120,7 @@ def load_aliases(path: Path | str | None) -> dict[str, dict[str, tuple[str, ...]
 
 
 @functools.lru_cache(maxsize=16)
-def _parsed_aliases(name: str, mtime_ns: int, size: int) -> dict[str, dict[str, tuple[str, ...]]]:
+def _parsed_aliases(name: str, _mtime_ns: int, _size: int) -> dict[str, dict[str, tuple[str, ...]]]:
     path = Path(name)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -238,9 +238,11 @@ class Inventory:
                 found.append(m.group(0))
                 spans.append((m.start(), m.end()))
         simple = self._simple
-        for m in _RUN_RE.finditer(text):
-            if m.group(0).lower() in simple and not any(a <= m.start() < b for a, b in spans):
-                found.append(m.group(0))
+        found += [
+            m.group(0)
+            for m in _RUN_RE.finditer(text)
+            if m.group(0).lower() in simple and not any(a <= m.start() < b for a, b in spans)
+        ]
         return found
 
 

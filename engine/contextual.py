@@ -163,8 +163,7 @@ def past_max_ratio(a: Array, calibration: int, delay: int, warmup: int = 1) -> A
     enough = np.zeros(n, dtype=bool)
     enough[delay:] = seen[: n - delay] >= warmup
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(enough & finite, a / ref, np.nan)
-    return out
+        return np.where(enough & finite, a / ref, np.nan)
 
 
 def past_median(a: Array, calibration: int, delay: int, stride: int = 5) -> Array:

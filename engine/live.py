@@ -14,7 +14,6 @@ Two facts per source, kept in two places on purpose:
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from whatchanged.engine.storage import write_atomic
 from whatchanged.engine.warehouse import Warehouse
 
 HEALTH_FILE = Path("_collect") / "health.json"
@@ -62,9 +62,7 @@ def write_health(warehouse: Warehouse, health: dict[str, SourceHealth]) -> None:
     """Replace the health file atomically (write a temporary file, rename it)."""
     path = warehouse.home / HEALTH_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".health-{os.getpid()}.json")
-    tmp.write_text(json.dumps({k: asdict(v) for k, v in sorted(health.items())}, indent=1))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps({k: asdict(v) for k, v in sorted(health.items())}, indent=1))
 
 
 def read_cursors(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:

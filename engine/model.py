@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
+
+#: The cause classes the engine ranks; ``unknown`` when none of them explains an incident.
+CauseCategory = Literal["hosting", "application_release", "external_maintenance", "unknown"]
+CAUSE_CATEGORIES: tuple[CauseCategory, ...] = get_args(CauseCategory)
 
 
 def _plain(value: Any) -> Any:
@@ -118,7 +122,7 @@ class Cause(_Jsonable):
     """One ranked candidate cause of an incident."""
 
     rank: int
-    category: str  # hosting, application_release, external_maintenance, unknown
+    category: CauseCategory
     change_id: str | None
     component: str | None  # for hosting: the host/switch/service that failed first
     title: str
@@ -132,7 +136,7 @@ class Cause(_Jsonable):
 
 @dataclass(frozen=True)
 class RuledOut(_Jsonable):
-    category: str
+    category: CauseCategory
     reason: str
 
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +47,7 @@ from typing import Any
 from whatchanged.engine.candidates import CATEGORIES, Candidate
 from whatchanged.engine.errors import ConfigError
 from whatchanged.engine.model import Cause
+from whatchanged.engine.storage import write_atomic
 
 FEATURES = ("time", "recall", "precision", "signature", "hard", "cancelled", "covered")
 UNKNOWN_BELOW = 0.5
@@ -215,11 +215,12 @@ def load_labels(path: Path) -> list[Labelled]:
 def save_model(model: RankModel, home: Path) -> Path:
     path = home / "model" / "rank.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(
-        json.dumps({"weights": model.weights, "source": model.source, "fitted_at": model.fitted_at}, indent=1)
+    write_atomic(
+        path,
+        json.dumps(
+            {"weights": model.weights, "source": model.source, "fitted_at": model.fitted_at}, indent=1
+        ),
     )
-    os.replace(tmp, path)
     return path
 
 
@@ -229,7 +230,9 @@ def load_model(home: Path) -> RankModel:
         return DEFAULT_MODEL
     try:
         data = json.loads(path.read_text())
-        weights = {cat: {k: float(v) for k, v in data["weights"][cat].items()} for cat in CATEGORIES}
+        weights: dict[str, dict[str, float]] = {
+            cat: {k: float(v) for k, v in data["weights"][cat].items()} for cat in CATEGORIES
+        }
     except (OSError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(
             f"{path}: unreadable ranking model ({exc}); delete it to use the defaults"

@@ -32,6 +32,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from whatchanged.engine.settings import Settings
+from whatchanged.engine.storage import write_atomic
 from whatchanged.engine.timeparse import parse_duration
 from whatchanged.engine.warehouse import Warehouse
 
@@ -193,9 +194,7 @@ class Notifier:
     def _save(self, state: dict[str, Any]) -> None:
         path = self._state_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".notified-{os.getpid()}-{threading.get_ident()}.json")
-        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(state, indent=1, sort_keys=True))
 
     # -- the check -----------------------------------------------------------------------------------
     def explanations(self) -> list[dict[str, Any]]:

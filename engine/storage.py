@@ -11,7 +11,10 @@
   :meth:`whatchanged.engine.warehouse.Warehouse.commit`).  ``flock`` locks belong to the
   open file, so two threads of one process exclude each other too, and the kernel drops
   them when the process dies (even by SIGKILL).
-* :func:`pid_alive` for the ``.<name>.<pid>.tmp`` files of the caches.
+* :func:`write_atomic`, the one way a file is replaced whole: a temporary
+  ``.<name>.<token>.<pid>.tmp`` beside it, then a rename (readers see the old file or the
+  new one, never half of one); :func:`temp_name` gives such a name.
+* :func:`pid_alive` for the ``.<name>….<pid>.tmp`` files of the caches.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import contextlib
 import errno
 import os
 import re
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,6 +99,27 @@ def held_by_other(folder: Path) -> bool:
             return not taken
     except FileNotFoundError:
         return False
+
+
+def temp_name(path: Path) -> Path:
+    """A temporary name beside ``path``, unique to this process and call, that
+    :func:`stale_temp_files` recognises (``.<name>.<token>.<pid>.tmp``)."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(3)}.{os.getpid()}.tmp")
+
+
+def write_atomic(path: Path, data: bytes | str, *, fsync: bool = False) -> None:
+    """Replace ``path`` with ``data`` (text is UTF-8) through a temporary file and a rename;
+    ``fsync`` flushes it to the disk first (outputs a user keeps; caches need not)."""
+    tmp = temp_name(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def pid_alive(pid: int) -> bool:

@@ -79,4 +79,4 @@ class Reader:
     read: Callable[[Path, ReadContext], dict[str, pa.Table]]
     #: Files this reader consumes itself when it reads ``path`` (e.g. the
     #: Pingdom ``summary.outage.<id>.json`` files beside ``checks.json``).
-    companions: Callable[[Path], list[Path]] = lambda path: []
+    companions: Callable[[Path], list[Path]] = lambda _path: []

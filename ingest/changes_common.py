@@ -33,6 +33,7 @@ import pyarrow as pa
 from whatchanged.engine.errors import ConfigError, InputError
 from whatchanged.engine.schema import CHANGES, SCOPE_KEYS, conform
 from whatchanged.engine.timerange import RANGE_TEXT, OutOfRange, TimeRange
+from whatchanged.ingest.base import ReadContext
 
 #: The 1970–2200 range alone (how far ahead of the clock is checked per table, by the pipeline).
 ANY_TIME = TimeRange(allow_future=True)
@@ -389,6 +390,18 @@ def json_parse_payload(rows_fn: RowsFn, obj: Any, *, source: str, tz: str) -> pa
 def json_read(rows_fn: RowsFn, path: Path, tz: str) -> tuple[pa.Table, bool]:
     rows, assumed = rows_fn(load_json(path), where=Where(str(path)), tz=tz)
     return changes_table(rows, source=str(path)), assumed
+
+
+def json_reader(rows_fn: RowsFn) -> Callable[[Path, ReadContext], dict[str, pa.Table]]:
+    """The ``read`` of a JSON change reader: ``rows_fn`` over the file's JSON, and whether a
+    time was read in ``ctx.tz`` (no offset) noted in ``ctx``."""
+
+    def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
+        table, assumed = json_read(rows_fn, path, ctx.tz)
+        ctx.tz_assumed = ctx.tz_assumed or assumed
+        return {"changes": table}
+
+    return read
 
 
 def as_dict(value: Any) -> dict[str, Any]:

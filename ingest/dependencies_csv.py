@@ -30,7 +30,7 @@ from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.text import csv_rows
 
 
-def sniff(path: Path, head: bytes) -> bool:
+def sniff(_path: Path, head: bytes) -> bool:
     first = head.decode("utf-8", "replace").lstrip("\ufeff").splitlines()[:1]
     if not first:
         return False

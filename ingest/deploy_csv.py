@@ -94,7 +94,7 @@ def record_row(rec: Mapping[str, Any], *, where: Where, tz: str, source: str) ->
     return row, assumed
 
 
-def sniff(path: Path, head: bytes) -> bool:
+def sniff(_path: Path, head: bytes) -> bool:
     first = head.decode("utf-8", "replace").lstrip("\ufeff").splitlines()[:1]
     if not first:
         return False

@@ -234,7 +234,7 @@ def parse_bytes(data: bytes, *, source: str) -> list[dict[str, Any]]:
     ]
 
 
-def parse_payload(obj: Any, *, source: str, tz: str) -> pa.Table:
+def parse_payload(obj: Any, *, source: str, tz: str) -> pa.Table:  # noqa: ARG001 (the payload signature)
     """RSS/Atom text or bytes → ``changes`` table (feeds carry offsets; ``tz`` is unused)."""
     data = obj.encode() if isinstance(obj, str) else obj
     if not isinstance(data, bytes):
@@ -242,12 +242,12 @@ def parse_payload(obj: Any, *, source: str, tz: str) -> pa.Table:
     return changes_table(parse_bytes(data, source=source), source=source)
 
 
-def sniff(path: Path, head: bytes) -> bool:
+def sniff(_path: Path, head: bytes) -> bool:
     text = head.lstrip(b"\xef\xbb\xbf \r\n\t")[:2048].lower()
     return text.startswith(b"<") and (b"<rss" in text or (b"<feed" in text and b"atom" in text))
 
 
-def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
+def read(path: Path, _ctx: ReadContext) -> dict[str, pa.Table]:
     rows = parse_bytes(path.read_bytes(), source=str(path))
     return {"changes": changes_table(rows, source=str(path))}
 

@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from whatchanged.engine.schema import CHANGE_KINDS
-from whatchanged.ingest.base import ReadContext, Reader
+from whatchanged.ingest.base import Reader
 from whatchanged.ingest.changes_common import (
     Where,
     as_list,
@@ -36,7 +36,7 @@ from whatchanged.ingest.changes_common import (
     from_epoch,
     json_head,
     json_parse_payload,
-    json_read,
+    json_reader,
     scope,
     short_hash,
     tags_map,
@@ -92,7 +92,7 @@ def _one(item: dict[str, Any], *, where: Where) -> dict[str, Any] | None:
     return row
 
 
-def rows_of(obj: Any, *, where: Where, tz: str) -> tuple[list[dict[str, Any]], bool]:
+def rows_of(obj: Any, *, where: Where, tz: str) -> tuple[list[dict[str, Any]], bool]:  # noqa: ARG001 (RowsFn)
     if not isinstance(obj, list | dict):
         raise where.error("not Grafana annotations", "a list of annotations", type(obj).__name__)
     items = obj if isinstance(obj, list) else [obj]
@@ -112,7 +112,7 @@ def parse_payload(obj: Any, *, source: str, tz: str) -> pa.Table:
     return json_parse_payload(rows_of, obj, source=source, tz=tz)
 
 
-def sniff(path: Path, head: bytes) -> bool:
+def sniff(_path: Path, head: bytes) -> bool:
     text = json_head(head)
     return (
         text[:1] in "[{"
@@ -122,9 +122,7 @@ def sniff(path: Path, head: bytes) -> bool:
     )
 
 
-def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
-    table, _ = json_read(rows_of, path, ctx.tz)
-    return {"changes": table}
+read = json_reader(rows_of)  # Grafana times are epochs: never read in ctx.tz
 
 
 READER = Reader(

@@ -281,7 +281,7 @@ def parse_payload(obj: Any, *, source: str, tz: str) -> pa.Table:
     return changes_table(rows, source=source)
 
 
-def sniff(path: Path, head: bytes) -> bool:
+def sniff(_path: Path, head: bytes) -> bool:
     return head.lstrip(b"\xef\xbb\xbf \r\n\t").upper().startswith(b"BEGIN:VCALENDAR")
 
 

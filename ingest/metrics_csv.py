@@ -47,7 +47,6 @@ from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.text import csv_rows
 
 TS_NAMES = ("timestamp", "ts", "time")
-LONG_NAMES = ("service", "metric", "value", "env")
 #: Epoch values at or above this are milliseconds (1e11 s is the year 5138).
 MS_FROM = 1e11
 #: … and at or above this they are neither seconds nor milliseconds.

@@ -46,7 +46,7 @@ _ALERT = re.compile(r"^(?P<kind>" + "|".join(_KINDS) + r"):\s*(?P<body>.*)$")
 _LOOKS_LIKE = re.compile(r"^(SERVICE|HOST|CURRENT SERVICE|CURRENT HOST)\s+(ALERT|STATE)\b")
 
 
-def sniff(path: Path, head: bytes) -> bool:
+def sniff(_path: Path, head: bytes) -> bool:
     text = head.decode("utf-8", "replace").lstrip("\ufeff")
     for line in text.splitlines():
         if line.strip():

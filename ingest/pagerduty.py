@@ -31,7 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from whatchanged.ingest.base import ReadContext, Reader
+from whatchanged.ingest.base import Reader
 from whatchanged.ingest.changes_common import (
     Where,
     as_dict,
@@ -39,7 +39,7 @@ from whatchanged.ingest.changes_common import (
     change_row,
     json_head,
     json_parse_payload,
-    json_read,
+    json_reader,
     parse_iso,
     scope,
     short_hash,
@@ -141,7 +141,7 @@ def parse_payload(obj: Any, *, source: str, tz: str) -> pa.Table:
     return json_parse_payload(rows_of, obj, source=source, tz=tz)
 
 
-def sniff(path: Path, head: bytes) -> bool:
+def sniff(_path: Path, head: bytes) -> bool:
     text = json_head(head)
     return text[:1] in "[{" and (
         '"change_events":' in text
@@ -150,10 +150,7 @@ def sniff(path: Path, head: bytes) -> bool:
     )
 
 
-def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
-    table, assumed = json_read(rows_of, path, ctx.tz)
-    ctx.tz_assumed = ctx.tz_assumed or assumed
-    return {"changes": table}
+read = json_reader(rows_of)
 
 
 READER = Reader(

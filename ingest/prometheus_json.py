@@ -33,7 +33,7 @@ SERVICE_LABELS = ("service", "job", "instance")
 ENV_LABELS = ("env", "environment")
 
 
-def sniff(path: Path, head: bytes) -> bool:
+def sniff(_path: Path, head: bytes) -> bool:
     text = head.decode("utf-8", "replace").lstrip("\ufeff").lstrip()
     if not text.startswith("{"):
         return False

@@ -52,7 +52,7 @@ def sniff(path: Path, head: bytes) -> bool:
     return False
 
 
-def _timestamp_us(sample: Sample, openmetrics: bool) -> int | None:
+def _timestamp_us(sample: Sample) -> int | None:
     from prometheus_client.samples import Timestamp
 
     stamp = sample.timestamp
@@ -111,7 +111,7 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
             continue
         for sample in samples:
             try:
-                us = _timestamp_us(sample, openmetrics)
+                us = _timestamp_us(sample)
                 if us is not None:
                     us = ctx.times.check_us(us)
             except (OverflowError, ValueError) as exc:

@@ -33,7 +33,7 @@ _TRUE = {"true", "yes", "1", "y", "t"}
 _FALSE = {"false", "no", "0", "n", "f", ""}
 
 
-def sniff(path: Path, head: bytes) -> bool:
+def sniff(_path: Path, head: bytes) -> bool:
     first = head.decode("utf-8", "replace").lstrip("\ufeff").splitlines()[:1]
     if not first:
         return False

@@ -87,7 +87,7 @@ class CollectOptions(_Strict):
     max_backoff: timedelta = Field(default=timedelta(minutes=10), description="Longest wait.")
 
     _d = field_validator("every", "timeout", "backoff", "max_backoff", mode="before")(
-        classmethod(lambda cls, v: _duration(v))
+        classmethod(lambda _cls, v: _duration(v))
     )
 
 
@@ -117,7 +117,7 @@ class PrometheusSource(_Source):
     delay: timedelta = timedelta(seconds=0)  # leave the newest samples for the next pass
 
     _d = field_validator("step", "lookback", "chunk", "delay", mode="before")(
-        classmethod(lambda cls, v: _duration(v))
+        classmethod(lambda _cls, v: _duration(v))
     )
 
     @field_validator("start", "until")

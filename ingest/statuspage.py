@@ -49,7 +49,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from whatchanged.ingest.base import ReadContext, Reader
+from whatchanged.ingest.base import Reader
 from whatchanged.ingest.changes_common import (
     DONE_STATUSES,
     Where,
@@ -61,7 +61,7 @@ from whatchanged.ingest.changes_common import (
     get_str,
     json_head,
     json_parse_payload,
-    json_read,
+    json_reader,
     parse_iso,
     scope,
     to_raw,
@@ -213,7 +213,7 @@ def parse_payload(obj: Any, *, source: str, tz: str) -> pa.Table:
     return json_parse_payload(rows_of, obj, source=source, tz=tz)
 
 
-def sniff(path: Path, head: bytes) -> bool:
+def sniff(_path: Path, head: bytes) -> bool:
     text = json_head(head)
     return text.startswith("{") and (
         '"scheduled_maintenances":' in text
@@ -222,10 +222,7 @@ def sniff(path: Path, head: bytes) -> bool:
     )
 
 
-def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
-    table, assumed = json_read(rows_of, path, ctx.tz)
-    ctx.tz_assumed = ctx.tz_assumed or assumed
-    return {"changes": table}
+read = json_reader(rows_of)
 
 
 READER = Reader(

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from whatchanged.api.deps import WRITE_LOCK, JsonBodyDep, SettingsDep, WarehouseDep, WriterDep, validate_body
-from whatchanged.api.models import AlertmanagerIn, AlertsOut
+from whatchanged.api.payloads import AlertmanagerIn, AlertsOut
 from whatchanged.api.problems import problem_responses
 from whatchanged.engine.sinks import Notifier
 from whatchanged.engine.warehouse import Warehouse

@@ -15,6 +15,7 @@ from whatchanged.api.routes.explain import TzQuery
 from whatchanged.api.routes.incidents import resolve_range
 from whatchanged.engine.availability import availability
 from whatchanged.engine.changes import aliases_path
+from whatchanged.present.shapes import availability as availability_shape
 
 router = APIRouter(tags=["availability"])
 
@@ -77,7 +78,7 @@ def get_availability(
             exclude_planned=exclude_planned,
             aliases=cached_aliases(aliases_path(settings)) if exclude_planned else None,
         )
-        return {**result.to_dict(), "percent": result.percent}
+        return availability_shape(result)
 
     data: dict[str, Any] = snap.memo.get(key, compute)
     return data

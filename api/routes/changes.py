@@ -24,10 +24,8 @@ from whatchanged.api.deps import (
     parse_time,
     validate_body,
 )
-from whatchanged.api.models import (
-    ChangeKind,
-    ChangeList,
-    ChangesCreated,
+from whatchanged.api.models import ChangeKind, ChangeList, ChangesCreated
+from whatchanged.api.payloads import (
     DeployRecordIn,
     GitHubDeploymentStatus,
     GrafanaAnnotation,
@@ -36,10 +34,10 @@ from whatchanged.api.models import (
 from whatchanged.api.problems import FieldError, ProblemError, found_repr, problem_responses
 from whatchanged.api.routes.explain import AtQuery, TzQuery
 from whatchanged.engine.changes import aliases_path, list_changes, load_aliases
-from whatchanged.engine.timeparse import zone
 from whatchanged.ingest import deploy_jsonl, github_deploy, grafana, pagerduty
 from whatchanged.ingest.base import ReadContext
 from whatchanged.ingest.pipeline import check_times
+from whatchanged.present.shapes import change_list
 
 router = APIRouter(tags=["changes"])
 
@@ -78,24 +76,7 @@ def get_changes(
         kind=kind.value if kind else None,
         aliases=cached_aliases(aliases_path(settings)),
     )
-    zone_info = zone(shown_tz)
-    changes = [
-        {
-            **c.to_dict(),
-            "start_local": c.start.astimezone(zone_info),
-            "end_local": c.end.astimezone(zone_info) if c.end else None,
-        }
-        for c in found
-    ]
-    return {
-        "at": when,
-        "tz": shown_tz,
-        "from": start,
-        "to": end,
-        "kind": kind.value if kind else None,
-        "total": len(changes),
-        "changes": changes,
-    }
+    return change_list(found, at=when, start=start, end=end, kind=kind.value if kind else None, tz=shown_tz)
 
 
 def cached_aliases(path: Path | None) -> Any:
@@ -106,7 +87,7 @@ def cached_aliases(path: Path | None) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def _aliases_cached(path: Path, mtime_ns: int) -> Any:
+def _aliases_cached(path: Path, _mtime_ns: int) -> Any:  # the file version: a cache key
     return load_aliases(path)
 
 

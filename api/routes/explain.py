@@ -11,10 +11,11 @@ from whatchanged.api.deps import SettingsDep, Snapshot, SnapshotDep, check_tz, p
 from whatchanged.api.models import ExplanationOut
 from whatchanged.api.problems import problem_responses
 from whatchanged.engine.explain import explain_at as explain_at_engine
-from whatchanged.engine.explain import explain_incident, explanation_json
+from whatchanged.engine.explain import explain_incident
 from whatchanged.engine.incidents import incidents_at
 from whatchanged.engine.rank import model_key
 from whatchanged.engine.settings import Settings
+from whatchanged.present.shapes import explanation
 
 router = APIRouter(tags=["explain"])
 
@@ -67,13 +68,13 @@ def explain_cached(snap: Snapshot, when: datetime, settings: Settings) -> dict[s
     if incident is None:  # the answer does not depend on the changes
         key: tuple[Any, ...] = ("explain_none", snap.data_key, model_key(settings.home), when, tz)
         none: dict[str, Any] = memo.get(
-            key, lambda: explanation_json(explain_at_engine(con, when, settings=settings), tz=tz)
+            key, lambda: explanation(explain_at_engine(con, when, settings=settings), tz=tz)
         )
         return none
     key = ("explain", snap.commit_key, model_key(settings.home), incident.incident_id, when, tz)
     ranked: dict[str, Any] = memo.get(
         key,
-        lambda: explanation_json(
+        lambda: explanation(
             explain_incident(con, incident, settings=settings, at=when, overlapping=overlapping), tz=tz
         ),
     )

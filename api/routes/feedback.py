@@ -68,7 +68,7 @@ def create_feedback(
         feedback_id=uuid.uuid4().hex,
         incident_id=incident_id,
         cause_change_id=verdict.cause_change_id,
-        category=verdict.category.value if verdict.category else None,
+        category=verdict.category,
         comment=verdict.comment,
         author=verdict.author or writer,
         created=datetime.now(UTC),

@@ -11,12 +11,13 @@ from whatchanged.api.deps import SettingsDep, Snapshot, SnapshotDep, bad_param, 
 from whatchanged.api.models import ExplanationOut, IncidentPage
 from whatchanged.api.problems import problem_responses
 from whatchanged.api.routes.explain import TzQuery
-from whatchanged.engine.explain import explain_incident, explanation_json, incident_json
+from whatchanged.engine.explain import explain_incident
 from whatchanged.engine.incidents import find_incidents, overlapping
 from whatchanged.engine.incidents import get_incident as find_incident
 from whatchanged.engine.model import Incident
 from whatchanged.engine.rank import model_key
 from whatchanged.engine.timeparse import incident_onset
+from whatchanged.present.shapes import explanation, incident_page
 
 router = APIRouter(tags=["incidents"])
 
@@ -107,12 +108,7 @@ def list_incidents(
             lambda cur: find_incidents(cur, span[0], span[1]),
             question=("find_incidents", start, end, tz),
         )
-    items = []
-    for incident in found[offset : offset + limit]:
-        d = incident_json(incident, tz or "UTC")
-        d.pop("outages", None)
-        items.append(d)
-    return {"total": len(found), "limit": limit, "offset": offset, "items": items}
+    return incident_page(found, tz=tz or "UTC", limit=limit, offset=offset)
 
 
 @router.get(
@@ -135,7 +131,7 @@ def get_incident(
     key = ("explain", snap.commit_key, model_key(settings.home), incident.incident_id, None, tz)
     result: dict[str, Any] = memo.get(
         key,
-        lambda: explanation_json(
+        lambda: explanation(
             explain_incident(con, incident, settings=settings, overlapping=overlapping(con, incident)), tz=tz
         ),
     )

@@ -153,20 +153,26 @@ def test_alert_through_alertmanager_opens_an_incident_posted_once(stack: dict[st
     slack = stack["slack"].requests[0]
     assert slack["path"] == "/hooks/abc"
     text = slack["body"]["text"]
-    assert "new incident" in text and "inc-" in text and "/dashboards/incidents/inc-" in text
-    assert "#1 " in text and "score" in text and "ruled out" in text
+    assert "new incident" in text
+    assert "inc-" in text
+    assert "/dashboards/incidents/inc-" in text
+    assert "#1 " in text
+    assert "score" in text
+    assert "ruled out" in text
 
     event = stack["hook"].requests[0]["body"]
     assert event["event"] == "opened"
     explanation = event["explanation"]
     assert explanation["incident"]["services_affected"] >= 3
-    assert explanation["causes"] and {"category", "score", "evidence_for"} <= explanation["causes"][0].keys()
+    assert explanation["causes"]
+    assert {"category", "score", "evidence_for"} <= explanation["causes"][0].keys()
 
     grafana = stack["grafana"].requests[0]
     assert grafana["path"] == "/api/annotations"
     assert grafana["headers"]["Authorization"] == f"Bearer {GRAFANA_TOKEN}"
     ann = grafana["body"]
-    assert ann["tags"][0] == "whatchanged" and ann["tags"][1] == explanation["causes"][0]["category"]
+    assert ann["tags"][0] == "whatchanged"
+    assert ann["tags"][1] == explanation["causes"][0]["category"]
     assert ann["time"] == int(start.timestamp() * 1000)
     assert ann.get("timeEnd", ann["time"]) >= ann["time"]  # still open: a point annotation
 
@@ -178,7 +184,8 @@ def test_the_receiver_wants_the_bearer_token(stack: dict[str, Any]) -> None:
     bad = httpx.post(url, json=payload, headers={"Authorization": "Bearer nope"}, timeout=10)
     assert bad.status_code == 403
     ok = httpx.post(url, json=payload, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
-    assert ok.status_code == 200 and ok.json() == {"received": 0, "added": 0, "txid": None}
+    assert ok.status_code == 200
+    assert ok.json() == {"received": 0, "added": 0, "txid": None}
 
 
 def _notice(home: Path, *, status: str, sequence: int, hours: float = 2.0) -> None:

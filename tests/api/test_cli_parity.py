@@ -1,20 +1,80 @@
-"""The HTTP API and the command line give the same answer: one engine call behind both."""
+"""The HTTP API and the command line give the same answer: one engine call and one JSON shape
+(``present.shapes``) behind both, for every resource that has both a command and a route."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from tests.helpers import run_cli
 
+FROM, TO = "2010-11-16T00:00:00+01:00", "2010-11-18T00:00:00+01:00"
+
+
+def cli_json(home: Path, *args: str) -> Any:
+    done = run_cli(*args, "--json", home=home)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def api_json(client: httpx.Client, path: str, params: dict[str, Any]) -> Any:
+    r = client.get(path, params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
 
 def test_explain_json_is_the_same_over_http_and_cli(client: httpx.Client, api_home: Path) -> None:
-    over_http = client.get("/explain", params={"at": "2010-11-17 19:23", "tz": "Europe/Paris"})
-    assert over_http.status_code == 200, over_http.text
-    done = run_cli("explain", "--at", "2010-11-17 19:23", "--tz", "Europe/Paris", "--json", home=api_home)
-    assert done.returncode == 0, done.stderr
-    from_cli = json.loads(done.stdout)
+    over_http = api_json(client, "/explain", {"at": "2010-11-17 19:23", "tz": "Europe/Paris"})
+    from_cli = cli_json(api_home, "explain", "--at", "2010-11-17 19:23", "--tz", "Europe/Paris")
     assert from_cli["incident"] is not None
-    assert over_http.json() == from_cli
+    assert over_http == from_cli
+
+
+@pytest.mark.parametrize(("tz", "limit", "offset"), [("Europe/Paris", 50, 0), ("UTC", 2, 1)])
+def test_incidents_json_is_the_same_over_http_and_cli(
+    client: httpx.Client, api_home: Path, tz: str, limit: int, offset: int
+) -> None:
+    over_http = api_json(
+        client, "/incidents", {"from": FROM, "to": TO, "tz": tz, "limit": limit, "offset": offset}
+    )
+    from_cli = cli_json(
+        api_home,
+        "incidents",
+        *("--from", FROM, "--to", TO, "--tz", tz, "--limit", str(limit), "--offset", str(offset)),
+    )
+    assert from_cli["items"], "the reference night has incidents"
+    assert over_http == from_cli
+
+
+@pytest.mark.parametrize("kind", [None, "maintenance"])
+def test_changes_json_is_the_same_over_http_and_cli(
+    client: httpx.Client, api_home: Path, kind: str | None
+) -> None:
+    params = {"at": "2010-11-17 19:23", "tz": "Europe/Paris", "before": "6h", "after": "1h"}
+    args = ["changes", "--at", "2010-11-17 19:23", "--tz", "Europe/Paris", "--before", "6h", "--after", "1h"]
+    if kind:
+        params["kind"] = kind
+        args += ["--kind", kind]
+    over_http = api_json(client, "/changes", params)
+    from_cli = cli_json(api_home, *args)
+    assert from_cli["changes"], "the reference night has changes around 19:23"
+    assert over_http == from_cli
+
+
+@pytest.mark.parametrize("exclude_planned", [False, True])
+def test_availability_json_is_the_same_over_http_and_cli(
+    client: httpx.Client, api_home: Path, exclude_planned: bool
+) -> None:
+    params = {"service": "www-main", "from": FROM, "to": TO, "tz": "UTC"}
+    args = ["availability", "--service", "www-main", "--from", FROM, "--to", TO, "--tz", "UTC"]
+    if exclude_planned:
+        params["exclude_planned"] = "true"
+        args.append("--exclude-planned")
+    over_http = api_json(client, "/availability", params)
+    from_cli = cli_json(api_home, *args)
+    assert from_cli["outage_count"] >= 1
+    assert over_http == from_cli

@@ -35,7 +35,9 @@ def test_ready_when_the_warehouse_answers(server: LiveServer) -> None:
     r = httpx.get(server.api + "/readyz")
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["status"] == "ready" and body["commits"] >= 1 and body["files"] >= 1
+    assert body["status"] == "ready"
+    assert body["commits"] >= 1
+    assert body["files"] >= 1
 
 
 def test_broken_manifest_is_alive_but_not_ready(own_server: LiveServer) -> None:
@@ -43,10 +45,13 @@ def test_broken_manifest_is_alive_but_not_ready(own_server: LiveServer) -> None:
     with httpx.Client(base_url=own_server.api) as c:
         assert c.get("/healthz").status_code == 200  # the process is up
         r = c.get("/readyz")
-        assert r.status_code == 503 and r.headers["retry-after"] == "30"
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "30"
         body = r.json()
-        assert body["type"].endswith("warehouse-unavailable") and "manifest" in body["detail"]
-        assert str(own_server.home) not in r.text and "<warehouse>" in body["detail"]
+        assert body["type"].endswith("warehouse-unavailable")
+        assert "manifest" in body["detail"]
+        assert str(own_server.home) not in r.text
+        assert "<warehouse>" in body["detail"]
         assert c.get("/services").status_code == 503  # and readiness told the truth
         with_token = c.get("/readyz", headers=AUTH)
         assert str(own_server.home.resolve()) in with_token.json()["detail"]
@@ -55,7 +60,9 @@ def test_broken_manifest_is_alive_but_not_ready(own_server: LiveServer) -> None:
 def test_missing_data_file_is_not_ready(own_server: LiveServer) -> None:
     Path(Warehouse(own_server.home).files("metrics")[0]).unlink()
     r = httpx.get(own_server.api + "/readyz")
-    assert r.status_code == 503 and "missing" in r.json()["detail"] and "doctor" in r.json()["detail"]
+    assert r.status_code == 503
+    assert "missing" in r.json()["detail"]
+    assert "doctor" in r.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -69,7 +76,8 @@ def test_security_headers_on_every_response(server: LiveServer, path: str) -> No
     csp = r.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in csp
     if path != "/docs":
-        assert "default-src 'none'" in csp and "'unsafe-inline'" not in csp.split("style-src")[0]
+        assert "default-src 'none'" in csp
+        assert "'unsafe-inline'" not in csp.split("style-src")[0]
 
 
 def test_security_headers_on_a_413(server: LiveServer) -> None:
@@ -78,12 +86,14 @@ def test_security_headers_on_a_413(server: LiveServer) -> None:
         content=b"x" * (200 * 1024),
         headers={**AUTH, "Content-Type": "application/json"},
     )
-    assert r.status_code == 413 and r.headers["x-content-type-options"] == "nosniff"
+    assert r.status_code == 413
+    assert r.headers["x-content-type-options"] == "nosniff"
 
 
 def test_status_shows_the_path_to_token_holders_only(server: LiveServer) -> None:
     anonymous = httpx.get(server.api + "/status")
-    assert anonymous.status_code == 200 and anonymous.json()["home"] is None
+    assert anonymous.status_code == 200
+    assert anonymous.json()["home"] is None
     assert str(server.home.resolve()) not in anonymous.text
     admin = httpx.get(server.api + "/status", headers=AUTH)
     assert admin.json()["home"] == str(server.home.resolve())
@@ -96,11 +106,14 @@ def test_missing_warehouse_503_hides_the_path(tmp_path: Path) -> None:
     live = start_server(Settings(home=home, api_tokens=TOKENS[0]))
     try:
         r = httpx.get(live.api + "/services")
-        assert r.status_code == 503 and r.headers["retry-after"]
-        assert str(tmp_path) not in r.text and "<warehouse>" in r.json()["detail"]
+        assert r.status_code == 503
+        assert r.headers["retry-after"]
+        assert str(tmp_path) not in r.text
+        assert "<warehouse>" in r.json()["detail"]
         assert str(home.resolve()) in httpx.get(live.api + "/services", headers=AUTH).json()["detail"]
         page = httpx.get(live.url + "/dashboards/weekly")
-        assert page.status_code == 503 and str(tmp_path) not in page.text
+        assert page.status_code == 503
+        assert str(tmp_path) not in page.text
     finally:
         live.stop()
 
@@ -121,7 +134,7 @@ def test_storage_fault_on_a_write_is_503_with_retry_after(
     app = create_app(Settings(home=home, api_tokens=",".join(TOKENS)))
     before = sorted(p.name for p in (home / "_commits").iterdir())
 
-    def disk_full(*args: object, **kwargs: object) -> None:
+    def disk_full(*_args: object, **_kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(home / "_commits" / "x.json"))
 
     monkeypatch.setattr(Warehouse, "_publish", disk_full)
@@ -136,7 +149,8 @@ def test_storage_fault_on_a_write_is_503_with_retry_after(
     assert r.headers["retry-after"] == "30"
     body = r.json()
     assert body["type"].endswith("warehouse-unavailable")
-    assert "no space left" in body["detail"] and str(home) in body["detail"]  # a token holder sees where
+    assert "no space left" in body["detail"]
+    assert str(home) in body["detail"]
     assert sorted(p.name for p in (home / "_commits").iterdir()) == before
     assert not list((home / ".tmp").iterdir())
 
@@ -148,5 +162,7 @@ def test_storage_fault_detail_for_anonymous_has_no_path() -> None:
     exc = storage_error(OSError(errno.EROFS, "Read-only file system", "/srv/wh/_commits/x.json"), "/srv/wh")
     assert exc is not None
     r = from_exception(exc, "/api/v1/changes", viewer=Viewer())
-    assert r.status_code == 503 and b"/srv" not in r.body and b"read-only" in r.body
+    assert r.status_code == 503
+    assert b"/srv" not in r.body
+    assert b"read-only" in r.body
     assert r.headers["retry-after"] == "30"

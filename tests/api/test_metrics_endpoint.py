@@ -45,7 +45,8 @@ folder = "notices"
         r = httpx.get(server.url + "/metrics", timeout=30)
     finally:
         server.stop()
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for fam in text_string_to_metric_families(r.text)

@@ -93,13 +93,16 @@ def assert_problem(r: httpx.Response, status: int, path: str) -> dict[str, Any]:
     body = r.json()
     assert set(body) <= {"type", "title", "status", "detail", "instance", "errors"}, body
     assert body["type"].startswith("urn:whatchanged:problem:")
-    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["title"], str)
+    assert body["title"]
     assert body["status"] == status
-    assert isinstance(body["detail"], str) and body["detail"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
     assert body["instance"] == path
     for err in body.get("errors", []):
         assert set(err) == {"field", "expected", "found"}, err
-        assert isinstance(err["field"], str) and isinstance(err["expected"], str)
+        assert isinstance(err["field"], str)
+        assert isinstance(err["expected"], str)
         assert err["found"] is None or isinstance(err["found"], str)
     assert "Traceback" not in r.text
     return body
@@ -124,13 +127,15 @@ def test_error_is_a_problem(
 def test_offset_rule_names_the_parameter(client: httpx.Client) -> None:
     body = client.get("/explain", params={"at": NAIVE}).json()
     assert body["errors"][0]["field"] == "query.at"
-    assert "offset" in body["detail"] and "tz" in body["detail"]
+    assert "offset" in body["detail"]
+    assert "tz" in body["detail"]
     assert body["errors"][0]["found"] == repr(NAIVE)
 
 
 def test_method_not_allowed_says_what_is(client: httpx.Client) -> None:
     r = client.delete("/changes")
-    assert r.status_code == 405 and "GET" in r.headers["allow"]
+    assert r.status_code == 405
+    assert "GET" in r.headers["allow"]
     assert "allowed: GET" in r.json()["detail"]
 
 
@@ -144,7 +149,8 @@ def test_missing_warehouse_is_503(tmp_path: Any, status: int) -> None:
             assert_problem(c.get("/api/v1/services"), status, "/api/v1/services")
             assert_problem(c.get("/api/v1/status"), status, "/api/v1/status")
             health = c.get("/api/v1/healthz")
-            assert health.status_code == 200 and health.json()["warehouse"] is False
+            assert health.status_code == 200
+            assert health.json()["warehouse"] is False
     finally:
         live.stop()
 
@@ -163,7 +169,8 @@ def test_unexpected_exception_is_a_500_problem_without_trace(tmp_path: Any) -> N
 
     r = asyncio.run(call())
     body = assert_problem(r, 500, "/boom")
-    assert "secret" not in r.text and "RuntimeError" not in r.text
+    assert "secret" not in r.text
+    assert "RuntimeError" not in r.text
     assert body["type"] == "urn:whatchanged:problem:internal-error"
 
 

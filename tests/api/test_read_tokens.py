@@ -17,7 +17,8 @@ def test_reads_need_a_token_when_read_tokens_are_set(tmp_path: Path) -> None:
     try:
         status = server.api + "/status"
         none = httpx.get(status, timeout=30)
-        assert none.status_code == 401 and none.headers["www-authenticate"].startswith("Bearer")
+        assert none.status_code == 401
+        assert none.headers["www-authenticate"].startswith("Bearer")
         assert none.headers["content-type"] == "application/problem+json"
         assert none.json()["type"] == "urn:whatchanged:problem:unauthenticated"
         assert httpx.get(status, headers={"Authorization": "Bearer nope"}, timeout=30).status_code == 403

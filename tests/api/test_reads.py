@@ -28,7 +28,9 @@ def test_healthz(client: httpx.Client) -> None:
     r = client.get("/healthz")
     assert r.status_code == 200
     body = r.json()
-    assert body["status"] == "ok" and body["warehouse"] is True and body["commits"] > 0
+    assert body["status"] == "ok"
+    assert body["warehouse"] is True
+    assert body["commits"] > 0
 
 
 def test_status_counts_the_warehouse(client: httpx.Client) -> None:
@@ -41,7 +43,8 @@ def test_status_counts_the_warehouse(client: httpx.Client) -> None:
 
 def test_services_filter_and_paginate(client: httpx.Client) -> None:
     everything = client.get("/services", params={"limit": 1000}).json()
-    assert everything["total"] == 1002 and len(everything["items"]) == 1000
+    assert everything["total"] == 1002
+    assert len(everything["items"]) == 1000
     page = client.get("/services", params={"limit": 10, "offset": 1000}).json()
     assert [s["service"] for s in page["items"]] == sorted(s["service"] for s in page["items"])
     assert len(page["items"]) == 2
@@ -56,7 +59,7 @@ def test_openapi_has_every_operation_with_stable_ids(server: LiveServer) -> None
     doc = httpx.get(server.url + "/openapi.json").json()
     found = {(m, p): op["operationId"] for p, item in doc["paths"].items() for m, op in item.items()}
     assert found == OPERATION_IDS
-    for (method, path), _ in OPERATION_IDS.items():
+    for method, path in OPERATION_IDS:
         op = doc["paths"][path][method]
         for param in op.get("parameters", []):
             assert param.get("description"), f"{method} {path} parameter {param['name']} has no description"
@@ -81,13 +84,15 @@ def test_changes_around_a_time(client: httpx.Client) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["total"] == len(body["changes"]) > 0
-    assert body["from"] == "2010-11-17T06:23:00Z" and body["to"] == "2010-11-17T20:23:00Z"
+    assert body["from"] == "2010-11-17T06:23:00Z"
+    assert body["to"] == "2010-11-17T20:23:00Z"
     kinds = {c["kind"] for c in body["changes"]}
     assert "deploy" in kinds
     only = client.get(
         "/changes", params={"at": "2010-11-17 19:23", "tz": TZ, "before": "12h", "kind": "deploy"}
     ).json()
-    assert only["changes"] and {c["kind"] for c in only["changes"]} == {"deploy"}
+    assert only["changes"]
+    assert {c["kind"] for c in only["changes"]} == {"deploy"}
     assert only["changes"][0]["start_local"].endswith("+01:00")
 
 
@@ -98,7 +103,9 @@ def test_incidents_paginated_and_detail(client: httpx.Client) -> None:
     )
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["total"] >= 2 and body["limit"] == 50 and body["offset"] == 0
+    assert body["total"] >= 2
+    assert body["limit"] == 50
+    assert body["offset"] == 0
     first = client.get(
         "/incidents",
         params={
@@ -108,7 +115,8 @@ def test_incidents_paginated_and_detail(client: httpx.Client) -> None:
             "offset": 1,
         },
     ).json()
-    assert first["total"] == body["total"] and first["items"] == body["items"][1:2]
+    assert first["total"] == body["total"]
+    assert first["items"] == body["items"][1:2]
     if not pytest.importorskip("whatchanged.engine.explain"):
         return
     general = max(body["items"], key=lambda i: i["critical_services"])
@@ -116,7 +124,8 @@ def test_incidents_paginated_and_detail(client: httpx.Client) -> None:
     assert detail.status_code == 200, detail.text
     d = detail.json()
     assert d["incident"]["id"] == general["id"]
-    assert d["causes"] and d["causes"][0]["rank"] == 1
+    assert d["causes"]
+    assert d["causes"][0]["rank"] == 1
 
 
 @needs_explain

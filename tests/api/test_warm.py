@@ -46,10 +46,11 @@ def test_warm_up_prepares_states_and_the_latest_pages(
             assert (await client.get("/api/v1/healthz")).json()["analysis"] == "ready"
             assert list((wh.home / "_cache" / "daystate").glob("*.npz"))
             assert latest.incident_id in app.state.warm_pages
-            cache = app.state.dashboards_cache
+            cache = app.state.dashboards.pages
             before = cache.hits
             page = await client.get(f"/dashboards/incidents/{latest.incident_id}?tz={truth.tz}")
-            assert page.status_code == 200 and latest.incident_id in page.text
+            assert page.status_code == 200
+            assert latest.incident_id in page.text
             assert cache.hits == before + 1, (
                 "the first request for the latest incident was not served prepared"
             )

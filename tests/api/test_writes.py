@@ -89,9 +89,11 @@ def test_deploy_record_is_stored_once_and_visible_to_the_next_read(
     assert first.json()["txid"]
     again = client.post("/changes", json=body, headers=auth)
     assert again.status_code == 200, again.text
-    assert again.json()["added"] == 0 and again.json()["txid"] is None
+    assert again.json()["added"] == 0
+    assert again.json()["txid"] is None
     stored = around(client)["api-test-rel-1"]
-    assert stored["kind"] == "deploy" and stored["author"] == "carol"
+    assert stored["kind"] == "deploy"
+    assert stored["author"] == "carol"
     assert stored["start"] == "2010-11-17T18:15:00Z"
 
 
@@ -112,7 +114,8 @@ def test_webhook_payloads_then_get_changes(
     r = client.post("/changes", json=payload, headers=auth)
     assert r.status_code in (200, 201), r.text
     body = r.json()
-    assert body["format"] == fmt and body["received"] == 1
+    assert body["format"] == fmt
+    assert body["received"] == 1
     (change_id,) = body["change_ids"]
     assert change_id.startswith(f"{fmt}:")
     after = around(client)
@@ -120,7 +123,8 @@ def test_webhook_payloads_then_get_changes(
     assert after[change_id]["kind"] == "deploy"
     # forcing the format gives the same answer, and re-posting adds nothing
     again = client.post("/changes", params={"format": fmt}, json=payload, headers=auth)
-    assert again.status_code == 200 and again.json()["added"] == 0
+    assert again.status_code == 200
+    assert again.json()["added"] == 0
 
 
 def test_time_without_offset_needs_tz(client: httpx.Client, auth: dict[str, str]) -> None:
@@ -192,7 +196,8 @@ def test_feedback_is_appended(server: LiveServer, client: httpx.Client, auth: di
     verdict = {"category": "hosting", "comment": "bo-primary died", "author": "dave"}
     r = client.post(f"/incidents/{incident_id}/feedback", json=verdict, headers=auth)
     assert r.status_code == 201, r.text
-    assert r.json()["incident_id"] == incident_id and r.json()["category"] == "hosting"
+    assert r.json()["incident_id"] == incident_id
+    assert r.json()["category"] == "hosting"
     after = _feedback_rows(server.home)
     assert len(after) == len(before) + 1
     assert (incident_id, None, "hosting", "bo-primary died", "dave") in after

@@ -10,10 +10,11 @@ from pathlib import Path
 import plotly.graph_objects as go
 import pytest
 
-from whatchanged.dashboards import assets, html
+from whatchanged.dashboards import assets, figure_parts, html
 from whatchanged.dashboards import figures as F
 
-FIGURES_SRC = Path(F.__file__).read_text(encoding="utf-8")
+#: the figures' source: the figures and the traces they are made of
+FIGURES_SRC = "".join(Path(m.__file__).read_text(encoding="utf-8") for m in (F, figure_parts))
 
 
 def test_the_vendored_partial_bundle_matches_the_plotly_package() -> None:
@@ -48,8 +49,10 @@ def test_falls_back_to_the_full_bundle(case: str, tmp_path: Path, monkeypatch: p
 def test_bundle_tag_and_etag_follow_the_bytes() -> None:
     b = assets._choose("partial")
     other = replace(b, digest="0" * 64)
-    assert b.tag != other.tag and b.etag != other.etag
-    assert b.etag.startswith('"') and b.etag.endswith('"')
+    assert b.tag != other.tag
+    assert b.etag != other.etag
+    assert b.etag.startswith('"')
+    assert b.etag.endswith('"')
 
 
 def test_gzip_is_computed_once_and_inflates_to_the_bundle() -> None:
@@ -66,7 +69,8 @@ def test_figure_block_is_data_not_code_and_cannot_close_its_script() -> None:
     fig = go.Figure(go.Scatter(x=[1, 2], y=[3, 4], name="x</script><script>alert(1)</script>"))
     fig.update_layout(height=333)
     out = F.figure_block(fig, "fig-1")
-    assert out.count("</script>") == 1 and "<script>alert" not in out
+    assert out.count("</script>") == 1
+    assert "<script>alert" not in out
     assert 'style="height:333px; width:100%;"' in out
     payload = out.split('data-div="fig-1">', 1)[1].rsplit("</script>", 1)[0]
     spec = json.loads(payload)
@@ -78,6 +82,8 @@ def test_figure_block_is_data_not_code_and_cannot_close_its_script() -> None:
 def test_pages_load_plotly_deferred_with_the_loader() -> None:
     page = html.page(title="t", body="<p>b</p>", root="/dashboards", tz="UTC", plotly_src="/p.js?v=1")
     assert '<script defer src="/p.js?v=1"></script>' in page
-    assert "DOMContentLoaded" in page and "__plotsDone" in page and "plotted:" in page
+    assert "DOMContentLoaded" in page
+    assert "__plotsDone" in page
+    assert "plotted:" in page
     bare = html.page(title="t", body="<p>b</p>", root="/dashboards", tz="UTC", plotly_src=None)
     assert "<script" not in bare

@@ -203,9 +203,12 @@ def _hover_change(page: Any, div: str, trace: str, change_id: str) -> str:
 def test_hovering_a_change_marker_shows_its_id(server: Server, tab: Tab, night_incident_id: str) -> None:
     tab.open(f"{server.url}/dashboards/incidents/{night_incident_id}", plots=1)
     text = _hover_change(tab.page, "incident-timeline", "application_release", "deploy-site-2")
-    assert "deploy-site-2" in text and "sites renderer 2.8.2" in text and "apps=sites" in text
+    assert "deploy-site-2" in text
+    assert "sites renderer 2.8.2" in text
+    assert "apps=sites" in text
     text = _hover_change(tab.page, "incident-timeline", "external_maintenance", "OVH-P19-SW")
-    assert "OVH-P19-SW" in text and "switches=" in text
+    assert "OVH-P19-SW" in text
+    assert "switches=" in text
     tab.assert_clean()
 
 
@@ -278,12 +281,15 @@ def test_service_page(server: Server, tab: Tab, artifacts: Path) -> None:
     response = tab.open(f"{server.url}/dashboards/services/lb-p19-1", plots=1)
     assert response.status == 200
     names = tab.traces("service-timeline")
-    assert "bandwidth_mbps · lb-p19-1" in names and "bandwidth_mbps band" in names
-    assert "reaction" in names and "external_maintenance" in names  # restarts and the switch maintenance
+    assert "bandwidth_mbps · lb-p19-1" in names
+    assert "bandwidth_mbps band" in names
+    assert "reaction" in names
+    assert "external_maintenance" in names
     assert tab.page.locator("#service-timeline .main-svg").count() >= 1
     tab.assert_bundle_draws_every_trace()
     text = tab.page.locator("table.changes").inner_text()
-    assert "restart-01" in text and "OVH-P19-SW" in text
+    assert "restart-01" in text
+    assert "OVH-P19-SW" in text
     assert "deploy-bo-1" not in text  # the back-office release does not touch the load balancer
     tab.shot(artifacts, "service")
     tab.assert_clean()

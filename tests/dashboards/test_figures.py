@@ -165,8 +165,10 @@ def test_incident_figure_has_one_trace_per_layer(incident_fig) -> None:
 
 def test_band_fills_between_lower_and_upper(incident_fig) -> None:
     lower, upper = [t for t in incident_fig.data if t.name == "bandwidth_mbps band"]
-    assert upper.fill == "tonexty" and lower.fill is None
-    assert list(lower.y)[:1] == [180.0] and list(upper.y)[:1] == [220.0]
+    assert upper.fill == "tonexty"
+    assert lower.fill is None
+    assert list(lower.y)[:1] == [180.0]
+    assert list(upper.y)[:1] == [220.0]
 
 
 def test_maintenance_window_is_shaded_where_the_data_says(incident_fig) -> None:
@@ -199,7 +201,9 @@ def test_change_markers_are_coloured_by_class_with_id_title_scope_on_hover(incid
     assert list(release.x) == [local(DEPLOY.start)]
     assert list(release.customdata) == ["deploy-site-2"]
     text = release.hovertext[0]
-    assert "deploy-site-2" in text and "sites renderer 2.8.2" in text and "apps=sites" in text
+    assert "deploy-site-2" in text
+    assert "sites renderer 2.8.2" in text
+    assert "apps=sites" in text
     maint = _trace(incident_fig, "external_maintenance")
     assert list(maint.customdata) == ["OVH-P19-SW", "PROV-1"]
     assert "switches=sw-p19-a, sw-p19-b" in maint.hovertext[0]
@@ -244,7 +248,8 @@ def test_anomaly_is_shaded_in_its_signal_row(incident_fig) -> None:
 
 def test_onset_line(incident_fig) -> None:
     onset = [s for s in incident_fig.layout.shapes if s.name == "onset"]
-    assert len(onset) == 1 and onset[0].x0 == datetime(2010, 11, 17, 19, 23)
+    assert len(onset) == 1
+    assert onset[0].x0 == datetime(2010, 11, 17, 19, 23)
 
 
 def test_incident_figure_without_signals_or_incident() -> None:
@@ -257,7 +262,8 @@ def test_hosting_cause_without_change_is_starred_on_its_lane() -> None:
     cause = Cause(1, "hosting", None, "bo-p19-1", "bo-p19-1 failed first", ONSET, None, 0.8)
     fig = F.incident_figure(window=WINDOW, changes=[], causes=[cause], tz=TZ)
     star = _trace(fig, F.TOP_CAUSE)
-    assert list(star.y) == ["hosting"] and "bo-p19-1" in star.hovertext[0]
+    assert list(star.y) == ["hosting"]
+    assert "bo-p19-1" in star.hovertext[0]
 
 
 def test_service_figure() -> None:

@@ -140,7 +140,8 @@ def test_fit_from_feedback_backtests_refuses_worse_and_names_the_weights(
 
     # nothing to learn from yet
     done = run_cli("fit", "--from-feedback", home=home)
-    assert done.returncode == 2 and "no usable verdict in the feedback table" in done.stderr
+    assert done.returncode == 2
+    assert "no usable verdict in the feedback table" in done.stderr
     assert not model.exists()
 
     # 1. true verdicts, oldest first
@@ -155,7 +156,8 @@ def test_fit_from_feedback_backtests_refuses_worse_and_names_the_weights(
     assert figures == {"newer top-1": (2, 2, 2), "scenario top-1": (4, 4, 4), "scenario top-3": (4, 4, 4)}, (
         out
     )
-    assert code == 0 and f"nothing got worse: saved fitted ranking weights to {model}" in out, out
+    assert code == 0, out
+    assert f"nothing got worse: saved fitted ranking weights to {model}" in out, out
     assert json.loads(done_explain(home, truths[0]))["weights"]["source"] == str(model)
     model.unlink()
 
@@ -166,7 +168,8 @@ def test_fit_from_feedback_backtests_refuses_worse_and_names_the_weights(
     figures = _figures(out)
     assert code == 1, out
     assert figures["newer top-1"][0] == 0, out  # the default weights disagree with every wrong verdict
-    assert figures["scenario top-1"][0] == 4 and figures["scenario top-1"][1] < 4, out
+    assert figures["scenario top-1"][0] == 4, out
+    assert figures["scenario top-1"][1] < 4, out
     assert re.search(r"^refused: .*scenario suite top-1 4/4 -> \d/4.* got worse; nothing saved", out, re.M), (
         out
     )
@@ -177,7 +180,8 @@ def test_fit_from_feedback_backtests_refuses_worse_and_names_the_weights(
     assert code == 0, out
     assert f"saved anyway (--force) to {model}" in out, out
     saved = json.loads(model.read_text())
-    assert saved["fitted_at"] and set(saved["weights"]) >= {"application_release", "hosting"}
+    assert saved["fitted_at"]
+    assert set(saved["weights"]) >= {"application_release", "hosting"}
 
     # 4. explain names the weights it used (JSON field, and one line for people)
     t = truths[0]
@@ -204,4 +208,5 @@ def test_fit_from_feedback_backtests_refuses_worse_and_names_the_weights(
         )
     )
     done = run_cli("fit", str(labels), home=home)
-    assert done.returncode == 0 and f"saved fitted ranking weights to {model}" in done.stdout, done.stderr
+    assert done.returncode == 0, done.stderr
+    assert f"saved fitted ranking weights to {model}" in done.stdout, done.stderr

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from whatchanged.data import reference_night, scenarios
+from whatchanged.data import inputs, scenarios
 from whatchanged.data.reference_night import Truth, generate
 from whatchanged.data.scenarios import CATEGORIES, SCENARIOS, ScenarioTruth, truths_of
 
@@ -51,7 +51,7 @@ def nagios(path: Path) -> list[tuple[int, str, str, str, str, str]]:
 def services_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
-        assert reader.fieldnames == list(reference_night.SERVICE_COLUMNS)
+        assert reader.fieldnames == list(inputs.SERVICE_COLUMNS)
         return list(reader)
 
 
@@ -121,7 +121,8 @@ def test_inventory_has_1002_services_mostly_in_p19(night: tuple[Path, Truth]) ->
     assert len(set(names)) == 1002
     by = {r["service"]: r for r in rows}
     dcs = [r["datacenter"] for r in rows]
-    assert dcs.count("P19") > 900 and {"RBX", "SBG", "GRA"} <= set(dcs)
+    assert dcs.count("P19") > 900
+    assert {"RBX", "SBG", "GRA"} <= set(dcs)
     assert {r["switch"] for r in rows if r["datacenter"] == "P19"} == {f"p19-sw-{i:02d}" for i in range(1, 9)}
     assert {r["kind"] for r in rows} >= {"site", "backoffice", "email", "database", "loadbalancer", "switch"}
     assert by["bo-primary"]["host"] != by["bo-standby"]["host"]
@@ -140,15 +141,16 @@ def test_probe_records_14_outages_54_minutes_and_9998_year_to_date(night: tuple[
         "states"
     ]
     for prev, nxt in itertools.pairwise(states):
-        assert prev["timeto"] == nxt["timefrom"] and prev["status"] != nxt["status"]
+        assert prev["timeto"] == nxt["timefrom"]
+        assert prev["status"] != nxt["status"]
     a, b = epoch("2010-11-17 19:23"), epoch("2010-11-17 20:46")
     night_downs = [s for s in states if s["status"] == "down" and a <= s["timefrom"] and s["timeto"] <= b]
     assert len(night_downs) == 14 == truth.general.outage_count
     assert sum(s["timeto"] - s["timefrom"] for s in night_downs) == 3240 == truth.general.downtime_s
-    assert night_downs[0]["timefrom"] == a and night_downs[-1]["timeto"] == b
-    assert states[0]["timefrom"] == epoch("2010-01-01 00:00") and states[-1]["timeto"] == epoch(
-        "2010-11-18 00:00"
-    )
+    assert night_downs[0]["timefrom"] == a
+    assert night_downs[-1]["timeto"] == b
+    assert states[0]["timefrom"] == epoch("2010-01-01 00:00")
+    assert states[-1]["timeto"] == epoch("2010-11-18 00:00")
     period = states[-1]["timeto"] - states[0]["timefrom"]
     down = sum(s["timeto"] - s["timefrom"] for s in states if s["status"] == "down")
     assert (period, down) == (truth.ytd_period_s, truth.ytd_downtime_s) == (27_734_400, 5_520)
@@ -164,7 +166,8 @@ def test_nagios_tells_both_incidents(night: tuple[Path, Truth]) -> None:
     dc = {r["service"]: r["datacenter"] for r in services_csv(out / "services.csv")}
     lines = nagios(out / "nagios.log")
     current = [r for r in lines if r[1] == "CURRENT SERVICE STATE"]
-    assert {r[2] for r in current} == set(dc) and lines[: len(current)] == current
+    assert {r[2] for r in current} == set(dc)
+    assert lines[: len(current)] == current
     a, b = epoch("2010-11-17 19:23"), epoch("2010-11-17 20:46")
     crit = {r[2] for r in lines if r[1] == "SERVICE ALERT" and r[4] == "CRITICAL" and a <= r[0] <= b}
     assert len(crit) == truth.general.critical_count == 30
@@ -202,7 +205,8 @@ def test_changes_of_the_day(night: tuple[Path, Truth]) -> None:
     with open(out / "restarts.csv", newline="") as fh:
         restarts = list(csv.DictReader(fh))
     assert list(restarts[0]) == ["id", "timestamp", "service", "version", "author", "description", "kind"]
-    assert len(restarts) == 14 and {r["kind"] for r in restarts} == {"restart"}
+    assert len(restarts) == 14
+    assert {r["kind"] for r in restarts} == {"restart"}
     assert tuple(r["id"] for r in restarts) == truth.restart_ids == truth.general.reactions
     assert all("2010-11-17 19:23" < r["timestamp"] < "2010-11-17 20:46" for r in restarts)
     notices = works(out / "travaux-ovh.works.txt")
@@ -222,7 +226,8 @@ def test_metrics_capped_near_50_from_1923_to_2046(night: tuple[Path, Truth]) -> 
     assert str(table.schema.field("timestamp").type) == "timestamp[us, tz=UTC]"
     assert table.num_rows == truth.metric_rows
     ts = table.column("timestamp").cast("int64").to_numpy() // 1_000_000
-    assert ts.min() == epoch("2010-11-11 00:00") and ts.max() == epoch("2010-11-17 23:59")
+    assert ts.min() == epoch("2010-11-11 00:00")
+    assert ts.max() == epoch("2010-11-17 23:59")
     svc = table.column("service").to_numpy(zero_copy_only=False)
     metric = table.column("metric").to_numpy(zero_copy_only=False)
     value = table.column("value").to_numpy()
@@ -236,10 +241,13 @@ def test_metrics_capped_near_50_from_1923_to_2046(night: tuple[Path, Truth]) -> 
     assert 180 < fleet_at("2010-11-16 19:00") < 225
     capped = [fleet_at(f"2010-11-17 {h:02d}:{m:02d}") for h in (19, 20) for m in range(60)]
     capped = capped[23 : 60 + 46]
-    assert len(capped) == 83 and all(48 <= v <= 52 for v in capped)
-    assert fleet_at("2010-11-17 19:22") > 150 and fleet_at("2010-11-17 20:46") > 150
+    assert len(capped) == 83
+    assert all(48 <= v <= 52 for v in capped)
+    assert fleet_at("2010-11-17 19:22") > 150
+    assert fleet_at("2010-11-17 20:46") > 150
     lat = set(svc[metric == "latency_ms"].tolist())
-    assert 90 <= len(lat) <= 110 and set(truth.general.critical_services) <= lat
+    assert 90 <= len(lat) <= 110
+    assert set(truth.general.critical_services) <= lat
 
 
 # ------------------------------------------------------------------------------------------------
@@ -276,26 +284,32 @@ def test_scenario_writes_inputs_and_a_consistent_truth(name: str, tmp_path: Path
         p.read_text() for p in a.glob("*.ics")
     )
     for t in truths:
-        assert t.category in CATEGORIES and t.tz == "Europe/Paris"
+        assert t.category in CATEGORIES
+        assert t.tz == "Europe/Paris"
         zone = ZoneInfo(t.tz)
         at = epoch(t.at_local, zone)
         if t.category == "application_release":
-            assert t.change_id and t.component is None
+            assert t.change_id
+            assert t.component is None
             row = next(r for r in deploys.splitlines() if r.startswith(t.change_id + ","))
             start = epoch(row.split(",")[1], zone)
             assert start <= at <= start + 3600
         elif t.category == "external_maintenance":
-            assert t.change_id and t.component is None
+            assert t.change_id
+            assert t.component is None
             raw_id = t.change_id.split(":", 1)[-1]
             assert raw_id in notices
         elif t.category == "hosting":
-            assert t.change_id is None and t.component in inventory
+            assert t.change_id is None
+            assert t.component in inventory
             # the component is the first of its host / switch to go CRITICAL
             mates = {s for s, r in inventory.items() if t.component in (r["host"], r["switch"], s)}
             crit = [r for r in lines if r[4] == "CRITICAL" and r[2] in mates and at <= r[0] < at + 600]
-            assert crit and crit[0][2] == t.component
+            assert crit
+            assert crit[0][2] == t.component
         else:
-            assert t.change_id is None and t.component is None
+            assert t.change_id is None
+            assert t.component is None
         # something visibly goes wrong at the stated time
         bad = [r for r in lines if r[1] == "SERVICE ALERT" and r[4] != "OK" and at - 60 <= r[0] <= at + 600]
         probe = list((a / "pingdom").glob("summary.outage.*.json")) if (a / "pingdom").exists() else []
@@ -306,7 +320,8 @@ def test_utc_notice_is_written_in_utc(tmp_path: Path) -> None:
     truth = truths_of(scenarios.utc_notice_local_deploys(tmp_path))[0]
     ics = (tmp_path / "maintenance.ics").read_text()
     provider, _, mid = str(truth.change_id).partition(":")
-    assert "DTSTART:20110823T120000Z" in ics and f"X-MAINTNOTE-MAINTENANCE-ID:{mid}" in ics
+    assert "DTSTART:20110823T120000Z" in ics
+    assert f"X-MAINTNOTE-MAINTENANCE-ID:{mid}" in ics
     assert f"X-MAINTNOTE-PROVIDER:{provider}" in ics
     assert epoch("2011-08-23 14:00") <= epoch(truth.at_local) <= epoch("2011-08-23 16:00")
     assert "2011-08-23 12:10:00,storage" in (tmp_path / "deploys.csv").read_text()

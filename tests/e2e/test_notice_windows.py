@@ -153,7 +153,8 @@ def test_statuspage_maintenance_that_overran(name: str, tmp_path: Path) -> None:
     _assert_incident(during, onset, 1, n_hit)
     assert _top(during) == ("external_maintenance", f"statuspage:{ident}")
     cause = during.causes[0]
-    assert cause.features["time"] == 1.0 and cause.features["recall"] == 1.0
+    assert cause.features["time"] == 1.0
+    assert cause.features["recall"] == 1.0
     assert any("still in progress" in e and "covers the onset" in e for e in cause.evidence_for)
     hosting = next(c for c in during.causes if c.category == "hosting")
     assert (

@@ -21,13 +21,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from whatchanged.data.reference_night import (
+from whatchanged.data.inputs import (
     MetricBuffer,
     NagiosLog,
     Service,
     WorksNotice,
-    checks_of,
-    generate,
     load_shape,
     local_clock,
     local_epoch,
@@ -35,6 +33,8 @@ from whatchanged.data.reference_night import (
     write_services,
     write_works,
 )
+from whatchanged.data.night_sources import checks_of
+from whatchanged.data.reference_night import generate
 from whatchanged.engine.batch import BatchParams, run_batch
 from whatchanged.engine.detect import prepare_states
 from whatchanged.engine.explain import explain_at, explanation_json
@@ -194,11 +194,13 @@ def test_with_every_anomaly_hard_the_waves_merge(world: Path) -> None:
     finally:
         con.close()
     front = [a for a in anomalies if a.service == "front-01"]
-    assert front and all(0.6 <= a.observed / a.baseline <= 0.8 for a in front)
+    assert front
+    assert all(0.6 <= a.observed / a.baseline <= 0.8 for a in front)
     cutoff = paris(DAY, "23:59")
     merged = [g for g in group_events(anomalies, outages, inv, cutoff=cutoff, hard_factor=1.0) if g.outages]
     split = [g for g in group_events(anomalies, outages, inv, cutoff=cutoff) if g.outages]
-    assert len(merged) == 1 and len(split) == 2
+    assert len(merged) == 1
+    assert len(split) == 2
 
 
 def test_explain_each_wave_of_the_small_world(world: Path) -> None:
@@ -263,7 +265,8 @@ def test_reference_night_first_wave(night: Path, hhmm: str) -> None:
     assert inc.onset == paris(NIGHT, "18:43")
     assert {"bo-primary", "backoffice", "mail-out"} <= set(inc.services_affected)
     assert not any(o.external for o in inc.outages)  # none of the 19:23 probe outages
-    assert inc.end is not None and inc.end < paris(NIGHT, "19:23")
+    assert inc.end is not None
+    assert inc.end < paris(NIGHT, "19:23")
     top = expl.causes[0]
     assert top.category == "hosting"
     assert top.component in ("bo-primary", "bo-host-01")

@@ -77,7 +77,8 @@ def test_the_suite_has_at_least_twenty_truths_over_varied_worlds() -> None:
 
 def test_worlds_are_deterministic() -> None:
     a, b = build("dst_autumn_paris_release"), build("dst_autumn_paris_release")
-    assert a.files == b.files and a.truths == b.truths
+    assert a.files == b.files
+    assert a.truths == b.truths
     assert build("host_dies_no_change").files != build("cancelled_maintenance_host_fails").files
 
 

@@ -158,7 +158,7 @@ class StateRows:
         )
 
 
-def flapping_states(seed: int = 0, *, service: str = "www", check: str = "pingdom-home") -> StateRows:
+def flapping_states(*, service: str = "www", check: str = "pingdom-home") -> StateRows:
     rows = StateRows()
     rows.intervals(service, check, flapping_intervals(), bad="down", good="up", source="pingdom", first=DAY0)
     return rows
@@ -214,7 +214,7 @@ def reference_night(seed: int = 0, *, n_sites: int = 60) -> Night:
             "value": np.concatenate(m_val),
         }
     )
-    rows = flapping_states(seed)
+    rows = flapping_states()
     critical = tuple(sorted(rng.choice(sites, size=30, replace=False).tolist()))
     for s in critical:
         a = NIGHT + timedelta(minutes=int(rng.integers(2, 20)))

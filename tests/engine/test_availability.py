@@ -67,7 +67,8 @@ def year(warehouse: Warehouse) -> Warehouse:
 
 def test_year_with_92_minutes_down_is_99_98_percent(year: Warehouse) -> None:
     a = availability(year.connect(), YEAR0, YEAR1, service="www")
-    assert a.source == "external" and a.checks == ("www/pingdom-home",)
+    assert a.source == "external"
+    assert a.checks == ("www/pingdom-home",)
     assert a.outage_count == 16
     assert a.downtime_s == 92 * 60
     assert a.availability == pytest.approx(1 - 92 / 525600)
@@ -79,13 +80,16 @@ def test_check_and_nagios_fallback(year: Warehouse) -> None:
     con = year.connect()
     assert availability(con, YEAR0, YEAR1, check="pingdom-home").downtime_s == 92 * 60
     db = availability(con, YEAR0, YEAR1, service="db1")
-    assert db.source == "nagios" and db.outage_count == 1 and db.downtime_s == 7200
+    assert db.source == "nagios"
+    assert db.outage_count == 1
+    assert db.downtime_s == 7200
 
 
 def test_group_is_down_when_any_member_is(year: Warehouse) -> None:
     g = availability(year.connect(), YEAR0, YEAR1, group="P19")
     # external probes exist in the group, so they are the measure
-    assert g.source == "external" and g.downtime_s == 92 * 60
+    assert g.source == "external"
+    assert g.downtime_s == 92 * 60
     g2 = availability(year.connect(), YEAR0, YEAR1, group="db")
     assert g2.downtime_s == 7200
 

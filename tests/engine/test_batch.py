@@ -34,6 +34,7 @@ from whatchanged.engine.model import Incident
 from whatchanged.engine.schema import CHANGES
 from whatchanged.engine.settings import load_settings
 from whatchanged.engine.warehouse import Warehouse
+from whatchanged.present import report
 
 DAY0 = datetime(2010, 11, 15, tzinfo=UTC)
 DAYS = 3
@@ -126,12 +127,16 @@ def _params(home: Path, **kw: int) -> batch.BatchParams:
 def _run(home: Path, out: Path, executor: batch.Executor | None = None, **kw: int) -> batch.BatchResult:
     settings = load_settings(home=home)
     result = batch.run_batch(_params(home, **kw), out, settings=settings, executor=executor)
-    batch.write_outputs(result, out)
+    batch.write_outputs(result, out, extra=report.files(result))
     return result
 
 
+#: every file a run writes: the tables and the Markdown report
+OUTPUTS = (*batch.OUTPUTS, "report.md")
+
+
 def _bytes(out: Path) -> dict[str, bytes]:
-    return {name: (out / name).read_bytes() for name in batch.OUTPUTS}
+    return {name: (out / name).read_bytes() for name in OUTPUTS}
 
 
 @pytest.fixture(scope="module")
@@ -166,14 +171,17 @@ def test_midnight_incident_is_one_and_equals_a_whole_range_run(
     assert list(result.incidents) == whole
     [inc] = _midnight_incident(result)
     assert inc.onset == HIT_START
-    assert inc.end is not None and inc.end >= HIT_END
+    assert inc.end is not None
+    assert inc.end >= HIT_END
     assert set(inc.services_affected) == set(HIT)
     assert inc.critical_services == tuple(sorted(HIT))
     assert inc.signals == ("bandwidth_mbps",)
     # its anomalies were owned by the second day's partitions: they end after midnight
-    assert inc.anomalies and all(a.onset < MIDNIGHT < (a.end or END) for a in inc.anomalies)
+    assert inc.anomalies
+    assert all(a.onset < MIDNIGHT < (a.end or END) for a in inc.anomalies)
     top = result.top_cause(inc.incident_id)
-    assert top is not None and top.change_id == "prov:MAINT-1"
+    assert top is not None
+    assert top.change_id == "prov:MAINT-1"
     assert top.category == "external_maintenance"
     # and one row in the Parquet output spanning both days
     out, _ = in_process
@@ -192,7 +200,8 @@ def test_outputs_schemas_order_and_report(in_process: tuple[Path, batch.BatchRes
     assert causes.schema.equals(batch.CAUSES)
     assert avail.schema.equals(batch.AVAILABILITY)
     onsets = incidents.column("onset").to_pylist()
-    assert onsets == sorted(onsets) and incidents.num_rows == len(result.incidents)
+    assert onsets == sorted(onsets)
+    assert incidents.num_rows == len(result.incidents)
     keys = [(r["incident_id"], r["rank"]) for r in causes.to_pylist()]
     by_incident: dict[str, list[int]] = {}
     for incident_id, rank in keys:
@@ -218,7 +227,8 @@ def test_availability_per_service_matches_the_engine(
         want = availability(con, START, END, service=got.selection.removeprefix("service="))
         assert got == want
     by = {a.selection: a for a in result.availability}
-    assert by["service=svc-33"].downtime_s == 420 and by["service=svc-33"].source == "external"
+    assert by["service=svc-33"].downtime_s == 420
+    assert by["service=svc-33"].source == "external"
     assert by["service=svc-31"].availability == 1.0
     assert by["service=svc-00"].downtime_s == 3000
 
@@ -249,8 +259,9 @@ def test_interrupted_run_leaves_no_output_and_resumes(
     result = batch.run_batch(
         _params(wh_home), tmp_path, settings=load_settings(home=wh_home), progress=seen.append
     )
-    batch.write_outputs(result, tmp_path)
-    assert result.cached == 2 and [p.cached for p in seen].count(True) == 2
+    batch.write_outputs(result, tmp_path, extra=report.files(result))
+    assert result.cached == 2
+    assert [p.cached for p in seen].count(True) == 2
     assert _bytes(tmp_path) == _bytes(in_process[0])
 
 
@@ -258,7 +269,7 @@ def test_resume_skips_every_finished_partition(
     wh_home: Path, tmp_path: Path, in_process: tuple[Path, batch.BatchResult]
 ) -> None:
     _run(wh_home, tmp_path)
-    for name in batch.OUTPUTS:
+    for name in OUTPUTS:
         (tmp_path / name).unlink()
     result = _run(wh_home, tmp_path, executor=_Failing(0))  # would fail if asked to run anything
     assert result.cached == result.partitions == 6
@@ -307,14 +318,18 @@ def test_cli_batch_writes_every_output(
     )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert data["incidents"] == len(in_process[1].incidents) and data["partitions"] == 6
+    assert data["incidents"] == len(in_process[1].incidents)
+    assert data["partitions"] == 6
     assert data["downtime_by_class_s"]["external_maintenance"] == 3000
     assert _bytes(tmp_path) == _bytes(in_process[0])
     page = (tmp_path / "report.html").read_text()
     # plotly.js inlined (its bundle names a topojson CDN default, never loaded: no geo plots)
-    assert re.search(r"<script[^>]+src=", page) is None and "<link" not in page
-    assert len(page) > 3_000_000 and "Plotly" in page
-    assert "batch-incidents" in page and "prov:MAINT-1" in page
+    assert re.search(r"<script[^>]+src=", page) is None
+    assert "<link" not in page
+    assert len(page) > 3_000_000
+    assert "Plotly" in page
+    assert "batch-incidents" in page
+    assert "prov:MAINT-1" in page
     again = run_cli(
         "batch",
         "--from",
@@ -325,7 +340,9 @@ def test_cli_batch_writes_every_output(
         str(tmp_path),
         home=wh_home,
     )
-    assert again.returncode == 2 and "other parameters" in again.stderr and "Traceback" not in again.stderr
+    assert again.returncode == 2
+    assert "other parameters" in again.stderr
+    assert "Traceback" not in again.stderr
 
 
 # -- a real Dask cluster ----------------------------------------------------------------------------
@@ -364,7 +381,7 @@ def test_dask_killed_worker_loses_and_duplicates_nothing(
     killed: list[int] = []
     running: list[str] = []  # the tasks the killed worker held
 
-    def kill_one(p: batch.Progress) -> None:
+    def kill_one(_progress: batch.Progress) -> None:
         if killed:
             return
         busy = [w for w, keys in client.processing().items() if keys]
@@ -381,10 +398,12 @@ def test_dask_killed_worker_loses_and_duplicates_nothing(
         executor=batch.DaskExecutor(lc.scheduler_address),
         progress=kill_one,
     )
-    batch.write_outputs(result, tmp_path)
-    assert killed and killed[0] not in client.run(os.getpid).values()
+    batch.write_outputs(result, tmp_path, extra=report.files(result))
+    assert killed
+    assert killed[0] not in client.run(os.getpid).values()
     assert running, "the killed worker held no partition: nothing was rescheduled"
-    assert result.partitions == 12 and len(list((tmp_path / ".partitions").glob("*.parquet"))) == 12
+    assert result.partitions == 12
+    assert len(list((tmp_path / ".partitions").glob("*.parquet"))) == 12
     assert list(result.incidents) == list(in_process[1].incidents)
     for name in ("incidents.parquet", "causes.parquet", "availability.parquet"):
         assert (tmp_path / name).read_bytes() == (in_process[0] / name).read_bytes()

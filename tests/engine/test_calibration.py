@@ -40,8 +40,10 @@ def test_bins_are_half_open_and_the_last_holds_one() -> None:
         (0.8, 0.9, 0, 0),
         (0.9, 1.0, 2, 2),
     ]
-    assert bins[-1].label == "[0.9, 1.0]" and bins[0].label == "[0.0, 0.2)"
-    assert bins[2].hit_rate is None and bins[-1].mean_score == pytest.approx(0.95)
+    assert bins[-1].label == "[0.9, 1.0]"
+    assert bins[0].label == "[0.0, 0.2)"
+    assert bins[2].hit_rate is None
+    assert bins[-1].mean_score == pytest.approx(0.95)
 
 
 def test_expected_calibration_error() -> None:
@@ -94,7 +96,8 @@ def test_report_says_when_the_threshold_differs_from_the_engine() -> None:
     assert "chosen unknown threshold: 0.80" not in "\n".join(lines)
     text = "\n".join(lines)
     assert "chosen unknown threshold: 0.90" in text
-    assert "DIFFERS from rank.UNKNOWN_BELOW = 0.50" in text and "[0.6, 0.8) right 1/5" in text
+    assert "DIFFERS from rank.UNKNOWN_BELOW = 0.50" in text
+    assert "[0.6, 0.8) right 1/5" in text
     same = "\n".join(format_report(_many(0.95, 9, 1), current=0.9, edges=EDGES, min_support=5))
     assert "same as rank.UNKNOWN_BELOW = 0.90" in same
 

@@ -45,7 +45,7 @@ def _scope(**names: list[str]) -> dict[str, list[str]]:
 def _change(
     change_id: str, kind: str, start: datetime, end: datetime | None = None, **kw: object
 ) -> dict[str, object]:
-    row: dict[str, object] = {n: None for n in CHANGES.names}
+    row: dict[str, object] = dict.fromkeys(CHANGES.names)
     row.update(change_id=change_id, kind=kind, start=start, end=end, scope=_scope())
     row.update(kw)
     return row
@@ -143,8 +143,10 @@ def test_list_changes_window_kind_order_and_later_inventory(warehouse: Warehouse
         got = list_changes(con, start=_t(17), end=_t(19))
         assert [c.change_id for c in got] == ["d1", "m1"]
         assert got[0].resolved_services == ("www-0001", "www-0002")  # deploy text is not scanned
-        assert got[1].resolved_services == ("bo-primary",) and got[1].cancelled
-        assert got[0].start.tzinfo is not None and got[0].start == _t(17, 5)
+        assert got[1].resolved_services == ("bo-primary",)
+        assert got[1].cancelled
+        assert got[0].start.tzinfo is not None
+        assert got[0].start == _t(17, 5)
         assert [c.change_id for c in list_changes(con, start=_t(17), end=_t(19), kind="maintenance")] == [
             "m1"
         ]

@@ -43,7 +43,8 @@ def test_planted_anomaly_raises_one_alarm_with_onset_within_two_minutes(make, di
     a = found[0]
     assert a.direction == direction
     assert abs(a.onset - s.onsets[0]) <= TOLERANCE
-    assert a.detected_at is not None and a.onset <= a.detected_at <= s.onsets[0] + timedelta(minutes=10)
+    assert a.detected_at is not None
+    assert a.onset <= a.detected_at <= s.onsets[0] + timedelta(minutes=10)
     assert not a.onset_lookahead
 
 
@@ -93,7 +94,8 @@ def test_novelty_uses_only_past_contexts() -> None:
     a = novelty(x, window=10, neighbours=5, history=1000)
     b = novelty(x[:1700], window=10, neighbours=5, history=1000)
     np.testing.assert_allclose(a[:1700], b, equal_nan=True)
-    assert np.isnan(a[:19]).all() and np.isfinite(a[30:]).all()
+    assert np.isnan(a[:19]).all()
+    assert np.isfinite(a[30:]).all()
 
 
 def test_past_max_ratio_is_causal_and_scale_free() -> None:

@@ -169,4 +169,7 @@ def test_read_day_matches_the_sql_grid(tmp_path: Path) -> None:
     assert keys == [("a", "m"), ("a", "x"), ("b", "m")]
     expected = load_matrix(con, keys, t0, t0 + timedelta(days=1))
     np.testing.assert_array_equal(grid, expected)
-    assert grid[2, 10] == 1.5 and grid[0, 12] == 5.25 and np.isnan(grid[0, 11]) and grid[1, 1439] == -3.5
+    assert grid[2, 10] == 1.5
+    assert grid[0, 12] == 5.25
+    assert np.isnan(grid[0, 11])
+    assert grid[1, 1439] == -3.5

@@ -42,7 +42,8 @@ def test_capped_level_shift_stays_anomalous_while_flat() -> None:
     """200 → flat 50 Mbit/s for 83 minutes: one anomaly covering the whole cap."""
     s = sc.level_shift(0)
     [a] = detect_series(s.ts, s.values)
-    assert a.end is not None and abs(a.end - s.ends[0]) <= TOLERANCE
+    assert a.end is not None
+    assert abs(a.end - s.ends[0]) <= TOLERANCE
     assert a.observed == pytest.approx(50, abs=1)
     assert a.baseline > 150
     assert a.peak_score > 10

@@ -45,7 +45,8 @@ def test_read_grid_matches_sql(warehouse: Warehouse) -> None:
     )
     con = warehouse.connect()
     files = metric_files(con)
-    assert files and all(f.endswith(".parquet") for f in files)
+    assert files
+    assert all(f.endswith(".parquet") for f in files)
     lo, hi = T0 + timedelta(hours=5), T0 + timedelta(days=2, hours=7)
     grid = read_grid(files, lo, hi)
     keys = sorted(grid.rows)

@@ -24,9 +24,10 @@ def test_disk_cache_hit_miss_and_changes(tmp_path: Path, monkeypatch: pytest.Mon
     at = parse_when(truth.at_local, tz=truth.tz)
     cache = tmp_path / "wh" / "_cache"
     first = incidents.incident_at(wh.connect(), at, cache_dir=cache)
-    assert first is not None and len(list(cache.glob("incidents-*.json"))) == 1
+    assert first is not None
+    assert len(list(cache.glob("incidents-*.json"))) == 1
 
-    def no_detection(*args: object, **kw: object) -> list[incidents.Incident]:
+    def no_detection(*_args: object, **_kw: object) -> list[incidents.Incident]:
         raise AssertionError("detection ran although the answer was cached")
 
     incidents.clear_cache()  # as in a new process

@@ -43,7 +43,8 @@ def test_reference_night_is_one_incident(warehouse: Warehouse, night: sc.Night, 
     assert {"www", "lb-p19", *night.critical} == set(inc.services_affected)
     assert inc.signals == ("bandwidth_mbps",)
     assert inc.incident_id.startswith("inc-20101117T1923Z-")
-    assert inc.end is not None and inc.end >= night.onset + timedelta(minutes=83)
+    assert inc.end is not None
+    assert inc.end >= night.onset + timedelta(minutes=83)
 
 
 def test_incident_id_is_stable_and_found_again(warehouse: Warehouse, night: sc.Night) -> None:
@@ -61,9 +62,11 @@ def test_incident_id_is_stable_and_found_again(warehouse: Warehouse, night: sc.N
 def test_incident_at(warehouse: Warehouse, night: sc.Night) -> None:
     con = warehouse.connect()
     inside = incident_at(con, night.onset + timedelta(minutes=40))
-    assert inside is not None and inside.outage_count == 14
+    assert inside is not None
+    assert inside.outage_count == 14
     just_before = incident_at(con, night.onset - timedelta(minutes=3))
-    assert just_before is not None and just_before.incident_id == inside.incident_id
+    assert just_before is not None
+    assert just_before.incident_id == inside.incident_id
     assert incident_at(con, night.onset - 5 * HOUR) is None
 
 
@@ -111,7 +114,8 @@ def test_find_incidents_is_cached_until_a_new_commit(warehouse: Warehouse, night
     first = find_incidents(con, lo, hi)
     assert len(mod._CACHE) == 1
     again = find_incidents(con, lo, hi)
-    assert again == first and len(mod._CACHE) == 1  # a hit
+    assert again == first
+    assert len(mod._CACHE) == 1
     # a new commit: a fresh connection sees new files, so the cached answer is not served
     rows = sc.StateRows()
     t = night.onset + timedelta(minutes=150)
@@ -161,8 +165,10 @@ def _groups(anomalies: list[Anomaly], outages: list[Outage]) -> list[set[str]]:
 
 
 def test_is_hard() -> None:
-    assert is_hard(_anom("x", 0, 10, 2.0)) and is_hard(_anom("x", 0, 10, 0.5))
-    assert not is_hard(_anom("x", 0, 10, 1.4)) and not is_hard(_anom("x", 0, 10, 0.7))
+    assert is_hard(_anom("x", 0, 10, 2.0))
+    assert is_hard(_anom("x", 0, 10, 0.5))
+    assert not is_hard(_anom("x", 0, 10, 1.4))
+    assert not is_hard(_anom("x", 0, 10, 0.7))
     assert is_hard(Anomaly("x", "m", _m(0), _m(0), _m(5), "up", 9.0, 0.0, 3.0))  # off zero
 
 

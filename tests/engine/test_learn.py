@@ -57,13 +57,17 @@ def _verdict(change: str | None = None, category: str | None = None, minutes: in
 
 def test_a_verdict_names_the_cause_by_change_id_alias_or_class() -> None:
     by_id = case_of("inc-1", CAUSES, _verdict("FS#7"))
-    assert isinstance(by_id, Case) and by_id.truth == key_of(MNT)
+    assert isinstance(by_id, Case)
+    assert by_id.truth == key_of(MNT)
     assert [c.category for c in by_id.causes] == ["application_release", "external_maintenance", "hosting"]
     assert [lab.is_cause for lab in by_id.labelled()] == [False, True, False]
     by_class = case_of("inc-1", CAUSES, _verdict(category="hosting"))
-    assert isinstance(by_class, Case) and by_class.truth == key_of(HOST)
+    assert isinstance(by_class, Case)
+    assert by_class.truth == key_of(HOST)
     none = case_of("inc-1", CAUSES, _verdict(category="unknown"))
-    assert isinstance(none, Case) and none.truth_unknown and not any(lab.is_cause for lab in none.labelled())
+    assert isinstance(none, Case)
+    assert none.truth_unknown
+    assert not any(lab.is_cause for lab in none.labelled())
     missing = case_of("inc-1", CAUSES, _verdict("REL-9"))
     assert missing == "inc-1: the verdict names REL-9, which is not among its 3 candidates"
 
@@ -78,7 +82,8 @@ def test_rank_under_goes_through_rank_with_its_unknown_threshold() -> None:
     assert case.rank_under(RankModel(flat))[0].category == "unknown"
     assert case.rank_of_truth(RankModel(flat)) not in (None, 1)
     o = case.outcome(DEFAULT_MODEL)
-    assert o.correct and o.score > 0.9
+    assert o.correct
+    assert o.score > 0.9
 
 
 def test_time_split_fits_on_the_older_and_scores_the_newer() -> None:
@@ -124,7 +129,8 @@ def test_fit_towards_moves_the_weights_in_use_a_little_for_few_verdicts() -> Non
     # only non-causes (an "unknown" verdict) still teach something: the bias goes down
     neg = fit_towards([Labelled("hosting", STRONG, False)] * 5, DEFAULT_MODEL)
     assert neg.weights["hosting"]["bias"] < DEFAULT_WEIGHTS["hosting"]["bias"]
-    assert few.source == "fitted" and few.fitted_at
+    assert few.source == "fitted"
+    assert few.fitted_at
 
 
 def test_the_model_file_keeps_its_fit_time(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ import pytest
 from tests.helpers import ROOT
 
 spec = importlib.util.spec_from_file_location("nab_bench", ROOT / "benchmarks" / "nab.py")
-assert spec and spec.loader
+assert spec
+assert spec.loader
 nab = importlib.util.module_from_spec(spec)
 sys.modules["nab_bench"] = nab
 spec.loader.exec_module(nab)

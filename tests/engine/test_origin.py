@@ -32,10 +32,12 @@ def test_chain_cpu_saturation_first_at_the_bottom_is_the_origin() -> None:
     assert [o.component for o in origins] == ["C", "B", "A"]
     c = origins[0]
     assert c.resource_fault
-    assert c.features["callees_ok"] == 1.0 and c.features["reach"] == 1.0
+    assert c.features["callees_ok"] == 1.0
+    assert c.features["reach"] == 1.0
     assert any("saturated (cpu_percent)" in e for e in c.evidence_for)
     b = origins[1]
-    assert not b.resource_fault and b.features["callees_ok"] == 0.0
+    assert not b.resource_fault
+    assert b.features["callees_ok"] == 0.0
     assert any("it calls C, which degraded first" in e for e in b.evidence_against)
 
 
@@ -70,9 +72,11 @@ def test_attach_names_the_origin_on_the_unknown_cause_and_keeps_it_below_half() 
     world = [anomaly("C", "cpu_percent", 0, 12.0), anomaly("B", "latency_ms", 2, 15.0)]
     causes = attach([unknown, release], rank_origins(world, CHAIN))
     assert [c.rank for c in causes] == [1, 2, 3]
-    assert causes[0].component == "C" and causes[0].category == "hosting"
+    assert causes[0].component == "C"
+    assert causes[0].category == "hosting"
     assert causes[0].score < 0.5
-    assert causes[1].component == "B" and causes[1].category == "unknown"
+    assert causes[1].component == "B"
+    assert causes[1].category == "unknown"
     assert causes[2].change_id == "REL-1"
     # a confident cause on top is left alone
     confident = Cause(1, "external_maintenance", "ovh:1", None, "works", T0, None, 0.9)
@@ -85,9 +89,11 @@ def test_graph_from_both_inputs_through_the_commit_path(tmp_path: Path, warehous
     inventory = tmp_path / "services.csv"
     inventory.write_text("service,kind,datacenter,app,depends_on\nC,api,P19,c,db-1;cache-1\n")
     first = ingest(warehouse, [deps, inventory], ReadContext())
-    assert first.result is not None and first.result.rows_added["dependencies"] == 4
+    assert first.result is not None
+    assert first.result.rows_added["dependencies"] == 4
     again = ingest(warehouse, [deps, inventory], ReadContext())
-    assert again.result is not None and again.result.rows_added.get("dependencies", 0) == 0
+    assert again.result is not None
+    assert again.result.rows_added.get("dependencies", 0) == 0
     with warehouse.connect() as con:
         graph = load_graph(con)
         tags = con.execute("SELECT tags FROM services WHERE service = 'C'").fetchone()
@@ -97,7 +103,8 @@ def test_graph_from_both_inputs_through_the_commit_path(tmp_path: Path, warehous
         "C": frozenset({"db-1", "cache-1"}),
     }
     assert graph.upstream("C") == {"A", "B"}
-    assert tags is not None and "depends_on" not in dict(tags[0] or {})
+    assert tags is not None
+    assert "depends_on" not in dict(tags[0] or {})
 
 
 def test_empty_graph_on_a_warehouse_without_the_table(warehouse: Warehouse) -> None:
@@ -176,7 +183,8 @@ def test_a_fleet_wide_surge_is_no_resource_fault_of_one_component() -> None:
     the suspected origin, but not as a fault on itself; one service saturating alone still is."""
     surge = [anomaly(f"api-{i:02d}", "cpu_pct", i % 5, 10.0 + i) for i in range(12)]
     origins = rank_origins(surge, Graph({}))
-    assert origins and not any(o.resource_fault for o in origins)
+    assert origins
+    assert not any(o.resource_fault for o in origins)
     assert any("a cause they share" in e for e in origins[0].evidence_against)
     alone = [
         anomaly("api-00", "cpu_pct", 0, 12.0),

@@ -251,7 +251,7 @@ def test_reactions_are_never_causes() -> None:
     assert len(cands.reactions(inc, restarts)) == 14
 
 
-@pytest.mark.parametrize("lead_min,expected", [(-3, 0.0), (0, 1.0), (15, 1.0), (120, 0.0), (67.5, 0.5)])
+@pytest.mark.parametrize(("lead_min", "expected"), [(-3, 0.0), (0, 1.0), (15, 1.0), (120, 0.0), (67.5, 0.5)])
 def test_release_time_score(lead_min: float, expected: float) -> None:
     assert cands.release_time_score(lead_min * 60, 7200) == pytest.approx(expected, abs=0.01)
 

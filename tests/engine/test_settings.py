@@ -19,7 +19,8 @@ def test_every_setting_is_documented() -> None:
 def test_bad_zone_names_setting_and_value() -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(tz="Mars/Olympus")
-    assert "tz" in str(err.value) and "Mars/Olympus" in str(err.value)
+    assert "tz" in str(err.value)
+    assert "Mars/Olympus" in str(err.value)
 
 
 def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:

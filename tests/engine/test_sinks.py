@@ -83,14 +83,19 @@ def test_posted_once_again_on_a_new_top_cause_at_most_once_a_minute(tmp_path: Pa
             assert again.check() == []
         finally:
             n.close()
-        assert len(slack.requests) == 2 and len(grafana.requests) == 2
+        assert len(slack.requests) == 2
+        assert len(grafana.requests) == 2
         first = slack.requests[0]["body"]["text"]
-        assert "new incident" in first and "ovh:FS#4321" in first and "0.93" in first
+        assert "new incident" in first
+        assert "ovh:FS#4321" in first
+        assert "0.93" in first
         assert "+ window 19:00-21:00 covers the onset" in first
-        assert "ruled out application_release" in first and "/dashboards/incidents/inc-1" in first
+        assert "ruled out application_release" in first
+        assert "/dashboards/incidents/inc-1" in first
         assert "top cause changed" in slack.requests[1]["body"]["text"]
         ann = grafana.requests[0]
-        assert ann["path"] == "/api/annotations" and ann["headers"]["Authorization"] == "Bearer secret"
+        assert ann["path"] == "/api/annotations"
+        assert ann["headers"]["Authorization"] == "Bearer secret"
         assert ann["body"]["tags"] == ["whatchanged", "external_maintenance", "ovh:FS#4321"]
         assert ann["body"]["timeEnd"] - ann["body"]["time"] == 88 * 60 * 1000
 
@@ -107,12 +112,15 @@ def test_a_failing_sink_is_retried_and_does_not_hold_back_the_others(tmp_path: P
         n = _notifier(tmp_path, sinks, clock)
         try:
             posts = {p.sink: p for p in n.check()}
-            assert posts["ok"].ok and not posts["down"].ok and posts["err"].error == "HTTP 500"
+            assert posts["ok"].ok
+            assert not posts["down"].ok
+            assert posts["err"].error == "HTTP 500"
             assert posts["nokey"].error == "environment variable MISSING is not set"
             assert {p.sink for p in n.check()} == {"down", "err", "nokey"}  # retried, "ok" not again
         finally:
             n.close()
         assert len(hook.requests) == 1
         body = hook.requests[0]["body"]
-        assert body["event"] == "opened" and body["explanation"] == EXPL
+        assert body["event"] == "opened"
+        assert body["explanation"] == EXPL
         assert body["incident_url"].endswith("/dashboards/incidents/inc-1?tz=UTC")

@@ -122,7 +122,8 @@ def test_a_commit_that_lost_the_race_drops_what_the_winner_stored(
 
     monkeypatch.setattr(Warehouse, "_stage", stage_then_race)
     result = wh.commit({"metrics": data})
-    assert result.txid is None and result.added_total == 0
+    assert result.txid is None
+    assert result.added_total == 0
     assert _count(wh.home) == data.num_rows
     assert not list((wh.home / ".tmp").iterdir())
 
@@ -174,7 +175,8 @@ def test_sweep_removes_dead_writers_leftovers_and_status_counts_committed_bytes(
     swept = wh.sweep()
     assert swept.staging == (str(staging.relative_to(wh.home)),)
     assert swept.orphans == (str(orphan.relative_to(wh.home)),)
-    assert not staging.exists() and not orphan.exists()
+    assert not staging.exists()
+    assert not orphan.exists()
     assert _count(wh.home) == 600
 
 
@@ -184,8 +186,10 @@ def test_sweep_leaves_a_live_writers_staging_and_files_alone(tmp_path: Path) -> 
     staging, orphan = _killed_writer_leftovers(wh)
     with dir_lock(staging):  # the writer is alive after all
         swept = wh.sweep()
-        assert swept.removed == 0 and swept.live_writers == 1
-        assert staging.exists() and orphan.exists()
+        assert swept.removed == 0
+        assert swept.live_writers == 1
+        assert staging.exists()
+        assert orphan.exists()
     assert wh.sweep().removed == 2
 
 
@@ -194,7 +198,8 @@ def test_every_write_sweeps_first(tmp_path: Path) -> None:
     wh.commit({"metrics": _metrics(10, 60)})
     staging, orphan = _killed_writer_leftovers(wh)
     wh.commit({"metrics": _metrics(10, 60, day=1)})
-    assert not staging.exists() and not orphan.exists()
+    assert not staging.exists()
+    assert not orphan.exists()
     assert sorted(p.name for p in (wh.home / ".tmp").iterdir()) == []
 
 
@@ -229,7 +234,8 @@ def test_storage_error_names_path_and_remedy() -> None:
     )
     assert found is not None
     assert str(found).startswith("/x/wh/metrics/a.parquet: no space left on the device")
-    assert "free some space" in str(found) and "/x" not in found.public
+    assert "free some space" in str(found)
+    assert "/x" not in found.public
     # pyarrow's IO errors carry the errno in their text only
     arrow = OSError("Error writing bytes to file. Detail: [errno 28] No space left on device")
     assert storage_error(arrow, "/x/wh") is not None
@@ -250,7 +256,10 @@ def test_stale_daystate_temp_files_are_matched(tmp_path: Path) -> None:
     from whatchanged.engine.daystate import _sweep
 
     _sweep(kept)
-    assert kept.exists() and live.exists() and not dead.exists() and not grid.exists()
+    assert kept.exists()
+    assert live.exists()
+    assert not dead.exists()
+    assert not grid.exists()
 
 
 def test_doctor_repairs_what_it_can_and_says_what_it_cannot(tmp_path: Path) -> None:
@@ -265,25 +274,31 @@ def test_doctor_repairs_what_it_can_and_says_what_it_cannot(tmp_path: Path) -> N
 
     dry = run_cli("doctor", "--dry-run", "--json", home=home)
     assert dry.returncode == 1, dry.stderr
-    assert orphan.exists() and staging.exists()
+    assert orphan.exists()
+    assert staging.exists()
 
     done = run_cli("doctor", "--json", home=home)
     assert done.returncode == 0, done.stdout + done.stderr
     outcomes = {f["check"]: f["outcome"] for f in json.loads(done.stdout)["findings"]}
     assert outcomes["staging"] == outcomes["orphans"] == outcomes["empty"] == outcomes["cache"] == "repaired"
     assert outcomes["views"] == "ok"
-    assert not orphan.exists() and not staging.exists() and (home / "_empty" / "states.parquet").exists()
+    assert not orphan.exists()
+    assert not staging.exists()
+    assert (home / "_empty" / "states.parquet").exists()
 
     # what it cannot repair: a committed file gone, a manifest broken
     lost = Path(wh.files("metrics")[0])
     lost.rename(tmp_path / "elsewhere.parquet")
     found = {f.check: f for f in diagnose(wh)}
-    assert found["files"].outcome == "problem" and "restore" in found["files"].detail
+    assert found["files"].outcome == "problem"
+    assert "restore" in found["files"].detail
     (home / "_commits" / "broken.json").write_text("{not json")
     again = run_cli("doctor", "--json", home=home)
-    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert again.returncode == 1
+    assert "Traceback" not in again.stderr
     manifests = next(f for f in json.loads(again.stdout)["findings"] if f["check"] == "manifests")
-    assert manifests["outcome"] == "problem" and "broken.json" in manifests["detail"]
+    assert manifests["outcome"] == "problem"
+    assert "broken.json" in manifests["detail"]
 
 
 # -- storage faults on a real small file system -------------------------------------------------
@@ -328,12 +343,14 @@ def test_disk_full_is_one_line_and_leaves_the_warehouse_as_it_was(tiny_fs: Path,
     assert failed.returncode == 2
     lines = [line for line in failed.stderr.strip().splitlines() if line.strip()]
     assert "Traceback" not in failed.stderr
-    assert "no space left" in failed.stderr and str(home) in failed.stderr.replace("\n", ""), failed.stderr
+    assert "no space left" in failed.stderr, failed.stderr
+    assert str(home) in failed.stderr.replace("\n", ""), failed.stderr
     assert len(" ".join(lines)) < 400
     assert _tree(home) == before  # nothing of the failed write is left
     assert _count(home) == rows_before  # and what was there still reads
     status = run_cli("status", "--json", home=home)
-    assert status.returncode == 0 and json.loads(status.stdout)["rows"]["metrics"] == rows_before
+    assert status.returncode == 0
+    assert json.loads(status.stdout)["rows"]["metrics"] == rows_before
 
 
 def test_read_only_warehouse_is_one_line(tiny_fs: Path, tmp_path: Path) -> None:
@@ -347,8 +364,10 @@ def test_read_only_warehouse_is_one_line(tiny_fs: Path, tmp_path: Path) -> None:
         with open(again, "w") as fh:
             fh.write("timestamp,service,metric,value\n2024-03-05T00:00:00Z,svc-000,cpu,1\n")
         done = run_cli("ingest", str(again), "--no-analyze", home=home)
-        assert done.returncode == 2 and "Traceback" not in done.stderr
-        assert "read-only file system" in done.stderr and "remount" in done.stderr
+        assert done.returncode == 2
+        assert "Traceback" not in done.stderr
+        assert "read-only file system" in done.stderr
+        assert "remount" in done.stderr
         assert run_cli("status", home=home).returncode == 0
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(tiny_fs)], check=False)

@@ -39,7 +39,8 @@ def test_firing_and_resolved_become_states() -> None:
     ]
     assert rows[0]["ts"] == datetime(2010, 11, 17, 18, 23, 0, 123456, tzinfo=UTC)
     assert rows[2]["ts"] == datetime(2010, 11, 17, 19, 46, tzinfo=UTC)  # resolved: at endsAt
-    assert {r["source"] for r in rows} == {"alertmanager"} and rows[0]["message"] == "no answer"
+    assert {r["source"] for r in rows} == {"alertmanager"}
+    assert rows[0]["message"] == "no answer"
 
 
 def test_the_service_label_is_configurable() -> None:

@@ -106,7 +106,8 @@ def _check_missing(field: str, rows: list[dict[str, Any]]) -> None:
     if field == "end":
         assert row["end"] is None  # RFC 5545: a date-time event without end is a point
     elif field == "stamp":
-        assert row["stamp"] is None and row["sequence"] is not None
+        assert row["stamp"] is None
+        assert row["sequence"] is not None
     elif field == "maintenance_id":
         assert row["change_id"].endswith(":42")  # falls back to the UID
     elif field == "provider":
@@ -144,7 +145,8 @@ def _check_expected(path: Path, expected: list[dict[str, Any]]) -> None:
         for key in ("uid", "account"):
             if key in exp:
                 assert exp[key] in json.loads(row["raw"])["vevent"], (path.name, key)
-        assert row["kind"] == "maintenance" and row["source"].startswith("ical")
+        assert row["kind"] == "maintenance"
+        assert row["source"].startswith("ical")
 
 
 def _iso(text: str) -> datetime:
@@ -176,7 +178,7 @@ def test_statuspage_incidents_keep_their_windows_and_ids() -> None:
         assert row["status"] == {"resolved": "resolved", "postmortem": "resolved"}.get(
             inc["status"], row["status"]
         )
-        assert set(c["name"] for c in inc["components"]) <= set(row["scope"]["services"])
+        assert {c["name"] for c in inc["components"]} <= set(row["scope"]["services"])
         assert row["source"] == f"statuspage:{doc['page']['name']}"
 
 
@@ -185,7 +187,8 @@ def test_statuspage_dataset_ingests_in_one_commit(tmp_path: Path) -> None:
     files = sorted(STATUS.glob("*.json"))
     wh = Warehouse(tmp_path / "wh")
     summary = ingest(wh, [STATUS], ReadContext())
-    assert summary.result is not None and summary.result.rows_added["changes"] == len(files)
+    assert summary.result is not None
+    assert summary.result.rows_added["changes"] == len(files)
     con = wh.connect()
     try:
         (n, kinds) = con.sql("SELECT count(DISTINCT change_id), list(DISTINCT kind) FROM changes").fetchall()[
@@ -193,4 +196,5 @@ def test_statuspage_dataset_ingests_in_one_commit(tmp_path: Path) -> None:
         ]
     finally:
         con.close()
-    assert n == len(files) and kinds == ["provider_incident"]
+    assert n == len(files)
+    assert kinds == ["provider_incident"]

@@ -124,8 +124,10 @@ def test_failing_source_is_shown_retried_and_recovers_without_duplicates(
     collector = Collector(wh, load_sources(wh.home), sleep=waits.append)
     try:
         first = {o.source: o for o in collector.run_pass()}
-        assert not first["github"].ok and first["github"].error.startswith("HTTP 500 from ")
-        assert first["notices"].ok and first["notices"].rows_added["changes"] == 1  # the others go on
+        assert not first["github"].ok
+        assert first["github"].error.startswith("HTTP 500 from ")
+        assert first["notices"].ok
+        assert first["notices"].rows_added["changes"] == 1
         status = {s["source"]: s for s in sources_status(wh)}
         assert status["github"]["state"] == "failing"
         assert status["github"]["consecutive_failures"] == 1
@@ -135,7 +137,8 @@ def test_failing_source_is_shown_retried_and_recovers_without_duplicates(
 
         # between passes a failing source waits for its backoff: --every skips it meanwhile
         skipped = {o.source: o for o in collector.run_pass(respect_backoff=True)}
-        assert skipped["github"].skipped and fake.hits == 1
+        assert skipped["github"].skipped
+        assert fake.hits == 1
 
         second = {o.source: o for o in collector.run_pass()}
         assert "not valid JSON" in (second["github"].error or "")
@@ -148,22 +151,27 @@ def test_failing_source_is_shown_retried_and_recovers_without_duplicates(
         finally:
             server.stop()
         api = {s["source"]: s for s in body["sources"]}
-        assert api["github"]["state"] == "failing" and "not valid JSON" in api["github"]["last_error"]
+        assert api["github"]["state"] == "failing"
+        assert "not valid JSON" in api["github"]["last_error"]
         cli = CliRunner().invoke(build("status"), ["status", "--home", str(wh.home), "--json"])
         assert cli.exit_code == 0, cli.output
         assert json.loads(cli.output)["sources"][0]["last_error"] == api["github"]["last_error"]
 
         third = {o.source: o for o in collector.run_pass()}
-        assert third["github"].ok and third["github"].rows_added["changes"] == 6
+        assert third["github"].ok
+        assert third["github"].rows_added["changes"] == 6
         assert third["notices"].commits == 0  # nothing new in the folder
         stored = _changes(wh)
         assert stored == 7
         # the same page again: the cursor says nothing is new; nothing is committed or doubled
         fourth = {o.source: o for o in collector.run_pass()}
-        assert fourth["github"].ok and fourth["github"].commits == 0
+        assert fourth["github"].ok
+        assert fourth["github"].commits == 0
         assert _changes(wh) == stored
         ok = {s["source"]: s for s in sources_status(wh)}["github"]
-        assert ok["state"] == "ok" and ok["last_error"] is None and ok["consecutive_failures"] == 0
+        assert ok["state"] == "ok"
+        assert ok["last_error"] is None
+        assert ok["consecutive_failures"] == 0
         assert ok["cursor"]["stamp"].startswith("20")
     finally:
         collector.close()
@@ -178,7 +186,9 @@ def test_retries_inside_one_pass_with_backoff(fake: FakeStatuspage, tmp_path: Pa
         (github, _) = collector.run_pass()
     finally:
         collector.close()
-    assert github.ok and github.attempts == 3 and github.rows_added["changes"] == 6
+    assert github.ok
+    assert github.attempts == 3
+    assert github.rows_added["changes"] == 6
     assert waits == [2.0, 4.0]  # backoff, then twice the backoff
     assert sources_status(wh)[0]["state"] == "ok"
 
@@ -192,7 +202,8 @@ def test_a_dead_source_times_out_and_is_reported(tmp_path: Path) -> None:
         (github, notices) = collector.run_pass()
     finally:
         collector.close()
-    assert not github.ok and github.error.startswith("connection failed for http://127.0.0.1:")
+    assert not github.ok
+    assert github.error.startswith("connection failed for http://127.0.0.1:")
     assert notices.ok
 
 
@@ -211,7 +222,10 @@ def test_feed_source_pulls_once_then_only_what_is_new(tmp_path: Path) -> None:
             (second,) = collector.run_pass()
         finally:
             collector.close()
-    assert first.ok and first.rows_added["changes"] > 0 and first.commits == 1
-    assert second.ok and second.commits == 0
+    assert first.ok
+    assert first.rows_added["changes"] > 0
+    assert first.commits == 1
+    assert second.ok
+    assert second.commits == 0
     assert _changes(wh) == first.rows_added["changes"]
     assert [r["path"] for r in site.requests] == ["/rss.xml", "/rss.xml"]

@@ -89,7 +89,7 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Night]:
     folder = root / "scenario"
     rows = pq.read_table(folder / "metrics.parquet").to_pylist()
     om = root / "night.om"
-    write_openmetrics(rows, om, labels={s: 'datacenter="SBG"' for s in {r["service"] for r in rows}})
+    write_openmetrics(rows, om, labels=dict.fromkeys({r["service"] for r in rows}, 'datacenter="SBG"'))
     first = int(min(r["timestamp"] for r in rows).timestamp())
     last = int(max(r["timestamp"] for r in rows).timestamp())
     with prometheus(om, root) as url:

@@ -78,7 +78,9 @@ def test_golden_errors(path: Path, tmp_path: Path) -> None:
 def test_golden_reingest_adds_nothing(path: Path, tmp_path: Path) -> None:
     wh = Warehouse(tmp_path / "wh")
     first = ingest(wh, [path], _ctx(path))
-    assert first.result is not None and first.result.added_total > 0
+    assert first.result is not None
+    assert first.result.added_total > 0
     again = ingest(wh, [path], _ctx(path))
-    assert again.result is not None and again.result.added_total == 0
+    assert again.result is not None
+    assert again.result.added_total == 0
     assert len(wh.manifests()) == 1

@@ -257,7 +257,9 @@ def test_a_200_mb_line_fails_fast_in_bounded_memory(
     report = json.loads(out.stdout)
     assert report["rc"] != 0
     lines = report["stderr"].strip().splitlines()
-    assert len(lines) == 1 and name in lines[0] and where in lines[0], report["stderr"]
+    assert len(lines) == 1, report["stderr"]
+    assert name in lines[0], report["stderr"]
+    assert where in lines[0], report["stderr"]
     assert "line too long" in lines[0]
     assert report["maxrss_kb"] < 500 * 1024, report  # the input alone is 200 MB
     assert seconds < 120
@@ -278,4 +280,5 @@ def test_unexpected_errors_are_one_line_too(tmp_path: Path) -> None:
     line = assert_one_line_error(result, "unexpected RuntimeError", "boom second line", "--debug")
     assert result.returncode == 1, line
     debug = run_cli("--debug", "ingest", bad, "--home", tmp_path / "wh", env=env)
-    assert "Traceback" in debug.stderr and debug.returncode != 0
+    assert "Traceback" in debug.stderr
+    assert debug.returncode != 0

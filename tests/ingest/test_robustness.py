@@ -48,7 +48,8 @@ def test_skip_bad_keeps_good_rows_and_lists_rejected(tmp_path: Path) -> None:
     home = tmp_path / "wh"
     strict = run_cli("ingest", str(src), "--json", home=home)
     assert strict.returncode == 2
-    assert "line 3" in strict.stderr and "'abc'" in strict.stderr
+    assert "line 3" in strict.stderr
+    assert "'abc'" in strict.stderr
     assert not Warehouse(home).exists or Warehouse(home).manifests() == []
 
     done = run_cli("ingest", str(src), "--skip-bad", "--json", home=home)
@@ -57,9 +58,12 @@ def test_skip_bad_keeps_good_rows_and_lists_rejected(tmp_path: Path) -> None:
     assert out["rows_added"] == {"metrics": 2}
     rejected = out["rejected"]
     assert len(rejected) == 3
-    assert "line 3" in rejected[0] and "'abc'" in rejected[0]
-    assert "line 4" in rejected[1] and "field 'timestamp'" in rejected[1]
-    assert "line 5" in rejected[2] and "field 'service'" in rejected[2]
+    assert "line 3" in rejected[0]
+    assert "'abc'" in rejected[0]
+    assert "line 4" in rejected[1]
+    assert "field 'timestamp'" in rejected[1]
+    assert "line 5" in rejected[2]
+    assert "field 'service'" in rejected[2]
     con = Warehouse(home).connect()
     values = con.sql("SELECT value FROM metrics ORDER BY ts").fetchall()
     con.close()
@@ -136,14 +140,17 @@ def test_metrics_long_csv_round_trip(tmp_path_factory: pytest.TempPathFactory, r
     expected: dict[tuple[str, str, int], tuple[float | None, str | None]] = {}
     for t, svc, met, val, env, _ in rows:
         expected.setdefault((svc, met, t), (val, env))  # the first row of a key wins
-    assert first.result is not None and first.result.added_total == len(expected)
+    assert first.result is not None
+    assert first.result.added_total == len(expected)
     got = _stored(home, "SELECT service, metric, epoch(ts)::BIGINT, value, env FROM metrics")
     assert len(got) == len(expected)
     for svc, met, t, val, env in got:
         want_val, want_env = expected[(svc, met, t)]
-        assert _same(val, want_val) and env == want_env
+        assert _same(val, want_val)
+        assert env == want_env
     again = ingest(Warehouse(home), [src], ReadContext())
-    assert again.result is not None and again.result.added_total == 0
+    assert again.result is not None
+    assert again.result.added_total == 0
 
 
 @FAST
@@ -225,7 +232,8 @@ def test_services_csv_round_trip(tmp_path_factory: pytest.TempPathFactory, rows:
         assert (g_kind, g_dc, g_crit) == (kind or None, dc or None, crit)
         assert dict(zip(keys, vals, strict=True)) == dict(sorted(tags.items()))
     again = ingest(Warehouse(home), [src], ReadContext())
-    assert again.result is not None and again.result.added_total == 0
+    assert again.result is not None
+    assert again.result.added_total == 0
 
 
 # -- processes -------------------------------------------------------------------------
@@ -265,7 +273,8 @@ def test_two_ingests_at_once_both_land(tmp_path: Path) -> None:
     assert rows == {"a": n_a, "b": n_b}
     assert len(Warehouse(home).manifests()) == 2
     status = run_cli("status", "--json", home=home)
-    assert status.returncode == 0 and json.loads(status.stdout)["rows"]["metrics"] == n_a + n_b
+    assert status.returncode == 0
+    assert json.loads(status.stdout)["rows"]["metrics"] == n_a + n_b
 
 
 @pytest.mark.slow

@@ -48,7 +48,8 @@ def test_first_row_of_a_key_wins_and_files_are_sorted_per_day(warehouse: Warehou
     ]
     assert pq.read_table(files[1]).column("value").to_pylist() == [3.0]
     again = warehouse.commit({"metrics": data})
-    assert again.rows_added == {"metrics": 0} and again.txid is None
+    assert again.rows_added == {"metrics": 0}
+    assert again.txid is None
 
 
 def test_states_keep_different_states_at_one_time(warehouse: Warehouse) -> None:
@@ -76,7 +77,8 @@ def test_order_falls_back_to_lexsort_when_keys_do_not_pack() -> None:
     expected = np.lexsort([ts, met, svc, days])
     assert (order == expected).all()
     keys = list(zip(days[order], svc[order], met[order], ts[order], strict=True))
-    assert dup is not None and dup.sum() == len(keys) - len(set(keys))
+    assert dup is not None
+    assert dup.sum() == len(keys) - len(set(keys))
     assert (packed_order == np.lexsort([ts, met % 10, svc % 100, days])).all()
 
 
@@ -191,7 +193,9 @@ def test_sorted_table_is_sorted_per_day_without_duplicates(
     assert days == sorted({(r["ts"].date() - epoch).days for r in expected})
     ts_np = wmod.to_numpy(out.column("ts"))
     runs = wmod._day_runs(ts_np)
-    assert [d for d, _, _ in runs] == days and runs[0][1] == 0 and runs[-1][2] == len(ts_np)
+    assert [d for d, _, _ in runs] == days
+    assert runs[0][1] == 0
+    assert runs[-1][2] == len(ts_np)
     assert all((ts_np[lo:hi] // wmod._US_PER_DAY == d).all() for d, lo, hi in runs)
 
 
@@ -203,7 +207,8 @@ def test_scrape_by_scrape_input_is_stored_in_series_order(warehouse: Warehouse) 
     data = _metrics(rows)
     assert wmod._sorted_blocks("metrics", data, wmod.to_numpy(data.column("ts"))) is not None
     result = warehouse.commit({"metrics": data})
-    assert result.rows_added == {"metrics": len(rows)} and len(result.services) == 300
+    assert result.rows_added == {"metrics": len(rows)}
+    assert len(result.services) == 300
     stored = [pq.read_table(f).select(["ts", "service", "metric", "value"]) for f in sorted(result.files)]
     got = [tuple(r.values()) for t in stored for r in t.to_pylist()]
     assert got == sorted(rows, key=lambda r: (r[0].date(), r[1], r[2], r[0]))

@@ -1,0 +1,131 @@
+"""One JSON shape per resource: what ``whatchanged … --json`` prints and the API serves.
+
+Each function takes engine results (domain objects) and gives a JSON-ready dict; the API
+returns it through the matching response model of ``api/models.py`` (which documents it in
+the OpenAPI schema), and the command line prints it through the same model
+(``api.output.wire``), so the two bodies are equal (``tests/api/test_cli_parity.py``).
+
+==============  =========================================  ===============================
+resource        shape                                      served by
+==============  =========================================  ===============================
+explanation     :func:`explanation`                        ``explain``, ``/explain``, ``/incidents/{id}``
+incident        :func:`incident` (:func:`incident_summary`  inside an explanation; ``incidents``,
+                without outages, in :func:`incident_page`)  ``/incidents``
+cause           :func:`cause`                              inside an explanation
+change          :func:`change` (in :func:`change_list`)    ``changes``, ``/changes``
+anomaly         :func:`anomaly`                            ``detect``
+availability    :func:`availability`                       ``availability``, ``/availability``
+batch report    :func:`batch_summary`                      ``batch --json``
+==============  =========================================  ===============================
+
+The explanation and its parts (incident, cause, reactions, the explanation's anomalies) are
+still written in :mod:`whatchanged.engine.explain`, which this module calls; they move here
+with explain's rendering.  Times are ISO 8601 with an offset, in the zone asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident
+from whatchanged.engine.timeparse import zone
+
+if TYPE_CHECKING:
+    from whatchanged.engine.availability import Availability
+    from whatchanged.engine.batch import BatchResult
+
+
+def _iso(ts: datetime | None, tz: str) -> str | None:
+    return ts.astimezone(zone(tz)).isoformat() if ts is not None else None
+
+
+def explanation(expl: Explanation, *, tz: str) -> dict[str, Any]:
+    """What changed at T (see :mod:`whatchanged.engine.explain` for the shape)."""
+    from whatchanged.engine.explain import explanation_json  # heavy: loaded on use
+
+    return explanation_json(expl, tz=tz)
+
+
+def incident(inc: Incident, tz: str) -> dict[str, Any]:
+    """An incident with its outages: ``id``, ``onset``, ``end``, counts, ``services``, ``critical``…"""
+    from whatchanged.engine.explain import incident_json
+
+    return incident_json(inc, tz)
+
+
+def incident_summary(inc: Incident, tz: str) -> dict[str, Any]:
+    """:func:`incident` without its list of outages (an item of :func:`incident_page`)."""
+    d = incident(inc, tz)
+    d.pop("outages", None)
+    return d
+
+
+def incident_page(found: Sequence[Incident], *, tz: str, limit: int, offset: int) -> dict[str, Any]:
+    """``{total, limit, offset, items}``: one page of incidents, oldest first."""
+    return {
+        "total": len(found),
+        "limit": limit,
+        "offset": offset,
+        "items": [incident_summary(i, tz) for i in found[offset : offset + limit]],
+    }
+
+
+def cause(c: Cause, tz: str) -> dict[str, Any]:
+    """One ranked cause: ``rank``, ``category``, ``change_id``, ``score``, evidence for and against."""
+    from whatchanged.engine.explain import cause_json
+
+    return cause_json(c, tz)
+
+
+def change(ch: Change, tz: str) -> dict[str, Any]:
+    """A change as stored (times in UTC), with ``start_local`` and ``end_local`` in ``tz``."""
+    return {**ch.to_dict(), "start_local": _iso(ch.start, tz), "end_local": _iso(ch.end, tz)}
+
+
+def change_list(
+    found: Sequence[Change], *, at: datetime, start: datetime, end: datetime, kind: str | None, tz: str
+) -> dict[str, Any]:
+    """The changes meeting ``[start, end]`` around ``at`` (times of the range in UTC)."""
+    return {
+        "at": at.isoformat(),
+        "tz": tz,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "kind": kind,
+        "total": len(found),
+        "changes": [change(c, tz) for c in found],
+    }
+
+
+def anomaly(a: Anomaly, tz: str) -> dict[str, Any]:
+    """One anomaly: every field of :class:`~whatchanged.engine.model.Anomaly`, times in ``tz``."""
+    d = a.to_dict()
+    for key in ("start", "onset", "end", "detected_at"):
+        d[key] = _iso(getattr(a, key), tz)
+    return d
+
+
+def availability(result: Availability) -> dict[str, Any]:
+    """Up time of a selection over a range, with ``percent`` (two decimals, rounded down)."""
+    return {**result.to_dict(), "percent": result.percent}
+
+
+def batch_summary(result: BatchResult) -> dict[str, Any]:
+    """What ``whatchanged batch --json`` prints about a run (before ``out`` and ``files``)."""
+    from whatchanged.engine.batch import attribution, top_changes
+
+    return {
+        "from": result.params.start.isoformat(),
+        "to": result.params.end.isoformat(),
+        "executor": result.executor,
+        "partitions": result.partitions,
+        "cached": result.cached,
+        "anomalies": result.anomalies,
+        "outages": result.outages,
+        "incidents": len(result.incidents),
+        "downtime_s": sum(i.downtime_s for i in result.incidents),
+        "downtime_by_class_s": dict(sorted(attribution(result).items())),
+        "top_changes": top_changes(result)[:10],
+    }
