@@ -80,7 +80,9 @@ class Settings:
     )
     aliases_file: Path | None = field(
         default=None,
-        metadata=_doc("YAML file mapping provider names to inventory names (see docs/changes.md, 'Aliases file')."),
+        metadata=_doc(
+            "YAML file mapping provider names to inventory names (see docs/changes.md, 'Aliases file')."
+        ),
     )
 
     #: name → description, for the docs and ``--help`` texts

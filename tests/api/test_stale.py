@@ -44,7 +44,8 @@ def test_a_new_data_version_is_computed_once_and_the_old_answer_serves_meanwhile
     # a second asker meanwhile does not start another computation
     other = Response()
     assert _snapshot(memo, "v2", other).by_data(("incidents_at", "19:23"), slow) == 1
-    assert calls == ["v2"] and STALE_HEADER in other.headers
+    assert calls == ["v2"]
+    assert STALE_HEADER in other.headers
 
     release.set()
     deadline = time.monotonic() + 10
@@ -63,7 +64,7 @@ def test_a_question_never_answered_waits_for_its_answer() -> None:
     response = Response()
     snap = _snapshot(memo, "v1", response)
 
-    def slow(cur: duckdb.DuckDBPyConnection) -> str:
+    def slow(_cur: duckdb.DuckDBPyConnection) -> str:
         time.sleep(1.5)
         return "computed"
 
@@ -75,22 +76,22 @@ def test_an_error_reaches_the_asker_and_is_not_cached() -> None:
     memo = Memo()
     snap = _snapshot(memo, "v1")
 
-    def broken(cur: duckdb.DuckDBPyConnection) -> int:
+    def broken(_cur: duckdb.DuckDBPyConnection) -> int:
         raise LookupError("no such incident")
 
     with pytest.raises(LookupError):
         snap.by_data(("get_incident", "inc-x"), broken)
-    assert snap.by_data(("get_incident", "inc-x"), lambda cur: 3) == 3
+    assert snap.by_data(("get_incident", "inc-x"), lambda _cur: 3) == 3
 
 
 def test_a_client_asking_for_fresh_data_waits_for_it() -> None:
     memo = Memo()
-    assert _snapshot(memo, "v1").by_data(("incidents_at", "19:23"), lambda cur: "old") == "old"
+    assert _snapshot(memo, "v1").by_data(("incidents_at", "19:23"), lambda _cur: "old") == "old"
     response = Response()
     root = duckdb.connect()
     fresh = Snapshot(root.cursor(), "commit-2", "v2", memo, fork=root.cursor, response=response, fresh=True)
 
-    def slow(cur: duckdb.DuckDBPyConnection) -> str:
+    def slow(_cur: duckdb.DuckDBPyConnection) -> str:
         time.sleep(1.5)
         return "new"
 
@@ -102,10 +103,10 @@ def test_the_same_question_on_a_range_that_grew_is_answered_from_the_smaller_one
     memo = Memo()
     whole = ("find_incidents", None, None, "UTC")  # "all the data", whatever range that is now
     first = _snapshot(memo, "v1")
-    assert first.by_data(("find_incidents", "to 23:00"), lambda cur: ("a",), question=whole) == ("a",)
+    assert first.by_data(("find_incidents", "to 23:00"), lambda _cur: ("a",), question=whole) == ("a",)
     release = threading.Event()
 
-    def slow(cur: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    def slow(_cur: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
         release.wait(10)
         return ("a", "b")
 
