@@ -9,14 +9,15 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test lint typecheck unit bench serve browser live-servers soak-browser clean plotly-partial
 
-# setuptools warns about every editable install; nothing a user can act on
+# setuptools warns about every editable install, and pip about package locations of the
+# machine's own configuration: nothing a user can act on (errors still show)
 PIP := PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip --disable-pip-version-check
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "installing whatchanged and its pinned packages into $(VENV) (first run only)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(PIP) install -q --upgrade pip
-	@$(PIP) install -q -c constraints.txt -e '.[dev]'
+	@$(PIP) install -qq --upgrade pip
+	@$(PIP) install -qq -c constraints.txt -e '.[dev]'
 	@touch $@
 
 browser:
