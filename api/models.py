@@ -242,6 +242,9 @@ class ServiceOut(_Out):
     app: str | None = None
     critical: bool | None = None
     tags: dict[str, str | None] = Field(default_factory=dict)
+    redundancy_group: str | None = Field(
+        None, description="Services that stand in for each other share a group (primary and standby)."
+    )
 
 
 class ServicePage(Page):

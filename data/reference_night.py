@@ -38,7 +38,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -140,30 +140,36 @@ class Service:
     app: str
     critical: bool = False
     tags: tuple[tuple[str, str], ...] = ()
+    #: services that stand in for each other share a group (optional inventory column)
+    redundancy_group: str = ""
 
 
 SERVICE_COLUMNS = ("service", "kind", "datacenter", "rack", "switch", "host", "app", "critical", "tags")
+GROUP_COLUMN = "redundancy_group"
 
 
 def write_services(path: Path, services: Iterable[Service]) -> None:
+    """The inventory CSV; the optional ``redundancy_group`` column only when a service has one
+    (inventories without groups stay byte for byte what they were)."""
+    services = list(services)
+    grouped = any(s.redundancy_group for s in services)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(SERVICE_COLUMNS)
+        w.writerow([*SERVICE_COLUMNS, GROUP_COLUMN] if grouped else SERVICE_COLUMNS)
         for s in services:
             tags = ";".join(f"{k}={v}" for k, v in s.tags)
-            w.writerow(
-                [
-                    s.service,
-                    s.kind,
-                    s.datacenter,
-                    s.rack,
-                    s.switch,
-                    s.host,
-                    s.app,
-                    str(s.critical).lower(),
-                    tags,
-                ]
-            )
+            row = [
+                s.service,
+                s.kind,
+                s.datacenter,
+                s.rack,
+                s.switch,
+                s.host,
+                s.app,
+                str(s.critical).lower(),
+                tags,
+            ]
+            w.writerow([*row, s.redundancy_group] if grouped else row)
 
 
 @dataclass
@@ -597,7 +603,11 @@ def build_inventory(p: dict[str, Any], rng: np.random.Generator) -> list[Service
             out.append(Service(f"www-{i:04d}", "site", "RBX", "RBX-R04", "rbx-sw-01", host, "sites", False))
     if len(out) != int(inv["services"]):
         raise ValueError(f"inventory has {len(out)} services, expected {inv['services']}")
-    return out
+    groups = {m: str(g) for g, members in (inv.get("redundancy_groups") or {}).items() for m in members}
+    unknown = sorted(set(groups) - {s.service for s in out})
+    if unknown:
+        raise ValueError(f"inventory.redundancy_groups: expected named services, found {unknown}")
+    return [replace(s, redundancy_group=groups[s.service]) if s.service in groups else s for s in out]
 
 
 CHECKS_BY_KIND = {
