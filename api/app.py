@@ -43,6 +43,7 @@ from whatchanged.api.routes import (
     feedback,
     incidents,
     metrics,
+    postmortem,
     services,
     status,
 )
@@ -312,7 +313,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.reader = reader
     install_handlers(app)
-    for module in (explain, changes, incidents, feedback, availability, services, status, alerts):
+    for module in (explain, changes, incidents, postmortem, feedback, availability, services, status, alerts):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(dashboard_pages.router)
     app.include_router(metrics.router)  # GET /metrics, where Prometheus looks

@@ -451,10 +451,23 @@ def _incident_body(request: Request, view: views.IncidentView, tz: str) -> str:
         summary.insert(0, (html.esc(top.title), f"top cause ({top.category}, score {top.score:.2f})"))
     summary_html = "".join(f"<div><b>{html.esc(v)}</b>{html.esc(k)}</div>" for v, k in summary)
     reactions = html.changes_table(expl.reactions, tz, empty="No reaction recorded (restarts, rollbacks).")
+    drafts = ""
+    if inc is not None:
+        from whatchanged.engine.postmortem import languages
+
+        drafts = (
+            '<p class="postmortem-links">postmortem draft: '
+            + " · ".join(
+                html.link(f"{root}/incidents/{inc.incident_id}/postmortem?lang={lg}&tz={tz}", lg)
+                for lg in languages()
+            )
+            + "</p>"
+        )
     body: str = html.render(
         "incident.html",
         heading=html.esc(heading),
         subheading=html.esc(f"{sub} · times in {tz}"),
+        postmortem=drafts,
         summary=summary_html,
         figure=figure_block(view.figure, "incident-timeline"),
         causes=html.causes_table(expl.causes, tz),
@@ -670,3 +683,9 @@ def service_page(
         return body
 
     return _respond(request, settings, tz, title=f"service {service}", build=build)
+
+
+# the postmortem page (its own module; it uses the helpers above)
+from whatchanged.dashboards import postmortem_page as _postmortem_page  # noqa: E402
+
+router.include_router(_postmortem_page.router)
