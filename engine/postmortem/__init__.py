@@ -14,8 +14,8 @@ sentence lists the fields and the warehouse records it was built from
 
 Modules: ``model`` (the facts' dataclasses), ``gather`` (reading them), ``evidence`` (the
 cause's evidence and the classes ruled out), ``facts`` (the JSON fields), ``compose``
-(sentences from fields), ``document`` (the team's sections), ``customers`` (the status-page
-update), ``catalogue`` (the language files and formats).
+(sentences from fields), ``document`` and ``reasons`` (the team's sections), ``customers``
+(the status-page update), ``catalogue`` (the language files and formats).
 """
 
 from __future__ import annotations
