@@ -43,10 +43,11 @@ from whatchanged.api.routes import (
     feedback,
     incidents,
     metrics,
+    postmortem,
     services,
     status,
 )
-from whatchanged.dashboards import html
+from whatchanged.dashboards import html, postmortem_page
 from whatchanged.dashboards import pages as dashboard_pages
 from whatchanged.dashboards.wiring import Wiring, get_wiring
 from whatchanged.engine.detect import prepare_states
@@ -316,9 +317,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.dashboards = wiring = Wiring(settings=settings, reader=reader)
     app.dependency_overrides[get_wiring] = lambda: wiring
     install_handlers(app)
-    for module in (explain, changes, incidents, feedback, availability, services, status, alerts):
+    for module in (explain, changes, incidents, postmortem, feedback, availability, services, status, alerts):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(dashboard_pages.router)
+    app.include_router(postmortem_page.router)
     app.include_router(metrics.router)  # GET /metrics, where Prometheus looks
     metrics.install(app)
 

@@ -38,6 +38,8 @@ COMMANDS = {
     "detect": "cli_detect",
     "fit": "cli_explain",
     "explain": "cli_explain",
+    "postmortem": "cli_postmortem",
+    "fate": "cli_fate",
     "analyze": "cli_analyze",
     "serve": "cli_serve",
     "batch": "cli_batch",

@@ -193,6 +193,50 @@ class IncidentPage(Page):
     items: list[IncidentSummaryOut]
 
 
+class SentenceOut(_Out):
+    id: str = Field(
+        description="The sentence's key in the catalogue (`summary.probe`, `timeline.reaction` …)."
+    )
+    text: str
+    fields: list[str] = Field(description="The paths in `facts` of every value the text holds.")
+    records: list[dict[str, Any]] = Field(
+        description="The warehouse rows it was built from: `{table, <key columns>}`, `rows` for a count."
+    )
+
+
+class BlockOut(_Out):
+    style: Literal["paragraph", "list"]
+    intro: SentenceOut | None = None
+    sentences: list[SentenceOut]
+
+
+class SectionOut(_Out):
+    id: str
+    title: str
+    blocks: list[BlockOut]
+
+
+class PostmortemOut(_Out):
+    """The JSON form of a postmortem draft (`whatchanged postmortem --format json`): every fact
+    as a field of `facts`, and per sentence the fields and records it was built from.  The
+    Markdown and HTML forms are rendered from it."""
+
+    kind: Literal["postmortem"]
+    audience: Literal["team", "customers"]
+    lang: str
+    tz: str
+    incident_id: str
+    title: str
+    subtitle: str
+    facts: dict[str, Any]
+    sections: list[SectionOut]
+    statuspage: dict[str, Any] | None = Field(
+        None,
+        description="Customers only: `{name, status, impact, body}` and `request`, the body of "
+        "Statuspage's `POST /v1/pages/{page_id}/incidents`.",
+    )
+
+
 class ChangeList(_Out):
     """Changes meeting ``[at - before, at + after]`` (the shape of ``whatchanged changes --json``)."""
 
@@ -234,6 +278,9 @@ class ServiceOut(_Out):
     app: str | None = None
     critical: bool | None = None
     tags: dict[str, str | None] = Field(default_factory=dict)
+    redundancy_group: str | None = Field(
+        None, description="Services that stand in for each other share a group (primary and standby)."
+    )
 
 
 class ServicePage(Page):

@@ -46,6 +46,7 @@ def inventory() -> pa.Table:
         rows["app"].append(("sites", "backoffice", "mail", "db", "edge", "editor")[i % 6])
         rows["critical"].append(i % 50 == 0)
         rows["tags"].append([])
+        rows["redundancy_group"].append(None)
     return pa.Table.from_pydict(rows, schema=SERVICES)
 
 

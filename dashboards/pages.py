@@ -274,10 +274,23 @@ def _incident_body(request: Request, view: views.IncidentView, tz: str) -> str:
         summary.insert(0, (html.esc(top.title), f"top cause ({top.category}, score {top.score:.2f})"))
     summary_html = "".join(f"<div><b>{html.esc(v)}</b>{html.esc(k)}</div>" for v, k in summary)
     reactions = html.changes_table(expl.reactions, tz, empty="No reaction recorded (restarts, rollbacks).")
+    drafts = ""
+    if inc is not None:
+        from whatchanged.engine.postmortem import languages
+
+        drafts = (
+            '<p class="postmortem-links">postmortem draft: '
+            + " · ".join(
+                html.link(f"{root}/incidents/{inc.incident_id}/postmortem?lang={lg}&tz={tz}", lg)
+                for lg in languages()
+            )
+            + "</p>"
+        )
     body: str = html.render(
         "incident.html",
         heading=html.esc(heading),
         subheading=html.esc(f"{sub} · times in {tz}"),
+        postmortem=drafts,
         summary=summary_html,
         figure=figure_block(view.figure, "incident-timeline"),
         causes=html.causes_table(expl.causes, tz),

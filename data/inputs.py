@@ -101,30 +101,36 @@ class Service:
     app: str
     critical: bool = False
     tags: tuple[tuple[str, str], ...] = ()
+    #: services that stand in for each other share a group (optional inventory column)
+    redundancy_group: str = ""
 
 
 SERVICE_COLUMNS = ("service", "kind", "datacenter", "rack", "switch", "host", "app", "critical", "tags")
+GROUP_COLUMN = "redundancy_group"
 
 
 def write_services(path: Path, services: Iterable[Service]) -> None:
+    """The inventory CSV; the optional ``redundancy_group`` column only when a service has one
+    (inventories without groups stay byte for byte what they were)."""
+    services = list(services)
+    grouped = any(s.redundancy_group for s in services)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(SERVICE_COLUMNS)
+        w.writerow([*SERVICE_COLUMNS, GROUP_COLUMN] if grouped else SERVICE_COLUMNS)
         for s in services:
             tags = ";".join(f"{k}={v}" for k, v in s.tags)
-            w.writerow(
-                [
-                    s.service,
-                    s.kind,
-                    s.datacenter,
-                    s.rack,
-                    s.switch,
-                    s.host,
-                    s.app,
-                    str(s.critical).lower(),
-                    tags,
-                ]
-            )
+            row = [
+                s.service,
+                s.kind,
+                s.datacenter,
+                s.rack,
+                s.switch,
+                s.host,
+                s.app,
+                str(s.critical).lower(),
+                tags,
+            ]
+            w.writerow([*row, s.redundancy_group] if grouped else row)
 
 
 @dataclass

@@ -37,7 +37,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -156,7 +156,11 @@ def build_inventory(p: dict[str, Any], rng: np.random.Generator) -> list[Service
             out.append(Service(f"www-{i:04d}", "site", "RBX", "RBX-R04", "rbx-sw-01", host, "sites", False))
     if len(out) != int(inv["services"]):
         raise ValueError(f"inventory has {len(out)} services, expected {inv['services']}")
-    return out
+    groups = {m: str(g) for g, members in (inv.get("redundancy_groups") or {}).items() for m in members}
+    unknown = sorted(set(groups) - {s.service for s in out})
+    if unknown:
+        raise ValueError(f"inventory.redundancy_groups: expected named services, found {unknown}")
+    return [replace(s, redundancy_group=groups[s.service]) if s.service in groups else s for s in out]
 
 
 def generate(out_dir: Path, *, params_path: Path | None = None, days: int | None = None) -> Truth:

@@ -62,7 +62,7 @@ INFRA_KINDS = ("host", "switch", "router", "loadbalancer", "lb", "firewall", "da
 HOST_CHECKS = re.compile(r"^(host|ping|icmp|ssh|check[-_ ]?(ping|host|ssh|icmp)|reachab)", re.I)
 
 
-_NETWORK = re.compile(r"bandwidth|throughput|mbps|bps|network|net_|packet|traffic|rtt|ping", re.I)
+NETWORK_METRIC = re.compile(r"bandwidth|throughput|mbps|bps|network|net_|packet|traffic|rtt|ping", re.I)
 
 
 _ERRORS = re.compile(r"error|5xx|err_|fail|exception", re.I)
@@ -152,6 +152,6 @@ def hard_failed(incident: Incident) -> set[str]:
 def signals(incident: Incident) -> tuple[bool, set[str]]:
     """(a network-capacity signal moved, services with an error-rate signal)."""
     names = set(incident.signals) | {a.metric for a in incident.anomalies}
-    network = any(_NETWORK.search(n) for n in names)
+    network = any(NETWORK_METRIC.search(n) for n in names)
     errors = {a.service for a in incident.anomalies if _ERRORS.search(a.metric) and a.direction == "up"}
     return network, errors

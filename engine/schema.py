@@ -16,6 +16,9 @@ from whatchanged.engine.errors import InputError
 TS = pa.timestamp("us", tz="UTC")
 
 #: One monitored service and where it lives.  ``tags`` keeps extra columns.
+#: ``redundancy_group`` (optional, added later: warehouses written before it read it as null)
+#: names the services that stand in for each other — a primary and its standby, a pair of
+#: load balancers — for the shared-fate audit (:mod:`whatchanged.engine.fate`).
 SERVICES = pa.schema(
     [
         pa.field("service", pa.string(), nullable=False),
@@ -27,8 +30,12 @@ SERVICES = pa.schema(
         pa.field("app", pa.string()),
         pa.field("critical", pa.bool_()),
         pa.field("tags", pa.map_(pa.string(), pa.string())),
+        pa.field("redundancy_group", pa.string()),
     ]
 )
+#: Columns of a table added after warehouses were first written: a view over older files
+#: shows them as null (:meth:`whatchanged.engine.warehouse.Warehouse.refresh_views`).
+LATER_COLUMNS: dict[str, tuple[str, ...]] = {"services": ("redundancy_group",)}
 
 #: One sample.  ``env`` and ``labels`` are optional (null when absent).
 METRICS = pa.schema(

@@ -56,7 +56,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from whatchanged.engine.errors import WarehouseError
-from whatchanged.engine.schema import KEYS, SCHEMAS, conform
+from whatchanged.engine.schema import KEYS, LATER_COLUMNS, SCHEMAS, conform
 from whatchanged.engine.storage import dir_lock, held_by_other, storage_error
 
 FORMAT_VERSION = 1
@@ -264,12 +264,15 @@ class Warehouse:
         if not files and not empty.is_file():  # a warehouse initialised before the table existed
             cols = ", ".join(f'NULL::VARCHAR AS "{f.name}"' for f in _schema(table))
             return f"SELECT {cols} WHERE false"
+        later = _later_columns(table)
         if not files:
-            return f"SELECT * FROM read_parquet('{empty}')"
+            return f"SELECT * FROM read_parquet('{empty}'){later}"
         listing = "[" + ", ".join(_sql_str(f) for f in files) + "]"
         if table == "services":
+            # by name: files written before a later column (redundancy_group) lack it
             return (
-                f"SELECT * EXCLUDE (filename) FROM read_parquet({listing}, filename=true) "
+                f"SELECT * EXCLUDE (filename) FROM (SELECT * FROM read_parquet({listing}, filename=true, "
+                f"union_by_name=true){later}) "
                 "QUALIFY row_number() OVER (PARTITION BY service "
                 "ORDER BY parse_filename(filename) DESC) = 1"
             )
@@ -693,6 +696,17 @@ def latest_day(con: duckdb.DuckDBPyConnection, tz: str = "UTC") -> date | None:
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     row = con.sql(sql).fetchall()
     return row[0][0] if row else None
+
+
+def _later_columns(table: str) -> str:
+    """``UNION ALL BY NAME`` with an empty row set of the columns added to ``table`` after
+    warehouses were first written: files without them read them as null, and a view over
+    files that have them is unchanged (the columns keep their place)."""
+    cols = LATER_COLUMNS.get(table, ())
+    if not cols:
+        return ""
+    typed = ", ".join(f'NULL::VARCHAR AS "{c}"' for c in cols)
+    return f" UNION ALL BY NAME SELECT {typed} WHERE false"
 
 
 def _sql_str(text: str) -> str:

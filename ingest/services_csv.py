@@ -10,8 +10,10 @@
 ``tags`` is ``k=v;k=v``.  An optional ``depends_on`` column lists the
 services this one calls, separated by ``;`` (``payforadoption;adoptions-db``):
 those edges go to the ``dependencies`` table, as with
-:mod:`whatchanged.ingest.dependencies_csv`.  Other columns beyond the nine
-above are kept as tags.
+:mod:`whatchanged.ingest.dependencies_csv`.  An optional ``redundancy_group``
+column names the services that stand in for each other (``backoffice`` on a
+primary and its standby): ``whatchanged fate`` checks where each group's
+members sit together.  Other columns beyond these are kept as tags.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from whatchanged.ingest.text import csv_rows
 COLUMNS = ("service", "kind", "datacenter", "rack", "switch", "host", "app", "critical", "tags")
 #: optional column: the services this one calls, separated by ";" (the call graph)
 DEPENDS = "depends_on"
+#: optional column: the group of services that stand in for each other (primary and standby)
+GROUP = "redundancy_group"
 _TRUE = {"true", "yes", "1", "y", "t"}
 _FALSE = {"false", "no", "0", "n", "f", ""}
 
@@ -68,7 +72,7 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
             expected="a name for every column",
             found=",".join(header),
         )
-    extra = [h for h in header if h not in COLUMNS and h != DEPENDS]
+    extra = [h for h in header if h not in COLUMNS and h not in (DEPENDS, GROUP)]
     edges: list[tuple[str, str]] = []
     for line, fields in records:
         if not fields or (len(fields) == 1 and not fields[0].strip()):
@@ -147,7 +151,7 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
             continue
         edges.extend((rec["service"], c) for c in callees)
         tags.extend((k, rec[k]) for k in extra if rec.get(k))
-        for col in ("service", "kind", "datacenter", "rack", "switch", "host", "app"):
+        for col in ("service", "kind", "datacenter", "rack", "switch", "host", "app", GROUP):
             rows[col].append(rec.get(col) or None)
         rows["critical"].append(crit in _TRUE)
         rows["tags"].append(sorted(tags))

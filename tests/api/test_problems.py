@@ -60,6 +60,12 @@ CASES: list[tuple[str, str, dict[str, Any], int]] = [
     ("GET", "/api/v1/incidents", {"params": {"from": "2010-01-01T00:00Z", "to": "2010-11-17T00:00Z"}}, 422),
     ("GET", "/api/v1/incidents/no-such-incident", {}, 404),
     ("GET", "/api/v1/incidents/x", {"params": {"tz": "Nowhere/Else"}}, 422),
+    ("GET", "/api/v1/incidents/no-such-incident/postmortem", {}, 404),
+    ("GET", "/api/v1/incidents/x/postmortem", {"params": {"lang": "tlh"}}, 422),
+    ("GET", "/api/v1/incidents/x/postmortem", {"params": {"format": "pdf"}}, 422),
+    ("GET", "/api/v1/incidents/x/postmortem", {"params": {"audience": "board"}}, 422),
+    ("GET", "/api/v1/incidents/x/postmortem", {"params": {"tz": "Nowhere/Else"}}, 422),
+    ("POST", "/api/v1/incidents/x/postmortem", {}, 405),
     ("POST", "/api/v1/incidents/x/feedback", {"json": {"category": "hosting"}}, 401),
     ("POST", "/api/v1/incidents/x/feedback", {"json": {"category": "hosting"}, "headers": BAD}, 403),
     (

@@ -13,6 +13,7 @@ OPERATION_IDS = {
     ("post", "/api/v1/changes"): "create_changes",
     ("get", "/api/v1/incidents"): "list_incidents",
     ("get", "/api/v1/incidents/{incident_id}"): "get_incident",
+    ("get", "/api/v1/incidents/{incident_id}/postmortem"): "get_postmortem",
     ("post", "/api/v1/incidents/{incident_id}/feedback"): "create_feedback",
     ("get", "/api/v1/availability"): "get_availability",
     ("get", "/api/v1/services"): "list_services",

@@ -303,3 +303,35 @@ def test_service_page_checks(server: Server, tab: Tab) -> None:
     assert "check: CRITICAL" in tab.traces("service-timeline")
     assert "CRITICAL" in tab.page.locator("main").inner_text()
     tab.assert_clean()
+
+
+def test_postmortem_page_copies_its_markdown(
+    server: Server, tab: Tab, artifacts: Path, night_incident_id: str
+) -> None:
+    """The draft renders, in French, with nothing requested off the machine; the button puts the
+    Markdown of the text area on the clipboard."""
+    tab.page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    url = f"{server.url}/dashboards/incidents/{night_incident_id}/postmortem?lang=fr&tz=Europe/Paris"
+    response = tab.open(url)
+    assert response.status == 200
+    page = tab.page
+    article = page.locator("article.postmortem")
+    assert article.get_attribute("lang") == "fr"
+    assert article.locator("h1").inner_text().startswith("Rapport d'incident")
+    assert article.locator("section").count() == 7
+    assert "Chronologie" in article.inner_text()
+    markdown = page.locator("#pm-markdown").input_value()
+    assert markdown.startswith("# Rapport d'incident")
+    assert "## Ce qui aurait aidé" in markdown
+    page.locator("#pm-copy").click()
+    deadline = time.monotonic() + 10
+    while page.locator("#pm-copy-status").get_attribute("data-copied") is None:
+        if time.monotonic() > deadline:
+            raise AssertionError("the copy button did not answer within 10 s")
+        page.wait_for_timeout(20)
+    assert page.locator("#pm-copy-status").get_attribute("data-copied") == "yes"
+    assert page.locator("#pm-copy-status").inner_text() == "Copié."
+    assert page.evaluate("navigator.clipboard.readText()") == markdown
+    assert any(u.split("?")[0].endswith("/dashboards/static/postmortem.js") for u in tab.requests)
+    tab.shot(artifacts, "postmortem")
+    tab.assert_clean()

@@ -63,6 +63,8 @@ def test_pages_name_no_remote_resource(server: Server, night_incident_id: str) -
         f"/dashboards/incidents/{night_incident_id}",
         "/dashboards/weekly?week=2010-W46",
         "/dashboards/services/lb-p19-1",
+        f"/dashboards/incidents/{night_incident_id}/postmortem?lang=fr",
+        f"/dashboards/incidents/{night_incident_id}/postmortem?audience=customers",
     ):
         text = httpx.get(server.url + path, timeout=30).text
         refs = re.findall(r"""(?:src|href|action)\s*=\s*["']([^"']*)["']|url\(([^)]*)\)|@import""", text)
@@ -71,6 +73,35 @@ def test_pages_name_no_remote_resource(server: Server, night_incident_id: str) -
         assert "cdn.plot.ly" not in text
         assert "fonts.googleapis" not in text
         assert "@font-face" not in text
+
+
+def test_postmortem_page_its_links_and_its_script(server: Server, night_incident_id: str) -> None:
+    base = f"{server.url}/dashboards/incidents/{night_incident_id}"
+    incident = httpx.get(base, timeout=30).text
+    for lang in ("en", "fr"):  # the incident page offers a draft in each language
+        assert f"/dashboards/incidents/{night_incident_id}/postmortem?lang={lang}&amp;tz=" in incident
+    page = httpx.get(base + "/postmortem?lang=fr&tz=Europe/Paris", timeout=60)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    text = page.text
+    assert '<article class="postmortem" lang="fr">' in text
+    assert 'id="pm-markdown"' in text
+    assert "Copier le Markdown" in text
+    assert text.count('<section data-section="') == 7
+    (src,) = re.findall(r'<script defer src="([^"]+)"></script>', text)
+    assert src.startswith("/dashboards/static/postmortem.js?v=")
+    js = httpx.get(server.url + src)
+    assert js.status_code == 200
+    assert js.headers["content-type"].startswith("text/javascript")
+    assert "immutable" in js.headers["cache-control"]
+    assert "navigator.clipboard" in js.text
+    customers = httpx.get(base + "/postmortem?audience=customers", timeout=60).text
+    assert "impact_override" in customers  # the Statuspage body, ready to post
+    assert httpx.get(base + "/postmortem?lang=tlh", timeout=30).status_code == 422
+    assert httpx.get(base + "/postmortem?audience=board", timeout=30).status_code == 422
+    unknown = httpx.get(f"{server.url}/dashboards/incidents/inc-20101117T1823Z-000000/postmortem", timeout=30)
+    assert unknown.status_code == 404
+    assert "NotFoundError" in unknown.text
 
 
 def test_window_defaults_cover_the_night(night_settings: Settings, night_incident_id: str) -> None:

@@ -51,7 +51,11 @@ def nagios(path: Path) -> list[tuple[int, str, str, str, str, str]]:
 def services_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
-        assert reader.fieldnames == list(inputs.SERVICE_COLUMNS)
+        # the optional redundancy_group column follows the nine, when a service has a group
+        assert reader.fieldnames in (
+            list(inputs.SERVICE_COLUMNS),
+            [*inputs.SERVICE_COLUMNS, inputs.GROUP_COLUMN],
+        )
         return list(reader)
 
 
@@ -127,6 +131,9 @@ def test_inventory_has_1002_services_mostly_in_p19(night: tuple[Path, Truth]) ->
     assert {r["kind"] for r in rows} >= {"site", "backoffice", "email", "database", "loadbalancer", "switch"}
     assert by["bo-primary"]["host"] != by["bo-standby"]["host"]
     assert by["bo-primary"]["switch"] != by["bo-standby"]["switch"]
+    # primary and standby are one redundancy group, in one datacenter (``whatchanged fate``)
+    assert by["bo-primary"]["redundancy_group"] == by["bo-standby"]["redundancy_group"] != ""
+    assert by["bo-primary"]["datacenter"] == by["bo-standby"]["datacenter"]
     assert by["mail-out"]["app"] == by["bo-primary"]["app"] == "backoffice"
     assert all(r["critical"] in ("true", "false") for r in rows)
     assert all(all("=" in t for t in r["tags"].split(";")) for r in rows if r["tags"])

@@ -35,6 +35,7 @@ def _services(rows: list[tuple[str, ...]]) -> pa.Table:
     }
     data["critical"] = [False] * len(rows)
     data["tags"] = [[] for _ in rows]
+    data["redundancy_group"] = [None] * len(rows)
     return pa.Table.from_pydict(data, schema=SERVICES)
 
 
