@@ -64,7 +64,7 @@ DAY_S = 86400
 WINDOW_BACK_S = 6 * 3600.0
 #: days of block history a state carries (seven previous days + the recent window)
 HISTORY_DAYS = 8
-FORMAT = 1
+FORMAT = 2
 #: raw day grids and states kept in memory by a :class:`DayStates`
 RAW_KEPT = 3
 STATES_KEPT = HISTORY_DAYS + 4
@@ -367,11 +367,15 @@ def home_of(files: Sequence[str]) -> Path | None:
 
 
 def chain_keys(by_day: dict[date, list[str]], params: DetectParams, step_s: float) -> dict[date, str]:
-    """Cache key per day: the detector settings and the files of that day and every day before."""
+    """Cache key per day: the detector settings and the rows of that day and every day before,
+    named by each day's :func:`~whatchanged.engine.compact.day_digest` (a compaction, which
+    moves rows between files, leaves it as it was)."""
+    from whatchanged.engine.compact import day_digest
+
     h = hashlib.sha1(json.dumps([FORMAT, step_s, astuple(params)], default=str).encode())
     out = {}
     for d, fs in by_day.items():
-        h.update(("\x00" + d.isoformat() + "\x01" + "\x01".join(Path(f).name for f in fs)).encode())
+        h.update(("\x00" + d.isoformat() + "\x01" + day_digest(fs)).encode())
         out[d] = h.copy().hexdigest()[:20]
     return out
 
