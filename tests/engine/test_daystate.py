@@ -170,3 +170,68 @@ def test_read_day_matches_the_sql_grid(tmp_path: Path) -> None:
     expected = load_matrix(con, keys, t0, t0 + timedelta(days=1))
     np.testing.assert_array_equal(grid, expected)
     assert grid[2, 10] == 1.5 and grid[0, 12] == 5.25 and np.isnan(grid[0, 11]) and grid[1, 1439] == -3.5
+
+
+def _state_arrays(st: object) -> dict[str, object]:
+    from dataclasses import fields
+
+    return {f.name: getattr(st, f.name) for f in fields(st)}  # type: ignore[arg-type]
+
+
+def test_minutes_appended_to_today_extend_its_state_exactly(tmp_path: Path) -> None:
+    """A commit of minutes after the last ones of a day extends the day's cached state from
+    where it stopped; the state and the anomalies equal a computation from scratch."""
+    wh = Warehouse(tmp_path / "wh")
+    wh.init()
+    rng = np.random.default_rng(5)
+    whole = _metrics(range(0, 11), rng)
+    today = DAY0 + timedelta(days=10)
+    ts = whole.column("ts")
+    import pyarrow.compute as pc
+
+    def rows(lo: int, hi: int) -> pa.Table:
+        a, b = today + timedelta(minutes=lo), today + timedelta(minutes=hi)
+        if lo < 0:
+            return whole.filter(pc.less(ts, pa.scalar(b, ts.type)))
+        return whole.filter(
+            pc.and_(pc.greater_equal(ts, pa.scalar(a, ts.type)), pc.less(ts, pa.scalar(b, ts.type)))
+        )
+
+    g = Geometry.of(DEFAULT, 60.0)
+    assert g is not None
+    first = rows(-1, 600)
+    # one sample of the morning held back, committed last: late, before the latest ones
+    morning = rows(0, 600)
+    held = morning.filter(pc.equal(morning.column("service"), "b")).slice(0, 1)
+    is_held = pc.and_(
+        pc.equal(first.column("service"), "b"), pc.equal(first.column("ts"), held.column("ts")[0])
+    )
+    is_held = pc.and_(is_held, pc.equal(first.column("metric"), held.column("metric")[0]))
+    wh.commit({"metrics": first.filter(pc.invert(is_held))})
+    detect._CHAINS.clear()
+    prepare_states(wh.connect())
+    # 600 → 1440 in commits of one minute, an hour, a minute, the rest (the level shift at 18:20),
+    # then the late sample: that day is computed afresh
+    for lo, hi, extended in ((600, 601, 1), (601, 661, 1), (661, 662, 1), (662, 1440, 1), (0, 0, 0)):
+        wh.commit({"metrics": rows(lo, hi) if hi else held})
+        con = wh.connect()
+        detect._CHAINS.clear()  # a new process
+        chained = detect._chained(con, DEFAULT, 60.0)
+        st = chained.state(today.date())
+        assert (chained.computed, chained.extended) == (1, extended)
+        files = metric_files(con)
+        assert files is not None
+        fresh = DayStates(files, DEFAULT, g, None).state(today.date())
+        got, want = _state_arrays(st), _state_arrays(fresh)
+        assert got["keys"] == want["keys"]
+        for name, value in want.items():
+            if name != "keys":
+                np.testing.assert_array_equal(got[name], value, err_msg=name)
+    con = wh.connect()
+    start, end = today + timedelta(hours=12), today + timedelta(hours=24)
+    for online in (False, True):
+        detect._CHAINS.clear()
+        chained = detect_anomalies(con, start, end, online=online)
+        one_grid = detect_anomalies(con, start, end, online=online, history_s=DEFAULT.history_s)
+        assert [_key(a) for a in chained] == [_key(a) for a in one_grid]
+        assert any(a.service == "a" and a.metric == "bw" for a in chained)
