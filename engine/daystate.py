@@ -716,10 +716,12 @@ class DayStates:
 
     def _extension(self, d: date) -> tuple[list[Key], Array, DayState, int] | None:
         """What :func:`advance` needs to extend the cached state of ``d`` computed before the
-        latest commits to it: that state, its raw grid with the new files' samples added, and
-        the first column they fill.  None (compute the day afresh) unless the cache holds a
-        state of ``d`` computed on a subset of today's files, after the same days, with its
-        grid; the new files hold no new series and only samples after the old ones."""
+        latest commits to it: that state, its raw grid with the new samples added, and the
+        first column they fill.  None (compute the day afresh) unless the cache holds a state
+        of ``d`` computed after the same days, with its grid, and the day's samples now are
+        those samples, unchanged, and new ones after them, of no new series.  When the files
+        then read are all still there, only the new files are read; else (a compaction merged
+        them) the whole day, checked against the old grid."""
         if self.cache_dir is None or not self.cache_dir.is_dir():
             return None
         names = {Path(f).name for f in self.by_day[d]}
@@ -727,7 +729,7 @@ class DayStates:
         for path in self.cache_dir.glob(f"{d.isoformat()}-*.npz"):
             meta = read_meta(path)
             before = set(meta.get("files", [])) if meta and meta.get("prev") == prev_key else set()
-            if not before or not before < names:
+            if not before or before == names:
                 continue
             try:
                 old = DayState.load(path)
@@ -736,19 +738,32 @@ class DayStates:
                 continue
             if x.shape != (len(old.keys), self.g.cols):
                 continue
-            new_keys, x_new = read_day([f for f in self.by_day[d] if Path(f).name not in before], d, self.g)
-            rows = old.rows(new_keys)
-            filled = ~np.isnan(x_new)
-            has = np.flatnonzero(filled.any(axis=0))
-            had = np.flatnonzero((~np.isnan(x)).any(axis=0))
-            if (rows < 0).any() or not has.size or not had.size:
-                return None
-            col = int(has[0])
-            if not can_extend(int(had[-1]) + 1, col, self.g):
-                return None
             x = x.astype(np.float64)
-            x[rows] = np.where(filled, x_new, x[rows])
-            return old.keys, x, old, col
+            had = ~np.isnan(x)
+            appended = before < names
+            new_keys, x_new = read_day(
+                [f for f in self.by_day[d] if not appended or Path(f).name not in before], d, self.g
+            )
+            rows = old.rows(new_keys)
+            if (rows < 0).any():
+                return None  # a new series
+            grid = np.full_like(x, np.nan)
+            grid[rows] = x_new
+            if appended:  # only new samples were read: put them beside the old ones
+                filled = ~np.isnan(grid)
+                if (filled & had).any():
+                    return None  # a second sample in a step: a mean, computed afresh
+                grid[had] = x[had]
+            elif not np.array_equal(grid[had], x[had]):
+                return None  # a sample changed or went
+            new_cols = np.flatnonzero((~np.isnan(grid) & ~had).any(axis=0))
+            old_cols = np.flatnonzero(had.any(axis=0))
+            if not new_cols.size or not old_cols.size:
+                return None
+            col = int(new_cols[0])
+            if not can_extend(int(old_cols[-1]) + 1, col, self.g):
+                return None
+            return old.keys, grid, old, col
         return None
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from whatchanged.engine import detect
 from whatchanged.engine.baseline import window_median, window_median_sorted
+from whatchanged.engine.compact import compact
 from whatchanged.engine.daystate import DayStates, Geometry
 from whatchanged.engine.detect import DEFAULT, detect_anomalies, metric_files, prepare_states
 from whatchanged.engine.schema import METRICS
@@ -212,8 +213,12 @@ def test_minutes_appended_to_today_extend_its_state_exactly(tmp_path: Path) -> N
     prepare_states(wh.connect())
     # 600 → 1440 in commits of one minute, an hour, a minute, the rest (the level shift at 18:20),
     # then the late sample: that day is computed afresh
-    for lo, hi, extended in ((600, 601, 1), (601, 661, 1), (661, 662, 1), (662, 1440, 1), (0, 0, 0)):
+    steps = ((600, 601, 1), (601, 661, 1), (661, 662, 1), (662, 663, 1), (663, 1440, 1), (0, 0, 0))
+    for lo, hi, extended in steps:
         wh.commit({"metrics": rows(lo, hi) if hi else held})
+        if lo == 662:  # the day's files merged: the whole day is read, the state still extended
+            compact(wh, max_files=1, grace_s=3600)
+            assert sum(f"date={today.date()}" in f for f in wh.files("metrics")) == 1
         con = wh.connect()
         detect._CHAINS.clear()  # a new process
         chained = detect._chained(con, DEFAULT, 60.0)
