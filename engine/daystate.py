@@ -64,7 +64,7 @@ DAY_S = 86400
 WINDOW_BACK_S = 6 * 3600.0
 #: days of block history a state carries (seven previous days + the recent window)
 HISTORY_DAYS = 8
-FORMAT = 2
+FORMAT = 3
 #: raw day grids and states kept in memory by a :class:`DayStates`
 RAW_KEPT = 3
 STATES_KEPT = HISTORY_DAYS + 4
@@ -121,6 +121,8 @@ class DayState:
     acc_end: Array  # (n,) guard: log of the decayed maximum at the last column
     acc_tail: Array  # (n, delay) guard accumulator over the last ``delay`` columns
     acc_max: Array  # (n,) guard: its running maximum before the decay ramp is taken off (extend)
+    season1_b: Array  # (n, per_day) first-pass seasonal level per block (from the days before)
+    season2_b: Array  # (n, per_day) the same from the blocks left clean (extend)
     season: NDArray[np.bool_]  # (n,) a seasonal level existed some time
 
     def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
@@ -158,6 +160,8 @@ class DayState:
             _take(self.acc_end[:, None], rows, -np.inf)[:, 0],
             _take(self.acc_tail, rows, -np.inf),
             _take(self.acc_max[:, None], rows, -np.inf)[:, 0],
+            _take(self.season1_b, rows),
+            _take(self.season2_b, rows),
             _take(self.season.astype(np.float64)[:, None], rows, 0.0)[:, 0] > 0,
         )
 
@@ -184,19 +188,26 @@ def _windows(hist: Array, first_lag: int, count: int, stride: int, out_from: int
 
 
 def _expected_tail(
-    blocks: Array, g: Geometry, params: DetectParams, out_from: int
+    blocks: Array, g: Geometry, params: DetectParams, out_from: int, season_day: Array | None = None
 ) -> tuple[Array, Array, Array]:
-    """``RobustBaseline._expected_blocks`` for the blocks from ``out_from`` on (the rest is history)."""
+    """``RobustBaseline._expected_blocks`` for the blocks from ``out_from`` on (the rest is
+    history), and the seasonal level of the last day's blocks (``season_day``, when known:
+    it depends only on the days before; then ``out_from`` is at least ``w_recent`` blocks into
+    that day)."""
     n, nb = blocks.shape
     recent = _windows(blocks, 1, g.w_recent, 1, out_from)
     if params.season_days > 0 and params.season_weight > 0:
         # season_b is needed for the recent window before out_from too (its median S̄)
         s_from = max(0, out_from - g.w_recent)
-        near_from = max(0, s_from - params.season_days * g.per_day)
-        near = np.full((n, nb), np.nan)
-        near[:, near_from:] = _windows(blocks, -1, 3, 1, near_from)
-        season_all = np.full((n, nb), np.nan)
-        season_all[:, s_from:] = _windows(near, g.per_day, params.season_days, g.per_day, s_from)
+        if season_day is not None:
+            season_all = np.full((n, nb), np.nan)
+            season_all[:, nb - season_day.shape[1] :] = season_day
+        else:
+            near_from = max(0, s_from - params.season_days * g.per_day)
+            near = np.full((n, nb), np.nan)
+            near[:, near_from:] = _windows(blocks, -1, 3, 1, near_from)
+            season_all = np.full((n, nb), np.nan)
+            season_all[:, s_from:] = _windows(near, g.per_day, params.season_days, g.per_day, s_from)
         season = season_all[:, out_from:]
         shape = np.nan_to_num(season - _windows(season_all, 1, g.w_recent, 1, out_from))
         level = recent + shape
@@ -238,7 +249,9 @@ def advance(
     days before), so the blocks before the scale block holding ``col`` are kept and only
     the rest is computed, and the guard goes on from ``old``'s running maximum.  The
     result equals the full computation exactly (``tests/engine/test_daystate.py``).
-    ``col`` must fall after the first scale block (:func:`can_extend`)."""
+    ``col`` must pass :func:`can_extend`: the seasonal levels of the day, which depend only
+    on the days before, are then ``old``'s, and with the day before's the recent windows read
+    only those two days."""
     n = len(keys)
     hist: list[DayState | None] = [None] * max(0, HISTORY_DAYS - len(history))
     hist += list(history)[-HISTORY_DAYS:]
@@ -249,10 +262,19 @@ def advance(
     b0 = kb * per_scale  # its first block
     k0 = col // g.b  # first block whose values change
     bm_day = block_median(x[:, k0 * g.b :], g.b)
+    # extending, the seasonal levels are known (the day's and the day before's: the recent
+    # window reaches back at most a day): only those days' blocks are read
+    back = hist[-1:] if b0 < g.w_recent else []
+    known1 = known2 = None
     if old is not None:
         bm_day = np.concatenate([old.bm[:, :k0], bm_day], axis=1)
-    bm = np.concatenate([_history(hist, keys, "bm", g.per_day), bm_day], axis=1)
-    e1, r1, s1 = _expected_tail(bm, g, params, hb + b0)
+        hb = len(back) * g.per_day
+        bm = np.concatenate([*_days(back, keys, "bm", g), bm_day], axis=1)
+        known1 = np.concatenate([*_days(back, keys, "season1_b", g), old.season1_b], axis=1)
+        known2 = np.concatenate([*_days(back, keys, "season2_b", g), old.season2_b], axis=1)
+    else:
+        bm = np.concatenate([_history(hist, keys, "bm", g.per_day), bm_day], axis=1)
+    e1, r1, s1 = _expected_tail(bm, g, params, hb + b0, known1)
     expected1 = np.repeat(e1, g.b, axis=1)
     sb_tail = block_median(np.abs(x[:, b0 * g.b :] - expected1), g.bs)
     sb_day = np.concatenate([old.sb[:, :kb], sb_tail], axis=1) if old is not None else sb_tail
@@ -265,12 +287,13 @@ def advance(
         clean_day = np.where(zb >= params.exclude_z, np.nan, bm_day[:, b0:])
         if old is not None:
             clean_day = np.concatenate([old.clean[:, :b0], clean_day], axis=1)
-        clean = np.concatenate([_history(hist, keys, "clean", g.per_day), clean_day], axis=1)
-        e2, _r2, s2 = _expected_tail(clean, g, params, hb + b0)
+        days = back if old is not None else hist
+        clean = np.concatenate([*_days(days, keys, "clean", g), clean_day], axis=1)
+        e2, _r2, s2 = _expected_tail(clean, g, params, hb + b0, known2)
         expected_b = np.where(np.isnan(e2), e1, e2)
         season_b = np.where(np.isnan(s2), s1, s2)
     else:
-        clean_day, expected_b, season_b = bm_day, e1, s1
+        clean_day, expected_b, season_b, s2 = bm_day, e1, s1, s1
     prev, gap = _last_state(hist)
     if old is not None:  # the season of the blocks from b0 on is that of the days before: as it was
         season = old.season.copy()
@@ -293,6 +316,8 @@ def advance(
         np.full(n, -np.inf),
         np.full((n, g.delay), -np.inf),
         np.full(n, -np.inf),
+        s1 if old is None else np.concatenate([old.season1_b[:, :b0], s1], axis=1),
+        s2 if old is None else np.concatenate([old.season2_b[:, :b0], s2], axis=1),
         season,
     )
     acc, top = _guard(x, state, prev, params, g, gap_days=gap, since=(old.acc_max, col) if old else None)
@@ -305,10 +330,20 @@ def advance(
     return state
 
 
-def can_extend(old_cols: int, col: int, g: Geometry) -> bool:
+def _days(states: Sequence[DayState | None], keys: Sequence[Key], field: str, g: Geometry) -> list[Array]:
+    """``[_history(...)]`` of a per-block ``field`` for ``states``, or ``[]`` when there are none."""
+    return [_history(states, keys, field, g.per_day)] if states else []
+
+
+def can_extend(old_cols: int, col: int, g: Geometry, *, day_before: bool) -> bool:
     """Whether :func:`advance` can extend a state whose grid had data only before column
-    ``old_cols`` with data from column ``col`` on (and none from its first scale block)."""
-    return old_cols <= col < g.cols and col >= g.bs
+    ``old_cols`` with data from column ``col`` on: none in the day's first block (the season
+    of its last block reads it), and the state of the day before (``day_before``) when the
+    recent window of the first block recomputed reaches into that day."""
+    if not old_cols <= col < g.cols or col < g.b:
+        return False
+    b0 = (col // g.bs) * (g.bs // g.b)
+    return b0 >= g.w_recent or day_before
 
 
 def _guard(
@@ -761,7 +796,8 @@ class DayStates:
             if not new_cols.size or not old_cols.size:
                 return None
             col = int(new_cols[0])
-            if not can_extend(int(old_cols[-1]) + 1, col, self.g):
+            day_before = self.state(d - timedelta(days=1)) is not None
+            if not can_extend(int(old_cols[-1]) + 1, col, self.g, day_before=day_before):
                 return None
             return old.keys, grid, old, col
         return None

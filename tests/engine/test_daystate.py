@@ -200,9 +200,9 @@ def test_minutes_appended_to_today_extend_its_state_exactly(tmp_path: Path) -> N
 
     g = Geometry.of(DEFAULT, 60.0)
     assert g is not None
-    first = rows(-1, 600)
+    first = rows(-1, 100)
     # one sample of the morning held back, committed last: late, before the latest ones
-    morning = rows(0, 600)
+    morning = rows(0, 100)
     held = morning.filter(pc.equal(morning.column("service"), "b")).slice(0, 1)
     is_held = pc.and_(
         pc.equal(first.column("service"), "b"), pc.equal(first.column("ts"), held.column("ts")[0])
@@ -211,12 +211,21 @@ def test_minutes_appended_to_today_extend_its_state_exactly(tmp_path: Path) -> N
     wh.commit({"metrics": first.filter(pc.invert(is_held))})
     detect._CHAINS.clear()
     prepare_states(wh.connect())
-    # 600 → 1440 in commits of one minute, an hour, a minute, the rest (the level shift at 18:20),
-    # then the late sample: that day is computed afresh
-    steps = ((600, 601, 1), (601, 661, 1), (661, 662, 1), (662, 663, 1), (663, 1440, 1), (0, 0, 0))
+    # 100 → 1440 in commits of one minute, an hour, a minute, a minute (after a compaction), up
+    # to 10:00 (recent windows reaching into the day before until 04:00), the rest (the level
+    # shift at 18:20); then the late sample: the day is computed afresh
+    steps = (
+        (100, 101, 1),
+        (101, 161, 1),
+        (161, 162, 1),
+        (162, 163, 1),
+        (163, 600, 1),
+        (600, 1440, 1),
+        (0, 0, 0),
+    )
     for lo, hi, extended in steps:
         wh.commit({"metrics": rows(lo, hi) if hi else held})
-        if lo == 662:  # the day's files merged: the whole day is read, the state still extended
+        if lo == 162:  # the day's files merged: the whole day is read, the state still extended
             compact(wh, max_files=1, grace_s=3600)
             assert sum(f"date={today.date()}" in f for f in wh.files("metrics")) == 1
         con = wh.connect()
