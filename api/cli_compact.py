@@ -19,7 +19,7 @@ import typer
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, settings_from
 from whatchanged.api.output import console, emit, table
 from whatchanged.engine.compact import GRACE_S, MAX_FILES, compact, crowded
-from whatchanged.engine.storage import dir_lock
+from whatchanged.engine.storage import dir_lock, held_by_other
 from whatchanged.engine.warehouse import Warehouse
 
 NO_COMPACT_ENV = "WHATCHANGED_NO_COMPACT"
@@ -77,10 +77,12 @@ def cmd_compact(
 
 def start_background(home: Path, *, max_files: int = MAX_FILES) -> bool:
     """Start ``whatchanged compact --quiet`` detached when a day partition of the warehouse
-    holds more than ``max_files`` files; False when none does, when disabled by
+    holds more than ``max_files`` files and none runs; False when none does, when one runs, when disabled by
     ``WHATCHANGED_NO_COMPACT``, or when it cannot be started."""
     if os.environ.get(NO_COMPACT_ENV, "").strip().lower() in ("1", "true", "yes"):
         return False
+    if held_by_other(home / "_compact"):
+        return False  # one is running: it, or the next commit's, will see these files
     if not crowded(Warehouse(home), max_files=max_files):
         return False
     argv = [sys.executable, "-m", "whatchanged.api.cli", "compact", "--quiet"]

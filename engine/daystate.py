@@ -717,9 +717,14 @@ class DayStates:
             start -= 1
         for earlier in self.days[start:i]:
             self.state(earlier)
-        history = [self.state(d - timedelta(days=k)) for k in range(HISTORY_DAYS, 0, -1)]
         extended = self._extension(d)
         if extended is not None:  # minutes appended to a day analysed before: from where it stopped
+            # (the day before's state is all it reads of the history)
+            none: list[DayState | None] = [None] * (HISTORY_DAYS - 1)
+            history = [*none, self.state(d - timedelta(days=1))]
+        else:
+            history = [self.state(d - timedelta(days=k)) for k in range(HISTORY_DAYS, 0, -1)]
+        if extended is not None:
             keys, x, old, col = extended
             st = advance(x, keys, history, self.params, self.g, since=(old, col))
             self._raw[d] = (keys, x)
