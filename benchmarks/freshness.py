@@ -14,7 +14,12 @@ Printed: commit latency and new-process explain latency (median, p95, max), how 
 the day's partition held at most and at the end before the last compaction, and after it
 (``whatchanged compact``), and the load average.
 
-Run alone: ``python benchmarks/freshness.py [--minutes 1440] [--every 20]`` (the history is
+``--start 18:00 --minutes 120 --every 3`` commits the day up to 18:00 at once (analysed, as the
+background analysis leaves it) and asks during the reference night's incident (18:23 UTC):
+away from an incident ``explain`` also looks for deviations the detector cannot see
+(``engine/origin.py``), a scan of two days of samples.
+
+Run alone: ``python benchmarks/freshness.py [--start HH:MM] [--minutes 1440] [--every 20]`` (the history is
 built once under ``benchmarks/out/freshness-base``; each run works on a fresh copy).
 """
 
@@ -96,7 +101,8 @@ def line(name: str, values: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=int, default=1440, help="minutes of the day to commit")
+    ap.add_argument("--start", default="00:00", help="HH:MM (UTC): the day before it is committed at once")
+    ap.add_argument("--minutes", type=int, default=1440, help="minutes of the day to commit one by one")
     ap.add_argument("--every", type=int, default=20, help="ask explain after every N-th commit")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -113,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     part = ("metrics", f"date={DAY.date().isoformat()}")
     loads = [os.getloadavg()[0]]
     env = {**os.environ, "WHATCHANGED_NO_ANALYZE": "1"}
-    for m in range(args.minutes):
+    hh, mm = (int(v) for v in args.start.split(":"))
+    first = hh * 60 + mm
+    if first:  # the day so far, collected and analysed before the run
+        wh.commit({"metrics": metrics.slice(0, m_at[first]), "states": states.slice(0, s_at[first])})
+        subprocess.run([str(EXE), "analyze", "--home", str(RUN)], check=True, capture_output=True)
+    for m in range(first, min(1440, first + args.minutes)):
         tables = {"metrics": metrics.slice(m_at[m], m_at[m + 1] - m_at[m])}
         if s_at[m + 1] > s_at[m]:
             tables["states"] = states.slice(s_at[m], s_at[m + 1] - s_at[m])
@@ -122,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         commit_s.append(time.perf_counter() - t)
         cli_compact.start_background(wh.home)  # as collect does after a pass
         most_files = max(most_files, len(partitions(wh).get(part, [])))
-        if (m + 1) % args.every == 0:
+        if (m + 1 - first) % args.every == 0:
             at = DAY + timedelta(minutes=m)
             argv_ = [str(EXE), "explain", "--at", at.isoformat(), "--home", str(RUN), "--json"]
             t = time.perf_counter()
@@ -131,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             loads.append(os.getloadavg()[0])
             if not args.json and len(explain_s) % 12 == 0:
                 print(
-                    f"  {at:%H:%M}: {m + 1} commits, explain {explain_s[-1] * 1000:.0f} ms, "
+                    f"  {at:%H:%M}: {m + 1 - first} commits, explain {explain_s[-1] * 1000:.0f} ms, "
                     f"files today {len(partitions(wh).get(part, []))}",
                     flush=True,
                 )
@@ -157,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(out, indent=1))
     else:
-        print(f"{args.minutes} commits of one minute ({out['samples_per_commit']} samples each)")
+        print(
+            f"{len(commit_s)} commits of one minute from {args.start} UTC ({out['samples_per_commit']} samples each)"
+        )
         print("  " + line("commit", commit_s))
         print(
             "  "
