@@ -32,6 +32,7 @@ COMMANDS = {
     "silences": "cli_collect",
     "formats": "cli_formats",
     "doctor": "cli_doctor",
+    "compact": "cli_compact",
     "changes": "cli_changes",
     "incidents": "cli_detect",
     "availability": "cli_detect",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from pathlib import Path
@@ -11,6 +12,7 @@ import typer
 
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.output import console, emit, table
+from whatchanged.engine.errors import WhatchangedError
 from whatchanged.engine.timeparse import parse_duration
 from whatchanged.engine.warehouse import Warehouse
 
@@ -75,6 +77,7 @@ def cmd_collect(
 
     def report(outcomes: list[Any]) -> None:
         rows = outcome_rows(outcomes)
+        _compact_after(wh, outcomes)
         if notifier is not None and any(
             o.rows_added.get(t) for o in outcomes for t in ("metrics", "states", "changes")
         ):
@@ -114,6 +117,15 @@ def cmd_collect(
             notifier.close()
 
 
+def _compact_after(wh: Warehouse, outcomes: list[Any]) -> None:
+    """Start a compaction when a pass added metrics or states and a day now holds too many files."""
+    if any(o.rows_added.get(t) for o in outcomes for t in ("metrics", "states")):
+        from whatchanged.api import cli_compact
+
+        with contextlib.suppress(WhatchangedError):  # an unreadable manifest: doctor's to say
+            cli_compact.start_background(wh.home)
+
+
 def start_in_background(settings: Any, *, public_url: str) -> threading.Event | None:
     """What ``serve`` runs when ``<home>/sources.toml`` has sources: ``collect --every`` on a
     daemon thread (new incidents go to the sinks).  Returns the event that stops it, or None."""
@@ -132,6 +144,7 @@ def start_in_background(settings: Any, *, public_url: str) -> threading.Event | 
         notifier = Notifier(wh, config.sinks, settings=settings, public_url=public_url)
 
         def after(outcomes: list[Any]) -> None:
+            _compact_after(wh, outcomes)
             if any(o.rows_added.get(t) for o in outcomes for t in ("metrics", "states", "changes")):
                 notifier.check()
 

@@ -107,6 +107,10 @@ def cmd_ingest(
         from whatchanged.api.cli_analyze import start_background
 
         start_background(wh.home)
+    if result is not None and (result.rows_added.get("metrics", 0) or result.rows_added.get("states", 0)):
+        from whatchanged.api import cli_compact
+
+        cli_compact.start_background(wh.home)  # when a day partition holds too many files
 
 
 def cmd_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
@@ -124,6 +128,13 @@ def cmd_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
             f"{st['services']} services in the inventory, {st['services_with_metrics']} with metrics; "
             f"data from {st['first'] or '-'} to {st['last'] or '-'}; {st['commits']} commits, "
             f"{st['bytes'] / 1e6:.1f} MB"
+        )
+        console.print(
+            "files: "
+            + ", ".join(f"{t} {n}" for t, n in st["files"].items() if n)
+            + "; most in one day: "
+            + ", ".join(f"{t} {n}" for t, n in st["most_files_per_day"].items())
+            + " ('whatchanged compact' merges days with more than 4)"
         )
         if st["changes_by_kind"]:
             console.print("changes: " + ", ".join(f"{k} {v}" for k, v in st["changes_by_kind"].items()))

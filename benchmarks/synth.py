@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -50,7 +52,28 @@ def inventory() -> pa.Table:
     return pa.Table.from_pydict(rows, schema=SERVICES)
 
 
-def day_metrics(day: datetime, rng: np.random.Generator, *, incident: bool) -> pa.Table:
+@dataclass(frozen=True)
+class Shock:
+    """An incident's effect on one day's metrics: from minute ``start`` of the day (UTC) for
+    ``minutes``, the ``rows`` (service numbers) have their bandwidth capped near ``cap_mbps``
+    (None: untouched), ``latency_ms`` added, and their error rate raised by ``error_rate``."""
+
+    rows: tuple[int, ...]
+    start: int
+    minutes: int
+    cap_mbps: float | None = 50.0
+    latency_ms: float = 900.0
+    error_rate: float = 0.0
+
+
+def night_shock(day: datetime) -> Shock:
+    """The reference night's shock on ``day`` (its last day)."""
+    return Shock(tuple(range(0, 960, 32))[:30], (INCIDENT - day).seconds // 60, 83)
+
+
+def day_metrics(
+    day: datetime, rng: np.random.Generator, *, incident: bool, shocks: Sequence[Shock] = ()
+) -> pa.Table:
     minutes = 1440
     ts = np.arange(minutes, dtype=np.int64) * 60_000_000 + int(day.timestamp() * 1e6)
     hour = (np.arange(minutes) / 60.0 + 1.0) % 24  # Paris local hour
@@ -60,11 +83,13 @@ def day_metrics(day: datetime, rng: np.random.Generator, *, incident: bool) -> p
     bw = np.round(base * season[None, :] * rng.normal(1, 0.04, size=(n, minutes)), 1)
     lat = np.round(40 + 30 * (1 - season[None, :]) + rng.gamma(2.0, 4.0, size=(n, minutes)))
     err = np.round(np.abs(rng.normal(0.002, 0.001, size=(n, minutes))), 4)
-    if incident:
-        lo = (INCIDENT - day).seconds // 60
-        hit = np.arange(0, 960, 32)[:30]
-        bw[np.ix_(hit, np.arange(lo, lo + 83))] = np.round(rng.normal(50, 0.5, size=(30, 83)), 1)
-        lat[np.ix_(hit, np.arange(lo, lo + 83))] += 900
+    for shock in [*([night_shock(day)] if incident else []), *shocks]:
+        hit = np.array(shock.rows)
+        span = np.arange(shock.start, min(minutes, shock.start + shock.minutes))
+        if shock.cap_mbps is not None:
+            bw[np.ix_(hit, span)] = np.round(rng.normal(shock.cap_mbps, 0.5, size=(hit.size, span.size)), 1)
+        lat[np.ix_(hit, span)] += shock.latency_ms
+        err[np.ix_(hit, span)] += shock.error_rate
     cols = []
     for name, values in zip(METRIC_NAMES, (bw, lat, err), strict=True):
         cols.append(

@@ -64,7 +64,7 @@ DAY_S = 86400
 WINDOW_BACK_S = 6 * 3600.0
 #: days of block history a state carries (seven previous days + the recent window)
 HISTORY_DAYS = 8
-FORMAT = 1
+FORMAT = 3
 #: raw day grids and states kept in memory by a :class:`DayStates`
 RAW_KEPT = 3
 STATES_KEPT = HISTORY_DAYS + 4
@@ -120,14 +120,23 @@ class DayState:
     recent_b: Array  # (n, per_day) first-pass recent level per block
     acc_end: Array  # (n,) guard: log of the decayed maximum at the last column
     acc_tail: Array  # (n, delay) guard accumulator over the last ``delay`` columns
+    acc_max: Array  # (n,) guard: its running maximum before the decay ramp is taken off (extend)
+    season1_b: Array  # (n, per_day) first-pass seasonal level per block (from the days before)
+    season2_b: Array  # (n, per_day) the same from the blocks left clean (extend)
     season: NDArray[np.bool_]  # (n,) a seasonal level existed some time
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
+        """Write the state (``meta``: what :func:`read_meta` gives back, e.g. the files read)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "keys"}
         with open(tmp, "wb") as fh:
-            np.savez(fh, keys=np.array(["\x1f".join(k) for k in self.keys], dtype=str), **arrays)
+            np.savez(
+                fh,
+                keys=np.array(["\x1f".join(k) for k in self.keys], dtype=str),
+                meta=np.array(json.dumps(meta or {})),
+                **arrays,
+            )
         os.replace(tmp, path)
 
     @classmethod
@@ -150,6 +159,9 @@ class DayState:
             _take(self.recent_b, rows),
             _take(self.acc_end[:, None], rows, -np.inf)[:, 0],
             _take(self.acc_tail, rows, -np.inf),
+            _take(self.acc_max[:, None], rows, -np.inf)[:, 0],
+            _take(self.season1_b, rows),
+            _take(self.season2_b, rows),
             _take(self.season.astype(np.float64)[:, None], rows, 0.0)[:, 0] > 0,
         )
 
@@ -176,19 +188,26 @@ def _windows(hist: Array, first_lag: int, count: int, stride: int, out_from: int
 
 
 def _expected_tail(
-    blocks: Array, g: Geometry, params: DetectParams, out_from: int
+    blocks: Array, g: Geometry, params: DetectParams, out_from: int, season_day: Array | None = None
 ) -> tuple[Array, Array, Array]:
-    """``RobustBaseline._expected_blocks`` for the blocks from ``out_from`` on (the rest is history)."""
+    """``RobustBaseline._expected_blocks`` for the blocks from ``out_from`` on (the rest is
+    history), and the seasonal level of the last day's blocks (``season_day``, when known:
+    it depends only on the days before; then ``out_from`` is at least ``w_recent`` blocks into
+    that day)."""
     n, nb = blocks.shape
     recent = _windows(blocks, 1, g.w_recent, 1, out_from)
     if params.season_days > 0 and params.season_weight > 0:
         # season_b is needed for the recent window before out_from too (its median S̄)
         s_from = max(0, out_from - g.w_recent)
-        near_from = max(0, s_from - params.season_days * g.per_day)
-        near = np.full((n, nb), np.nan)
-        near[:, near_from:] = _windows(blocks, -1, 3, 1, near_from)
-        season_all = np.full((n, nb), np.nan)
-        season_all[:, s_from:] = _windows(near, g.per_day, params.season_days, g.per_day, s_from)
+        if season_day is not None:
+            season_all = np.full((n, nb), np.nan)
+            season_all[:, nb - season_day.shape[1] :] = season_day
+        else:
+            near_from = max(0, s_from - params.season_days * g.per_day)
+            near = np.full((n, nb), np.nan)
+            near[:, near_from:] = _windows(blocks, -1, 3, 1, near_from)
+            season_all = np.full((n, nb), np.nan)
+            season_all[:, s_from:] = _windows(near, g.per_day, params.season_days, g.per_day, s_from)
         season = season_all[:, out_from:]
         shape = np.nan_to_num(season - _windows(season_all, 1, g.w_recent, 1, out_from))
         level = recent + shape
@@ -213,36 +232,79 @@ def _history(states: Sequence[DayState | None], keys: Sequence[Key], field: str,
 
 
 def advance(
-    x: Array, keys: list[Key], history: Sequence[DayState | None], params: DetectParams, g: Geometry
+    x: Array,
+    keys: list[Key],
+    history: Sequence[DayState | None],
+    params: DetectParams,
+    g: Geometry,
+    *,
+    since: tuple[DayState, int] | None = None,
 ) -> DayState:
     """The state of a day from its raw grid ``x`` (``(n, cols)``, NaN: no sample) and the
-    states of the :data:`HISTORY_DAYS` days before it (oldest first; ``None``: no data)."""
+    states of the :data:`HISTORY_DAYS` days before it (oldest first; ``None``: no data).
+
+    ``since=(old, col)`` extends ``old``, the state of the same day computed on the same
+    grid without its columns from ``col`` on (no sample there then; same keys, same
+    history): every number of a block depends only on the blocks before it (and on the
+    days before), so the blocks before the scale block holding ``col`` are kept and only
+    the rest is computed, and the guard goes on from ``old``'s running maximum.  The
+    result equals the full computation exactly (``tests/engine/test_daystate.py``).
+    ``col`` must pass :func:`can_extend`: the seasonal levels of the day, which depend only
+    on the days before, are then ``old``'s, and with the day before's the recent windows read
+    only those two days."""
     n = len(keys)
     hist: list[DayState | None] = [None] * max(0, HISTORY_DAYS - len(history))
     hist += list(history)[-HISTORY_DAYS:]
     hb = HISTORY_DAYS * g.per_day
-    bm_day = block_median(x, g.b)
-    bm = np.concatenate([_history(hist, keys, "bm", g.per_day), bm_day], axis=1)
-    e1, r1, s1 = _expected_tail(bm, g, params, hb)
+    per_scale = g.bs // g.b
+    old, col = since if since is not None else (None, 0)
+    kb = (col // g.b) // per_scale  # first scale block recomputed
+    b0 = kb * per_scale  # its first block
+    k0 = col // g.b  # first block whose values change
+    bm_day = block_median(x[:, k0 * g.b :], g.b)
+    # extending, the seasonal levels are known (the day's and the day before's: the recent
+    # window reaches back at most a day): only those days' blocks are read
+    back = hist[-1:] if b0 < g.w_recent else []
+    known1 = known2 = None
+    if old is not None:
+        bm_day = np.concatenate([old.bm[:, :k0], bm_day], axis=1)
+        hb = len(back) * g.per_day
+        bm = np.concatenate([*_days(back, keys, "bm", g), bm_day], axis=1)
+        known1 = np.concatenate([*_days(back, keys, "season1_b", g), old.season1_b], axis=1)
+        known2 = np.concatenate([*_days(back, keys, "season2_b", g), old.season2_b], axis=1)
+    else:
+        bm = np.concatenate([_history(hist, keys, "bm", g.per_day), bm_day], axis=1)
+    e1, r1, s1 = _expected_tail(bm, g, params, hb + b0, known1)
     expected1 = np.repeat(e1, g.b, axis=1)
-    sb_day = block_median(np.abs(x - expected1), g.bs)
+    sb_tail = block_median(np.abs(x[:, b0 * g.b :] - expected1), g.bs)
+    sb_day = np.concatenate([old.sb[:, :kb], sb_tail], axis=1) if old is not None else sb_tail
     sb = np.concatenate([_history(hist[-1:], keys, "sb", g.cols // g.bs), sb_day], axis=1)
-    scale_b = _windows(sb, 1, g.w_scale, 1, g.cols // g.bs)
-    spread_b = _spread(scale_b, r1, g, params)
+    scale_tail = _windows(sb, 1, g.w_scale, 1, g.cols // g.bs + kb)
+    spread_b = _spread(scale_tail, r1, g, params)
     if params.exclude_z > 0:
         with np.errstate(invalid="ignore", divide="ignore"):
-            zb = np.abs(bm_day - e1) / spread_b
-        clean_day = np.where(zb >= params.exclude_z, np.nan, bm_day)
-        clean = np.concatenate([_history(hist, keys, "clean", g.per_day), clean_day], axis=1)
-        e2, _r2, s2 = _expected_tail(clean, g, params, hb)
+            zb = np.abs(bm_day[:, b0:] - e1) / spread_b
+        clean_day = np.where(zb >= params.exclude_z, np.nan, bm_day[:, b0:])
+        if old is not None:
+            clean_day = np.concatenate([old.clean[:, :b0], clean_day], axis=1)
+        days = back if old is not None else hist
+        clean = np.concatenate([*_days(days, keys, "clean", g), clean_day], axis=1)
+        e2, _r2, s2 = _expected_tail(clean, g, params, hb + b0, known2)
         expected_b = np.where(np.isnan(e2), e1, e2)
         season_b = np.where(np.isnan(s2), s1, s2)
     else:
-        clean_day, expected_b, season_b = bm_day, e1, s1
+        clean_day, expected_b, season_b, s2 = bm_day, e1, s1, s1
     prev, gap = _last_state(hist)
-    season: NDArray[np.bool_] = np.asarray((~np.isnan(season_b)).any(axis=1), dtype=np.bool_)
-    if prev is not None:
-        season |= _take(prev.season.astype(np.float64)[:, None], prev.rows(keys), 0.0)[:, 0] > 0
+    if old is not None:  # the season of the blocks from b0 on is that of the days before: as it was
+        season = old.season.copy()
+        expected_b = np.concatenate([old.expected_b[:, :b0], expected_b], axis=1)
+        scale_b = np.concatenate([old.scale_b[:, :kb], scale_tail], axis=1)
+        recent_b = np.concatenate([old.recent_b[:, :b0], r1], axis=1)
+    else:
+        season = np.asarray((~np.isnan(season_b)).any(axis=1), dtype=np.bool_)
+        if prev is not None:
+            season |= _take(prev.season.astype(np.float64)[:, None], prev.rows(keys), 0.0)[:, 0] > 0
+        scale_b, recent_b = scale_tail, r1
     state = DayState(
         keys,
         bm_day,
@@ -250,15 +312,80 @@ def advance(
         sb_day,
         expected_b,
         scale_b,
-        r1,
+        recent_b,
         np.full(n, -np.inf),
         np.full((n, g.delay), -np.inf),
+        np.full(n, -np.inf),
+        s1 if old is None else np.concatenate([old.season1_b[:, :b0], s1], axis=1),
+        s2 if old is None else np.concatenate([old.season2_b[:, :b0], s2], axis=1),
         season,
     )
-    _z, _thr, acc, _e = scores(x, state, prev, params, g, gap_days=gap)
+    acc, top = _guard(x, state, prev, params, g, gap_days=gap, since=(old.acc_max, col) if old else None)
     state.acc_end = acc[:, -1].copy()
-    state.acc_tail = acc[:, -g.delay :].copy()
+    state.acc_max = top
+    if old is None or acc.shape[1] >= g.delay:
+        state.acc_tail = acc[:, -g.delay :].copy()
+    else:  # the columns before ``col`` are the old state's
+        state.acc_tail = np.concatenate([old.acc_tail[:, : g.delay - acc.shape[1]], acc], axis=1)
     return state
+
+
+def _days(states: Sequence[DayState | None], keys: Sequence[Key], field: str, g: Geometry) -> list[Array]:
+    """``[_history(...)]`` of a per-block ``field`` for ``states``, or ``[]`` when there are none."""
+    return [_history(states, keys, field, g.per_day)] if states else []
+
+
+def can_extend(old_cols: int, col: int, g: Geometry, *, day_before: bool) -> bool:
+    """Whether :func:`advance` can extend a state whose grid had data only before column
+    ``old_cols`` with data from column ``col`` on: none in the day's first block (the season
+    of its last block reads it), and the state of the day before (``day_before``) when the
+    recent window of the first block recomputed reaches into that day."""
+    if not old_cols <= col < g.cols or col < g.b:
+        return False
+    b0 = (col // g.bs) * (g.bs // g.b)
+    return b0 >= g.w_recent or day_before
+
+
+def _guard(
+    x: Array,
+    state: DayState,
+    prev: DayState | None,
+    params: DetectParams,
+    g: Geometry,
+    *,
+    gap_days: int,
+    since: tuple[Array, int] | None,
+) -> tuple[Array, Array]:
+    """The guard's accumulator for the day's columns (from column ``since[1]`` on, carried
+    from the running maximum ``since[0]``, when given) and its running maximum at the last
+    column, before the ramp is taken off."""
+    if since is None:
+        _z, _thr, acc, _e, top = _scores(x, state, prev, params, g, gap_days=gap_days)
+        return acc, top
+    start_max, col = since
+    expected, spread = point_arrays(state, g, params)
+    z = np.subtract(x[:, col:], expected[:, col:])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z /= spread[:, col:]
+    n, t = z.shape
+    buf = np.empty((n, t + 1))
+    _log_abs(z, buf[:, 1:])
+    buf[:, 0] = start_max
+    ramp = np.arange(-1, g.cols, dtype=np.float64) * g.rate
+    buf[:, 1:] += ramp[col + 1 :]
+    np.maximum.accumulate(buf, axis=1, out=buf)
+    top = buf[:, -1].copy()
+    acc = buf[:, 1:]
+    acc -= ramp[col + 1 :]
+    return acc, top
+
+
+def _log_abs(z: Array, out: Array) -> None:
+    """``log |z|`` into ``out``; NaN and ±inf (no sample, an infinite score) as -inf: not counted."""
+    np.abs(z, out=out)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.log(out, out=out)  # -inf at 0, NaN where z is NaN
+    out[~(out < np.inf)] = -np.inf
 
 
 def _spread(scale_b: Array, recent_b: Array, g: Geometry, params: DetectParams) -> Array:
@@ -299,6 +426,21 @@ def scores(
     """Robust scores ``z``, the threshold per point (None without the guard), the guard's
     accumulator and the expected values for one day, carrying the guard from ``prev``, the latest earlier day with
     data (``gap_days`` days without data in between)."""
+    z, thr, acc, expected, _top = _scores(x, state, prev, params, g, gap_days=gap_days)
+    return z, thr, acc, expected
+
+
+def _scores(
+    x: Array,
+    state: DayState,
+    prev: DayState | None,
+    params: DetectParams,
+    g: Geometry,
+    *,
+    gap_days: int = 0,
+) -> tuple[Array, Array | None, Array, Array, Array]:
+    """:func:`scores` and the guard's running maximum at the last column before the ramp is
+    taken off (what :func:`advance` carries to extend the day)."""
     expected, spread = point_arrays(state, g, params)
     n, t = x.shape
     z = np.subtract(x, expected)
@@ -307,11 +449,7 @@ def scores(
     del spread
     # the guard's accumulator, in place: column 0 carries the day before, 1.. the log |z|
     buf = np.empty((n, t + 1))
-    logz = buf[:, 1:]
-    np.abs(z, out=logz)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.log(logz, out=logz)  # -inf at 0, NaN where z is NaN
-    logz[~(logz < np.inf)] = -np.inf  # NaN and +inf (z infinite): as past_max, not counted
+    _log_abs(z, buf[:, 1:])
     if prev is not None:
         rows = prev.rows(state.keys)
         carry = _take(prev.acc_end[:, None], rows, -np.inf)[:, 0]
@@ -329,10 +467,11 @@ def scores(
     ramp = np.arange(-1, t, dtype=np.float64) * g.rate
     buf += ramp
     np.maximum.accumulate(buf, axis=1, out=buf)
+    top = buf[:, -1].copy()
     buf -= ramp
     acc = buf[:, 1:]
     if params.tail_factor <= 0:
-        return z, None, acc, expected
+        return z, None, acc, expected, top
     # the guard at column c is the accumulator at c - delay (the day before for the first columns)
     thr = np.empty((n, t))
     thr[:, : g.delay] = tail  # without a day before: -inf, the guard starts at 0
@@ -340,7 +479,7 @@ def scores(
     np.exp(thr, out=thr)
     thr *= params.tail_factor
     np.maximum(thr, params.threshold, out=thr)
-    return z, thr, acc, expected
+    return z, thr, acc, expected, top
 
 
 # -- the cache ------------------------------------------------------------------------------------
@@ -367,11 +506,15 @@ def home_of(files: Sequence[str]) -> Path | None:
 
 
 def chain_keys(by_day: dict[date, list[str]], params: DetectParams, step_s: float) -> dict[date, str]:
-    """Cache key per day: the detector settings and the files of that day and every day before."""
+    """Cache key per day: the detector settings and the rows of that day and every day before,
+    named by each day's :func:`~whatchanged.engine.compact.day_digest` (a compaction, which
+    moves rows between files, leaves it as it was)."""
+    from whatchanged.engine.compact import day_digest
+
     h = hashlib.sha1(json.dumps([FORMAT, step_s, astuple(params)], default=str).encode())
     out = {}
     for d, fs in by_day.items():
-        h.update(("\x00" + d.isoformat() + "\x01" + "\x01".join(Path(f).name for f in fs)).encode())
+        h.update(("\x00" + d.isoformat() + "\x01" + day_digest(fs)).encode())
         out[d] = h.copy().hexdigest()[:20]
     return out
 
@@ -471,6 +614,7 @@ class DayStates:
         self._states: OrderedDict[date, DayState] = OrderedDict()
         self._raw: OrderedDict[date, tuple[list[Key], Array]] = OrderedDict()
         self.computed = 0  # states computed (not read from the cache) by this object
+        self.extended = 0  # of which extended from a state of the same day with fewer files
         self._lock = threading.RLock()  # the API server's threads share one object
 
     def _path(self, d: date) -> Path | None:
@@ -573,23 +717,105 @@ class DayStates:
             start -= 1
         for earlier in self.days[start:i]:
             self.state(earlier)
-        history = [self.state(d - timedelta(days=k)) for k in range(HISTORY_DAYS, 0, -1)]
-        keys, x = self.raw(d)
-        prev, _gap = _last_state(history)
-        if prev is not None:  # carry the series of the previous days that have no data today
-            live = [k for k, r in zip(prev.keys, _live_rows(history, prev.keys), strict=True) if r]
-            if set(live) - set(keys):
-                keys, x = _with_rows(keys, x, live)
-        st = self._keep(d, advance(x, keys, history, self.params, self.g))
+        extended = self._extension(d)
+        if extended is not None:  # minutes appended to a day analysed before: from where it stopped
+            # (the day before's state is all it reads of the history)
+            none: list[DayState | None] = [None] * (HISTORY_DAYS - 1)
+            history = [*none, self.state(d - timedelta(days=1))]
+        else:
+            history = [self.state(d - timedelta(days=k)) for k in range(HISTORY_DAYS, 0, -1)]
+        if extended is not None:
+            keys, x, old, col = extended
+            st = advance(x, keys, history, self.params, self.g, since=(old, col))
+            self._raw[d] = (keys, x)
+            self.extended += 1
+        else:
+            keys, x = self.raw(d)
+            prev, _gap = _last_state(history)
+            if prev is not None:  # carry the series of the previous days that have no data today
+                live = [k for k, r in zip(prev.keys, _live_rows(history, prev.keys), strict=True) if r]
+                if set(live) - set(keys):
+                    keys, x = _with_rows(keys, x, live)
+            st = advance(x, keys, history, self.params, self.g)
+        self._keep(d, st)
         self.computed += 1
         if path is not None:
             try:
-                st.save(path)
+                st.save(
+                    path, {"files": sorted(Path(f).name for f in self.by_day[d]), "prev": self._prev_key(d)}
+                )
                 _sweep(path)
                 self._save_grid(d, x)
             except OSError:
                 pass
         return st
+
+    def _prev_key(self, d: date) -> str:
+        i = self.days.index(d)
+        return self.keys[self.days[i - 1]] if i else ""
+
+    def _extension(self, d: date) -> tuple[list[Key], Array, DayState, int] | None:
+        """What :func:`advance` needs to extend the cached state of ``d`` computed before the
+        latest commits to it: that state, its raw grid with the new samples added, and the
+        first column they fill.  None (compute the day afresh) unless the cache holds a state
+        of ``d`` computed after the same days, with its grid, and the day's samples now are
+        those samples, unchanged, and new ones after them, of no new series.  When the files
+        then read are all still there, only the new files are read; else (a compaction merged
+        them) the whole day, checked against the old grid."""
+        if self.cache_dir is None or not self.cache_dir.is_dir():
+            return None
+        names = {Path(f).name for f in self.by_day[d]}
+        prev_key = self._prev_key(d)
+        for path in self.cache_dir.glob(f"{d.isoformat()}-*.npz"):
+            meta = read_meta(path)
+            before = set(meta.get("files", [])) if meta and meta.get("prev") == prev_key else set()
+            if not before or before == names:
+                continue
+            try:
+                old = DayState.load(path)
+                x = np.load(path.with_name(path.name[: -len(".npz")] + ".grid.npy"), allow_pickle=False)
+            except (OSError, ValueError, KeyError):
+                continue
+            if x.shape != (len(old.keys), self.g.cols):
+                continue
+            x = x.astype(np.float64)
+            had = ~np.isnan(x)
+            appended = before < names
+            new_keys, x_new = read_day(
+                [f for f in self.by_day[d] if not appended or Path(f).name not in before], d, self.g
+            )
+            rows = old.rows(new_keys)
+            if (rows < 0).any():
+                return None  # a new series
+            grid = np.full_like(x, np.nan)
+            grid[rows] = x_new
+            if appended:  # only new samples were read: put them beside the old ones
+                filled = ~np.isnan(grid)
+                if (filled & had).any():
+                    return None  # a second sample in a step: a mean, computed afresh
+                grid[had] = x[had]
+            elif not np.array_equal(grid[had], x[had]):
+                return None  # a sample changed or went
+            new_cols = np.flatnonzero((~np.isnan(grid) & ~had).any(axis=0))
+            old_cols = np.flatnonzero(had.any(axis=0))
+            if not new_cols.size or not old_cols.size:
+                return None
+            col = int(new_cols[0])
+            day_before = self.state(d - timedelta(days=1)) is not None
+            if not can_extend(int(old_cols[-1]) + 1, col, self.g, day_before=day_before):
+                return None
+            return old.keys, grid, old, col
+        return None
+
+
+def read_meta(path: Path) -> dict[str, Any] | None:
+    """What :meth:`DayState.save` was given as ``meta`` (None: unreadable)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+    except (OSError, ValueError, KeyError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def _live_rows(history: Sequence[DayState | None], keys: Sequence[Key]) -> list[bool]:

@@ -35,6 +35,7 @@ the views show the latest one.
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
 import itertools
 import json
@@ -88,6 +89,8 @@ CURSORS = pa.schema(
 _APPEND_ONLY = {"feedback": FEEDBACK, "cursors": CURSORS}
 
 _PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3}
+#: readings of the manifests before giving up when compactions keep removing some meanwhile
+_MANIFEST_RETRIES = 20
 #: optimistic attempts of a commit, the last one holding the commit lock throughout
 COMMIT_ATTEMPTS = 3
 #: an unlocked staging folder younger than this may be a writer between ``mkdir`` and its lock
@@ -216,12 +219,26 @@ class Warehouse:
 
     # -- manifests --------------------------------------------------------------
     def manifests(self) -> list[dict[str, Any]]:
-        """Every committed manifest, oldest first."""
+        """Every committed manifest, oldest first.
+
+        Compaction (:mod:`whatchanged.engine.compact`) removes a manifest only after every
+        file it replaced is named nowhere else; a manifest listed but gone when read was
+        removed meanwhile, and the listing is read again, so the manifests returned are
+        never a mix that shows a replaced file as live."""
         self.require()
+        for _ in range(_MANIFEST_RETRIES):
+            found = self._read_manifests()
+            if found is not None:
+                return found
+        raise WarehouseError(f"{self.home / '_commits'}: manifests keep vanishing while read; try again")
+
+    def _read_manifests(self) -> list[dict[str, Any]] | None:
         out = []
         for path in sorted((self.home / "_commits").glob("*.json")):
             try:
                 manifest = json.loads(path.read_text())
+            except FileNotFoundError:
+                return None  # removed by a compaction since listed: read them all again
             except (OSError, json.JSONDecodeError) as exc:
                 raise WarehouseError(f"{path}: unreadable commit manifest ({exc})") from None
             tables = manifest.get("tables") if isinstance(manifest, dict) else None
@@ -236,10 +253,15 @@ class Warehouse:
         return out
 
     def files(self, table: str, manifests: list[dict[str, Any]] | None = None) -> list[str]:
-        """Absolute paths of the committed files of ``table``, in commit order."""
+        """Absolute paths of the live committed files of ``table``, in commit order: named by
+        a manifest and not replaced by a compaction (a manifest's ``replaces``)."""
         found: list[str] = []
-        for m in manifests if manifests is not None else self.manifests():
-            found.extend(str(self.home / f) for f in m["tables"].get(table, {}).get("files", []))
+        listed = manifests if manifests is not None else self.manifests()
+        gone = replaced_files(listed, table)
+        for m in listed:
+            found.extend(
+                str(self.home / f) for f in m["tables"].get(table, {}).get("files", []) if f not in gone
+            )
         return found
 
     # -- reading -------------------------------------------------------------------
@@ -370,6 +392,8 @@ class Warehouse:
                 other = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 return True  # cannot tell: be safe
+            if other.get("replaces"):
+                continue  # a compaction: the same rows in fewer files, none added
             if any(str(Path(f).parent) in ours for t in other["tables"].values() for f in t["files"]):
                 return True
         return False
@@ -415,15 +439,25 @@ class Warehouse:
             list(pool.map(lambda job: self._write_parquet(*job), jobs))
         return staged
 
-    def _publish(self, txid: str, staging: Path, staged: _Staged, source: str) -> None:
+    def _publish(
+        self,
+        txid: str,
+        staging: Path,
+        staged: _Staged,
+        source: str,
+        replaces: Mapping[str, list[str]] | None = None,
+    ) -> None:
         """Rename the staged files into place, then the manifest; on any failure put every
-        renamed file back and remove the folders made for them."""
-        manifest = {
+        renamed file back and remove the folders made for them.  ``replaces`` (table →
+        files, a compaction's) are the committed files the new ones stand in for."""
+        manifest: dict[str, Any] = {
             "txid": txid,
             "created": datetime.now(UTC).isoformat(),
             "source": source,
             "tables": staged.listing,
         }
+        if replaces:
+            manifest["replaces"] = dict(replaces)
         tmp_manifest = staging / "manifest.json"
         # written before any rename: a full disk fails here, with nothing to undo
         _fsync_write(tmp_manifest, json.dumps(manifest, indent=1).encode())
@@ -663,10 +697,19 @@ class Warehouse:
         finally:
             con.close()
         size = self.committed_bytes(manifests)
+        files = {t: self.files(t, manifests) for t in TABLES}
+        per_part = {
+            t: max(
+                (n for n in collections.Counter(str(Path(f).parent) for f in files[t]).values()), default=0
+            )
+            for t in PARTITIONED
+        }
         return {
             "home": str(self.home),
             "commits": len(manifests),
             "rows": rows,
+            "files": {t: len(fs) for t, fs in files.items()},
+            "most_files_per_day": per_part,
             "services": services,
             "services_with_metrics": series_services,
             "changes_by_kind": by_kind,
@@ -674,6 +717,18 @@ class Warehouse:
             "last": last.isoformat() if last else None,
             "bytes": size,
         }
+
+
+def replaced_files(manifests: Iterable[Mapping[str, Any]], table: str | None = None) -> set[str]:
+    """The files (relative paths) that compactions replaced, of ``table`` or of every table."""
+    out: set[str] = set()
+    for m in manifests:
+        replaces = m.get("replaces")
+        if isinstance(replaces, dict):
+            for t, names in replaces.items():
+                if (table is None or t == table) and isinstance(names, list):
+                    out.update(str(n) for n in names)
+    return out
 
 
 def latest_day(con: duckdb.DuckDBPyConnection, tz: str = "UTC") -> date | None:

@@ -13,6 +13,7 @@ import pytest
 
 from whatchanged.engine import detect
 from whatchanged.engine.baseline import window_median, window_median_sorted
+from whatchanged.engine.compact import compact
 from whatchanged.engine.daystate import DayStates, Geometry
 from whatchanged.engine.detect import DEFAULT, detect_anomalies, metric_files, prepare_states
 from whatchanged.engine.schema import METRICS
@@ -173,3 +174,81 @@ def test_read_day_matches_the_sql_grid(tmp_path: Path) -> None:
     assert grid[0, 12] == 5.25
     assert np.isnan(grid[0, 11])
     assert grid[1, 1439] == -3.5
+
+
+def _state_arrays(st: object) -> dict[str, object]:
+    from dataclasses import fields
+
+    return {f.name: getattr(st, f.name) for f in fields(st)}  # type: ignore[arg-type]
+
+
+def test_minutes_appended_to_today_extend_its_state_exactly(tmp_path: Path) -> None:
+    """A commit of minutes after the last ones of a day extends the day's cached state from
+    where it stopped; the state and the anomalies equal a computation from scratch."""
+    wh = Warehouse(tmp_path / "wh")
+    wh.init()
+    rng = np.random.default_rng(5)
+    whole = _metrics(range(0, 11), rng)
+    today = DAY0 + timedelta(days=10)
+    ts = whole.column("ts")
+    import pyarrow.compute as pc
+
+    def rows(lo: int, hi: int) -> pa.Table:
+        a, b = today + timedelta(minutes=lo), today + timedelta(minutes=hi)
+        if lo < 0:
+            return whole.filter(pc.less(ts, pa.scalar(b, ts.type)))
+        return whole.filter(
+            pc.and_(pc.greater_equal(ts, pa.scalar(a, ts.type)), pc.less(ts, pa.scalar(b, ts.type)))
+        )
+
+    g = Geometry.of(DEFAULT, 60.0)
+    assert g is not None
+    first = rows(-1, 100)
+    # one sample of the morning held back, committed last: late, before the latest ones
+    morning = rows(0, 100)
+    held = morning.filter(pc.equal(morning.column("service"), "b")).slice(0, 1)
+    is_held = pc.and_(
+        pc.equal(first.column("service"), "b"), pc.equal(first.column("ts"), held.column("ts")[0])
+    )
+    is_held = pc.and_(is_held, pc.equal(first.column("metric"), held.column("metric")[0]))
+    wh.commit({"metrics": first.filter(pc.invert(is_held))})
+    detect._CHAINS.clear()
+    prepare_states(wh.connect())
+    # 100 → 1440 in commits of one minute, an hour, a minute, a minute (after a compaction), up
+    # to 10:00 (recent windows reaching into the day before until 04:00), the rest (the level
+    # shift at 18:20); then the late sample: the day is computed afresh
+    steps = (
+        (100, 101, 1),
+        (101, 161, 1),
+        (161, 162, 1),
+        (162, 163, 1),
+        (163, 600, 1),
+        (600, 1440, 1),
+        (0, 0, 0),
+    )
+    for lo, hi, extended in steps:
+        wh.commit({"metrics": rows(lo, hi) if hi else held})
+        if lo == 162:  # the day's files merged: the whole day is read, the state still extended
+            compact(wh, max_files=1, grace_s=3600)
+            assert sum(f"date={today.date()}" in f for f in wh.files("metrics")) == 1
+        con = wh.connect()
+        detect._CHAINS.clear()  # a new process
+        chained = detect._chained(con, DEFAULT, 60.0)
+        st = chained.state(today.date())
+        assert (chained.computed, chained.extended) == (1, extended)
+        files = metric_files(con)
+        assert files is not None
+        fresh = DayStates(files, DEFAULT, g, None).state(today.date())
+        got, want = _state_arrays(st), _state_arrays(fresh)
+        assert got["keys"] == want["keys"]
+        for name, value in want.items():
+            if name != "keys":
+                np.testing.assert_array_equal(got[name], value, err_msg=name)
+    con = wh.connect()
+    start, end = today + timedelta(hours=12), today + timedelta(hours=24)
+    for online in (False, True):
+        detect._CHAINS.clear()
+        chained = detect_anomalies(con, start, end, online=online)
+        one_grid = detect_anomalies(con, start, end, online=online, history_s=DEFAULT.history_s)
+        assert [_key(a) for a in chained] == [_key(a) for a in one_grid]
+        assert any(a.service == "a" and a.metric == "bw" for a in chained)
