@@ -129,3 +129,8 @@ def fmt_local(ts: datetime, tz: str = "UTC", *, with_date: bool = False) -> str:
     """Format an aware datetime in ``tz`` for people: ``19:23`` or ``2010-11-17 19:23``."""
     local = ts.astimezone(zone(tz))
     return local.strftime("%Y-%m-%d %H:%M" if with_date else "%H:%M")
+
+
+def fmt_iso(ts: datetime | None, tz: str = "UTC") -> str | None:
+    """An aware datetime as ISO 8601 with the offset of ``tz`` (``None`` stays ``None``)."""
+    return ts.astimezone(zone(tz)).isoformat() if ts is not None else None

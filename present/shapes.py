@@ -19,8 +19,9 @@ batch report    :func:`batch_summary`                      ``batch --json``
 ==============  =========================================  ===============================
 
 The explanation and its parts (incident, cause, reactions, the explanation's anomalies) are
-still written in :mod:`whatchanged.engine.explain`, which this module calls; they move here
-with explain's rendering.  Times are ISO 8601 with an offset, in the zone asked for.
+written in :mod:`whatchanged.present.explanation`, which also says why an explanation's
+anomaly and reaction are narrower than :func:`anomaly` and :func:`change`.  Times are ISO 8601
+with an offset, in the zone asked for.
 """
 
 from __future__ import annotations
@@ -30,29 +31,25 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident
-from whatchanged.engine.timeparse import zone
+from whatchanged.engine.timeparse import fmt_iso
+from whatchanged.present import explanation as _explanation
 
 if TYPE_CHECKING:
     from whatchanged.engine.availability import Availability
     from whatchanged.engine.batch import BatchResult
 
 
-def _iso(ts: datetime | None, tz: str) -> str | None:
-    return ts.astimezone(zone(tz)).isoformat() if ts is not None else None
+_iso = fmt_iso
 
 
 def explanation(expl: Explanation, *, tz: str) -> dict[str, Any]:
-    """What changed at T (see :mod:`whatchanged.engine.explain` for the shape)."""
-    from whatchanged.engine.explain import explanation_json  # heavy: loaded on use
-
-    return explanation_json(expl, tz=tz)
+    """What changed at T (see :mod:`whatchanged.present.explanation` for the shape)."""
+    return _explanation.explanation(expl, tz=tz)
 
 
 def incident(inc: Incident, tz: str) -> dict[str, Any]:
     """An incident with its outages: ``id``, ``onset``, ``end``, counts, ``services``, ``critical``…"""
-    from whatchanged.engine.explain import incident_json
-
-    return incident_json(inc, tz)
+    return _explanation.incident(inc, tz)
 
 
 def incident_summary(inc: Incident, tz: str) -> dict[str, Any]:
@@ -74,9 +71,7 @@ def incident_page(found: Sequence[Incident], *, tz: str, limit: int, offset: int
 
 def cause(c: Cause, tz: str) -> dict[str, Any]:
     """One ranked cause: ``rank``, ``category``, ``change_id``, ``score``, evidence for and against."""
-    from whatchanged.engine.explain import cause_json
-
-    return cause_json(c, tz)
+    return _explanation.cause(c, tz)
 
 
 def change(ch: Change, tz: str) -> dict[str, Any]:
