@@ -89,7 +89,9 @@ def explain_at(
             at=at,
             incident=None,
             causes=(),
-            ruled_out=(RuledOut("unknown", f"no incident or outage at {_hm(at, settings.tz, day=True)}"),),
+            ruled_out=(
+                RuledOut("unknown", f"no incident or outage at {fmt_local(at, settings.tz, with_date=True)}"),
+            ),
             reactions=(),
             weights=model.source,
             weights_fitted_at=model.fitted_at,
@@ -125,7 +127,7 @@ def _release_reason(incident: Incident, changes: list[Change], lookback_s: float
     before = [c for c in releases if c.start <= incident.onset]
     count = f"{len(today)} release{'s' if len(today) != 1 else ''} that day"
     if not before:
-        return f"{count}; none before the onset at {_hm(incident.onset, tz)}"
+        return f"{count}; none before the onset at {fmt_local(incident.onset, tz)}"
     nearest = max(before, key=lambda c: c.start)
     lead = (incident.onset - nearest.start).total_seconds()
     affected = set(incident.services_affected)
@@ -141,7 +143,7 @@ def _release_reason(incident: Incident, changes: list[Change], lookback_s: float
     head = f"{count}; none in the {window} before the onset{touches}"
     return (
         f"{head}: the nearest before the onset was '{nearest.title or nearest.change_id}' at "
-        f"{_hm(nearest.start, tz)}, {cands.fmt_duration(lead)} earlier, {on}"
+        f"{fmt_local(nearest.start, tz)}, {cands.fmt_duration(lead)} earlier, {on}"
     )
 
 
@@ -151,21 +153,21 @@ def _maintenance_reason(incident: Incident, changes: list[Change], tz: str) -> s
     covering = [c for c in notices if c.start <= onset and (c.end is None or onset <= c.end)]
     if covering and all(c.cancelled for c in covering):
         ids = ", ".join(c.change_id for c in covering)
-        return f"the only notice covering the onset at {_hm(onset, tz)} ({ids}) was cancelled"
+        return f"the only notice covering the onset at {fmt_local(onset, tz)} ({ids}) was cancelled"
     if covering:
         c = covering[0]
         return (
-            f"{c.change_id} covers the onset at {_hm(onset, tz)} but its scope "
+            f"{c.change_id} covers the onset at {fmt_local(onset, tz)} but its scope "
             f"({len(c.resolved_services)} services) does not match the affected services"
         )
     if not notices:
-        return f"no maintenance notice within a day of the onset at {_hm(onset, tz)}"
+        return f"no maintenance notice within a day of the onset at {fmt_local(onset, tz)}"
     nearest = min(notices, key=lambda c: abs((c.start - onset).total_seconds()))
     rel = "after" if nearest.start > onset else "before"
     gap = cands.fmt_duration((nearest.start - onset).total_seconds())
-    window = f"{_hm(nearest.start, tz)}–{_hm(nearest.end, tz) if nearest.end else 'open'}"
+    window = f"{fmt_local(nearest.start, tz)}–{fmt_local(nearest.end, tz) if nearest.end else 'open'}"
     return (
-        f"no maintenance window covers the onset at {_hm(onset, tz)}; the nearest, {nearest.change_id} "
+        f"no maintenance window covers the onset at {fmt_local(onset, tz)}; the nearest, {nearest.change_id} "
         f"({window}), starts {gap} {rel} it"
     )
 
@@ -174,10 +176,6 @@ def _hosting_reason(incident: Incident) -> str:
     if not cands.hard_failed(incident):
         return "no service went CRITICAL or down: only metric anomalies, no failed component"
     return "no host, switch or rack failed before the others with most of its services down"
-
-
-def _hm(ts: datetime, tz: str, *, day: bool = False) -> str:
-    return fmt_local(ts, tz, with_date=day)
 
 
 #: the JSON renderers that lived here until they moved to ``whatchanged.present.explanation``

@@ -29,13 +29,13 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGN
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def zone(name: str) -> ZoneInfo:
-    """The ``ZoneInfo`` for ``name`` or a ConfigError naming it."""
+def zone(name: str, *, option: str = "time zone") -> ZoneInfo:
+    """The ``ZoneInfo`` for ``name`` or a ConfigError naming ``option``: the one zone lookup."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(
-            f"time zone: expected an IANA name such as Europe/Paris or UTC, found {name!r}"
+            f"{option}: expected an IANA name such as Europe/Paris or UTC, found {name!r}"
         ) from None
 
 

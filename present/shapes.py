@@ -15,6 +15,7 @@ cause           :func:`cause`                              inside an explanation
 change          :func:`change` (in :func:`change_list`)    ``changes``, ``/changes``
 anomaly         :func:`anomaly`                            ``detect``
 availability    :func:`availability`                       ``availability``, ``/availability``
+warehouse       :func:`status`                             ``status``, ``/status``
 batch report    :func:`batch_summary`                      ``batch --json``
 ==============  =========================================  ===============================
 
@@ -26,7 +27,7 @@ with an offset, in the zone asked for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +106,14 @@ def anomaly(a: Anomaly, tz: str) -> dict[str, Any]:
 def availability(result: Availability) -> dict[str, Any]:
     """Up time of a selection over a range, with ``percent`` (two decimals, rounded down)."""
     return {**result.to_dict(), "percent": result.percent}
+
+
+def status(
+    held: Mapping[str, Any], sources: Sequence[Mapping[str, Any]], *, show_home: bool
+) -> dict[str, Any]:
+    """What the warehouse holds (:meth:`~whatchanged.engine.warehouse.Warehouse.status`) and the
+    health of each live source; ``home`` (a path on the server) only when ``show_home``."""
+    return {**held, "sources": [dict(s) for s in sources], "home": held.get("home") if show_home else None}
 
 
 def batch_summary(result: BatchResult) -> dict[str, Any]:
