@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
-from whatchanged.api.cli_detect import FromOpt, ToOpt, _duration, _range
-from whatchanged.api.output import console, emit, styled, table
+from whatchanged.api.cli_detect import FromOpt, ToOpt, _duration, open_range
+from whatchanged.api.output import console, emit, progress, styled, table
 from whatchanged.engine.timeparse import fmt_local, zone
-from whatchanged.engine.warehouse import Warehouse
 
 if TYPE_CHECKING:  # the engine's batch module and pandas load on use: `whatchanged --help` stays fast
     from whatchanged.engine import batch
@@ -57,22 +55,11 @@ def cmd_batch(
     from whatchanged.present.shapes import batch_summary
 
     settings = settings_from(home, tz)
-    wh = Warehouse(settings.home)
-    wh.require()
-    con, (lo, hi) = _range(wh, start, end, settings.tz)
+    wh, con, (lo, hi) = open_range(settings, start, end)
     con.close()
     params = batch.BatchParams(home=wh.home, start=lo, end=hi, partition_days=partition_days, shards=shards)
     executor = batch.executor_for(scheduler=scheduler, workers=workers)
-    with Progress(
-        TextColumn("batch", style="bold", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}", markup=False),
-        console=console,
-        transient=True,
-        disable=as_json,
-    ) as bar:
+    with progress("batch", disable=as_json) as bar:
         task = bar.add_task("planning", total=None)
 
         def planned(total: int, cached: int) -> None:

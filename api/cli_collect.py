@@ -72,8 +72,9 @@ def cmd_collect(
     notifier = None
     if notify and config.sinks:
         from whatchanged.engine.sinks import Notifier
+        from whatchanged.present.notify import PRESENTER
 
-        notifier = Notifier(wh, config.sinks, settings=settings)
+        notifier = Notifier(wh, config.sinks, presenter=PRESENTER, settings=settings)
 
     def report(outcomes: list[Any]) -> None:
         rows = outcome_rows(outcomes)
@@ -132,6 +133,7 @@ def start_in_background(settings: Any, *, public_url: str) -> threading.Event | 
     from whatchanged.engine.sinks import Notifier
     from whatchanged.ingest.collect import Collector
     from whatchanged.ingest.sources import load_sources
+    from whatchanged.present.notify import PRESENTER
 
     config = load_sources(settings.home)
     if not config.sources:
@@ -141,7 +143,7 @@ def start_in_background(settings: Any, *, public_url: str) -> threading.Event | 
 
     def run() -> None:
         collector = Collector(wh, config, tz=settings.tz, sleep=stop.wait)
-        notifier = Notifier(wh, config.sinks, settings=settings, public_url=public_url)
+        notifier = Notifier(wh, config.sinks, presenter=PRESENTER, settings=settings, public_url=public_url)
 
         def after(outcomes: list[Any]) -> None:
             _compact_after(wh, outcomes)

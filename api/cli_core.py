@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
-from whatchanged.api.output import console, emit, styled, table
+from whatchanged.api.output import console, emit, progress, styled, table
 from whatchanged.engine.warehouse import Warehouse
 from whatchanged.ingest.base import ReadContext
 from whatchanged.ingest.pipeline import expand, ingest
@@ -58,16 +57,7 @@ def cmd_ingest(
         settings, allow_future=allow_future, skip_bad=skip_bad, service_label=service_label
     )
     files = expand(paths)
-    with Progress(
-        TextColumn("ingest", style="bold", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}", markup=False),
-        console=console,
-        transient=True,
-        disable=as_json or len(files) < 2,
-    ) as bar:
+    with progress("ingest", disable=as_json or len(files) < 2) as bar:
         task = bar.add_task("", total=len(files))
         summary = ingest(
             wh, paths, ctx, fmt=fmt, progress=lambda f: bar.update(task, advance=1, description=f.name)
@@ -115,11 +105,13 @@ def cmd_ingest(
 
 def cmd_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """What the warehouse holds."""
+    from whatchanged.api.models import StatusOut
+    from whatchanged.api.output import wire
     from whatchanged.engine.live import sources_status
+    from whatchanged.present import shapes
 
     wh = Warehouse(settings_from(home).home)
-    st = wh.status()
-    st["sources"] = sources_status(wh)
+    st = shapes.status(wh.status(), sources_status(wh), show_home=True)
 
     def render(_data: dict[str, object]) -> None:
         rows = st["rows"]
@@ -158,7 +150,7 @@ def cmd_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
                 )
             )
 
-    emit(st, as_json=as_json, render=render)
+    emit(wire(StatusOut, st), as_json=as_json, render=render)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ from whatchanged.engine.changes import aliases_for
 from whatchanged.engine.contextual import detect_series_combined
 from whatchanged.engine.errors import ConfigError, InputError
 from whatchanged.engine.incidents import find_incidents
+from whatchanged.engine.settings import Settings
 from whatchanged.engine.timeparse import fmt_local, parse_when
 from whatchanged.engine.warehouse import Warehouse, latest_day
 from whatchanged.present.shapes import anomaly, incident_page
@@ -31,14 +32,23 @@ def _duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if s else f"{m}m"
 
 
-def _range(wh: Warehouse, start: str, end: str, tz: str) -> tuple[Any, Any]:
+def open_range(settings: Settings, start: str, end: str) -> tuple[Warehouse, Any, tuple[Any, Any]]:
+    """The warehouse (which must exist), a connection to it and ``--from``/``--to`` parsed in
+    ``settings.tz`` (``HH:MM`` on the latest day with data); the caller closes the connection."""
+    wh = Warehouse(settings.home)
+    wh.require()
     con = wh.connect()
-    day = latest_day(con, tz)
-    lo = parse_when(start, tz=tz, default_day=day, option="--from")
-    hi = parse_when(end, tz=tz, default_day=day, option="--to")
+    try:
+        day = latest_day(con, settings.tz)
+        lo = parse_when(start, tz=settings.tz, default_day=day, option="--from")
+        hi = parse_when(end, tz=settings.tz, default_day=day, option="--to")
+    except BaseException:
+        con.close()
+        raise
     if hi <= lo:
+        con.close()
         raise ConfigError(f"--to ({end}) must be after --from ({start})")
-    return con, (lo, hi)
+    return wh, con, (lo, hi)
 
 
 def cmd_incidents(
@@ -61,9 +71,7 @@ def cmd_incidents(
     """Incidents (anomalies and outages grouped across services) in a time range, oldest first:
     one page of them (--limit, --offset), as `GET /api/v1/incidents` gives it."""
     settings = settings_from(home, tz)
-    wh = Warehouse(settings.home)
-    wh.require()
-    con, (lo, hi) = _range(wh, start, end, settings.tz)
+    _, con, (lo, hi) = open_range(settings, start, end)
     try:
         found = find_incidents(con, lo, hi, online=online)
     finally:
@@ -126,9 +134,7 @@ def cmd_availability(
 ) -> None:
     """Percentage of time up, number of outages and cumulated downtime over a range."""
     settings = settings_from(home, tz)
-    wh = Warehouse(settings.home)
-    wh.require()
-    con, (lo, hi) = _range(wh, start, end, settings.tz)
+    _, con, (lo, hi) = open_range(settings, start, end)
     try:
         result = availability(
             con,

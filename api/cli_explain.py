@@ -84,14 +84,15 @@ def render_explanation(d: dict[str, Any], tz: str) -> None:
 
 
 def explain_json_at(settings: Settings, at_text: str) -> dict[str, Any]:
-    from whatchanged.engine.explain import explain_at, explanation_json  # heavy: loaded on use
+    from whatchanged.engine.explain import explain_at  # heavy: loaded on use
+    from whatchanged.present.explanation import explanation
 
     wh = Warehouse(settings.home)
     wh.require()
     con = wh.connect()
     try:
         at = parse_when(at_text, tz=settings.tz, default_day=latest_day(con, settings.tz), option="--at")
-        return explanation_json(explain_at(con, at, settings=settings), tz=settings.tz)
+        return explanation(explain_at(con, at, settings=settings), tz=settings.tz)
     finally:
         con.close()
 

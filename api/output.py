@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    import rich.progress
     from pydantic import BaseModel
 
 # Service names, titles, notices and error texts come from users and providers: nothing they
@@ -46,6 +47,24 @@ def wire(model: type[BaseModel], data: Any) -> Any:
     """``data`` as the API serves it through ``model``, its response model (``api/models.py``):
     a command's ``--json`` and the API's body for the same question are then the same."""
     return model.model_validate(data).model_dump(mode="json", by_alias=True)
+
+
+def progress(label: str, *, disable: bool) -> rich.progress.Progress:
+    """The progress bar of a long command (``ingest``, ``batch``): ``label``, bar, done/total,
+    elapsed time and the current task's description; gone when it ends, off with ``disable``
+    (``--json``: stdout is for the answer)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(label, style="bold", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}", markup=False),
+        console=console,
+        transient=True,
+        disable=disable,
+    )
 
 
 def emit(data: Any, *, as_json: bool, render: Callable[[Any], None]) -> None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from whatchanged.engine.model import CAUSE_CATEGORIES, Anomaly, Cause, Change, Outage
+from whatchanged.engine.timeparse import fmt_local, zone
 
 #: The cause classes the ranker uses, plus ``reaction`` (restarts: what people did).
 CAUSE_CLASSES = CAUSE_CATEGORIES  # the engine's one list, in its order
@@ -87,7 +87,7 @@ def change_class(kind: str) -> str:
 
 def local(ts: datetime, tz: str) -> datetime:
     """An aware datetime as naive wall-clock time in ``tz`` (what the x axes show)."""
-    return ts.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
+    return ts.astimezone(zone(tz)).replace(tzinfo=None)
 
 
 def local_series(values: pd.Series, tz: str) -> pd.Series:
@@ -96,7 +96,7 @@ def local_series(values: pd.Series, tz: str) -> pd.Series:
 
 
 def _hhmm(ts: datetime | None, tz: str) -> str:
-    return local(ts, tz).strftime("%Y-%m-%d %H:%M") if ts is not None else "open"
+    return fmt_local(ts, tz, with_date=True) if ts is not None else "open"
 
 
 def scope_text(change: Change) -> str:

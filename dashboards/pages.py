@@ -34,7 +34,7 @@ from whatchanged.dashboards import assets, html, views
 from whatchanged.dashboards.figures import figure_block
 from whatchanged.dashboards.page_cache import commit_key
 from whatchanged.dashboards.wiring import SettingsDep, Source, Wiring, WiringDep, source
-from whatchanged.engine import series
+from whatchanged.engine import catalog, extent, series
 from whatchanged.engine.errors import WhatchangedError
 from whatchanged.engine.explain import explain_at, explain_incident
 from whatchanged.engine.incidents import find_incidents, get_incident
@@ -189,7 +189,7 @@ def index(request: Request, settings: SettingsDep, wiring: WiringDep, tz: TzQuer
 
     def build(src: Source, tzname: str) -> str:
         con = src.con
-        span = series.data_range(con)
+        span = extent.data_range(con)
         if span is None:
             body: str = html.render(
                 "index.html",
@@ -224,7 +224,7 @@ def index(request: Request, settings: SettingsDep, wiring: WiringDep, tz: TzQuer
             + "".join(f"<li>{html.link(f'{root}/weekly?week={w}&tz={tzname}', w)}</li>" for w in labels)
             + "</ul>"
         )
-        names = [r[0] for r in con.sql("SELECT service FROM services ORDER BY service").fetchall()]
+        names = catalog.service_names(con)
         affected = sorted({s for i in incidents for s in i.critical_services})
         return html.render(
             "index.html",
@@ -350,7 +350,7 @@ def weekly_page(
         con = src.con
         label = week
         if label is None:
-            span = series.data_range(con)
+            span = extent.data_range(con)
             label = views.week_of(span[1] if span else datetime.now().astimezone(), tzname)
         v = views.weekly_view(con, label, settings=settings, tz=tzname, cache=src.cache)
         prev_w, next_w = views.shift_week(v.week, -1), views.shift_week(v.week, 1)

@@ -13,7 +13,6 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import duckdb
 import pandas as pd
@@ -22,12 +21,15 @@ import plotly.graph_objects as go
 from whatchanged.dashboards import figures
 from whatchanged.engine import series
 from whatchanged.engine.availability import availability
+from whatchanged.engine.batch import changes_by_downtime
+from whatchanged.engine.catalog import inventory_values
 from whatchanged.engine.changes import aliases_for, list_changes
 from whatchanged.engine.errors import ConfigError, NotFoundError
 from whatchanged.engine.explain import explain_incident
 from whatchanged.engine.incidents import find_incidents
 from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident
 from whatchanged.engine.settings import Settings
+from whatchanged.engine.timeparse import zone
 from whatchanged.engine.timerange import EARLIEST, LATEST
 
 T = TypeVar("T")
@@ -165,7 +167,7 @@ def week_label(year: int, week: int) -> str:
 
 
 def week_of(ts: datetime, tz: str) -> str:
-    iso = ts.astimezone(ZoneInfo(tz)).isocalendar()
+    iso = ts.astimezone(zone(tz)).isocalendar()
     return week_label(iso.year, iso.week)
 
 
@@ -173,10 +175,10 @@ def week_bounds(label: str, tz: str) -> tuple[datetime, datetime]:
     """Monday 00:00 to the next Monday 00:00 in ``tz``, as UTC."""
     year, week = parse_week(label)
     monday = date.fromisocalendar(year, week, 1)
-    zone = ZoneInfo(tz)
-    start = datetime(monday.year, monday.month, monday.day, tzinfo=zone)
+    local = zone(tz)
+    start = datetime(monday.year, monday.month, monday.day, tzinfo=local)
     nxt = monday + timedelta(days=7)
-    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=local)
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
@@ -221,12 +223,7 @@ def availability_frame(
     """
     if column not in ("kind", "app", "datacenter"):
         raise ConfigError(f"availability groups: expected kind, app or datacenter, found {column!r}")
-    values = [
-        str(r[0])
-        for r in con.sql(
-            f"SELECT DISTINCT {column} FROM services WHERE {column} IS NOT NULL ORDER BY 1"
-        ).fetchall()
-    ]
+    values = inventory_values(con, column)
     rows = []
     for value in values:
         try:
@@ -311,24 +308,7 @@ def weekly_view(
     avail = cache.by_data(
         ("availability", bounds, group), lambda: availability_frame(con, *bounds, column=group)
     )
-    tops: dict[str, dict[str, Any]] = {}
-    for inc in incidents:
-        cause = top[inc.incident_id]
-        if cause is None or cause.change_id is None:
-            continue
-        entry = tops.setdefault(
-            cause.change_id,
-            {
-                "change_id": cause.change_id,
-                "title": cause.title,
-                "category": cause.category,
-                "incidents": 0,
-                "downtime_s": 0.0,
-            },
-        )
-        entry["incidents"] += 1
-        entry["downtime_s"] += inc.downtime_s
-    ranked: list[dict[str, Any]] = sorted(tops.values(), key=lambda e: -float(e["downtime_s"]))
+    ranked = changes_by_downtime((inc, top[inc.incident_id]) for inc in incidents)
     top_changes = pd.DataFrame(
         ranked,
         columns=["change_id", "title", "category", "incidents", "downtime_s"],

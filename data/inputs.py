@@ -17,24 +17,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from whatchanged.engine import timeparse
 
 
 def local_epoch(day: str, hhmm: str, tz: str) -> int:
     """Epoch seconds of wall time ``hhmm`` (``HH:MM`` or ``HH:MM:SS``) on ``day`` in ``tz``."""
     h, m, s = ([int(x) for x in hhmm.split(":")] + [0, 0])[:3]
     d = date.fromisoformat(day)
-    return int(datetime(d.year, d.month, d.day, h, m, s, tzinfo=ZoneInfo(tz)).timestamp())
+    return int(datetime(d.year, d.month, d.day, h, m, s, tzinfo=timeparse.zone(tz)).timestamp())
 
 
 def local_text(epoch: int, tz: str, *, seconds: bool = True) -> str:
     """``YYYY-MM-DD HH:MM[:SS]`` wall time of ``epoch`` in ``tz``, without offset."""
     fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
-    return datetime.fromtimestamp(epoch, ZoneInfo(tz)).strftime(fmt)
+    return datetime.fromtimestamp(epoch, timeparse.zone(tz)).strftime(fmt)
 
 
 def minute_grid(first_day: str, days: int, tz: str) -> np.ndarray:
@@ -47,7 +48,7 @@ def minute_grid(first_day: str, days: int, tz: str) -> np.ndarray:
 
 def local_clock(ts: np.ndarray, tz: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(hour of day as float, weekday 0=Monday, day index from the first) of each epoch in ``ts``."""
-    zone = ZoneInfo(tz)
+    zone = timeparse.zone(tz)
     hours = np.empty(len(ts))
     weekday = np.empty(len(ts), dtype=np.int64)
     dayidx = np.empty(len(ts), dtype=np.int64)
@@ -167,7 +168,7 @@ class MetricBuffer:
 
     def write_csv(self, path: Path, tz: str) -> None:
         """CSV with ISO 8601 local times carrying their offset."""
-        zone = ZoneInfo(tz)
+        zone = timeparse.zone(tz)
         with open(path, "w", encoding="utf-8") as fh:
             fh.write("timestamp,service,metric,value\n")
             for service, metric, ts, values in sorted(self.parts, key=lambda p: (p[0], p[1])):

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -375,9 +375,14 @@ def attribution(result: BatchResult) -> dict[str, float]:
 
 def top_changes(result: BatchResult) -> list[dict[str, Any]]:
     """Changes that are some incident's top cause, by attributed downtime (then id)."""
+    return changes_by_downtime((inc, result.top_cause(inc.incident_id)) for inc in result.incidents)
+
+
+def changes_by_downtime(tops_of: Iterable[tuple[Incident, Cause | None]]) -> list[dict[str, Any]]:
+    """For (incident, its top cause) pairs: each change that is a top cause, with its title,
+    class, incidents and attributed outage seconds, most downtime first (then by id)."""
     tops: dict[str, dict[str, Any]] = {}
-    for inc in result.incidents:
-        top = result.top_cause(inc.incident_id)
+    for inc, top in tops_of:
         if top is None or top.change_id is None:
             continue
         entry = tops.setdefault(
@@ -418,6 +423,7 @@ __all__ = [
     "attribution",
     "availability_table",
     "causes_table",
+    "changes_by_downtime",
     "check_params",
     "events_from",
     "events_table",

@@ -7,7 +7,6 @@ layer gives it) under temporary names, then renames them all.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,7 @@ import pyarrow.parquet as pq
 
 from whatchanged.engine.batch_partition import TS
 from whatchanged.engine.model import Cause, Incident
-from whatchanged.engine.storage import temp_name
+from whatchanged.engine.storage import write_all_atomic
 
 if TYPE_CHECKING:
     from whatchanged.engine.batch import BatchResult
@@ -244,18 +243,5 @@ def write_outputs(result: BatchResult, out: Path, *, extra: Mapping[str, bytes] 
         "availability.parquet": parquet_bytes(availability_table(result)),
         **(extra or {}),
     }
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for name, data in files.items():
-            tmp = temp_name(out / name)
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            staged.append((tmp, out / name))
-        for tmp, final in staged:
-            os.replace(tmp, final)
-    finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-    return [final for _, final in staged]
+    write_all_atomic({out / name: data for name, data in files.items()}, fsync=True)
+    return [out / name for name in files]

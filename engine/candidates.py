@@ -62,7 +62,7 @@ from whatchanged.engine.candidates_common import (
 )
 from whatchanged.engine.hosting import hosting_candidates
 from whatchanged.engine.model import CauseCategory, Change, Incident
-from whatchanged.engine.timeparse import zone
+from whatchanged.engine.timeparse import fmt_local
 
 # -- collection -------------------------------------------------------------------------------
 
@@ -155,7 +155,7 @@ def release_candidates(
             signature = 0.5
         pro: list[str] = []
         against: list[str] = []
-        when = f"{ch.start.astimezone(zone(tz_fmt)).strftime('%H:%M')}"
+        when = fmt_local(ch.start, tz_fmt)
         if lead >= 0:
             pro.append(f"released at {when}, {fmt_duration(lead)} before the onset")
         else:
@@ -207,11 +207,8 @@ def maintenance_candidates(
         scope = set(ch.resolved_services)
         hit, recall, precision = _overlap(affected, scope)
         signature = 1.0 if network else (0.2 if error_services and not incident.outages else 0.5)
-        tz = zone(tz_fmt)
-        window = f"{ch.start.astimezone(tz).strftime('%H:%M')}–" + (
-            ch.end.astimezone(tz).strftime("%H:%M") if ch.end else "open"
-        )
-        onset = incident.onset.astimezone(tz).strftime("%H:%M")
+        window = f"{fmt_local(ch.start, tz_fmt)}–" + (fmt_local(ch.end, tz_fmt) if ch.end else "open")
+        onset = fmt_local(incident.onset, tz_fmt)
         what = _scope_words(ch)
         pro: list[str] = []
         against: list[str] = []

@@ -1,35 +1,17 @@
 """Step 6 of the pipeline: "what changed at T?" — the incident, ranked causes, why
 the other classes were ruled out, and what responders did (reactions).
 
-``explain_at`` is what ``whatchanged explain`` and ``GET /api/v1/explain``
-call; :func:`explanation_json` gives their JSON shape::
-
-    {"at": "...",
-     "incident": {"id", "onset", "end", "services_affected", "critical_services",
-                  "outage_count", "downtime_s", "signals", "outages": [...],
-                  "services": [...], "critical": [...]} | null,
-     "causes": [{"rank", "category", "change_id", "component", "title", "start",
-                 "end", "score", "evidence_for": [...], "evidence_against": [...]}],
-     "ruled_out": [{"category", "reason"}],
-     "reactions": [{"change_id", "kind", "start", "title", "author"}],
-     "anomalies": [...],
-     "weights": {"source": "default" | "<home>/model/rank.json", "fitted_at": "..." | null},
-     "overlapping": [{"id", "onset", "end", "services_affected"}]}
-
-``overlapping`` names the other incidents under way during this one (an earlier wave
-still lingering, an unrelated failure elsewhere): the answer is about the wave whose
-onset is nearest before the asked time, and says so.
-
-``category`` is one of ``hosting``, ``application_release``,
-``external_maintenance``, ``unknown``.  Times are ISO 8601 in the requested
-zone, with its offset.
+``explain_at`` is what ``whatchanged explain`` and ``GET /api/v1/explain`` call; it returns
+an :class:`~whatchanged.engine.model.Explanation`, which
+:mod:`whatchanged.present.explanation` writes as JSON.  The explanation is about the wave
+whose onset is nearest before the asked time; ``overlapping`` holds the other incidents under
+way during it (an earlier wave still lingering, an unrelated failure elsewhere).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import duckdb
 
@@ -37,9 +19,10 @@ from whatchanged.engine import candidates as cands
 from whatchanged.engine import origin
 from whatchanged.engine.changes import aliases_for, list_changes
 from whatchanged.engine.incidents import incidents_at, inventory
-from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident, RuledOut
+from whatchanged.engine.model import Cause, Change, Explanation, Incident, RuledOut
 from whatchanged.engine.rank import PLAUSIBLE, RankModel, load_model, rank
 from whatchanged.engine.settings import Settings
+from whatchanged.engine.timeparse import fmt_local, zone
 
 #: how far before the onset the ruled-out sentences look for releases and notices
 CONTEXT_BEFORE = timedelta(days=1)
@@ -106,7 +89,9 @@ def explain_at(
             at=at,
             incident=None,
             causes=(),
-            ruled_out=(RuledOut("unknown", f"no incident or outage at {_hm(at, settings.tz, day=True)}"),),
+            ruled_out=(
+                RuledOut("unknown", f"no incident or outage at {fmt_local(at, settings.tz, with_date=True)}"),
+            ),
             reactions=(),
             weights=model.source,
             weights_fitted_at=model.fitted_at,
@@ -135,14 +120,14 @@ def ruled_out(
 
 
 def _release_reason(incident: Incident, changes: list[Change], lookback_s: float, tz: str) -> str:
-    zone = ZoneInfo(tz)
-    day = incident.onset.astimezone(zone).date()
+    local = zone(tz)
+    day = incident.onset.astimezone(local).date()
     releases = [c for c in changes if c.kind in cands.RELEASE_KINDS]
-    today = [c for c in releases if c.start.astimezone(zone).date() == day]
+    today = [c for c in releases if c.start.astimezone(local).date() == day]
     before = [c for c in releases if c.start <= incident.onset]
     count = f"{len(today)} release{'s' if len(today) != 1 else ''} that day"
     if not before:
-        return f"{count}; none before the onset at {_hm(incident.onset, tz)}"
+        return f"{count}; none before the onset at {fmt_local(incident.onset, tz)}"
     nearest = max(before, key=lambda c: c.start)
     lead = (incident.onset - nearest.start).total_seconds()
     affected = set(incident.services_affected)
@@ -158,7 +143,7 @@ def _release_reason(incident: Incident, changes: list[Change], lookback_s: float
     head = f"{count}; none in the {window} before the onset{touches}"
     return (
         f"{head}: the nearest before the onset was '{nearest.title or nearest.change_id}' at "
-        f"{_hm(nearest.start, tz)}, {cands.fmt_duration(lead)} earlier, {on}"
+        f"{fmt_local(nearest.start, tz)}, {cands.fmt_duration(lead)} earlier, {on}"
     )
 
 
@@ -168,21 +153,21 @@ def _maintenance_reason(incident: Incident, changes: list[Change], tz: str) -> s
     covering = [c for c in notices if c.start <= onset and (c.end is None or onset <= c.end)]
     if covering and all(c.cancelled for c in covering):
         ids = ", ".join(c.change_id for c in covering)
-        return f"the only notice covering the onset at {_hm(onset, tz)} ({ids}) was cancelled"
+        return f"the only notice covering the onset at {fmt_local(onset, tz)} ({ids}) was cancelled"
     if covering:
         c = covering[0]
         return (
-            f"{c.change_id} covers the onset at {_hm(onset, tz)} but its scope "
+            f"{c.change_id} covers the onset at {fmt_local(onset, tz)} but its scope "
             f"({len(c.resolved_services)} services) does not match the affected services"
         )
     if not notices:
-        return f"no maintenance notice within a day of the onset at {_hm(onset, tz)}"
+        return f"no maintenance notice within a day of the onset at {fmt_local(onset, tz)}"
     nearest = min(notices, key=lambda c: abs((c.start - onset).total_seconds()))
     rel = "after" if nearest.start > onset else "before"
     gap = cands.fmt_duration((nearest.start - onset).total_seconds())
-    window = f"{_hm(nearest.start, tz)}–{_hm(nearest.end, tz) if nearest.end else 'open'}"
+    window = f"{fmt_local(nearest.start, tz)}–{fmt_local(nearest.end, tz) if nearest.end else 'open'}"
     return (
-        f"no maintenance window covers the onset at {_hm(onset, tz)}; the nearest, {nearest.change_id} "
+        f"no maintenance window covers the onset at {fmt_local(onset, tz)}; the nearest, {nearest.change_id} "
         f"({window}), starts {gap} {rel} it"
     )
 
@@ -193,102 +178,22 @@ def _hosting_reason(incident: Incident) -> str:
     return "no host, switch or rack failed before the others with most of its services down"
 
 
-# -- JSON -------------------------------------------------------------------------------------
+#: the JSON renderers that lived here until they moved to ``whatchanged.present.explanation``
+_MOVED = {
+    "explanation_json": "explanation",
+    "incident_json": "incident",
+    "cause_json": "cause",
+    "change_json": "reaction",
+}
 
 
-def _hm(ts: datetime, tz: str, *, day: bool = False) -> str:
-    return ts.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M" if day else "%H:%M")
+def __getattr__(name: str) -> Any:
+    """Compatibility for branches written before the move: ``engine.explain.explanation_json``
+    (and ``incident_json``, ``cause_json``, ``change_json``) resolve to their new home in
+    ``whatchanged.present.explanation``.  New code imports from there; this goes once no
+    caller is left (``tests/test_layers.py`` keeps the engine from importing ``present``)."""
+    if name in _MOVED:
+        import importlib
 
-
-def _iso(ts: datetime | None, tz: str) -> str | None:
-    return ts.astimezone(ZoneInfo(tz)).isoformat() if ts else None
-
-
-def _anomaly_json(a: Anomaly, tz: str) -> dict[str, Any]:
-    return {
-        "service": a.service,
-        "metric": a.metric,
-        "onset": _iso(a.onset, tz),
-        "end": _iso(a.end, tz),
-        "direction": a.direction,
-        "peak_score": round(a.peak_score, 2),
-        "baseline": round(a.baseline, 3),
-        "observed": round(a.observed, 3),
-    }
-
-
-def incident_json(inc: Incident, tz: str = "UTC") -> dict[str, Any]:
-    return {
-        "id": inc.incident_id,
-        "onset": _iso(inc.onset, tz),
-        "end": _iso(inc.end, tz),
-        "services_affected": len(inc.services_affected),
-        "critical_services": len(inc.critical_services),
-        "outage_count": inc.outage_count,
-        "downtime_s": round(inc.downtime_s),
-        "signals": list(inc.signals),
-        "outages": [
-            {
-                "service": o.service,
-                "check": o.check,
-                "start": _iso(o.start, tz),
-                "end": _iso(o.end, tz),
-                "state": o.state,
-                "source": o.source,
-                "external": o.external,
-            }
-            for o in sorted(inc.outages, key=lambda o: (o.start, o.service, o.check))
-        ],
-        "services": sorted(inc.services_affected),
-        "critical": sorted(inc.critical_services),
-        "onset_lookahead": inc.onset_lookahead,
-    }
-
-
-def cause_json(c: Cause, tz: str = "UTC") -> dict[str, Any]:
-    return {
-        "rank": c.rank,
-        "category": c.category,
-        "change_id": c.change_id,
-        "component": c.component,
-        "title": c.title,
-        "start": _iso(c.start, tz),
-        "end": _iso(c.end, tz),
-        "score": c.score,
-        "evidence_for": list(c.evidence_for),
-        "evidence_against": list(c.evidence_against),
-        "features": c.features,
-    }
-
-
-def change_json(ch: Change, tz: str = "UTC") -> dict[str, Any]:
-    return {
-        "change_id": ch.change_id,
-        "kind": ch.kind,
-        "start": _iso(ch.start, tz),
-        "end": _iso(ch.end, tz),
-        "title": ch.title,
-        "author": ch.author,
-    }
-
-
-def explanation_json(expl: Explanation, *, tz: str = "UTC") -> dict[str, Any]:
-    """The documented JSON shape of an explanation (see module docstring)."""
-    return {
-        "at": _iso(expl.at, tz),
-        "incident": incident_json(expl.incident, tz) if expl.incident else None,
-        "causes": [cause_json(c, tz) for c in expl.causes],
-        "ruled_out": [{"category": r.category, "reason": r.reason} for r in expl.ruled_out],
-        "reactions": [change_json(ch, tz) for ch in expl.reactions],
-        "anomalies": [_anomaly_json(a, tz) for a in expl.anomalies],
-        "weights": {"source": expl.weights, "fitted_at": expl.weights_fitted_at},
-        "overlapping": [
-            {
-                "id": i.incident_id,
-                "onset": _iso(i.onset, tz),
-                "end": _iso(i.end, tz),
-                "services_affected": len(i.services_affected),
-            }
-            for i in expl.overlapping
-        ],
-    }
+        return getattr(importlib.import_module("whatchanged.present.explanation"), _MOVED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

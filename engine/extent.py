@@ -65,3 +65,21 @@ def last_data_ts(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """The latest timestamp of any metric or check state."""
     found = [t for t in (last_metric_ts(con), _scalar(con, "SELECT max(ts) FROM states")) if t is not None]
     return max(found) if found else None
+
+
+def observed_range(con: duckdb.DuckDBPyConnection) -> tuple[datetime, datetime] | None:
+    """First and last timestamp of any metric or check state (what was observed), or None."""
+    return _range(con, ("metrics", "ts"), ("states", "ts"))
+
+
+def data_range(con: duckdb.DuckDBPyConnection) -> tuple[datetime, datetime] | None:
+    """First and last timestamp of any metric, check state or change start, or None."""
+    return _range(con, ("metrics", "ts"), ("states", "ts"), ("changes", "start"))
+
+
+def _range(con: duckdb.DuckDBPyConnection, *columns: tuple[str, str]) -> tuple[datetime, datetime] | None:
+    parts = " UNION ALL ".join(f'SELECT min("{c}") AS lo, max("{c}") AS hi FROM {t}' for t, c in columns)
+    row = con.execute(f"SELECT min(lo), max(hi) FROM ({parts})").fetchone()
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    return row[0], row[1]

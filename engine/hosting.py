@@ -29,7 +29,7 @@ from whatchanged.engine.candidates_common import (
     signals,
 )
 from whatchanged.engine.model import Change, Incident
-from whatchanged.engine.timeparse import zone
+from whatchanged.engine.timeparse import fmt_local, zone
 
 #: how a component ranks against the others: (recall + precision + hardness, recall, specificity)
 Key = tuple[float, float, int]
@@ -203,7 +203,7 @@ def _evidence(s: _Score, name: str, topo: Topology, f: _Failure) -> tuple[tuple[
     """The sentences for and against one component, in the order a reader checks them."""
     pro: list[str] = []
     against: list[str] = []
-    first_txt = f"{name} failed first, at {s.comp_first.astimezone(f.tz).strftime('%H:%M')}"
+    first_txt = f"{name} failed first, at {fmt_local(s.comp_first, f.tz.key)}"
     if s.level == "service" and topo.value(s.value, "host"):
         first_txt += f" (host {topo.value(s.value, 'host')})"
     pro.append(first_txt)

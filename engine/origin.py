@@ -38,13 +38,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
-from zoneinfo import ZoneInfo
 
 import duckdb
 
 from whatchanged.engine.candidates import fmt_duration
 from whatchanged.engine.incidents import incident_id
 from whatchanged.engine.model import Anomaly, Cause, Incident
+from whatchanged.engine.timeparse import fmt_local
 
 #: metric name → what it says about the component that emits it (first match wins)
 KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -173,10 +173,6 @@ def _persistence(a: Anomaly, horizon: datetime) -> float:
     return 1.0 if span <= 0 else max(0.0, min(1.0, (a.end - a.onset).total_seconds() / span))
 
 
-def _hm(ts: datetime, tz: str) -> str:
-    return ts.astimezone(ZoneInfo(tz)).strftime("%H:%M")
-
-
 def _num(x: float) -> str:
     return f"{x:.3g}"
 
@@ -229,7 +225,7 @@ def rank_origins(
         }
         pro = [
             f"{comp} deviated {'first' if lag <= 0 else fmt_duration(lag) + ' after the first'}, at "
-            f"{_hm(onset[comp], tz)}: {lead.metric} {_num(lead.baseline)} → {_num(lead.observed)} "
+            f"{fmt_local(onset[comp], tz)}: {lead.metric} {_num(lead.baseline)} → {_num(lead.observed)} "
             f"({abs(lead.peak_score):.0f}× its usual spread)"
         ]
         con_: list[str] = []
@@ -256,7 +252,7 @@ def rank_origins(
                 f["callees_ok"] = 0.0
                 c0 = min(earlier, key=lambda c: onset[c])
                 con_.append(
-                    f"it calls {_names(earlier)}, which degraded first ({c0} at {_hm(onset[c0], tz)}): "
+                    f"it calls {_names(earlier)}, which degraded first ({c0} at {fmt_local(onset[c0], tz)}): "
                     "it may have inherited the fault"
                 )
             else:

@@ -32,6 +32,7 @@ import duckdb
 import pandas as pd
 
 from whatchanged.engine.errors import ConfigError, NotFoundError
+from whatchanged.engine.extent import data_range as data_range  # its home is extent; kept for callers
 from whatchanged.engine.model import Change
 
 #: States counted as "down" for the heat strip and the checks strip.
@@ -293,14 +294,3 @@ def changes_touching(changes: Iterable[Change], info: ServiceInfo) -> list[Chang
     """The changes whose resolved scope (:func:`whatchanged.engine.changes.resolve_scope`, the one
     matcher, aliases included) holds the service ``info`` describes."""
     return [c for c in changes if info.service in c.resolved_services]
-
-
-def data_range(con: duckdb.DuckDBPyConnection) -> tuple[datetime, datetime] | None:
-    """First and last timestamp of any metric, state or change start."""
-    row = con.execute(
-        "SELECT min(lo), max(hi) FROM (SELECT min(ts) lo, max(ts) hi FROM metrics "
-        "UNION ALL SELECT min(ts), max(ts) FROM states UNION ALL SELECT min(start), max(start) FROM changes)"
-    ).fetchone()
-    if row is None or row[0] is None:
-        return None
-    return row[0], row[1]

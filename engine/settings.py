@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from whatchanged.engine.errors import ConfigError
+from whatchanged.engine.timeparse import zone
 
 ENV_PREFIX = "WHATCHANGED_"
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
@@ -99,12 +99,7 @@ class Settings:
                 )
             if fixed is not value:
                 object.__setattr__(self, f.name, fixed)
-        try:
-            ZoneInfo(self.tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(
-                f"setting 'tz': expected an IANA time zone such as Europe/Paris, found {self.tz!r}"
-            ) from None
+        zone(self.tz, option="setting 'tz'")
 
     @property
     def token_list(self) -> list[str]:

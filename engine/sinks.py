@@ -31,6 +31,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from whatchanged.engine.model import Explanation
 from whatchanged.engine.settings import Settings
 from whatchanged.engine.storage import write_atomic
 from whatchanged.engine.timeparse import parse_duration
@@ -66,6 +67,19 @@ class Sink(BaseModel):
 
 
 @dataclass(frozen=True)
+class Presenter:
+    """How the posts look, given by the presentation layer (``whatchanged.present.notify.PRESENTER``):
+    the engine finds and explains incidents, the caller says how they read."""
+
+    #: an explanation as JSON (the body of ``GET /api/v1/explain``), in a zone
+    explanation: Callable[[Explanation, str], dict[str, Any]]
+    #: the Slack-compatible message: (explanation JSON, link, event) → text
+    slack_text: Callable[[dict[str, Any], str, str], str]
+    #: the Grafana annotation: (explanation JSON, link) → body
+    grafana_body: Callable[[dict[str, Any], str], dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class Post:
     """One delivery attempt."""
 
@@ -74,63 +88,6 @@ class Post:
     event: str  # opened | cause_changed
     ok: bool
     error: str | None = None
-
-
-def _hm(iso: str | None) -> str:
-    return iso[11:16] if iso else "?"
-
-
-def slack_text(expl: dict[str, Any], link: str, event: str) -> str:
-    inc = expl["incident"]
-    head = "new incident" if event == "opened" else "top cause changed"
-    lines = [
-        f"*whatchanged: {head}* {inc['id']} onset {_hm(inc['onset'])}, "
-        f"{inc['services_affected']} services affected ({inc['critical_services']} critical)"
-    ]
-    causes = expl.get("causes") or []
-    if causes:
-        top = causes[0]
-        ident = top.get("change_id") or top.get("component") or ""
-        lines.append(f"*#1 {top['category']}* {ident} {top.get('title') or ''} — score {top['score']:.2f}")
-        lines += [f"+ {e}" for e in top.get("evidence_for", [])[:4]]
-        lines += [f"- {e}" for e in top.get("evidence_against", [])[:3]]
-        for c in causes[1:3]:
-            lines.append(
-                f"#{c['rank']} {c['category']} {c.get('change_id') or c.get('component') or ''} {c['score']:.2f}"
-            )
-    else:
-        lines.append("no candidate cause")
-    for r in expl.get("ruled_out") or []:
-        lines.append(f"ruled out {r['category']}: {r['reason']}")
-    lines.append(f"<{link}|open the incident>")
-    return "\n".join(lines)
-
-
-def grafana_body(expl: dict[str, Any], link: str) -> dict[str, Any]:
-    inc = expl["incident"]
-    causes = expl.get("causes") or []
-    top = causes[0] if causes else None
-    tags = ["whatchanged"]
-    if top:
-        tags += [top["category"], str(top.get("change_id") or top.get("component") or "")]
-    text = (
-        f"{inc['id']}: #1 {top['category']} {top.get('change_id') or top.get('component') or ''} "
-        f"({top['score']:.2f}) {top.get('title') or ''}"
-        if top
-        else f"{inc['id']}: no candidate cause"
-    )
-
-    def ms(iso: str) -> int:
-        return int(datetime.fromisoformat(iso).timestamp() * 1000)
-
-    body: dict[str, Any] = {
-        "time": ms(inc["onset"]),
-        "tags": [t for t in tags if t],
-        "text": f'{text} <a href="{link}">open</a>',
-    }
-    if inc.get("end"):  # an incident still open is a point annotation
-        body["timeEnd"] = ms(inc["end"])
-    return body
 
 
 def _same_incident(state: dict[str, Any], inc: dict[str, Any]) -> dict[str, Any]:
@@ -160,6 +117,7 @@ class Notifier:
         warehouse: Warehouse,
         sinks: list[Sink],
         *,
+        presenter: Presenter,
         settings: Settings | None = None,
         tz: str = "UTC",
         public_url: str = "http://127.0.0.1:8080",
@@ -169,6 +127,7 @@ class Notifier:
     ) -> None:
         self.warehouse = warehouse
         self.sinks = sinks
+        self.presenter = presenter
         self.settings = settings or Settings(home=warehouse.home, tz=tz)
         self.tz = self.settings.tz
         self.public_url = public_url
@@ -199,7 +158,7 @@ class Notifier:
     # -- the check -----------------------------------------------------------------------------------
     def explanations(self) -> list[dict[str, Any]]:
         """The explanation of every incident opening near the latest data."""
-        from whatchanged.engine.explain import explain_incident, explanation_json
+        from whatchanged.engine.explain import explain_incident
         from whatchanged.engine.extent import last_data_ts
         from whatchanged.engine.incidents import find_incidents
 
@@ -214,7 +173,7 @@ class Notifier:
                 if inc.onset < last - RECENT:
                     continue
                 expl = explain_incident(con, inc, settings=self.settings, at=inc.onset)
-                out.append(explanation_json(expl, tz=self.tz))
+                out.append(self.presenter.explanation(expl, self.tz))
             return out
         finally:
             con.close()
@@ -279,10 +238,13 @@ class Notifier:
                 )
             headers["Authorization"] = f"Bearer {token}"
         if sink.kind == "slack":
-            body: dict[str, Any] = {"text": slack_text(expl, link, event), "username": "whatchanged"}
+            body: dict[str, Any] = {
+                "text": self.presenter.slack_text(expl, link, event),
+                "username": "whatchanged",
+            }
             url = sink.url
         elif sink.kind == "grafana":
-            body = grafana_body(expl, link)
+            body = self.presenter.grafana_body(expl, link)
             url = sink.url.rstrip("/") + "/api/annotations"
         else:
             body = {"event": event, "incident_url": link, "explanation": expl}

@@ -24,7 +24,7 @@ import errno
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from whatchanged.engine.errors import StorageError
@@ -110,16 +110,27 @@ def temp_name(path: Path) -> Path:
 def write_atomic(path: Path, data: bytes | str, *, fsync: bool = False) -> None:
     """Replace ``path`` with ``data`` (text is UTF-8) through a temporary file and a rename;
     ``fsync`` flushes it to the disk first (outputs a user keeps; caches need not)."""
-    tmp = temp_name(path)
+    write_all_atomic({path: data}, fsync=fsync)
+
+
+def write_all_atomic(files: Mapping[Path, bytes | str], *, fsync: bool = False) -> None:
+    """:func:`write_atomic` for several files written as one: every temporary file is written
+    (and flushed) before the first rename, so a failure leaves the old files in place."""
+    staged: list[tuple[Path, Path]] = []
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
-            if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        for path, data in files.items():
+            tmp = temp_name(path)
+            staged.append((tmp, path))
+            with open(tmp, "wb") as fh:
+                fh.write(data.encode() if isinstance(data, str) else data)
+                if fsync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
 
 
 def pid_alive(pid: int) -> bool:

@@ -29,13 +29,13 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGN
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def zone(name: str) -> ZoneInfo:
-    """The ``ZoneInfo`` for ``name`` or a ConfigError naming it."""
+def zone(name: str, *, option: str = "time zone") -> ZoneInfo:
+    """The ``ZoneInfo`` for ``name`` or a ConfigError naming ``option``: the one zone lookup."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(
-            f"time zone: expected an IANA name such as Europe/Paris or UTC, found {name!r}"
+            f"{option}: expected an IANA name such as Europe/Paris or UTC, found {name!r}"
         ) from None
 
 
@@ -129,3 +129,8 @@ def fmt_local(ts: datetime, tz: str = "UTC", *, with_date: bool = False) -> str:
     """Format an aware datetime in ``tz`` for people: ``19:23`` or ``2010-11-17 19:23``."""
     local = ts.astimezone(zone(tz))
     return local.strftime("%Y-%m-%d %H:%M" if with_date else "%H:%M")
+
+
+def fmt_iso(ts: datetime | None, tz: str = "UTC") -> str | None:
+    """An aware datetime as ISO 8601 with the offset of ``tz`` (``None`` stays ``None``)."""
+    return ts.astimezone(zone(tz)).isoformat() if ts is not None else None

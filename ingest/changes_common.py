@@ -26,12 +26,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 
-from whatchanged.engine.errors import ConfigError, InputError
+from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import CHANGES, SCOPE_KEYS, conform
+from whatchanged.engine.timeparse import zone
 from whatchanged.engine.timerange import RANGE_TEXT, OutOfRange, TimeRange
 from whatchanged.ingest.base import ReadContext
 
@@ -55,11 +55,8 @@ DC_NAME_RE = re.compile(
 FS_RE = re.compile(r"\bFS#\s?(\d+)\b")
 
 
-def zone_of(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"time zone: expected an IANA name such as Europe/Paris, found {name!r}") from None
+#: the one zone lookup (``engine.timeparse.zone``), under the name the readers know
+zone_of = zone
 
 
 def scope(

@@ -47,6 +47,18 @@ KINDS = ("deploy", "config", "restart", "infra_alert")
 SOURCE = "deploy-log"
 
 
+def add_record(rows: list[dict[str, Any]], rec: Mapping[str, Any], *, where: Where, ctx: ReadContext) -> None:
+    """Append the changes row of one deploy record to ``rows``; a bad record is rejected
+    (``ctx.reject``: an error, or skipped with ``--skip-bad``)."""
+    try:
+        row, assumed = record_row(rec, where=where, tz=ctx.tz, source=SOURCE)
+    except InputError as exc:
+        ctx.reject(exc)
+        return
+    ctx.tz_assumed = ctx.tz_assumed or assumed
+    rows.append(row)
+
+
 def record_row(rec: Mapping[str, Any], *, where: Where, tz: str, source: str) -> tuple[dict[str, Any], bool]:
     """One deploy record (CSV row or JSON object) → (changes row, a time had no offset)."""
     for key in ("id", "timestamp", "service"):
@@ -130,13 +142,7 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
             )
             continue
         rec = {k: v.strip() for k, v in zip(header, fields, strict=True)}
-        try:
-            row, assumed = record_row(rec, where=where.at(line=line), tz=ctx.tz, source=SOURCE)
-        except InputError as exc:
-            ctx.reject(exc)
-            continue
-        ctx.tz_assumed = ctx.tz_assumed or assumed
-        rows.append(row)
+        add_record(rows, rec, where=where.at(line=line), ctx=ctx)
     return {"changes": changes_table(rows, source=str(path))}
 
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 from whatchanged.engine.errors import InputError
 from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.changes_common import Where, changes_table, parse_json
-from whatchanged.ingest.deploy_csv import SOURCE, record_row
+from whatchanged.ingest.deploy_csv import SOURCE, add_record, record_row
 from whatchanged.ingest.text import lines
 
 SUFFIXES = (".jsonl", ".ndjson")
@@ -56,7 +56,7 @@ def sniff(path: Path, head: bytes) -> bool:
 
 
 def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     where = Where(str(path))
     for line_no, line in lines(path, ctx):
         if not line.strip():
@@ -69,13 +69,7 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
         if not isinstance(rec, dict):
             ctx.reject(where.at(line=line_no).error("not a deploy record", "a JSON object", rec))
             continue
-        try:
-            row, assumed = record_row(rec, where=where.at(line=line_no), tz=ctx.tz, source=SOURCE)
-        except InputError as exc:
-            ctx.reject(exc)
-            continue
-        ctx.tz_assumed = ctx.tz_assumed or assumed
-        rows.append(row)
+        add_record(rows, rec, where=where.at(line=line_no), ctx=ctx)
     return {"changes": changes_table(rows, source=str(path))}
 
 

@@ -15,44 +15,42 @@ cause           :func:`cause`                              inside an explanation
 change          :func:`change` (in :func:`change_list`)    ``changes``, ``/changes``
 anomaly         :func:`anomaly`                            ``detect``
 availability    :func:`availability`                       ``availability``, ``/availability``
+warehouse       :func:`status`                             ``status``, ``/status``
 batch report    :func:`batch_summary`                      ``batch --json``
 ==============  =========================================  ===============================
 
 The explanation and its parts (incident, cause, reactions, the explanation's anomalies) are
-still written in :mod:`whatchanged.engine.explain`, which this module calls; they move here
-with explain's rendering.  Times are ISO 8601 with an offset, in the zone asked for.
+written in :mod:`whatchanged.present.explanation`, which also says why an explanation's
+anomaly and reaction are narrower than :func:`anomaly` and :func:`change`.  Times are ISO 8601
+with an offset, in the zone asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident
-from whatchanged.engine.timeparse import zone
+from whatchanged.engine.timeparse import fmt_iso
+from whatchanged.present import explanation as _explanation
 
 if TYPE_CHECKING:
     from whatchanged.engine.availability import Availability
     from whatchanged.engine.batch import BatchResult
 
 
-def _iso(ts: datetime | None, tz: str) -> str | None:
-    return ts.astimezone(zone(tz)).isoformat() if ts is not None else None
+_iso = fmt_iso
 
 
 def explanation(expl: Explanation, *, tz: str) -> dict[str, Any]:
-    """What changed at T (see :mod:`whatchanged.engine.explain` for the shape)."""
-    from whatchanged.engine.explain import explanation_json  # heavy: loaded on use
-
-    return explanation_json(expl, tz=tz)
+    """What changed at T (see :mod:`whatchanged.present.explanation` for the shape)."""
+    return _explanation.explanation(expl, tz=tz)
 
 
 def incident(inc: Incident, tz: str) -> dict[str, Any]:
     """An incident with its outages: ``id``, ``onset``, ``end``, counts, ``services``, ``critical``…"""
-    from whatchanged.engine.explain import incident_json
-
-    return incident_json(inc, tz)
+    return _explanation.incident(inc, tz)
 
 
 def incident_summary(inc: Incident, tz: str) -> dict[str, Any]:
@@ -74,9 +72,7 @@ def incident_page(found: Sequence[Incident], *, tz: str, limit: int, offset: int
 
 def cause(c: Cause, tz: str) -> dict[str, Any]:
     """One ranked cause: ``rank``, ``category``, ``change_id``, ``score``, evidence for and against."""
-    from whatchanged.engine.explain import cause_json
-
-    return cause_json(c, tz)
+    return _explanation.cause(c, tz)
 
 
 def change(ch: Change, tz: str) -> dict[str, Any]:
@@ -110,6 +106,14 @@ def anomaly(a: Anomaly, tz: str) -> dict[str, Any]:
 def availability(result: Availability) -> dict[str, Any]:
     """Up time of a selection over a range, with ``percent`` (two decimals, rounded down)."""
     return {**result.to_dict(), "percent": result.percent}
+
+
+def status(
+    held: Mapping[str, Any], sources: Sequence[Mapping[str, Any]], *, show_home: bool
+) -> dict[str, Any]:
+    """What the warehouse holds (:meth:`~whatchanged.engine.warehouse.Warehouse.status`) and the
+    health of each live source; ``home`` (a path on the server) only when ``show_home``."""
+    return {**held, "sources": [dict(s) for s in sources], "home": held.get("home") if show_home else None}
 
 
 def batch_summary(result: BatchResult) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from whatchanged.engine.sinks import Notifier
 from whatchanged.engine.warehouse import Warehouse
 from whatchanged.ingest.alertmanager import parse_payload
 from whatchanged.ingest.sources import load_sources
+from whatchanged.present.notify import PRESENTER
 
 router = APIRouter(tags=["changes"])
 
@@ -47,7 +48,9 @@ def _notify(request: Request, warehouse: Warehouse, sinks: list[Any]) -> None:
         notifier = _notifiers.get(key)
         if notifier is None:
             base = str(request.base_url).rstrip("/")
-            notifier = _notifiers[key] = Notifier(warehouse, sinks, settings=settings, public_url=base)
+            notifier = _notifiers[key] = Notifier(
+                warehouse, sinks, presenter=PRESENTER, settings=settings, public_url=base
+            )
     request.app.state.last_notify = notifier.check_in_background()
 
 

@@ -33,6 +33,7 @@ from whatchanged.api.payloads import (
 )
 from whatchanged.api.problems import FieldError, ProblemError, found_repr, problem_responses
 from whatchanged.api.routes.explain import AtQuery, TzQuery
+from whatchanged.engine.catalog import stored_kinds
 from whatchanged.engine.changes import aliases_path, list_changes, load_aliases
 from whatchanged.ingest import deploy_jsonl, github_deploy, grafana, pagerduty
 from whatchanged.ingest.base import ReadContext
@@ -231,10 +232,7 @@ def _conflicts(con: Any, table: pa.Table) -> None:
     """409 when a posted change_id is already stored as another kind of change."""
     ids = table.column("change_id").to_pylist()
     kinds = dict(zip(ids, table.column("kind").to_pylist(), strict=True))
-    rows = con.sql(
-        "SELECT change_id, kind FROM changes WHERE list_contains(?, change_id)", params=[ids]
-    ).fetchall()
-    for change_id, stored_kind in rows:
+    for change_id, stored_kind in stored_kinds(con, ids).items():
         if kinds.get(change_id) != stored_kind:
             raise ProblemError(
                 409,

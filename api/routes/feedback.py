@@ -19,6 +19,7 @@ from whatchanged.api.deps import (
 from whatchanged.api.models import FeedbackIn, FeedbackOut
 from whatchanged.api.problems import FieldError, ProblemError, found_repr, problem_responses
 from whatchanged.api.routes.incidents import IncidentId, incident_by_id
+from whatchanged.engine.catalog import change_stored
 from whatchanged.engine.warehouse import FEEDBACK
 
 router = APIRouter(tags=["incidents"])
@@ -47,23 +48,19 @@ def create_feedback(
     verdict = validate_body(FeedbackIn, body)
     con = snap.con
     incident_by_id(snap, incident_id)  # 404 when unknown
-    if verdict.cause_change_id is not None:
-        known = con.sql(
-            "SELECT count(*) FROM changes WHERE change_id = ?", params=[verdict.cause_change_id]
-        ).fetchall()
-        if not known[0][0]:
-            raise ProblemError(
-                422,
-                f"cause_change_id: no change {verdict.cause_change_id!r} is stored",
-                slug="invalid-body",
-                errors=[
-                    FieldError(
-                        field="body.cause_change_id",
-                        expected="the change_id of a stored change (GET /changes)",
-                        found=found_repr(verdict.cause_change_id),
-                    )
-                ],
-            )
+    if verdict.cause_change_id is not None and not change_stored(con, verdict.cause_change_id):
+        raise ProblemError(
+            422,
+            f"cause_change_id: no change {verdict.cause_change_id!r} is stored",
+            slug="invalid-body",
+            errors=[
+                FieldError(
+                    field="body.cause_change_id",
+                    expected="the change_id of a stored change (GET /changes)",
+                    found=found_repr(verdict.cause_change_id),
+                )
+            ],
+        )
     out = FeedbackOut(
         feedback_id=uuid.uuid4().hex,
         incident_id=incident_id,

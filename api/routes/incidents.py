@@ -12,6 +12,7 @@ from whatchanged.api.models import ExplanationOut, IncidentPage
 from whatchanged.api.problems import problem_responses
 from whatchanged.api.routes.explain import TzQuery
 from whatchanged.engine.explain import explain_incident
+from whatchanged.engine.extent import observed_range
 from whatchanged.engine.incidents import find_incidents, overlapping
 from whatchanged.engine.incidents import get_incident as find_incident
 from whatchanged.engine.model import Incident
@@ -31,14 +32,6 @@ IncidentId = Annotated[
 ]
 
 
-def data_range(con: Any) -> tuple[datetime | None, datetime | None]:
-    rows = con.sql(
-        "SELECT min(lo), max(hi) FROM (SELECT min(ts) AS lo, max(ts) AS hi FROM metrics "
-        "UNION ALL SELECT min(ts), max(ts) FROM states)"
-    ).fetchall()
-    return (rows[0][0], rows[0][1]) if rows else (None, None)
-
-
 def resolve_range(
     con: Any,
     start_text: str | None,
@@ -52,9 +45,10 @@ def resolve_range(
     start = parse_time(start_text, name="from", tz=tz, con=con) if start_text else None
     end = parse_time(end_text, name="to", tz=tz, con=con) if end_text else None
     if start is None or end is None:
-        lo, hi = data_range(con)
-        if lo is None or hi is None:
+        span = observed_range(con)
+        if span is None:
             return None
+        lo, hi = span
         end = end or hi + timedelta(seconds=1)
         start = start or max(lo, end - max_range)
     if end <= start:
@@ -83,6 +77,7 @@ def resolve_range(
 )
 def list_incidents(
     snap: SnapshotDep,
+    settings: SettingsDep,
     start: Annotated[
         _TimeQuery,
         Query(
@@ -98,7 +93,8 @@ def list_incidents(
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Index of the first item.")] = 0,
 ) -> dict[str, Any]:
     """Incidents whose onset lies in the range, oldest first (without their outage lists:
-    `GET /incidents/{incident_id}` has them).  Times in `tz` (default UTC)."""
+    `GET /incidents/{incident_id}` has them).  Times in `tz` (default: the server's
+    configured zone, as in every answer and in `whatchanged incidents`)."""
     con = snap.con
     span = resolve_range(con, start, end, tz)
     found: list[Incident] = []
@@ -108,7 +104,7 @@ def list_incidents(
             lambda cur: find_incidents(cur, span[0], span[1]),
             question=("find_incidents", start, end, tz),
         )
-    return incident_page(found, tz=tz or "UTC", limit=limit, offset=offset)
+    return incident_page(found, tz=tz or settings.tz, limit=limit, offset=offset)
 
 
 @router.get(

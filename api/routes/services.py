@@ -9,19 +9,11 @@ from fastapi import APIRouter, Query
 from whatchanged.api.deps import ConDep
 from whatchanged.api.models import ServicePage
 from whatchanged.api.problems import problem_responses
+from whatchanged.engine.catalog import services_page
 
 router = APIRouter(tags=["services"])
 
 _Name = Annotated[str | None, Query(min_length=1, max_length=200)]
-_FILTERS = ("datacenter", "app", "kind", "switch")
-
-
-def _tags(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return dict(value)
-    return dict(value)  # list of (key, value) pairs
 
 
 @router.get(
@@ -44,14 +36,5 @@ def list_services(
 ) -> dict[str, Any]:
     """Services of the inventory matching every filter given, ordered by name."""
     given = {"datacenter": datacenter, "app": app, "kind": kind, "switch": switch}
-    where = " AND ".join(f'"{c}" = ?' for c in _FILTERS if given[c] is not None) or "TRUE"
-    params = [given[c] for c in _FILTERS if given[c] is not None]
-    total = con.sql(f"SELECT count(*) FROM services WHERE {where}", params=params).fetchall()[0]
-    rel = con.sql(
-        f"SELECT * FROM services WHERE {where} ORDER BY service LIMIT ? OFFSET ?",
-        params=[*params, limit, offset],
-    )
-    rows = rel.to_arrow_table().to_pylist()
-    for row in rows:
-        row["tags"] = _tags(row.get("tags"))
-    return {"total": total[0] if total else 0, "limit": limit, "offset": offset, "items": rows}
+    total, rows = services_page(con, given, limit=limit, offset=offset)
+    return {"total": total, "limit": limit, "offset": offset, "items": rows}

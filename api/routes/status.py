@@ -11,8 +11,10 @@ from fastapi import APIRouter, Request
 from whatchanged.api.deps import ReaderDep, WarehouseDep
 from whatchanged.api.models import HealthOut, ReadyOut, StatusOut
 from whatchanged.api.problems import ProblemError, Viewer, problem_responses
+from whatchanged.engine.catalog import open_views
 from whatchanged.engine.errors import WhatchangedError
 from whatchanged.engine.warehouse import TABLES
+from whatchanged.present import shapes
 
 router = APIRouter(tags=["status"])
 
@@ -30,11 +32,9 @@ def get_status(request: Request, warehouse: WarehouseDep) -> dict[str, Any]:
     `home` (the warehouse folder) is shown only to a client sending an API token."""
     from whatchanged.engine.live import sources_status
 
-    status: dict[str, Any] = warehouse.status()
-    status["sources"] = sources_status(warehouse)
-    if not Viewer.of(request.scope).sees_paths:
-        status["home"] = None
-    return status
+    return shapes.status(
+        warehouse.status(), sources_status(warehouse), show_home=Viewer.of(request.scope).sees_paths
+    )
 
 
 @router.get(
@@ -82,8 +82,7 @@ def readyz(reader: ReaderDep) -> ReadyOut:
             )
         snap = reader.snapshot()
         try:
-            for t in TABLES:
-                snap.con.sql(f"SELECT * FROM {t} LIMIT 0").fetchall()
+            open_views(snap.con, TABLES)
         finally:
             snap.con.close()
     except (ProblemError, WhatchangedError):

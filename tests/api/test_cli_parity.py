@@ -78,3 +78,41 @@ def test_availability_json_is_the_same_over_http_and_cli(
     from_cli = cli_json(api_home, *args)
     assert from_cli["outage_count"] >= 1
     assert over_http == from_cli
+
+
+def test_status_json_is_the_same_over_http_and_cli(
+    client: httpx.Client, api_home: Path, auth: dict[str, str]
+) -> None:
+    r = client.get("/status", headers=auth)  # with a token the server shows its folder, as the CLI does
+    assert r.status_code == 200, r.text
+    from_cli = cli_json(api_home, "status")
+    assert from_cli["rows"]["metrics"] > 0
+    assert r.json() == from_cli
+
+
+def test_incidents_default_zone_is_the_configured_one_over_http_and_cli(api_home: Path) -> None:
+    """Without ``tz`` the API answers in the server's configured zone, as ``whatchanged
+    incidents`` does (and as ``/explain`` and ``/incidents/{id}`` always did), not in UTC."""
+    from tests.api.conftest import TOKENS, start_server
+    from whatchanged.engine.settings import Settings
+
+    live = start_server(Settings(home=api_home, tz="Europe/Paris", api_tokens=",".join(TOKENS)))
+    try:
+        with httpx.Client(base_url=live.api, timeout=60) as c:
+            over_http = api_json(c, "/incidents", {"from": FROM, "to": TO})
+    finally:
+        live.stop()
+    from_cli = json.loads(
+        run_cli(
+            "incidents",
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--json",
+            home=api_home,
+            env={"WHATCHANGED_TZ": "Europe/Paris"},
+        ).stdout
+    )
+    assert over_http["items"][0]["onset"].endswith("+01:00")
+    assert over_http == from_cli

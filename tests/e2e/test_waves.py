@@ -37,7 +37,7 @@ from whatchanged.data.night_sources import checks_of
 from whatchanged.data.reference_night import generate
 from whatchanged.engine.batch import BatchParams, run_batch
 from whatchanged.engine.detect import prepare_states
-from whatchanged.engine.explain import explain_at, explanation_json
+from whatchanged.engine.explain import explain_at
 from whatchanged.engine.incidents import (
     clear_cache,
     find_incidents,
@@ -52,6 +52,7 @@ from whatchanged.engine.settings import Settings
 from whatchanged.engine.warehouse import Warehouse
 from whatchanged.ingest.base import ReadContext
 from whatchanged.ingest.pipeline import ingest
+from whatchanged.present.explanation import explanation
 
 TZ = "Europe/Paris"
 ZONE = ZoneInfo(TZ)
@@ -214,7 +215,7 @@ def test_explain_each_wave_of_the_small_world(world: Path) -> None:
     assert early.causes[0].category == "hosting"
     assert early.causes[0].component in ("bo-host", "backoffice", "bo-db")
     # the first wave lingers (the front's request rate) while the second starts: said, by id
-    d = explanation_json(late, tz=TZ)
+    d = explanation(late, tz=TZ)
     assert [o["id"] for o in d["overlapping"]] == [early.incident.incident_id]
     # and from the first wave's side (GET /incidents/{id} names it too)
     con = Warehouse(world).connect()

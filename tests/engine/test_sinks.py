@@ -12,6 +12,7 @@ from typing import Any
 from tests.servers import Recorder, free_port
 from whatchanged.engine.sinks import Notifier, Sink
 from whatchanged.engine.warehouse import Warehouse
+from whatchanged.present.notify import PRESENTER
 
 EXPL: dict[str, Any] = {
     "at": "2010-11-17T19:23:00+01:00",
@@ -47,7 +48,13 @@ class Canned(Notifier):
 
 
 def _notifier(tmp_path: Path, sinks: list[Sink], clock: list[float]) -> Canned:
-    n = Canned(Warehouse(tmp_path / "wh"), sinks, clock=lambda: clock[0], environ={"TOK": "secret"})
+    n = Canned(
+        Warehouse(tmp_path / "wh"),
+        sinks,
+        presenter=PRESENTER,
+        clock=lambda: clock[0],
+        environ={"TOK": "secret"},
+    )
     n.answers = [EXPL]
     return n
 
