@@ -11,7 +11,6 @@ way during it (an earlier wave still lingering, an unrelated failure elsewhere).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import duckdb
 
@@ -176,24 +175,3 @@ def _hosting_reason(incident: Incident) -> str:
     if not cands.hard_failed(incident):
         return "no service went CRITICAL or down: only metric anomalies, no failed component"
     return "no host, switch or rack failed before the others with most of its services down"
-
-
-#: the JSON renderers that lived here until they moved to ``whatchanged.present.explanation``
-_MOVED = {
-    "explanation_json": "explanation",
-    "incident_json": "incident",
-    "cause_json": "cause",
-    "change_json": "reaction",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Compatibility for branches written before the move: ``engine.explain.explanation_json``
-    (and ``incident_json``, ``cause_json``, ``change_json``) resolve to their new home in
-    ``whatchanged.present.explanation``.  New code imports from there; this goes once no
-    caller is left (``tests/test_layers.py`` keeps the engine from importing ``present``)."""
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module("whatchanged.present.explanation"), _MOVED[name])
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
