@@ -40,9 +40,17 @@ def metric_files(con: duckdb.DuckDBPyConnection) -> list[str] | None:
     return files or None
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str, args: dict[str, Any] | None = None) -> Any:
+def first_row(con: duckdb.DuckDBPyConnection, sql: str, args: Any = None) -> tuple[Any, ...] | None:
+    """The first row of ``sql``, or None.  Fetches the whole result: with DuckDB 2.x a result
+    left unfinished (``fetchone()`` on a query that is not exhausted) blocks the next query
+    on the same cursor."""
     rows = con.execute(sql, args or {}).fetchall()
-    return rows[0][0] if rows else None
+    return tuple(rows[0]) if rows else None
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, args: dict[str, Any] | None = None) -> Any:
+    row = first_row(con, sql, args)
+    return row[0] if row else None
 
 
 def last_metric_ts(con: duckdb.DuckDBPyConnection) -> datetime | None:
@@ -79,7 +87,7 @@ def data_range(con: duckdb.DuckDBPyConnection) -> tuple[datetime, datetime] | No
 
 def _range(con: duckdb.DuckDBPyConnection, *columns: tuple[str, str]) -> tuple[datetime, datetime] | None:
     parts = " UNION ALL ".join(f'SELECT min("{c}") AS lo, max("{c}") AS hi FROM {t}' for t, c in columns)
-    row = con.execute(f"SELECT min(lo), max(hi) FROM ({parts})").fetchone()
+    row = first_row(con, f"SELECT min(lo), max(hi) FROM ({parts})")
     if row is None or row[0] is None or row[1] is None:
         return None
     return row[0], row[1]

@@ -33,6 +33,7 @@ import pandas as pd
 
 from whatchanged.engine.errors import ConfigError, NotFoundError
 from whatchanged.engine.extent import data_range as data_range  # its home is extent; kept for callers
+from whatchanged.engine.extent import first_row
 from whatchanged.engine.model import Change
 
 #: States counted as "down" for the heat strip and the checks strip.
@@ -70,17 +71,19 @@ def service_info(con: duckdb.DuckDBPyConnection, service: str) -> ServiceInfo:
     Raises NotFoundError when the service is neither in the inventory nor in
     any metric or state.
     """
-    row = con.execute(
+    row = first_row(
+        con,
         "SELECT service, kind, datacenter, rack, switch, host, app, critical FROM services WHERE service = ?",
         [service],
-    ).fetchone()
+    )
     if row is not None:
         return ServiceInfo(*row)
-    seen = con.execute(
+    seen = first_row(
+        con,
         "SELECT 1 FROM (SELECT service FROM metrics WHERE service = $s LIMIT 1) "
         "UNION ALL SELECT 1 FROM (SELECT service FROM states WHERE service = $s LIMIT 1)",
         {"s": service},
-    ).fetchone()
+    )
     if seen is None:
         raise NotFoundError(f"service {service!r}: not in the inventory and no metric or state names it")
     return ServiceInfo(service, None, None, None, None, None, None, None)
@@ -96,11 +99,12 @@ def service_metrics(con: duckdb.DuckDBPyConnection, service: str) -> list[str]:
 
 def service_range(con: duckdb.DuckDBPyConnection, service: str) -> tuple[datetime, datetime] | None:
     """First and last timestamp of any metric or state of ``service``."""
-    row = con.execute(
+    row = first_row(
+        con,
         "SELECT min(ts), max(ts) FROM (SELECT ts FROM metrics WHERE service = $s "
         "UNION ALL SELECT ts FROM states WHERE service = $s)",
         {"s": service},
-    ).fetchone()
+    )
     if row is None or row[0] is None:
         return None
     return row[0], row[1]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from whatchanged.engine import explain as engine_explain
 from whatchanged.engine.model import Anomaly, Change, Explanation, Incident, RuledOut
 from whatchanged.present import explanation as shape
 from whatchanged.present import shapes
@@ -41,8 +40,3 @@ def test_an_explanations_anomaly_and_reaction_are_summaries() -> None:
     assert "detected_at" in shapes.anomaly(ANOMALY, "UTC")
     assert set(shape.reaction(REACTION, "UTC")) == {"change_id", "kind", "start", "end", "title", "author"}
     assert "scope" in shapes.change(REACTION, "UTC")
-
-
-def test_the_old_names_in_the_engine_still_resolve() -> None:
-    assert engine_explain.explanation_json is shape.explanation  # type: ignore[attr-defined]
-    assert engine_explain.change_json is shape.reaction  # type: ignore[attr-defined]
