@@ -525,6 +525,7 @@ def read_day(files: Sequence[str], day: date, g: Geometry) -> tuple[list[Key], A
     with pyarrow.  Service and metric stay dictionary indices, looked at once per run of
     rows of one series (the files are sorted by series: a few thousand runs for millions
     of rows), never as Python strings per row."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     lo_us = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1_000_000)
@@ -550,9 +551,13 @@ def read_day(files: Sequence[str], day: date, g: Geometry) -> tuple[list[Key], A
             )
             s_idx = to_numpy(svc.indices.fill_null(-1) if svc.null_count else svc.indices)
             m_idx = to_numpy(met.indices.fill_null(-1) if met.null_count else met.indices)
-            tcol = batch.column(2).cast("int64")
+            # the stored microseconds as they are (a cast would import pyarrow.compute: 30 ms)
+            tcol = batch.column(2)
+            tcol = tcol.view(pa.int64()) if tcol.type.bit_width == 64 else tcol.cast("int64")
             ts = to_numpy(tcol.fill_null(lo_us - step_us) if tcol.null_count else tcol)
-            vcol = batch.column(3).cast("double")
+            vcol = batch.column(3)
+            if vcol.type != pa.float64():
+                vcol = vcol.cast("double")
             val = to_numpy(vcol.fill_null(np.nan) if vcol.null_count else vcol)
             starts = np.flatnonzero(
                 np.concatenate(([True], (s_idx[1:] != s_idx[:-1]) | (m_idx[1:] != m_idx[:-1])))
@@ -568,7 +573,8 @@ def read_day(files: Sequence[str], day: date, g: Geometry) -> tuple[list[Key], A
     run_m = np.concatenate([c[1] for c in chunks])
     valid = (run_s >= 0) & (run_m >= 0)
     run_pair = np.where(valid, run_s * n_m + run_m, 0)
-    present = np.unique(run_pair[valid])
+    pairs = np.sort(run_pair[valid])  # np.unique imports numpy.ma
+    present = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))] if pairs.size else pairs
     keys_unsorted = [(s_names[p // n_m], m_names[p % n_m]) for p in present.tolist()]
     order = sorted(range(len(keys_unsorted)), key=keys_unsorted.__getitem__)
     keys = [keys_unsorted[i] for i in order]

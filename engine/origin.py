@@ -81,6 +81,9 @@ THRESHOLD = 5.0
 REL_FLOOR = 0.002
 #: onset-order feature: a component deviating this long after the first scores 1/e
 ONSET_DECAY_S = 600.0
+#: :func:`deviations` restricts its history statistics to the series that can pass when they
+#: are at most this many (beyond, joining the scans with them costs more than it saves)
+RESTRICT_MAX = 256
 #: how many origins become causes
 LIMIT = 5
 #: origin scores are shown scaled below this: a suspicion, never a confirmed cause
@@ -386,18 +389,42 @@ def deviations(
     cut = at - timedelta(seconds=lead_s)
     pre0 = cut - timedelta(seconds=before_s)
     h0 = pre0 - timedelta(seconds=history_s)
+    end = at + timedelta(seconds=after_s)
+    keys: tuple[list[str], list[str]] | None = None
+    if threshold > 0 and min_samples > 0:
+        keys = _candidates(con, pre0=pre0, cut=cut, end=end, min_samples=min_samples)
+        if not keys[0]:
+            return []
+    params: dict[str, object] = {
+        "h0": h0,
+        "pre0": pre0,
+        "cut": cut,
+        "end": end,
+        "rel": rel_floor,
+        "thr": threshold,
+        "min_history": min_history,
+        "min_samples": min_samples,
+    }
+    if keys is None or len(keys[0]) > RESTRICT_MAX:
+        source = "metrics"
+    else:  # only the series that can pass: their history statistics, not every series'
+        source = (
+            "(SELECT service, metric, ts, value FROM metrics SEMI JOIN "
+            "(SELECT unnest($svc) AS service, unnest($met) AS metric) USING (service, metric))"
+        )
+        params |= {"svc": keys[0], "met": keys[1]}
     rows = con.execute(
-        """
+        f"""
         WITH ref AS (
             SELECT service, metric, median(value) AS med, mad(value) AS mad,
                    quantile_cont(value, 0.99) - quantile_cont(value, 0.01) AS span
-            FROM metrics
+            FROM {source}
             WHERE ts >= $h0 AND ts < $pre0 AND value IS NOT NULL AND isfinite(value)
             GROUP BY service, metric
             HAVING count(*) >= $min_history
         ), pre AS (
             SELECT service, metric, median(value) AS level
-            FROM metrics
+            FROM {source}
             WHERE ts >= $pre0 AND ts < $cut AND value IS NOT NULL AND isfinite(value)
             GROUP BY service, metric
         ), win AS (
@@ -405,7 +432,7 @@ def deviations(
                    (m.value - coalesce(p.level, r.med))
                        / greatest(1.4826 * r.mad, r.span / 4.65, $rel * abs(r.med), 1e-9) AS z,
                    max(m.ts) OVER (PARTITION BY m.service, m.metric) AS last_ts
-            FROM metrics m JOIN ref r USING (service, metric) LEFT JOIN pre p USING (service, metric)
+            FROM {source} m JOIN ref r USING (service, metric) LEFT JOIN pre p USING (service, metric)
             WHERE m.ts >= $cut AND m.ts <= $end AND m.value IS NOT NULL AND isfinite(m.value)
         )
         SELECT service, metric, CASE WHEN z > 0 THEN 'up' ELSE 'down' END AS direction,
@@ -415,16 +442,7 @@ def deviations(
         HAVING count(*) >= $min_samples
         ORDER BY service, metric, direction
         """,
-        {
-            "h0": h0,
-            "pre0": pre0,
-            "cut": cut,
-            "end": at + timedelta(seconds=after_s),
-            "rel": rel_floor,
-            "thr": threshold,
-            "min_history": min_history,
-            "min_samples": min_samples,
-        },
+        params,
     ).fetchall()
     out = []
     for service, metric, direction, first, last, peak, level, observed, last_ts in rows:
@@ -442,6 +460,44 @@ def deviations(
             )
         )
     return out
+
+
+def _candidates(
+    con: duckdb.DuckDBPyConnection, *, pre0: datetime, cut: datetime, end: datetime, min_samples: int
+) -> tuple[list[str], list[str]]:
+    """The series :func:`deviations` can report, from the short windows alone (services,
+    metrics): at least ``min_samples`` samples in ``[cut, end]`` on one side of the level
+    just before (any side when nothing was sampled just before, the level then being the
+    history's median).  The spread is positive, so ``|z| ≥ threshold > 0`` needs the sample
+    strictly away from the level, on the side of its direction.  Right after a commit,
+    ``[cut, end]`` holds the latest minute alone: no series, and no scan of the history.
+    """
+    rows = con.execute(
+        """
+        WITH pre AS (
+            SELECT service, metric, median(value) AS level
+            FROM metrics
+            WHERE ts >= $pre0 AND ts < $cut AND value IS NOT NULL AND isfinite(value)
+            GROUP BY service, metric
+        ), win AS (
+            SELECT service, metric, value
+            FROM metrics
+            WHERE ts >= $cut AND ts <= $end AND value IS NOT NULL AND isfinite(value)
+        ), n AS (
+            SELECT service, metric, count(*) AS n FROM win GROUP BY service, metric
+            HAVING count(*) >= $min_samples
+        )
+        SELECT n.service, n.metric
+        FROM n LEFT JOIN pre p USING (service, metric) JOIN win w USING (service, metric)
+        GROUP BY n.service, n.metric, p.level
+        HAVING p.level IS NULL
+            OR count(*) FILTER (WHERE w.value > p.level) >= $min_samples
+            OR count(*) FILTER (WHERE w.value < p.level) >= $min_samples
+        ORDER BY n.service, n.metric
+        """,
+        {"pre0": pre0, "cut": cut, "end": end, "min_samples": min_samples},
+    ).fetchall()
+    return [str(r[0]) for r in rows], [str(r[1]) for r in rows]
 
 
 def incident_from_deviations(

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from whatchanged.engine import origin
 from whatchanged.engine.model import Anomaly, Cause
 from whatchanged.engine.origin import Graph, attach, load_graph, rank_origins
 from whatchanged.engine.warehouse import Warehouse
@@ -191,3 +194,50 @@ def test_a_fleet_wide_surge_is_no_resource_fault_of_one_component() -> None:
         *(anomaly(f"web-{i}", "latency_ms", 9, 8.0) for i in range(4)),
     ]
     assert rank_origins(alone, Graph({}))[0].resource_fault
+
+
+def test_deviations_reads_history_only_for_series_that_can_pass(
+    tmp_path: Path, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The short windows pick the series that can deviate; their answer is the one computed
+    over every series, and right after the latest minute nothing can (no history read)."""
+    metrics = _world(tmp_path, {("B", "latency_ms"): (0, 4.0), ("C", "cpu_percent"): (1, 0.5)})
+    at = T0 + timedelta(minutes=1)
+    gap = (at - timedelta(minutes=15), at)  # A's cpu unsampled just before: its level is the history's
+    kept = [
+        line
+        for line in metrics.read_text().splitlines()
+        if ",A,cpu_percent," not in line or not gap[0] <= datetime.fromisoformat(line.split(",")[0]) < gap[1]
+    ]
+    metrics.write_text("\n".join(kept) + "\n")
+    ingest(warehouse, [metrics], ReadContext())
+    with warehouse.connect() as con:
+        pre0, end = at - timedelta(minutes=15), at + timedelta(minutes=30)
+        services, _metrics = origin._candidates(con, pre0=pre0, cut=at, end=end, min_samples=2)
+        assert "A" in services
+        restricted = origin.deviations(con, at)
+        every = sorted(con.execute("SELECT DISTINCT service, metric FROM metrics").fetchall())
+        monkeypatch.setattr(
+            origin, "_candidates", lambda *_a, **_k: ([s for s, _ in every], [m for _, m in every])
+        )
+        all_keys = origin.deviations(con, at)
+        monkeypatch.setattr(origin, "RESTRICT_MAX", 0)
+        unrestricted = origin.deviations(con, at)
+        monkeypatch.undo()
+        last = con.execute("SELECT max(ts) FROM metrics").fetchone()
+        assert last is not None
+        live = origin._candidates(
+            con,
+            pre0=last[0] - timedelta(minutes=15),
+            cut=last[0],
+            end=last[0] + timedelta(minutes=30),
+            min_samples=2,
+        )
+        assert origin.deviations(con, last[0]) == []
+    assert {(a.service, a.metric, a.direction) for a in restricted} >= {
+        ("B", "latency_ms", "up"),
+        ("C", "cpu_percent", "down"),
+    }
+    assert restricted == all_keys
+    assert restricted == unrestricted
+    assert live == ([], [])
