@@ -58,7 +58,7 @@ EXE = Path(sys.executable).parent / "whatchanged"
 def build_base() -> Path:
     """Eight days of history before :data:`DAY`, inventory and changes, analysed (cached)."""
     done = BASE / "BASE_DONE"
-    if done.exists():
+    if synth.cached(done, history_days=HISTORY_DAYS):
         return BASE
     shutil.rmtree(BASE, ignore_errors=True)
     wh = Warehouse(BASE)
@@ -72,7 +72,7 @@ def build_base() -> Path:
             {"metrics": synth.day_metrics(day, rng, incident=False)}, source=f"freshness {day:%Y-%m-%d}"
         )
     subprocess.run([str(EXE), "analyze", "--home", str(BASE)], check=True, capture_output=True)
-    done.write_text(json.dumps({"history_days": HISTORY_DAYS}))
+    synth.mark_built(done, history_days=HISTORY_DAYS)
     return BASE
 
 

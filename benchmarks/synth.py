@@ -33,6 +33,28 @@ N_SERVICES = 1002
 METRIC_NAMES = ("bandwidth_mbps", "latency_ms", "http_error_rate")
 END_DAY = datetime(2010, 11, 17, tzinfo=UTC)
 INCIDENT = datetime(2010, 11, 17, 18, 23, tzinfo=UTC)
+#: bumped when the generator's output changes: cached warehouses built by another version are
+#: rebuilt (:func:`cached`).  2: each service keeps its traffic level from one day to the next
+#: (version 1 drew it again every day, a step at every midnight on every series)
+GENERATOR = 2
+
+
+def cached(done: Path, **meta: object) -> bool:
+    """Whether the warehouse marked by ``done`` was built with ``meta`` by this generator."""
+    try:
+        found = json.loads(done.read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(found == {**meta, "generator": GENERATOR})
+
+
+def mark_built(done: Path, **meta: object) -> None:
+    done.write_text(json.dumps({**meta, "generator": GENERATOR}))
+
+
+def levels() -> np.ndarray:
+    """Each service's traffic level (Mbit/s at the daily peak), the same every day."""
+    return np.random.default_rng(N_SERVICES).uniform(80, 220, size=(N_SERVICES, 1))
 
 
 def inventory() -> pa.Table:
@@ -79,7 +101,7 @@ def day_metrics(
     hour = (np.arange(minutes) / 60.0 + 1.0) % 24  # Paris local hour
     season = 0.55 + 0.45 * np.sin((hour - 13.0) / 24.0 * 2 * np.pi) ** 2
     n = N_SERVICES
-    base = rng.uniform(80, 220, size=(n, 1))
+    base = levels()
     bw = np.round(base * season[None, :] * rng.normal(1, 0.04, size=(n, minutes)), 1)
     lat = np.round(40 + 30 * (1 - season[None, :]) + rng.gamma(2.0, 4.0, size=(n, minutes)))
     err = np.round(np.abs(rng.normal(0.002, 0.001, size=(n, minutes))), 4)
@@ -176,7 +198,7 @@ def build(days: int = 30, *, seed: int = 7, quiet: bool = False) -> Path:
     """The cached warehouse of ``days`` days (built on first use)."""
     home = OUT / f"warehouse-{days}d"
     done = home / "SYNTH_DONE"
-    if done.exists():
+    if cached(done, days=days, seed=seed):
         return home
     if home.exists():
         import shutil
@@ -195,7 +217,7 @@ def build(days: int = 30, *, seed: int = 7, quiet: bool = False) -> Path:
         )
         if not quiet:
             print(f"  day {d + 1}/{days} written ({time.perf_counter() - started:.0f} s)", flush=True)
-    done.write_text(json.dumps({"days": days, "seed": seed}))
+    mark_built(done, days=days, seed=seed)
     return home
 
 

@@ -21,7 +21,7 @@ Run alone: ``python benchmarks/yearsynth.py`` (prints the path and size).  A hel
 
 from __future__ import annotations
 
-import json
+import shutil
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -147,8 +147,11 @@ def routine_releases() -> pa.Table:
 def build(*, quiet: bool = False) -> Path:
     """The cached year warehouse (built, or its build resumed, on first use)."""
     done = HOME / "SYNTH_DONE"
-    if done.exists():
+    meta = {"days": DAYS, "seed": SEED, "first": FIRST_DAY.date().isoformat()}
+    if synth.cached(done, **meta):
         return HOME
+    if HOME.exists() and done.exists():  # built by another version of the generator
+        shutil.rmtree(HOME)
     wh = Warehouse(HOME)
     wh.init()
     committed = {m.get("source", "") for m in wh.manifests()}
@@ -180,7 +183,7 @@ def build(*, quiet: bool = False) -> Path:
         wh.commit({"metrics": table}, source=source)
         if not quiet:
             print(f"  day {d + 1}/{DAYS} written ({time.perf_counter() - started:.0f} s)", flush=True)
-    done.write_text(json.dumps({"days": DAYS, "seed": SEED, "first": FIRST_DAY.date().isoformat()}))
+    synth.mark_built(done, **meta)
     return HOME
 
 
