@@ -11,15 +11,13 @@ new data does not pay for the history.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from whatchanged.api.cli_common import HomeOpt, JsonOpt, settings_from
+from whatchanged.api.cli_common import HomeOpt, JsonOpt, settings_from, spawn_detached
 from whatchanged.api.output import console, emit
 from whatchanged.engine.detect import prepare_states
 from whatchanged.engine.warehouse import Warehouse
@@ -66,19 +64,7 @@ def start_background(home: Path) -> bool:
     disabled by ``WHATCHANGED_NO_ANALYZE`` or when it cannot be started."""
     if os.environ.get(NO_ANALYZE_ENV, "").strip().lower() in ("1", "true", "yes"):
         return False
-    argv = [sys.executable, "-m", "whatchanged.api.cli", "analyze", "--quiet", "--home", str(home)]
-    try:
-        subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
-        )
-    except OSError:
-        return False
-    return True
+    return spawn_detached("analyze", "--quiet", "--home", str(home))
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -23,3 +25,20 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 
 def settings_from(home: Path | None = None, tz: str | None = None) -> Settings:
     return load_settings(home=home, tz=tz)
+
+
+def spawn_detached(*args: str) -> bool:
+    """Start ``whatchanged ARGS…`` detached from this process (its own session, no terminal,
+    output discarded: it outlives the command that started it); False when it cannot start."""
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "whatchanged.api.cli", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError:
+        return False
+    return True

@@ -9,14 +9,12 @@ meanwhile finds the ``_compact/`` lock taken and does nothing.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from whatchanged.api.cli_common import HomeOpt, JsonOpt, settings_from
+from whatchanged.api.cli_common import HomeOpt, JsonOpt, settings_from, spawn_detached
 from whatchanged.api.output import console, emit, table
 from whatchanged.engine.compact import GRACE_S, MAX_FILES, compact, crowded
 from whatchanged.engine.storage import dir_lock, held_by_other
@@ -85,20 +83,7 @@ def start_background(home: Path, *, max_files: int = MAX_FILES) -> bool:
         return False  # one is running: it, or the next commit's, will see these files
     if not crowded(Warehouse(home), max_files=max_files):
         return False
-    argv = [sys.executable, "-m", "whatchanged.api.cli", "compact", "--quiet"]
-    argv += ["--max-files", str(max_files), "--home", str(home)]
-    try:
-        subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
-        )
-    except OSError:
-        return False
-    return True
+    return spawn_detached("compact", "--quiet", "--max-files", str(max_files), "--home", str(home))
 
 
 def register(app: typer.Typer) -> None:
