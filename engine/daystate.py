@@ -805,16 +805,19 @@ class DayStates:
             rows = old.rows(new_keys)
             if (rows < 0).any():
                 return None  # a new series
-            grid = np.full_like(x, np.nan)
-            grid[rows] = x_new
             if appended:  # only new samples were read: put them beside the old ones
-                filled = ~np.isnan(grid)
-                if (filled & had).any():
+                filled = ~np.isnan(x_new)
+                if (filled & had[rows]).any():
                     return None  # a second sample in a step: a mean, computed afresh
-                grid[had] = x[had]
-            elif not np.array_equal(grid[had], x[had]):
-                return None  # a sample changed or went
-            new_cols = np.flatnonzero((~np.isnan(grid) & ~had).any(axis=0))
+                grid = x.copy()
+                grid[rows] = np.where(filled, x_new, x[rows])
+                new_cols = np.flatnonzero(filled.any(axis=0))
+            else:
+                grid = np.full_like(x, np.nan)
+                grid[rows] = x_new
+                if not np.array_equal(grid[had], x[had]):
+                    return None  # a sample changed or went
+                new_cols = np.flatnonzero((~np.isnan(grid) & ~had).any(axis=0))
             old_cols = np.flatnonzero(had.any(axis=0))
             if not new_cols.size or not old_cols.size:
                 return None
