@@ -2,7 +2,7 @@
 
 Live collection commits a minute at a time; ``collect`` and ``ingest`` start this command
 detached (``start_background``) when a day partition they wrote to holds more than
-``--max-files`` files, and it can be run by hand.  One runs at a time: a second one started
+:data:`BACKGROUND_MAX_FILES` files, and it can be run by hand (``--max-files``, default 4).  One runs at a time: a second one started
 meanwhile finds the ``_compact/`` lock taken and does nothing.
 """
 
@@ -21,6 +21,11 @@ from whatchanged.engine.storage import dir_lock, held_by_other
 from whatchanged.engine.warehouse import Warehouse
 
 NO_COMPACT_ENV = "WHATCHANGED_NO_COMPACT"
+#: a commit starts a background compaction when a day partition holds more files than this:
+#: with a commit a minute, one every dozen minutes or so rather than after almost every commit,
+#: so a question right after a commit seldom shares the CPU with one (``whatchanged compact``
+#: by hand: :data:`~whatchanged.engine.compact.MAX_FILES`)
+BACKGROUND_MAX_FILES = 12
 
 
 def cmd_compact(
@@ -73,7 +78,7 @@ def cmd_compact(
     emit(data, as_json=as_json, render=render)
 
 
-def start_background(home: Path, *, max_files: int = MAX_FILES) -> bool:
+def start_background(home: Path, *, max_files: int = BACKGROUND_MAX_FILES) -> bool:
     """Start ``whatchanged compact --quiet`` detached when a day partition of the warehouse
     holds more than ``max_files`` files and none runs; False when none does, when one runs, when disabled by
     ``WHATCHANGED_NO_COMPACT``, or when it cannot be started."""

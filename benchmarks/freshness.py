@@ -5,7 +5,7 @@ once, as a running deployment has it) then receives the next day — the referen
 one minute at a time, as ``whatchanged collect`` commits it: each commit holds that minute's
 3006 samples (and the check states of that minute), the day compressed in time (the next
 commit follows as soon as the previous one and its question are done).  After each commit a
-compaction is started in the background when a day holds more than four files, as
+compaction is started in the background when a day holds more than twelve files, as
 ``collect`` does (``engine/compact.py``).  Every ``--every`` commits, ``whatchanged explain
 --at <the minute just committed> --json`` runs in a new process: nothing else has analysed
 that minute, so it extends the day's detection state itself (``engine/daystate.py``).

@@ -621,6 +621,7 @@ class DayStates:
         self._raw: OrderedDict[date, tuple[list[Key], Array]] = OrderedDict()
         self.computed = 0  # states computed (not read from the cache) by this object
         self.extended = 0  # of which extended from a state of the same day with fewer files
+        self.extended_new_only = 0  # of which read only the new samples' files (not the whole day)
         self._lock = threading.RLock()  # the API server's threads share one object
 
     def _path(self, d: date) -> Path | None:
@@ -747,9 +748,14 @@ class DayStates:
         self.computed += 1
         if path is not None:
             try:
-                st.save(
-                    path, {"files": sorted(Path(f).name for f in self.by_day[d]), "prev": self._prev_key(d)}
-                )
+                meta: dict[str, Any] = {
+                    "files": sorted(Path(f).name for f in self.by_day[d]),
+                    "prev": self._prev_key(d),
+                }
+                rows = _rows_in(self.by_day[d])
+                if rows is not None:
+                    meta["rows"] = rows
+                st.save(path, meta)
                 _sweep(path)
                 self._save_grid(d, x)
             except OSError:
@@ -786,23 +792,32 @@ class DayStates:
                 continue
             x = x.astype(np.float64)
             had = ~np.isnan(x)
-            appended = before < names
-            new_keys, x_new = read_day(
-                [f for f in self.by_day[d] if not appended or Path(f).name not in before], d, self.g
-            )
+            read: tuple[list[Key], Array] | None = None
+            if before < names:
+                read = read_day([f for f in self.by_day[d] if Path(f).name not in before], d, self.g)
+            else:  # compactions merged files read then: the new ones traced through them
+                new_files = self._new_since(d, before, meta.get("rows") if meta else None)
+                if new_files is not None:
+                    with contextlib.suppress(OSError):  # removed meanwhile: the whole day
+                        read = read_day(new_files, d, self.g)
+            appended = read is not None
+            new_keys, x_new = read if read is not None else read_day(self.by_day[d], d, self.g)
             rows = old.rows(new_keys)
             if (rows < 0).any():
                 return None  # a new series
-            grid = np.full_like(x, np.nan)
-            grid[rows] = x_new
             if appended:  # only new samples were read: put them beside the old ones
-                filled = ~np.isnan(grid)
-                if (filled & had).any():
+                filled = ~np.isnan(x_new)
+                if (filled & had[rows]).any():
                     return None  # a second sample in a step: a mean, computed afresh
-                grid[had] = x[had]
-            elif not np.array_equal(grid[had], x[had]):
-                return None  # a sample changed or went
-            new_cols = np.flatnonzero((~np.isnan(grid) & ~had).any(axis=0))
+                grid = x.copy()
+                grid[rows] = np.where(filled, x_new, x[rows])
+                new_cols = np.flatnonzero(filled.any(axis=0))
+            else:
+                grid = np.full_like(x, np.nan)
+                grid[rows] = x_new
+                if not np.array_equal(grid[had], x[had]):
+                    return None  # a sample changed or went
+                new_cols = np.flatnonzero((~np.isnan(grid) & ~had).any(axis=0))
             old_cols = np.flatnonzero(had.any(axis=0))
             if not new_cols.size or not old_cols.size:
                 return None
@@ -810,7 +825,79 @@ class DayStates:
             day_before = self.state(d - timedelta(days=1)) is not None
             if not can_extend(int(old_cols[-1]) + 1, col, self.g, day_before=day_before):
                 return None
+            if appended:
+                self.extended_new_only += 1
             return old.keys, grid, old, col
+        return None
+
+    def _new_since(self, d: date, before: set[str], rows_before: Any) -> list[str] | None:
+        """The files holding exactly the rows of ``d`` committed after a state computed from the
+        files ``before`` (names) holding ``rows_before`` rows, when compactions merged some of
+        those files since (None: not known; the whole day is read).
+
+        A compacted file holds the rows of the files its manifest replaced (a repeated key kept
+        once).  Each live file of the day is traced back through the compactions' ``replaces``
+        to files of ``before`` and files not in it (the new ones, read from the disk while
+        :func:`~whatchanged.engine.compact.collect_garbage` leaves them there); where no
+        file is reached twice, the day's rows are a part of the rows of ``before`` and of the
+        new files, and all of them when the row counts (Parquet footers) add up."""
+        files = self.by_day[d]
+        home = home_of(files)
+        if not isinstance(rows_before, int) or home is None or not files:
+            return None
+        from whatchanged.engine.errors import WarehouseError
+        from whatchanged.engine.warehouse import Warehouse
+
+        try:
+            manifests = Warehouse(home).manifests()
+        except (OSError, ValueError, WarehouseError):
+            return None
+        made_by: dict[str, str] = {}  # compacted file → its compaction
+        replaced: dict[str, list[str]] = {}  # compaction → the files it replaced
+        for m in manifests:
+            merged = (m.get("replaces") or {}).get("metrics")
+            if not isinstance(merged, list):
+                continue
+            txid = str(m.get("txid"))
+            replaced[txid] = [Path(str(f)).name for f in merged]
+            for f in m.get("tables", {}).get("metrics", {}).get("files", []):
+                made_by[Path(str(f)).name] = txid
+
+        def unit(name: str) -> str:
+            return made_by.get(name, name) if name not in before else name
+
+        def leaves(names: list[str], depth: int) -> set[str] | None:
+            """The files of ``before`` and the uncompacted files ``names`` hold rows of
+            (None: one reached twice, or too deep)."""
+            if depth > 64:
+                return None
+            out: set[str] = set()
+            for u in dict.fromkeys(unit(n) for n in names):
+                got = leaves(replaced[u], depth + 1) if u in replaced and u not in before else {u}
+                if got is None or got & out:
+                    return None
+                out |= got
+            return out
+
+        reached = leaves([Path(f).name for f in files], 0)
+        if reached is None or not before <= reached:
+            return None
+        folder = Path(files[0]).parent
+        new = [str(folder / n) for n in sorted(reached - before)]
+        now, added = _rows_in(files), _rows_in(new)
+        if now is None or added is None or now != rows_before + added:
+            return None  # a repeated key kept once, or a file gone: the whole day
+        return new
+
+
+def _rows_in(files: Sequence[str]) -> int | None:
+    """The rows of Parquet ``files`` from their footers (None: one unreadable or gone)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return int(sum(pq.read_metadata(f).num_rows for f in files))
+    except (OSError, pa.ArrowException):
         return None
 
 

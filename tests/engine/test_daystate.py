@@ -214,28 +214,51 @@ def test_minutes_appended_to_today_extend_its_state_exactly(tmp_path: Path) -> N
     wh.commit({"metrics": first.filter(pc.invert(is_held))})
     detect._CHAINS.clear()
     prepare_states(wh.connect())
-    # 100 → 1440 in commits of one minute, an hour, a minute, a minute (after a compaction), up
-    # to 10:00 (recent windows reaching into the day before until 04:00), the rest (the level
-    # shift at 18:20); then the late sample: the day is computed afresh
+    # 100 → 1440 in commits of one minute, an hour, a minute, minutes with compactions between
+    # (after the commit: the new minute merged with the old ones, its file still on the disk or
+    # removed; before it: only files the state read merged; a key stored again, as two racing
+    # writers can, kept once by the compaction: the whole day read), up to
+    # 10:00 (recent windows reaching into the day before until 04:00), the rest (the level shift
+    # at 18:20); then the late sample: the day is computed afresh.
+    # (lo, hi, compaction, extended, of which from the new files only)
+    after, before, gone = "after", "before", "after, replaced files removed"
     steps = (
-        (100, 101, 1),
-        (101, 161, 1),
-        (161, 162, 1),
-        (162, 163, 1),
-        (163, 600, 1),
-        (600, 1440, 1),
-        (0, 0, 0),
+        (100, 101, "", 1, 1),
+        (101, 161, "", 1, 1),
+        (161, 162, "", 1, 1),
+        (162, 163, after, 1, 1),
+        (163, 164, gone, 1, 0),
+        (164, 165, "", 1, 1),
+        (165, 166, before, 1, 1),
+        (166, 167, "repeated", 1, 0),
+        (167, 600, after, 1, 1),
+        (600, 1440, "", 1, 1),
+        (0, 0, "", 0, 0),
     )
-    for lo, hi, extended in steps:
-        wh.commit({"metrics": rows(lo, hi) if hi else held})
-        if lo == 162:  # the day's files merged: the whole day is read, the state still extended
+    for lo, hi, compaction, extended, new_only in steps:
+        if compaction == before:
             compact(wh, max_files=1, grace_s=3600)
+        data = rows(lo, hi) if hi else held
+        if compaction == "repeated":  # a sample of 02:00 again, another value
+            again = rows(120, 121).slice(0, 1)
+            value = pc.add(again.column("value"), pa.scalar(1.0, again.column("value").type))
+            data = pa.concat_tables(
+                [data, again.set_column(again.schema.get_field_index("value"), "value", value)]
+            )
+        with pytest.MonkeyPatch.context() as mp:
+            if compaction == "repeated":  # the commit's check for stored keys raced
+                mp.setattr(Warehouse, "_new_rows", lambda _wh, _con, _table, data, _manifests=None: data)
+            wh.commit({"metrics": data})
+        if compaction in (after, gone, "repeated"):  # the day's files merged
+            compact(wh, max_files=1, grace_s=0 if compaction == gone else 3600)
             assert sum(f"date={today.date()}" in f for f in wh.files("metrics")) == 1
         con = wh.connect()
         detect._CHAINS.clear()  # a new process
         chained = detect._chained(con, DEFAULT, 60.0)
         st = chained.state(today.date())
-        assert (chained.computed, chained.extended) == (1, extended)
+        assert chained.computed == 1
+        assert chained.extended == extended, (lo, hi)
+        assert chained.extended_new_only == new_only, (lo, hi)
         files = metric_files(con)
         assert files is not None
         fresh = DayStates(files, DEFAULT, g, None).state(today.date())
