@@ -27,7 +27,7 @@ import pyarrow as pa
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import DEPENDENCIES
 from whatchanged.ingest.base import ReadContext, Reader
-from whatchanged.ingest.text import csv_rows
+from whatchanged.ingest.text import csv_rows, wrong_width
 
 
 def sniff(_path: Path, head: bytes) -> bool:
@@ -61,15 +61,7 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
         if not any(c.strip() for c in row):
             continue
         if len(row) != len(header):
-            ctx.reject(
-                InputError(
-                    "wrong number of fields",
-                    file=str(path),
-                    line=line,
-                    expected=f"{len(header)} fields",
-                    found=len(row),
-                )
-            )
+            ctx.reject(wrong_width(str(path), line, header, len(row)))
             continue
         service, callee = row[0].strip(), row[1].strip()
         if not service or not callee:

@@ -44,7 +44,7 @@ from whatchanged.engine.schema import METRICS, TS
 from whatchanged.engine.timeparse import zone
 from whatchanged.engine.timerange import OutOfRange
 from whatchanged.ingest.base import ReadContext, Reader
-from whatchanged.ingest.text import csv_rows
+from whatchanged.ingest.text import csv_rows, wrong_width
 
 TS_NAMES = ("timestamp", "ts", "time")
 #: Epoch values at or above this are milliseconds (1e11 s is the year 5138).
@@ -396,17 +396,7 @@ def _slow(path: Path, lay: Layout, ctx: ReadContext) -> pa.Table:
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if len(row) != len(lay.names):
-            short = len(row) < len(lay.names)
-            ctx.reject(
-                InputError(
-                    "missing fields" if short else "too many fields",
-                    file=file,
-                    line=line,
-                    field=lay.names[len(row)] if short else None,
-                    expected=f"{len(lay.names)} fields ({','.join(lay.names)})",
-                    found=f"{len(row)} fields",
-                )
-            )
+            ctx.reject(wrong_width(file, line, lay.names, len(row)))
             continue
         error = _check_row(row, lay, numeric, ctx, file, line)
         if error is not None:

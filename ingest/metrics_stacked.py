@@ -31,7 +31,7 @@ from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import METRICS
 from whatchanged.engine.timerange import OutOfRange
 from whatchanged.ingest.base import ReadContext, Reader
-from whatchanged.ingest.text import csv_rows
+from whatchanged.ingest.text import csv_rows, wrong_width
 
 _ROLES = ("metric", "statistic")
 
@@ -100,15 +100,7 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
         if not row or (row[0] and _number(row[0]) is None and all(not c for c in row[1:])):
             continue  # the index-name row (``unix_timestamp,,,``) or a blank line
         if len(row) != len(services):
-            ctx.reject(
-                InputError(
-                    "wrong number of fields",
-                    file=str(path),
-                    line=line,
-                    expected=f"{len(services)} fields",
-                    found=len(row),
-                )
-            )
+            ctx.reject(wrong_width(str(path), line, services, len(row)))
             continue
         try:
             us = ctx.times.epoch_us(row[0].strip())

@@ -26,7 +26,7 @@ from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import SERVICES
 from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.dependencies_csv import edge_table
-from whatchanged.ingest.text import csv_rows
+from whatchanged.ingest.text import csv_rows, wrong_width
 
 COLUMNS = ("service", "kind", "datacenter", "rack", "switch", "host", "app", "critical", "tags")
 #: optional column: the services this one calls, separated by ";" (the call graph)
@@ -78,17 +78,7 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue  # a blank line
         if len(fields) != len(header):
-            short = len(fields) < len(header)
-            ctx.reject(
-                InputError(
-                    "missing fields" if short else "too many fields",
-                    file=file,
-                    line=line,
-                    field=header[len(fields)] if short else None,
-                    expected=f"{len(header)} fields ({','.join(header)})",
-                    found=f"{len(fields)} fields",
-                )
-            )
+            ctx.reject(wrong_width(file, line, header, len(fields)))
             continue
         rec = {k: v.strip() for k, v in zip(header, fields, strict=True)}
         if not rec.get("service"):

@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
 from whatchanged.engine.errors import InputError
 from whatchanged.ingest.base import ReadContext
 
 _BOM = codecs.BOM_UTF8
+
+
+#: a field-count error lists the header's names when it has at most this many
+WIDTH_NAMES_SHOWN = 24
 
 
 def lines(path: Path, ctx: ReadContext, *, errors: str = "strict") -> Iterator[tuple[int, str]]:
@@ -59,6 +63,21 @@ def too_long(file: str, line: int, limit: int) -> InputError:
         line=line,
         expected=f"at most {limit} bytes per line (setting max_line_bytes)",
         found=f"more than {limit} bytes",
+    )
+
+
+def wrong_width(file: str, line: int, names: Sequence[str], found: int) -> InputError:
+    """A CSV record with ``found`` fields where the header has ``names``: which field is
+    missing first (or that there are too many), and the header it should match."""
+    short = found < len(names)
+    listed = f" ({','.join(names)})" if len(names) <= WIDTH_NAMES_SHOWN else ""
+    return InputError(
+        "missing fields" if short else "too many fields",
+        file=file,
+        line=line,
+        field=names[found] if short else None,
+        expected=f"{len(names)} fields{listed}",
+        found=f"{found} fields",
     )
 
 
