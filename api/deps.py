@@ -34,6 +34,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 
 from whatchanged.api.problems import FieldError, ProblemError, found_repr
+from whatchanged.dashboards.page_cache import STALE_HEADER, wants_fresh
 from whatchanged.engine.errors import ConfigError, WarehouseError
 from whatchanged.engine.settings import Settings
 from whatchanged.engine.timeparse import parse_duration, parse_when, zone
@@ -63,7 +64,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 #: the previous data version (flagged ``X-Whatchanged-Stale``); the new answer keeps being
 #: computed and serves the next request
 STALE_AFTER_S = 1.0
-STALE_HEADER = "X-Whatchanged-Stale"  # value "1", as on the dashboards' pages
 
 
 class _Bounded(OrderedDict[Hashable, Any]):
@@ -349,8 +349,7 @@ def get_con(
 def get_snapshot(
     reader: Annotated[WarehouseReader, Depends(get_reader)], request: Request, response: Response
 ) -> Iterator[Snapshot]:
-    asked = request.headers.get("cache-control", "").lower().replace(" ", "")
-    snap = reader.snapshot(response, fresh="no-cache" in asked or "max-age=0" in asked)
+    snap = reader.snapshot(response, fresh=wants_fresh(request.headers.get("cache-control", "")))
     try:
         yield snap
     finally:

@@ -28,6 +28,18 @@ PAGE_FRESH_WAIT_S = 1.0
 PAGE_BUILDERS = 2
 
 
+#: the header of an answer built from the data committed before the latest commit (value "1"),
+#: on the dashboards' pages and the API's answers alike
+STALE_HEADER = "X-Whatchanged-Stale"
+
+
+def wants_fresh(cache_control: str) -> bool:
+    """Whether a request's ``Cache-Control`` asks for a fresh answer (``no-cache`` or
+    ``max-age=0``, what a browser's reload sends) rather than one from older data."""
+    asked = cache_control.lower().replace(" ", "")
+    return "no-cache" in asked or "max-age=0" in asked
+
+
 class PageCache:
     """Rendered pages of one app, keyed by URL, each with the commit state it was built from.
 

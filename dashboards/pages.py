@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from whatchanged.dashboards import assets, html, views
 from whatchanged.dashboards.figures import figure_block
-from whatchanged.dashboards.page_cache import commit_key
+from whatchanged.dashboards.page_cache import STALE_HEADER, commit_key, wants_fresh
 from whatchanged.dashboards.wiring import SettingsDep, Source, Wiring, WiringDep, source
 from whatchanged.engine import catalog, extent, series
 from whatchanged.engine.errors import WhatchangedError
@@ -70,11 +70,6 @@ def _tz(tz: str | None, settings: Settings) -> str:
     name = tz or settings.tz
     zone(name)  # ConfigError naming a bad zone
     return name
-
-
-def _wants_fresh(request: Request) -> bool:
-    asked = request.headers.get("cache-control", "").lower().replace(" ", "")
-    return "no-cache" in asked or "max-age=0" in asked
 
 
 def _hide_paths(text: str, settings: Settings) -> str:
@@ -142,10 +137,12 @@ def _respond(
         )
         return page, status
 
-    page, status, stale = pages.serve(url, state, render, fresh=_wants_fresh(request))
+    page, status, stale = pages.serve(
+        url, state, render, fresh=wants_fresh(request.headers.get("cache-control", ""))
+    )
     if stale:
         page = page.replace("<main>", "<main>" + STALE_NOTE, 1)
-        return HTMLResponse(page, status_code=status, headers={"X-Whatchanged-Stale": "1"})
+        return HTMLResponse(page, status_code=status, headers={STALE_HEADER: "1"})
     return HTMLResponse(page, status_code=status)
 
 

@@ -11,7 +11,8 @@ import duckdb
 import pytest
 from fastapi import Response
 
-from whatchanged.api.deps import STALE_HEADER, Memo, Snapshot
+from whatchanged.api.deps import Memo, Snapshot
+from whatchanged.dashboards.page_cache import STALE_HEADER
 
 
 def _snapshot(memo: Memo, data_key: str, response: Response | None = None) -> Snapshot:
