@@ -10,12 +10,16 @@
    truth, the rank of the true cause, the top answer, the onset and the
    outage count (answer/truth).
 
+Each suite also prints its onset errors: the incident's onset in the answer against the true
+onset of the planted failure, median and worst (target ≤ 2 min).
+
 Run alone: ``python benchmarks/scenarios.py`` (``--worlds`` or ``--scenarios``
 for one generator).
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import tempfile
 import time
@@ -27,7 +31,12 @@ from whatchanged.data.scenarios import SCENARIOS
 from whatchanged.data.worlds import WORLDS, describe, run_world
 
 
-def scenario_suite() -> tuple[int, int, int]:
+def _minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:+.1f} min"
+
+
+def scenario_suite() -> tuple[int, int, int, list[float | None]]:
+    """(truths, top-1, top-3, each truth's onset error in seconds, None when no incident)."""
     outcomes = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in sorted(SCENARIOS):
@@ -37,15 +46,33 @@ def scenario_suite() -> tuple[int, int, int]:
                 got = (
                     f"{top.category} {top.change_id or top.component or ''} ({top.score:.2f})" if top else "-"
                 )
-                print(f"  {o.truth.name:34} truth {o.truth.category:21} rank {o.rank or '-':>2}  top: {got}")
+                print(
+                    f"  {o.truth.name:34} truth {o.truth.category:21} rank {o.rank or '-':>2}  "
+                    f"onset {_minutes(o.onset_error_s):>8}  top: {got}"
+                )
     n = len(outcomes)
     top1 = sum(o.rank == 1 for o in outcomes)
     top3 = sum(o.rank is not None and o.rank <= 3 for o in outcomes)
-    return n, top1, top3
+    return n, top1, top3, [o.onset_error_s for o in outcomes]
 
 
-def worlds_suite(jobs: int = 2) -> tuple[int, int, int, int]:
-    """(truths, top-1, top-3, fully right: top-1 with onset ±2 min and the outage count)."""
+def onset_line(errors: list[float | None]) -> str:
+    """Median and worst absolute onset error, and how many are within 2 minutes."""
+    found = [abs(e) for e in errors if e is not None]
+    if not found:
+        return "onset error: no incident found"
+    within = sum(e <= 120 for e in found)
+    missing = len(errors) - len(found)
+    return (
+        f"onset error (answer − truth): median {statistics.median(found) / 60:.1f} min, "
+        f"worst {max(found) / 60:.1f} min, within 2 min {within}/{len(errors)}"
+        + (f", {missing} without an incident" if missing else "")
+    )
+
+
+def worlds_suite(jobs: int = 2) -> tuple[int, int, int, int, list[float | None]]:
+    """(truths, top-1, top-3, fully right: top-1 with onset ±2 min and the outage count, each
+    truth's onset error in seconds)."""
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=jobs) as pool:
         runs = {name: pool.submit(run_world, name, Path(tmp) / name) for name in sorted(WORLDS)}
         answers = [a for name in sorted(WORLDS) for a in runs[name].result()]
@@ -54,7 +81,8 @@ def worlds_suite(jobs: int = 2) -> tuple[int, int, int, int]:
     n = len(answers)
     top1 = sum(a.rank == 1 for a in answers)
     top3 = sum(a.rank is not None and a.rank <= 3 for a in answers)
-    return n, top1, top3, sum(a.correct for a in answers)
+    errors = [None if a.onset is None else (a.onset - a.truth.onset).total_seconds() for a in answers]
+    return n, top1, top3, sum(a.correct for a in answers), errors
 
 
 def main() -> None:
@@ -63,21 +91,23 @@ def main() -> None:
     if "--scenarios" in which:
         started = time.perf_counter()
         print("scenario suite (whatchanged.data.scenarios):")
-        n, top1, top3 = scenario_suite()
+        n, top1, top3, errors = scenario_suite()
         lines.append(
             f"scenario suite: {n} truths, top-1 {top1}/{n} = {100 * top1 / n:.0f}%, "
             f"top-3 {top3}/{n} = {100 * top3 / n:.0f}% (targets ≥ 90% and 100%), "
             f"{time.perf_counter() - started:.1f} s"
         )
+        lines.append(f"scenario suite {onset_line(errors)}")
     if "--worlds" in which:
         started = time.perf_counter()
         print("worlds (whatchanged.data.worlds; answer/truth for onset and outages):")
-        n, top1, top3, right = worlds_suite()
+        n, top1, top3, right, world_errors = worlds_suite()
         lines.append(
             f"worlds: {n} truths, top-1 {top1}/{n} = {100 * top1 / n:.0f}%, "
             f"top-3 {top3}/{n} = {100 * top3 / n:.0f}%, "
             f"top-1 with onset ±2 min and outage count {right}/{n}, {time.perf_counter() - started:.1f} s"
         )
+        lines.append(f"worlds {onset_line(world_errors)}")
     for line in lines:
         print(line)
 

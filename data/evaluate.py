@@ -9,6 +9,7 @@ and ``benchmarks/scenarios.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from whatchanged.data.scenarios import SCENARIOS, ScenarioTruth, truths_of
@@ -25,6 +26,16 @@ from whatchanged.ingest.pipeline import ingest
 class Outcome:
     truth: ScenarioTruth
     causes: tuple[Cause, ...]
+    #: the onset of the incident the answer is about (None: no incident found)
+    onset: datetime | None = None
+
+    @property
+    def onset_error_s(self) -> float | None:
+        """Seconds from the true onset to the answer's (negative: the answer is early)."""
+        if self.onset is None:
+            return None
+        truth = parse_when(self.truth.onset, tz=self.truth.tz)
+        return (self.onset - truth).total_seconds()
 
     def matches(self, cause: Cause) -> bool:
         t = self.truth
@@ -51,9 +62,10 @@ def evaluate(name: str, workdir: Path) -> list[Outcome]:
     settings = load_settings(home=wh.home, tz=tz)
     con = wh.connect()
     try:
-        return [
-            Outcome(t, explain_at(con, parse_when(t.at_local, tz=tz), settings=settings).causes)
-            for t in truths
-        ]
+        out = []
+        for t in truths:
+            e = explain_at(con, parse_when(t.at_local, tz=tz), settings=settings)
+            out.append(Outcome(t, e.causes, e.incident.onset if e.incident else None))
+        return out
     finally:
         con.close()

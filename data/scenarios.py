@@ -64,6 +64,13 @@ class ScenarioTruth:
     change_id: str | None
     component: str | None  # hosting: the host / switch that failed first
     description: str
+    #: when the incident truly began, "YYYY-MM-DD HH:MM" wall time in tz (its first failure;
+    #: ``at_local`` unless the question is asked about a later wave of the same incident)
+    onset_local: str = ""
+
+    @property
+    def onset(self) -> str:
+        return self.onset_local or self.at_local
 
 
 @dataclass
@@ -115,11 +122,14 @@ class _Scenario:
         *,
         name: str | None = None,
         day_offset: int = 0,
+        onset: str | None = None,
     ) -> ScenarioTruth:
+        """The answer at ``hhmm``; ``onset``: when the incident began, if earlier (same day)."""
         if category not in CATEGORIES:
             raise ValueError(f"category: expected one of {CATEGORIES}, found {category!r}")
         at = local_text(self.at(hhmm, day_offset), self.tz, seconds=False)
-        return ScenarioTruth(name or self.name, at, self.tz, category, change_id, component, text)
+        began = local_text(self.at(onset, day_offset), self.tz, seconds=False) if onset else ""
+        return ScenarioTruth(name or self.name, at, self.tz, category, change_id, component, text, began)
 
     # -- inventory
     def add(
@@ -601,6 +611,7 @@ def maintenance_overrun(out: Path) -> ScenarioTruth:
             cid,
             None,
             "the p19-sw-02 replacement announced to end at 02:00 overruns until 03:40",
+            onset="01:20",  # the overrun is the same incident as the first wave
         )
     )
 

@@ -84,6 +84,13 @@ class ContextParams:
     coarse_weight: float = 1.0
     z_min: float = 5.0
     z_weight: float = 0.8
+    #: variability: the mean absolute step-to-step change over ``spread_window`` steps (its
+    #: largest left out), as a ratio to its recent maximum (same calibration, delay and gates as the novelty), weighted
+    spread_window: int = 24
+    spread_weight: float = 0.8
+    #: the score is the largest ratio plus ``second_weight`` × the second largest (two scores
+    #: that agree count for more than one alone)
+    second_weight: float = 0.2
     threshold: float = 1.05
     rest: int = 80
     #: no alarm before this many novelty scores exist (warm-up)
@@ -221,6 +228,55 @@ def _novelty_ratio(
     return a, np.where(gate, r, 0.0)
 
 
+def _gated_ratio(a: Array, p: ContextParams, *, strong: bool) -> Array:
+    """``a``'s ratio to its recent maximum where the gates let it count, else 0."""
+    r = past_max_ratio(a, p.calibration, p.delay, p.warmup)
+    gate = np.isfinite(a)
+    with np.errstate(invalid="ignore"):
+        if p.novelty_floor > 0:
+            gate &= a >= p.novelty_floor * past_median(a, p.calibration, p.delay)
+        if p.long_gate > 0:
+            long_ok = past_max_ratio(a, p.long_calibration, p.delay) >= p.long_gate
+            gate &= long_ok | (r >= p.strong_ratio) if strong else long_ok
+    return np.where(gate, r, 0.0)
+
+
+def variability(filled: Array, window: int) -> Array:
+    """How much the series moves from step to step: the mean absolute change over the last
+    ``window`` steps of ``filled`` (missing steps carrying the last value), its largest change
+    left out (one jump — a level shift, its end, the end of a gap — is no change of
+    variability).  Causal; NaN for the first ``window - 1`` steps."""
+    import bottleneck as bn
+
+    n = filled.size
+    out = np.full(n, np.nan)
+    if n <= window or window < 2:
+        return out
+    d = np.abs(np.diff(filled, prepend=filled[0]))
+    total = bn.move_sum(d, window, min_count=window)
+    out = (total - bn.move_max(d, window, min_count=window)) / (window - 1)
+    return np.asarray(out, dtype=np.float64)
+
+
+def hold(x: Array, steps: int) -> Array:
+    """``x`` (known every ``steps`` steps, NaN between) carried over the next ``steps - 1`` steps."""
+    out = np.nan_to_num(x, nan=0.0)
+    src = out.copy()
+    for i in range(1, steps):
+        out[i:] = np.maximum(out[i:], src[:-i])
+    return out
+
+
+def combine(ratios: Sequence[Array], second_weight: float) -> Array:
+    """The largest of the ratios plus ``second_weight`` × the second largest: a second score
+    that agrees makes a record count for more (NaN counts 0)."""
+    stack = np.sort(np.nan_to_num(np.stack(ratios), nan=0.0, posinf=1e12), axis=0)
+    if stack.shape[0] == 1 or second_weight == 0:
+        return stack[-1]
+    out: Array = stack[-1] + second_weight * stack[-2]
+    return out
+
+
 def context_scores(
     grid: Array, *, step_s: float, params: ContextParams = CONTEXT_DEFAULT, base: DetectParams = DEFAULT
 ) -> ContextScores:
@@ -233,6 +289,7 @@ def context_scores(
     filled = forward_fill(grid)
     missing = np.isnan(grid)
     a, rk = _novelty_ratio(filled, missing, params, scale=1)
+    ratios = [rk]
     if params.coarse > 1 and params.coarse_weight > 0:
         c = params.coarse
         nb = grid.size // c
@@ -241,24 +298,34 @@ def context_scores(
         _, rc = _novelty_ratio(blocks_x, blocks_missing, params, scale=c)
         coarse = np.full(grid.size, np.nan)
         coarse[np.arange(nb) * c + c - 1] = params.coarse_weight * rc  # known at the block's last step
-        rk = np.fmax(rk, coarse)
+        ratios.append(hold(coarse, c))
     rz = past_max_ratio(absz, params.z_calibration, params.delay, params.warmup)
     with np.errstate(invalid="ignore"):
-        level = np.where(absz >= params.z_min, params.z_weight * rz, np.nan)
-    score = np.fmax(rk, level)
+        ratios.append(np.where(absz >= params.z_min, params.z_weight * rz, np.nan))
+    if params.spread_weight > 0:
+        v = variability(filled, params.spread_window)
+        ratios.append(params.spread_weight * _gated_ratio(v, params, strong=False))
+    score = combine(ratios, params.second_weight)
     return ContextScores(expected, z, a, score)
 
 
-def alarm_steps(score: Array, threshold: float, rest: int) -> list[int]:
-    """Steps where ``score >= threshold`` and no alarm was raised in the ``rest`` steps before."""
+def alarm_steps(score: Array, threshold: float, rest: int, calm: NDArray[np.bool_] | None = None) -> list[int]:
+    """Steps where ``score >= threshold``, at least ``rest`` steps after the previous alarm and,
+    with ``calm`` (True where the series is back to normal), at least ``rest`` steps after the
+    previous alarm's anomaly ended (its first calm step after it): an anomaly that goes on, or
+    its end, raises no second alarm."""
     out: list[int] = []
-    last = -(10**18)
+    allowed = 0
     with np.errstate(invalid="ignore"):
         hits = np.flatnonzero(score >= threshold)
     for t in hits.tolist():
-        if t - last > rest:
-            out.append(t)
-            last = t
+        if t < allowed:
+            continue
+        out.append(t)
+        allowed = t + rest + 1
+        if calm is not None:
+            after = np.flatnonzero(calm[t + 1 :])
+            allowed = max(allowed, t + 1 + int(after[0]) + rest if after.size else score.size)
     return out
 
 
@@ -290,11 +357,11 @@ def detect_series_combined(
     out: list[Anomaly] = []
     n = grid.size
     prev_end = 0
-    for t in alarm_steps(sc.score, params.threshold, params.rest):
+    with np.errstate(invalid="ignore"):
+        calm = ~((sc.score >= 1.0) | (absz >= params.exit_z))
+    for t in alarm_steps(sc.score, params.threshold, params.rest, calm):
         lo = max(prev_end, t - params.onset_back)
         onset = _onset(resid, t, lo, t) if t > lo else t
-        with np.errstate(invalid="ignore"):
-            calm = ~((sc.score >= 1.0) | (absz >= params.exit_z))
         after = np.flatnonzero(calm[t + 1 :])
         end = t + 1 + int(after[0]) if after.size else None
         last = (end if end is not None else n) - 1

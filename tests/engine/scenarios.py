@@ -8,6 +8,8 @@ scenarios).  Series are 1-minute samples in UTC.
   for 83 minutes (the reference night's signature);
 * :func:`spike` — a short 5-minute burst on a flat noisy series;
 * :func:`drift` — a slow linear climb;
+* :func:`jitter` — the same level and daily shape, but the series starts flapping ±3 noise
+  standard deviations from one minute to the next (a changed variability, not level);
 * :func:`seasonal_quiet` — daily traffic with noise and nothing else (must stay silent);
 * :func:`missing_data` — the quiet scenario with 10 % of samples and a 2-hour gap missing;
 * :func:`flapping_states` — an external probe going down/up N times (check states rows);
@@ -79,6 +81,16 @@ def drift(seed: int = 0) -> Series:
     i = _minute(ts, at)
     ramp = np.arange(ts.size - i, dtype=float) * 1.5
     v[i:] += np.minimum(ramp, 120.0)
+    return Series(ts, v, (at,))
+
+
+def jitter(seed: int = 0, *, days: int = 3) -> Series:
+    rng = np.random.default_rng(seed)
+    ts = _grid(DAY0, days * 1440)
+    v = traffic(ts, rng, noise=2.0)
+    at = DAY0 + timedelta(days=days - 1, hours=10, minutes=5)
+    i = _minute(ts, at)
+    v[i:] += 6.0 * np.where(np.arange(ts.size - i) % 2 == 0, 1.0, -1.0)
     return Series(ts, v, (at,))
 
 

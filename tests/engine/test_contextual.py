@@ -10,7 +10,8 @@ import pytest
 
 from tests.engine import scenarios as sc
 from tests.helpers import run_cli
-from whatchanged.engine.contextual import detect_series_combined, novelty, past_max_ratio
+from whatchanged.engine.contextual import detect_series_combined, novelty, past_max_ratio, variability
+from whatchanged.engine.detect import detect_series
 
 TOLERANCE = timedelta(minutes=2)
 CHANGE = sc.DAY0 + timedelta(days=1, hours=15, minutes=20)
@@ -60,6 +61,19 @@ def test_change_of_pattern_at_the_same_level_is_detected(seed) -> None:
     assert abs(a.onset - CHANGE) <= timedelta(minutes=15)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_change_of_variability_the_median_detector_misses_is_found(seed) -> None:
+    """Same level, same daily shape, values within ±3 spreads: the series starts flapping from one
+    minute to the next.  The median/MAD detector sees no departure; the variability score does."""
+    s = sc.jitter(seed)
+    assert detect_series(s.ts, s.values) == []
+    found = detect_series_combined(s.ts, s.values)
+    assert found, "no alarm"
+    first = found[0].detected_at
+    assert first is not None
+    assert s.onsets[0] <= first <= s.onsets[0] + timedelta(minutes=20)
+
+
 @pytest.mark.parametrize("make", [sc.seasonal_quiet, sc.missing_data])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_quiet_scenarios_stay_silent(make, seed) -> None:
@@ -96,6 +110,15 @@ def test_novelty_uses_only_past_contexts() -> None:
     np.testing.assert_allclose(a[:1700], b, equal_nan=True)
     assert np.isnan(a[:19]).all()
     assert np.isfinite(a[30:]).all()
+
+
+def test_variability_ignores_one_jump_and_is_causal() -> None:
+    x = np.concatenate([np.zeros(50), np.full(50, 10.0)])  # one step: no variability
+    assert np.nanmax(variability(x, 6)) == 0
+    y = np.tile([0.0, 1.0], 50)  # flapping: one unit per step
+    np.testing.assert_allclose(variability(y, 6)[6:], 1.0)
+    z = np.random.default_rng(0).normal(size=200)
+    np.testing.assert_allclose(variability(z, 6)[:120], variability(z[:120], 6), equal_nan=True)
 
 
 def test_past_max_ratio_is_causal_and_scale_free() -> None:
