@@ -129,7 +129,9 @@ def corpus(nab: Path = NAB) -> list[tuple[str, pd.DataFrame, list[tuple[int, int
     return out
 
 
-def group_scores(per_file: dict[str, dict[str, float]], profiles: dict[str, Profile]) -> dict[str, dict[str, float]]:
+def group_scores(
+    per_file: dict[str, dict[str, float]], profiles: dict[str, Profile]
+) -> dict[str, dict[str, float]]:
     """Each folder's (realKnownCause, realTweets, …) score per profile, normalised over its own
     windows as the corpus score is (folders without windows: their raw score, false positives only)."""
     raw: dict[str, dict[str, float]] = {}

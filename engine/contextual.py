@@ -30,9 +30,14 @@ For each grid step ``t`` (all causal — only data up to ``t``):
 * **level ratio**: the same with the robust ``|z|`` of the median baseline
   (:mod:`whatchanged.engine.baseline`) over ``z_calibration`` steps, counted
   only when ``|z| >= z_min`` and weighted by ``z_weight``;
-* **score** = the largest of the three ratios.  An **alarm** is raised at the
-  first step with ``score >= threshold``; then the series rests for ``rest``
-  steps (no alarm).
+* **variability ratio**: the same ratio and gates on the mean absolute
+  step-to-step change over ``spread_window`` steps, its largest change left out
+  (:func:`variability`: a series that starts flapping at the same level and
+  within its usual range), weighted by ``spread_weight``;
+* **score** = the largest of the four ratios plus ``second_weight`` × the second
+  largest.  An **alarm** is raised at the first step with ``score >= threshold``;
+  then the series rests for ``rest`` steps after the alarm and after the end of
+  its anomaly (no second alarm while it goes on, nor for its end).
 
 Each alarm is returned as an :class:`~whatchanged.engine.model.Anomaly`:
 ``detected_at`` is the alarm's step; the **onset** is the change-point
@@ -270,10 +275,11 @@ def hold(x: Array, steps: int) -> Array:
 def combine(ratios: Sequence[Array], second_weight: float) -> Array:
     """The largest of the ratios plus ``second_weight`` × the second largest: a second score
     that agrees makes a record count for more (NaN counts 0)."""
-    stack = np.sort(np.nan_to_num(np.stack(ratios), nan=0.0, posinf=1e12), axis=0)
+    stack: Array = np.sort(np.nan_to_num(np.stack(ratios), nan=0.0, posinf=1e12), axis=0)
+    top: Array = stack[-1]
     if stack.shape[0] == 1 or second_weight == 0:
-        return stack[-1]
-    out: Array = stack[-1] + second_weight * stack[-2]
+        return top
+    out: Array = top + second_weight * stack[-2]
     return out
 
 
@@ -309,7 +315,9 @@ def context_scores(
     return ContextScores(expected, z, a, score)
 
 
-def alarm_steps(score: Array, threshold: float, rest: int, calm: NDArray[np.bool_] | None = None) -> list[int]:
+def alarm_steps(
+    score: Array, threshold: float, rest: int, calm: NDArray[np.bool_] | None = None
+) -> list[int]:
     """Steps where ``score >= threshold``, at least ``rest`` steps after the previous alarm and,
     with ``calm`` (True where the series is back to normal), at least ``rest`` steps after the
     previous alarm's anomaly ended (its first calm step after it): an anomaly that goes on, or

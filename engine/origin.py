@@ -462,6 +462,66 @@ def deviations(
     return out
 
 
+def step_starts(
+    con: duckdb.DuckDBPyConnection,
+    found: list[Anomaly],
+    at: datetime,
+    *,
+    before_s: float = 900.0,
+    history_s: float = 2 * 86400.0,
+    threshold: float = THRESHOLD,
+    rel_floor: float = REL_FLOOR,
+) -> list[Anomaly]:
+    """``found`` (deviations at ``at``) with each onset moved back to the first of the
+    samples in ``[at - before_s, at)`` that stand, like every sample after them up to the
+    onset, ``threshold`` spreads beyond the series' history on the anomaly's side: a step
+    that began before the question (a question ten minutes into an incident on 5-minute
+    metrics) starts where it began.  Same history statistics as :func:`deviations`."""
+    if not found:
+        return found
+    pre0 = at - timedelta(seconds=before_s)
+    rows = con.execute(
+        """
+        WITH keys AS (SELECT unnest($svc) AS service, unnest($met) AS metric),
+        ref AS (
+            SELECT service, metric, median(value) AS med,
+                   greatest(1.4826 * mad(value), (quantile_cont(value, 0.99) - quantile_cont(value, 0.01)) / 4.65,
+                            $rel * abs(median(value)), 1e-9) AS spread
+            FROM metrics SEMI JOIN keys USING (service, metric)
+            WHERE ts >= $h0 AND ts < $pre0 AND value IS NOT NULL AND isfinite(value)
+            GROUP BY service, metric
+        )
+        SELECT m.service, m.metric, m.ts, (m.value - r.med) / r.spread AS z
+        FROM metrics m JOIN ref r USING (service, metric)
+        WHERE m.ts >= $pre0 AND m.ts < $at AND m.value IS NOT NULL AND isfinite(m.value)
+        ORDER BY m.service, m.metric, m.ts
+        """,
+        {
+            "svc": [a.service for a in found],
+            "met": [a.metric for a in found],
+            "h0": pre0 - timedelta(seconds=history_s),
+            "pre0": pre0,
+            "at": at,
+            "rel": rel_floor,
+        },
+    ).fetchall()
+    before: dict[tuple[str, str], list[tuple[datetime, float]]] = {}
+    for service, metric, ts, z in rows:
+        before.setdefault((str(service), str(metric)), []).append((ts, float(z)))
+    out = []
+    for a in found:
+        sign = 1.0 if a.direction == "up" else -1.0
+        onset = a.onset
+        for ts, z in reversed(before.get((a.service, a.metric), [])):
+            if ts >= onset:
+                continue
+            if sign * z < threshold:
+                break
+            onset = ts
+        out.append(replace(a, start=onset, onset=onset) if onset != a.onset else a)
+    return out
+
+
 def _candidates(
     con: duckdb.DuckDBPyConnection, *, pre0: datetime, cut: datetime, end: datetime, min_samples: int
 ) -> tuple[list[str], list[str]]:
@@ -508,11 +568,13 @@ def incident_from_deviations(
     after_s: float = 1800.0,
 ) -> Incident | None:
     """An incident around ``at`` made of :func:`deviations` (None if nothing deviates
-    the bad way), for data the detector cannot see."""
+    the bad way), for data the detector cannot see.  Its onset is the earliest of the steps'
+    starts (:func:`step_starts`: a step may have begun before the question); the anomalies
+    keep the onsets of their deviations at ``at``, which the origin's ranking orders."""
     bad = [a for a in deviations(con, at, before_s=before_s, after_s=after_s) if is_bad(a)]
     if not bad:
         return None
-    onset = min(a.onset for a in bad)
+    onset = min(a.onset for a in step_starts(con, bad, at, before_s=before_s))
     services = tuple(sorted({a.service for a in bad}))
     ends = [a.end for a in bad]
     return Incident(

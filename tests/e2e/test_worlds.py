@@ -26,15 +26,7 @@ import pytest
 from whatchanged.data.worlds import WORLDS, Answer, all_truths, build, describe, run_world
 
 #: truth name → what the current engine gets wrong (issue #12)
-WRONG: dict[str, str] = {
-    "big_fleet_gitlog_release": (
-        "issue #12: metrics sampled every 5 min raise no anomaly on the 1-minute grid (a run of"
-        " anomalous samples is cut by the missing minutes); the step-at-the-question fallback"
-        " (engine/origin) names the release, but its onset is the question time (18:55), not"
-        " 18:45. Bridging the missing minutes finds the step, but also fires on PetShop's"
-        " 5-minute components and drops its top-3 from 0.88 to 0.54: not taken"
-    ),
-}
+WRONG: dict[str, str] = {}
 
 TRUTHS = {t.name: (world, t) for world, t in all_truths()}
 #: worlds run side by side (each is two or three CLI processes, mostly start-up time)
