@@ -57,7 +57,7 @@ from whatchanged.engine.detect import DetectParams
 from whatchanged.engine.extent import DAY_DIR
 from whatchanged.engine.model import Anomaly
 from whatchanged.engine.storage import stale_temp_files
-from whatchanged.engine.warehouse import to_numpy
+from whatchanged.engine.write_order import to_numpy
 
 DAY_S = 86400
 #: intervals are searched from the UTC midnight at least this long before the question
