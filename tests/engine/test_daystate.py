@@ -14,7 +14,8 @@ import pytest
 from whatchanged.engine import detect
 from whatchanged.engine.baseline import window_median, window_median_sorted
 from whatchanged.engine.compact import compact
-from whatchanged.engine.daystate import DayStates, Geometry
+from whatchanged.engine.daystate import Geometry
+from whatchanged.engine.daystate_cache import DayStates
 from whatchanged.engine.detect import DEFAULT, detect_anomalies, metric_files, prepare_states
 from whatchanged.engine.schema import METRICS
 from whatchanged.engine.warehouse import Warehouse
@@ -146,7 +147,7 @@ def test_states_are_cached_and_only_new_days_recomputed(tmp_path: Path) -> None:
 def test_read_day_matches_the_sql_grid(tmp_path: Path) -> None:
     """Two samples in one minute are averaged, out-of-day and non-finite rows are dropped,
     as the warehouse's other grid reader does."""
-    from whatchanged.engine.daystate import day_files, read_day
+    from whatchanged.engine.daygrid import day_files, read_day
     from whatchanged.engine.detect import load_matrix
 
     wh = Warehouse(tmp_path / "wh")
