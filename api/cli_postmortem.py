@@ -55,12 +55,12 @@ def cmd_postmortem(
     settings = settings_from(home, tz)
     wh = Warehouse(settings.home)
     wh.require()
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         with err_console.status("gathering the incident's facts…"):
             if at is not None:
                 when = parse_when(at, tz=settings.tz, default_day=latest_day(con, settings.tz), option="--at")
-                incident, _ = incidents_at(con, when, cache_dir=settings.home / "_cache")
+                incident, _ = incidents_at(con, when)
                 if incident is None:
                     incident = origin.incident_from_deviations(con, when)
                 if incident is None:

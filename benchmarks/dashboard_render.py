@@ -110,7 +110,7 @@ def incident_id(home: Path) -> str:
     from whatchanged.engine.incidents import find_incidents
     from whatchanged.engine.warehouse import Warehouse
 
-    con = Warehouse(home).connect()
+    con = Warehouse(home).snapshot()
     try:
         found = find_incidents(con, AT - timedelta(hours=1), AT + timedelta(hours=2))
     finally:

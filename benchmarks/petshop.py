@@ -156,10 +156,10 @@ def run_issue(dataset: Path, scenario: str, issue_dir: Path, work: Path) -> Resu
     ctx = ReadContext(tz="UTC")
     ingest(wh, [history, metrics], ctx)
     settings = load_settings(home=wh.home, tz="UTC")
-    with wh.connect() as con:
+    with wh.snapshot() as con:
         without = components(explain_at(con, at, settings=settings).causes)
     ingest(wh, [deps], ctx)
-    with wh.connect() as con:
+    with wh.snapshot() as con:
         with_graph = components(explain_at(con, at, settings=settings).causes)
     return Result(
         scenario,

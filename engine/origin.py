@@ -44,6 +44,7 @@ import duckdb
 from whatchanged.engine.candidates import fmt_duration
 from whatchanged.engine.incidents import incident_id
 from whatchanged.engine.model import Anomaly, Cause, Incident
+from whatchanged.engine.snapshot import Snapshot
 from whatchanged.engine.timeparse import fmt_local
 
 #: metric name → what it says about the component that emits it (first match wins)
@@ -144,7 +145,7 @@ class Graph:
         return frozenset(self.callees) | frozenset(self._callers)
 
 
-def load_graph(con: duckdb.DuckDBPyConnection) -> Graph:
+def load_graph(con: Snapshot) -> Graph:
     """The ``dependencies`` view as a graph (empty when nothing was ingested)."""
     try:
         rows = con.execute("SELECT service, depends_on FROM dependencies").fetchall()
@@ -360,7 +361,7 @@ def attach(causes: Sequence[Cause], origins: Sequence[Origin]) -> list[Cause]:
 
 
 def deviations(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     at: datetime,
     *,
     before_s: float = 900.0,
@@ -463,7 +464,7 @@ def deviations(
 
 
 def _candidates(
-    con: duckdb.DuckDBPyConnection, *, pre0: datetime, cut: datetime, end: datetime, min_samples: int
+    con: Snapshot, *, pre0: datetime, cut: datetime, end: datetime, min_samples: int
 ) -> tuple[list[str], list[str]]:
     """The series :func:`deviations` can report, from the short windows alone (services,
     metrics): at least ``min_samples`` samples in ``[cut, end]`` on one side of the level
@@ -501,7 +502,7 @@ def _candidates(
 
 
 def incident_from_deviations(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     at: datetime,
     *,
     before_s: float = 900.0,

@@ -49,13 +49,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from whatchanged.engine.errors import WarehouseError
 from whatchanged.engine.schema import KEYS, conform
+from whatchanged.engine.snapshot import Snapshot
 from whatchanged.engine.storage import dir_lock
 from whatchanged.engine.store import (
     _APPEND_ONLY,
@@ -217,7 +217,7 @@ class Warehouse(Store):
         """Drop the rows ``manifests`` already store and write the rest under ``staging``."""
         staged = Staged()
         # a DuckDB connection only when something is stored to compare with
-        con = self.connect() if any(t.num_rows for t in tables.values()) and manifests else None
+        con = self.snapshot() if any(t.num_rows for t in tables.values()) and manifests else None
         try:
             jobs: list[tuple[str, pa.Table, Path]] = []
             for table, data in tables.items():
@@ -293,7 +293,7 @@ class Warehouse(Store):
 
     def _new_rows(
         self,
-        con: duckdb.DuckDBPyConnection | None,
+        con: Snapshot | None,
         table: str,
         data: pa.Table,
         manifests: list[dict[str, Any]] | None = None,
@@ -324,7 +324,7 @@ class Warehouse(Store):
         if not stored:
             return data
         if con is None:  # another writer committed since commit() looked
-            with self.connect() as own:
+            with self.snapshot() as own:
                 return self._new_rows(own, table, data, manifests)
         if table in ("services", "changes", "dependencies"):
             con.register("incoming", data)

@@ -93,7 +93,7 @@ def night_incident_id(night_home: Path) -> str:
     """Id of the 19:23 incident (the one with the probe outages), as the engine finds it."""
     from whatchanged.engine.incidents import find_incidents
 
-    con = Warehouse(night_home).connect()
+    con = Warehouse(night_home).snapshot()
     try:
         found = find_incidents(con, night.ONSET - timedelta(hours=1), night.END + timedelta(hours=1))
     finally:

@@ -69,7 +69,7 @@ def test_injected_component_in_top3_with_and_without_graph(issue: str, tmp_path:
     summary = ingest(wh, [history, folder / "metrics.csv"], ReadContext())
     assert {reader for _, reader in summary.files} == {"metrics_stacked"}
     settings = load_settings(home=wh.home, tz="UTC")
-    with wh.connect() as con:
+    with wh.snapshot() as con:
         expl = explain_at(con, at, settings=settings)
     assert expl.incident is not None
     top = expl.causes[0]
@@ -80,7 +80,7 @@ def test_injected_component_in_top3_with_and_without_graph(issue: str, tmp_path:
     assert truth in components(expl.causes)[:3], components(expl.causes)
 
     ingest(wh, [DATA / "dependencies.csv"], ReadContext())
-    with wh.connect() as con:
+    with wh.snapshot() as con:
         expl = explain_at(con, at, settings=settings)
     named = components(expl.causes)
     assert truth in named[:3], named

@@ -97,7 +97,7 @@ def test_graph_from_both_inputs_through_the_commit_path(tmp_path: Path, warehous
     again = ingest(warehouse, [deps, inventory], ReadContext())
     assert again.result is not None
     assert again.result.rows_added.get("dependencies", 0) == 0
-    with warehouse.connect() as con:
+    with warehouse.snapshot() as con:
         graph = load_graph(con)
         tags = con.execute("SELECT tags FROM services WHERE service = 'C'").fetchone()
     assert graph.callees == {
@@ -112,7 +112,7 @@ def test_graph_from_both_inputs_through_the_commit_path(tmp_path: Path, warehous
 
 def test_empty_graph_on_a_warehouse_without_the_table(warehouse: Warehouse) -> None:
     (warehouse.home / "_empty" / "dependencies.parquet").unlink()  # initialised before the table existed
-    with warehouse.connect() as con:
+    with warehouse.snapshot() as con:
         assert load_graph(con).callees == {}
 
 
@@ -148,7 +148,7 @@ def _explain(tmp_path: Path, warehouse: Warehouse, metrics: Path) -> list[Cause]
     from whatchanged.engine.settings import load_settings
 
     ingest(warehouse, [metrics, tmp_path / "deps.csv"], ReadContext())
-    with warehouse.connect() as con:
+    with warehouse.snapshot() as con:
         expl = explain_at(con, T0 + timedelta(minutes=2), settings=load_settings(home=warehouse.home))
     assert expl.incident is not None
     return list(expl.causes)
@@ -211,7 +211,7 @@ def test_deviations_reads_history_only_for_series_that_can_pass(
     ]
     metrics.write_text("\n".join(kept) + "\n")
     ingest(warehouse, [metrics], ReadContext())
-    with warehouse.connect() as con:
+    with warehouse.snapshot() as con:
         pre0, end = at - timedelta(minutes=15), at + timedelta(minutes=30)
         services, _metrics = origin._candidates(con, pre0=pre0, cut=at, end=end, min_samples=2)
         assert "A" in services
