@@ -58,7 +58,8 @@ def cmd_fate(
     as_json: JsonOpt = False,
 ) -> None:
     """Failure domains (datacenter, switch, rack, host) and the redundancy groups whose members share one."""
-    from whatchanged.engine.fate import fate_json, fate_report
+    from whatchanged.engine.fate import fate_report
+    from whatchanged.present.shapes import fate as fate_json
 
     settings = settings_from(home)
     wh = Warehouse(settings.home)
