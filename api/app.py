@@ -40,6 +40,7 @@ from whatchanged.api.routes import (
     availability,
     changes,
     explain,
+    fate,
     feedback,
     incidents,
     metrics,
@@ -78,6 +79,7 @@ TAGS = [
     {"name": "changes", "description": "Change events: list them, or send them by webhook."},
     {"name": "incidents", "description": "Incidents found in the data, their causes, responders' feedback."},
     {"name": "availability", "description": "Availability over a range, like an external prober reports it."},
+    {"name": "fate", "description": "Failure domains and the redundancy groups whose members share one."},
     {"name": "services", "description": "The monitored inventory."},
     {"name": "status", "description": "What the warehouse holds; liveness."},
 ]
@@ -239,7 +241,7 @@ def _warm_once(app: FastAPI, warehouse: Warehouse, settings: Settings) -> None:
     """Bring the day states up to date, then render the incident pages of the last day's
     incidents into the page cache: the responder who opens the incident happening now
     gets it at once."""
-    con = warehouse.connect()
+    con = warehouse.snapshot()
     try:
         prepare_states(con)
         last = last_data_ts(con)
@@ -289,7 +291,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:  # open the views now rather than on the first request
             if reader.warehouse.exists:
-                reader.cursor().close()
+                reader.snapshot().close()
                 if os.environ.get(WARM_ENV, "1").strip().lower() not in ("0", "false", "no"):
                     # the detection state and the latest incidents' pages, while the responder types
                     app.state.analysis = "running"
@@ -317,7 +319,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.dashboards = wiring = Wiring(settings=settings, reader=reader)
     app.dependency_overrides[get_wiring] = lambda: wiring
     install_handlers(app)
-    for module in (explain, changes, incidents, postmortem, feedback, availability, services, status, alerts):
+    for module in (
+        explain,
+        changes,
+        incidents,
+        postmortem,
+        feedback,
+        availability,
+        fate,
+        services,
+        status,
+        alerts,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(dashboard_pages.router)
     app.include_router(postmortem_page.router)

@@ -60,7 +60,7 @@ def evaluate(name: str, workdir: Path) -> list[Outcome]:
     wh = Warehouse(workdir / "wh")
     ingest(wh, [inputs], ReadContext(tz=tz))
     settings = load_settings(home=wh.home, tz=tz)
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         out = []
         for t in truths:

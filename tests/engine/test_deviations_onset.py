@@ -1,4 +1,4 @@
-"""The step-at-the-question fallback (engine/origin.incident_from_deviations) on 5-minute
+"""The step-at-the-question fallback (engine/deviations.incident_from_deviations) on 5-minute
 metrics: a step that began before the question starts the incident where it began."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from whatchanged.engine.origin import incident_from_deviations
+from whatchanged.engine.deviations import incident_from_deviations
 from whatchanged.engine.schema import METRICS
 from whatchanged.engine.warehouse import Warehouse
 
@@ -38,7 +38,7 @@ def _warehouse(home: Path) -> Warehouse:
 
 
 def test_question_minutes_into_a_step_gets_the_step_start(tmp_path: Path) -> None:
-    con = _warehouse(tmp_path).connect()
+    con = _warehouse(tmp_path).snapshot()
     # (asked 7 minutes in or later, two of the three samples just before the question are already
     # on the new level: the level "just before" is the new one and nothing deviates at all)
     for late in (0, 2, 5):
@@ -49,7 +49,7 @@ def test_question_minutes_into_a_step_gets_the_step_start(tmp_path: Path) -> Non
 
 
 def test_no_step_before_the_question_keeps_the_first_deviating_sample(tmp_path: Path) -> None:
-    con = _warehouse(tmp_path).connect()
+    con = _warehouse(tmp_path).snapshot()
     inc = incident_from_deviations(con, STEP - timedelta(minutes=2))
     assert inc is not None
     assert inc.onset == STEP
