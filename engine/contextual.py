@@ -84,6 +84,9 @@ class ContextParams:
     long_gate: float = 0.5
     strong_ratio: float = 3.0
     long_calibration: int = 5000
+    #: weight of the novelty at the grid's own step (0: off — the costly part, ~30 ms per
+    #: series and day of 1-minute data; ``benchmarks/nab.py --set fine_weight=0`` scores it)
+    fine_weight: float = 1.0
     #: coarse scale: the same novelty on means of ``coarse`` steps (0: off), weighted
     coarse: int = 4
     coarse_weight: float = 1.0
@@ -294,8 +297,12 @@ def context_scores(
     absz = np.where(np.isfinite(z), np.abs(z), np.nan)
     filled = forward_fill(grid)
     missing = np.isnan(grid)
-    a, rk = _novelty_ratio(filled, missing, params, scale=1)
-    ratios = [rk]
+    ratios: list[Array] = []
+    if params.fine_weight > 0:
+        a, rk = _novelty_ratio(filled, missing, params, scale=1)
+        ratios.append(params.fine_weight * rk)
+    else:
+        a = np.full(grid.size, np.nan)
     if params.coarse > 1 and params.coarse_weight > 0:
         c = params.coarse
         nb = grid.size // c
