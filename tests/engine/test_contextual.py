@@ -81,7 +81,7 @@ def test_quiet_scenarios_stay_silent(make, seed) -> None:
     assert detect_series_combined(s.ts, s.values) == []
 
 
-@pytest.mark.parametrize("make", [sc.level_shift, sc.spike, pattern_change])
+@pytest.mark.parametrize("make", [sc.level_shift, sc.spike, pattern_change, sc.jitter])
 def test_appending_future_points_does_not_change_earlier_decisions(make) -> None:
     """Alarms (detection time, onset, direction) before a cut are the same with or without the data
     after it — with the true continuation or with other, random data appended."""
