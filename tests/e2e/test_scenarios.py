@@ -1,6 +1,7 @@
 """The scenario suite: each seeded scenario's raw inputs ingested through the real
 readers into a real warehouse, then "what changed at T?" — asserting the truth
-the generator wrote (category, and the change id or component), not a count.
+the generator wrote (category, and the change id or component; the incident's onset
+within 2 minutes of the planted one), not a count.
 """
 
 from __future__ import annotations
@@ -35,4 +36,9 @@ def test_scenario_top_cause(name: str, tmp_path: Path) -> None:
         want = outcome.truth.change_id or outcome.truth.component
         assert outcome.rank == 1, (
             f"{outcome.truth.name}: expected {outcome.truth.category} {want}, ranked {ranked}"
+        )
+        # the incident starts where the planted failure did (ranking starts from the onset)
+        err = outcome.onset_error_s
+        assert err is not None and abs(err) <= 120, (
+            f"{outcome.truth.name}: onset {outcome.onset}, error {err} s"
         )
