@@ -8,6 +8,11 @@ one commit per day, through :meth:`Warehouse.commit`), then
 range in this process.  Printed: wall time, points per second and this
 process's peak RSS (generation excluded: it runs in the child).  Targets on
 the 2-core reference machine: 1 day < 10 s, 30 days < 2 min and < 4 GB.
+
+``--contextual`` instead prints what the single-series contextual detector
+(:mod:`whatchanged.engine.contextual`) costs per series and day of 1-minute
+data, whole and without its fine novelty, and what that would be for the
+fleet's 1002 × 3 series (issue 18: why the fleet does not run it yet).
 """
 
 from __future__ import annotations
@@ -116,11 +121,47 @@ def run(days: int) -> dict[str, object]:
     }
 
 
+def contextual_costs(days: int = 3, repeat: int = 3) -> dict[str, float]:
+    """Milliseconds per series and day of the contextual detector on ``days`` days of a seeded
+    1-minute series (best of ``repeat``), whole and with ``fine_weight=0``."""
+    from whatchanged.engine.contextual import CONTEXT_DEFAULT, ContextParams, detect_series_combined
+
+    rng = np.random.default_rng(0)
+    n = days * 1440
+    ts = np.datetime64("2010-11-15T00:00") + np.arange(n).astype("timedelta64[m]")
+    minute = np.arange(n)
+    values = 200 + 60 * np.cos(2 * np.pi * (minute % 1440 - 1200) / 1440) + rng.normal(0, 5, n)
+    out: dict[str, float] = {}
+    for label, params in (
+        ("whole", CONTEXT_DEFAULT),
+        ("without fine novelty", ContextParams(fine_weight=0.0)),
+    ):
+        best = float("inf")
+        for _ in range(repeat):
+            t = time.perf_counter()
+            detect_series_combined(ts, values, params=params)
+            best = min(best, time.perf_counter() - t)
+        out[label] = round(1000 * best / days, 1)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, nargs="+", default=[1, 30])
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--contextual", action="store_true", help="the contextual detector's cost per series-day")
     args = ap.parse_args(argv)
+    if args.contextual:
+        costs = contextual_costs()
+        if args.json:
+            print(json.dumps(costs, indent=1))
+            return 0
+        for label, ms in costs.items():
+            fleet_s = ms * SERVICES * len(METRICS) / 1000
+            print(
+                f"contextual, {label}: {ms} ms per series-day; {SERVICES}×{len(METRICS)} series: {fleet_s:.0f} s a day"
+            )
+        return 0
     results = []
     for days in args.days:
         res = run(days)
