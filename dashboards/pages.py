@@ -32,7 +32,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from whatchanged.dashboards import assets, html, views
 from whatchanged.dashboards.figures import figure_block
-from whatchanged.dashboards.page_cache import STALE_HEADER, commit_key, wants_fresh
+from whatchanged.dashboards.page_cache import commit_key
+from whatchanged.dashboards.stale import STALE_HEADER, wants_fresh
 from whatchanged.dashboards.wiring import SettingsDep, Source, Wiring, WiringDep, source
 from whatchanged.engine import catalog, extent, series
 from whatchanged.engine.errors import WhatchangedError
