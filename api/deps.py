@@ -1,7 +1,8 @@
 """Typed dependencies of the routes: settings, warehouse reads, auth, bodies, times.
 
 Routes declare what they need with the ``Annotated`` aliases defined here
-(``SettingsDep``, ``DbDep``, ``ReadingDep``, ``WriterDep``, ``JsonBodyDep`` …), in the
+(``SettingsDep``, ``DbDep``, ``ReadingDep``, ``WriterDep``, ``JsonBodyDep`` …; query parameters
+``AtQuery``, ``TzQuery``, ``TimeQuery``, ``NameQuery``), in the
 manner of full-stack-fastapi-template's ``api/deps.py``.
 
 Reads go through one :class:`WarehouseReader` per process: a single
@@ -25,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import duckdb
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 
@@ -305,6 +306,35 @@ def validate_body(model: type[M], body: Any, *, prefix: str = "body") -> M:
         raise ProblemError(
             422, f"{errors[0].field}: {errors[0].expected}{more}", slug="invalid-body", errors=errors
         ) from None
+
+
+# -- query parameters ----------------------------------------------------------------------------
+AtQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=64,
+        description=(
+            "The time to explain: ISO 8601 with an offset (`2010-11-17T19:23:00+01:00`), epoch seconds, "
+            "or a local time (`2010-11-17 19:23`, `19:23` = that time on the latest day with data) "
+            "together with `tz`."
+        ),
+        examples=["2010-11-17T19:23:00+01:00"],
+    ),
+]
+TzQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        description="IANA zone for times without an offset, and for the times in the answer.",
+        examples=["Europe/Paris"],
+    ),
+]
+#: a time, as ``parse_time`` reads it
+TimeQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
+#: a service, check or group name
+NameQuery = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
 # -- parameters that need more than a type ------------------------------------------------------
