@@ -140,18 +140,23 @@ def incident_figure(
     return fig
 
 
-def _mark_incident(fig: go.Figure, incident: Incident, tz: str) -> None:
+def _across(fig: go.Figure, at: datetime, tz: str, *, width: float, dash: str, name: str) -> None:
+    """A vertical line at ``at`` across every lane."""
     fig.add_shape(
         type="line",
         xref="x",
         yref="paper",
-        x0=local(incident.onset, tz),
-        x1=local(incident.onset, tz),
+        x0=local(at, tz),
+        x1=local(at, tz),
         y0=0,
         y1=1,
-        line={"color": "#222", "width": 1.5, "dash": "dash"},
-        name="onset",
+        line={"color": "#222", "width": width, "dash": dash},
+        name=name,
     )
+
+
+def _mark_incident(fig: go.Figure, incident: Incident, tz: str) -> None:
+    _across(fig, incident.onset, tz, width=1.5, dash="dash", name="onset")
     fig.add_annotation(
         x=local(incident.onset, tz),
         y=1.0,
@@ -165,17 +170,7 @@ def _mark_incident(fig: go.Figure, incident: Incident, tz: str) -> None:
         name="onset",
     )
     if incident.end is not None:
-        fig.add_shape(
-            type="line",
-            xref="x",
-            yref="paper",
-            x0=local(incident.end, tz),
-            x1=local(incident.end, tz),
-            y0=0,
-            y1=1,
-            line={"color": "#222", "width": 1, "dash": "dot"},
-            name="end",
-        )
+        _across(fig, incident.end, tz, width=1, dash="dot", name="end")
 
 
 # -- the service page ----------------------------------------------------------------
