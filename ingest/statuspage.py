@@ -193,12 +193,11 @@ def rows_of(obj: Any, *, where: Where, tz: str) -> tuple[list[dict[str, Any]], b
         work[maint].extend(each_item(items, where, field=key))
     rows, assumed = [], False
     for maint, placed in work.items():
-        more, a = object_rows(
-            placed,
-            lambda item, w, maint=maint: _one(item, maintenance=maint, page=page, where=w, tz=tz),
-            message="wrong type",
-            expected="an incident object",
-        )
+
+        def one(item: dict[str, Any], w: Where, maint: bool = maint) -> tuple[dict[str, Any], bool]:
+            return _one(item, maintenance=maint, page=page, where=w, tz=tz)
+
+        more, a = object_rows(placed, one, message="wrong type", expected="an incident object")
         rows += more
         assumed = assumed or a
     return rows, assumed
