@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from whatchanged.engine import candidates as cands
-from whatchanged.engine import origin
+from whatchanged.engine import deviations, origin
 from whatchanged.engine.changes import aliases_for, list_changes
 from whatchanged.engine.incidents import incidents_at, inventory
 from whatchanged.engine.model import Cause, Change, Explanation, Incident, RuledOut
@@ -81,7 +81,7 @@ def explain_at(
     model = model or load_model(settings.home)
     incident, overlapping = incidents_at(con, at)
     if incident is None:  # no anomaly run the detector accepts: a step in the series at ``at``
-        incident = origin.incident_from_deviations(con, at)
+        incident = deviations.incident_from_deviations(con, at)
     if incident is None:
         return Explanation(
             at=at,

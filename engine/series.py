@@ -1,7 +1,7 @@
 """Series for display: what the dashboards draw that the analysis steps do not return.
 
 Every function takes an explicit DuckDB connection (from
-:meth:`whatchanged.engine.warehouse.Warehouse.connect`) and aware datetimes,
+:meth:`whatchanged.engine.store.Store.snapshot`) and aware datetimes,
 and returns plain pandas frames with tz-aware UTC ``ts`` columns or frozen
 dataclasses.  Nothing here decides anything: detection, grouping and ranking
 live in their own modules.

@@ -18,12 +18,12 @@ temporary name, renames it, and only then renames its manifest into
 ``_commits/``.  Readers list the manifests and build DuckDB views over the
 files they name, so a crash at any point leaves either the whole write or
 nothing visible; files without a manifest are garbage and are removed by
-:meth:`Warehouse.sweep`.  ``txid`` starts with the commit time in
+:meth:`Store.sweep`.  ``txid`` starts with the commit time in
 nanoseconds, so manifests sort in commit order.
 
 There is no ``.duckdb`` file and no lock: any number of processes may read
 while others write; each reader opens its own in-memory DuckDB connection
-(:meth:`Warehouse.connect`) with ``TimeZone='UTC'``.
+(:meth:`Store.snapshot`) with ``TimeZone='UTC'``.
 
 Re-ingesting the same input adds nothing: rows whose natural key
 (:data:`whatchanged.engine.schema.KEYS`) is already stored are dropped
@@ -95,7 +95,7 @@ STAGING_GRACE_S = 5.0
 
 @dataclass(frozen=True)
 class Swept:
-    """What :meth:`Warehouse.sweep` removed (paths relative to the warehouse)."""
+    """What :meth:`Store.sweep` removed (paths relative to the warehouse)."""
 
     staging: tuple[str, ...]
     orphans: tuple[str, ...]

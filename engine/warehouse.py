@@ -4,30 +4,10 @@
 sweep, status) that also writes: :meth:`Warehouse.commit` and the dropping of rows already
 stored.  The order rows are written in is :mod:`whatchanged.engine.write_order`.
 
-Layout of ``HOME``::
-
-    WAREHOUSE                        marker with the format version (``whatchanged init``)
-    _empty/<table>.parquet           one empty file per table, so every view exists
-    _commits/<txid>.json             one manifest per committed write (the only truth)
-    services/<txid>-<n>.parquet
-    changes/<txid>-<n>.parquet
-    metrics/date=YYYY-MM-DD/<txid>-<n>.parquet   sorted by (service, metric, ts)
-    states/date=YYYY-MM-DD/<txid>-<n>.parquet
-    feedback/<txid>-<n>.parquet      responders' verdicts, append-only
-    dependencies/<txid>-<n>.parquet  call graph edges (service depends_on service)
-    cursors/<txid>-<n>.parquet       where each live source stopped, committed with its rows
-
-A write (:meth:`Warehouse.commit`) puts every data file in place under a
-temporary name, renames it, and only then renames its manifest into
-``_commits/``.  Readers list the manifests and build DuckDB views over the
-files they name, so a crash at any point leaves either the whole write or
-nothing visible; files without a manifest are garbage and are removed by
-:meth:`Warehouse.sweep`.  ``txid`` starts with the commit time in
-nanoseconds, so manifests sort in commit order.
-
-There is no ``.duckdb`` file and no lock: any number of processes may read
-while others write; each reader opens its own in-memory DuckDB connection
-(:meth:`Warehouse.connect`) with ``TimeZone='UTC'``.
+The folder's layout, and why a crash leaves either a whole write or nothing visible, are
+described in :mod:`whatchanged.engine.store`.  A write (:meth:`Warehouse.commit`) puts every
+data file in place under a temporary name, renames it, and only then renames its manifest
+into ``_commits/``.
 
 Re-ingesting the same input adds nothing: rows whose natural key
 (:data:`whatchanged.engine.schema.KEYS`) is already stored are dropped

@@ -94,16 +94,19 @@ def test_group_is_down_when_any_member_is(year: Warehouse) -> None:
     assert g2.downtime_s == 7200
 
 
-def _maintenance(scope: dict[str, list[str]], status: str | None = None) -> pa.Table:
+def _maintenance(
+    scope: dict[str, list[str]] | None = None, *, change_id: str = "m1", title: str | None = None
+) -> pa.Table:
+    """A maintenance window of 02:30 around the night's outages (``scope``: what it names)."""
     return pa.Table.from_pylist(
         [
             {
-                "change_id": "m1",
+                "change_id": change_id,
                 "kind": "maintenance",
                 "start": sc.NIGHT - timedelta(minutes=30),
                 "end": sc.NIGHT + timedelta(hours=2),
-                "status": status,
-                "scope": scope,
+                "title": title,
+                "scope": scope or {},
             }
         ],
         schema=CHANGES,
@@ -126,32 +129,18 @@ def test_cancelled_or_unrelated_maintenance_is_not_excluded(year: Warehouse) -> 
     assert availability(year.snapshot(), YEAR0, YEAR1, service="www", exclude_planned=True).planned_s == 0
 
 
-def _notice(title: str, scope: dict[str, list[str]] | None = None) -> pa.Table:
-    return pa.Table.from_pylist(
-        [
-            {
-                "change_id": "m2",
-                "kind": "maintenance",
-                "start": sc.NIGHT - timedelta(minutes=30),
-                "end": sc.NIGHT + timedelta(hours=2),
-                "title": title,
-                "scope": scope or {},
-            }
-        ],
-        schema=CHANGES,
-    )
-
-
 def test_planned_maintenance_scope_is_the_explain_matcher(year: Warehouse) -> None:
     """Aliases and names in the text count, as in explain (availability once matched raw scope only)."""
-    year.commit({"changes": _notice("Core switch replacement", {"switches": ["core-a"]})})
+    year.commit(
+        {"changes": _maintenance({"switches": ["core-a"]}, change_id="m2", title="Core switch replacement")}
+    )
     con = year.snapshot()
     assert availability(con, YEAR0, YEAR1, service="www", exclude_planned=True).planned_s == 0
     aliased = availability(
         con, YEAR0, YEAR1, service="www", exclude_planned=True, aliases={"switches": {"core-a": ("sw1",)}}
     )
     assert aliased.planned_s == 150 * 60
-    year.commit({"changes": _notice("Power works in p19 — no component listed")})
+    year.commit({"changes": _maintenance(change_id="m2", title="Power works in p19 — no component listed")})
     by_text = availability(year.snapshot(), YEAR0, YEAR1, service="www", exclude_planned=True)
     assert by_text.planned_s == 150 * 60
 
