@@ -174,7 +174,7 @@ def _incident_body(request: Request, view: views.IncidentView, tz: str) -> str:
     reactions = html.changes_table(expl.reactions, tz, empty="No reaction recorded (restarts, rollbacks).")
     drafts = ""
     if inc is not None:
-        from whatchanged.engine.postmortem import languages
+        from whatchanged.present.postmortem import languages
 
         drafts = (
             '<p class="postmortem-links">postmortem draft: '

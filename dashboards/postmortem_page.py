@@ -25,9 +25,10 @@ from whatchanged.dashboards.respond import PREFIX, TzQuery, incident_href, respo
 from whatchanged.dashboards.wiring import SettingsDep, Source, WiringDep
 from whatchanged.engine.errors import ConfigError
 from whatchanged.engine.incidents import get_incident
-from whatchanged.engine.postmortem import AUDIENCES, build_postmortem, languages, postmortem_document
-from whatchanged.engine.postmortem.catalogue import Catalogue
+from whatchanged.engine.postmortem import build_postmortem
 from whatchanged.engine.timeparse import incident_onset
+from whatchanged.present.postmortem import AUDIENCES, languages, postmortem_document
+from whatchanged.present.postmortem.catalogue import Catalogue
 
 router = APIRouter(prefix=PREFIX, tags=["dashboards"], include_in_schema=False)
 

@@ -13,8 +13,9 @@ from whatchanged.api.models import PostmortemOut
 from whatchanged.api.problems import problem_responses
 from whatchanged.api.routes.incidents import IncidentId, incident_by_id
 from whatchanged.dashboards.postmortem import html_document, markdown
-from whatchanged.engine.postmortem import build_postmortem, languages, postmortem_document
+from whatchanged.engine.postmortem import build_postmortem
 from whatchanged.engine.rank import model_key
+from whatchanged.present.postmortem import languages, postmortem_document
 
 router = APIRouter(tags=["incidents"])
 
