@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from whatchanged.api.deps import ReadingDep
+from whatchanged.api.deps import NameQuery, ReadingDep
 from whatchanged.api.models import FateOut
 from whatchanged.api.problems import problem_responses
 from whatchanged.engine.fate import fate_report
@@ -24,9 +24,7 @@ router = APIRouter(tags=["fate"])
 )
 def get_fate(
     reading: ReadingDep,
-    group: Annotated[
-        str | None, Query(min_length=1, max_length=200, description="Only this redundancy group.")
-    ] = None,
+    group: Annotated[NameQuery, Query(description="Only this redundancy group.")] = None,
 ) -> dict[str, Any]:
     """The failure domains of the inventory (datacenters, switches, racks, hosts: one fault or
     one maintenance there reaches every service in it) and, for each redundancy group, the
