@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -530,13 +531,16 @@ def read_day(files: Sequence[str], day: date, g: Geometry) -> tuple[list[Key], A
 
     lo_us = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1_000_000)
     step_us = int(g.step_s * 1_000_000)
+    dense = _dense_day(files, lo_us, step_us, g)
+    if dense is not None:
+        return dense
     services: dict[str, int] = {}
     metrics: dict[str, int] = {}
     # per batch: service and metric number of each run, run lengths, columns, values
     chunks: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.intp], NDArray[np.int64], Array]] = []
     for f in files:
         pf = pq.ParquetFile(f, read_dictionary=["service", "metric"])
-        tbl = pf.read(columns=["service", "metric", "ts", "value"])
+        tbl = pf.read(columns=["service", "metric", "ts", "value"], use_threads=False)
         for batch in tbl.to_batches():
             if not batch.num_rows:
                 continue
@@ -600,6 +604,76 @@ def read_day(files: Sequence[str], day: date, g: Geometry) -> tuple[list[Key], A
             grid = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         grid = grid.astype(np.float32).astype(np.float64)
     return keys, grid.reshape(len(keys), g.cols)
+
+
+def _dense_day(files: Sequence[str], lo_us: int, step_us: int, g: Geometry) -> tuple[list[Key], Array] | None:
+    """:func:`read_day` for a day stored whole: every series has one sample at each step of
+    the day, in time order, and the files hold the series in key order, one after the other
+    (how the warehouse writes a complete day).  The values then are the grid already, row by
+    row, where the general path scatters them one by one into the same places, with several
+    times the memory.  None when the files are laid out any other way (a gap, a repeat, a
+    partial day, keys out of order): told from the footers before anything is decoded when
+    the row counts or the time range do not fit, else from the columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols = g.cols
+    last_us = lo_us + (cols - 1) * step_us
+    handles = []
+    for f in files:
+        pf = pq.ParquetFile(f, read_dictionary=["service", "metric"])
+        meta = pf.metadata
+        if meta.num_rows % cols:
+            return None
+        ts_at = pf.schema_arrow.get_field_index("ts")
+        for r in range(meta.num_row_groups):
+            stats = meta.row_group(r).column(ts_at).statistics
+            if stats is None or not stats.has_min_max:
+                return None
+            low, high = (pa.scalar(v, pa.timestamp("us", tz="UTC")).value for v in (stats.min, stats.max))
+            if low < lo_us or high > last_us:
+                return None
+        handles.append(pf)
+    keys: list[Key] = []
+    parts: list[NDArray[np.float32]] = []
+    expected_ts = lo_us + np.arange(cols, dtype=np.int64) * step_us
+    for pf in handles:
+        tbl = pf.read(columns=["service", "metric", "ts", "value"], use_threads=False)
+        if not tbl.num_rows:
+            continue
+        if any(c.num_chunks != 1 for c in tbl.columns):
+            tbl = tbl.combine_chunks()
+        svc, met, tcol, vcol = (c.chunk(0) for c in tbl.columns)
+        if svc.null_count or met.null_count or tcol.null_count or tcol.type.bit_width != 64:
+            return None
+        if not (pa.types.is_dictionary(svc.type) and pa.types.is_dictionary(met.type)):
+            return None
+        runs = tbl.num_rows // cols
+        s_idx = to_numpy(svc.indices).reshape(runs, cols)
+        m_idx = to_numpy(met.indices).reshape(runs, cols)
+        if not ((s_idx == s_idx[:, :1]).all() and (m_idx == m_idx[:, :1]).all()):
+            return None
+        if not (to_numpy(tcol.view(pa.int64())).reshape(runs, cols) == expected_ts).all():
+            return None
+        s_names = svc.dictionary.to_pylist()
+        m_names = met.dictionary.to_pylist()
+        keys.extend(
+            (str(s_names[a]), str(m_names[b]))
+            for a, b in zip(s_idx[:, 0].tolist(), m_idx[:, 0].tolist(), strict=True)
+        )
+        if vcol.type != pa.float64():
+            vcol = vcol.cast("double")
+        vals = to_numpy(vcol.fill_null(np.nan) if vcol.null_count else vcol)
+        parts.append(vals.astype(np.float32).reshape(runs, cols))  # rounded as stored
+        del tbl, svc, met, tcol, vcol, s_idx, m_idx, vals
+    if not keys or any(a >= b for a, b in itertools.pairwise(keys)):
+        return None  # out of order or a series twice: the general path sorts and averages
+    grid = np.concatenate(parts).astype(np.float64) if len(parts) > 1 else parts[0].astype(np.float64)
+    del parts
+    bad = ~np.isfinite(grid)
+    if bad.any():
+        grid[bad] = np.nan  # an infinite value is no sample, as in the general path
+    return keys, grid
 
 
 class DayStates:

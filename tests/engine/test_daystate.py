@@ -176,6 +176,58 @@ def test_read_day_matches_the_sql_grid(tmp_path: Path) -> None:
     assert grid[1, 1439] == -3.5
 
 
+@pytest.mark.parametrize("spoil", ["none", "gap", "repeat", "inf", "two_commits"])
+def test_a_whole_day_is_read_as_stored_and_like_the_general_path(tmp_path: Path, spoil: str) -> None:
+    """A complete day (every series at every minute) takes the dense reading; a day with a
+    gap or a sample twice in a minute does not; both give the grid the general path gives."""
+    from whatchanged.engine import daystate
+    from whatchanged.engine.daystate import day_files, read_day
+
+    wh = Warehouse(tmp_path / "wh")
+    wh.init()
+    t0 = DAY0 + timedelta(days=1)
+    rng = np.random.default_rng(5)
+    ts = pa.array([t0 + timedelta(minutes=m) for m in range(1440)] * 6, METRICS.field("ts").type)
+    services = [s for s in ("b", "a", "c") for _ in range(2 * 1440)]
+    metrics = [m for _ in range(3) for m in ("y", "x") for _ in range(1440)]
+    values = np.round(rng.normal(100, 5, 6 * 1440), 3)
+    if spoil == "inf":
+        values[17] = np.inf
+    table = pa.table({"ts": ts, "service": services, "metric": metrics, "value": values})
+    if spoil == "gap":
+        table = table.filter(pa.array(np.arange(table.num_rows) != 1500))
+    elif spoil == "repeat":  # a second sample in the minute 5 of (b, x): the mean of both
+        extra = table.slice(1440 * 1 + 5, 1).set_column(
+            0, "ts", pa.array([t0 + timedelta(minutes=5, seconds=30)], METRICS.field("ts").type)
+        )
+        table = pa.concat_tables([table, extra])
+    full = table.append_column("env", pa.nulls(table.num_rows, pa.string())).append_column(
+        "labels", pa.nulls(table.num_rows, METRICS.field("labels").type)
+    )
+    if spoil == "two_commits":  # two files of the day, each of whole series
+        wh.commit({"metrics": full.slice(0, 4 * 1440).cast(METRICS)})
+        wh.commit({"metrics": full.slice(4 * 1440).cast(METRICS)})
+    else:
+        wh.commit({"metrics": full.cast(METRICS)})
+    g = Geometry.of(DEFAULT, 60.0)
+    assert g is not None
+    ((day, day_list),) = day_files(wh.files("metrics")).items()
+    lo_us = int(t0.timestamp() * 1_000_000)
+    dense = daystate._dense_day(day_list, lo_us, 60_000_000, g)
+    assert (dense is not None) == (spoil in ("none", "inf", "two_commits"))
+    keys, grid = read_day(day_list, day, g)
+    real = daystate._dense_day
+    try:
+        daystate._dense_day = lambda *_a: None  # type: ignore[assignment]
+        general = read_day(day_list, day, g)
+    finally:
+        daystate._dense_day = real
+    assert keys == general[0] == [(s, m) for s in ("a", "b", "c") for m in ("x", "y")]
+    np.testing.assert_array_equal(grid, general[1])
+    if spoil == "inf":
+        assert np.isnan(grid[keys.index(("b", "y")), 17])
+
+
 def _state_arrays(st: object) -> dict[str, object]:
     from dataclasses import fields
 
