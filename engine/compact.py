@@ -48,14 +48,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from whatchanged.engine.schema import SCHEMAS
-from whatchanged.engine.warehouse import (
-    PARTITIONED,
-    Warehouse,
-    _fsync_write,
-    _sorted_by_day_and_key,
-    _Staged,
-    replaced_files,
-)
+from whatchanged.engine.store import PARTITIONED, fsync_write, replaced_files
+from whatchanged.engine.warehouse import Staged, Warehouse
+from whatchanged.engine.write_order import sorted_by_day_and_key
 
 #: a day partition with more live files than this is compacted (what stays: at most this many)
 MAX_FILES = 4
@@ -171,12 +166,12 @@ def _compact_one(wh: Warehouse, table: str, day: str, files: list[str]) -> Compa
     """Merge ``files`` (relative paths, all live in one day partition) into new ones."""
     schema = SCHEMAS[table]
     data = pa.concat_tables([pq.read_table(wh.home / f).select(schema.names).cast(schema) for f in files])
-    data, _days = _sorted_by_day_and_key(table, data)
+    data, _days = sorted_by_day_and_key(table, data)
     pieces = max(1, -(-data.num_rows // SETTLED_ROWS))
     step = -(-data.num_rows // pieces) if data.num_rows else 0
     digest = day_digest(files)
     with wh._staging() as (txid, staging):
-        staged = _Staged()
+        staged = Staged()
         entry: dict[str, Any] = {"files": [], "rows": data.num_rows}
         for n in range(pieces):
             part = data.slice(n * step, step)
@@ -253,5 +248,5 @@ def collect_garbage(wh: Warehouse, *, grace_s: float = GRACE_S) -> tuple[int, in
 def _rewrite(path: Path, manifest: Mapping[str, Any]) -> None:
     """Replace a manifest atomically (the temporary file in ``.tmp/``: swept if killed)."""
     tmp = path.parent.parent / ".tmp" / f".{path.name}.{os.getpid()}.tmp"
-    _fsync_write(tmp, json.dumps({k: v for k, v in manifest.items() if k != "gone"}, indent=1).encode())
+    fsync_write(tmp, json.dumps({k: v for k, v in manifest.items() if k != "gone"}, indent=1).encode())
     os.replace(tmp, path)

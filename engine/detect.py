@@ -301,7 +301,7 @@ def detect_anomalies(
     """
     if history_s is None and (chained := _chained(con, params, step_s)) is not None:
         hi = end if online else end + timedelta(seconds=params.onset_ahead_s)
-        from whatchanged.engine.daystate import window_anomalies
+        from whatchanged.engine.daywindow import window_anomalies
 
         return window_anomalies(chained, start, end, hi, services=services, online=online)
     hist = params.history_s if history_s is None else history_s
@@ -365,7 +365,8 @@ def _chained(con: duckdb.DuckDBPyConnection, params: DetectParams, step_s: float
     """The day-by-day states (:mod:`whatchanged.engine.daystate`) of the warehouse behind
     ``con``, or None when they do not apply (a view that is not a file listing, a grid
     that does not cut days into whole blocks).  One per file listing, kept per process."""
-    from whatchanged.engine.daystate import DayStates, Geometry, home_of
+    from whatchanged.engine.daystate import Geometry
+    from whatchanged.engine.daystate_cache import DayStates, home_of
 
     files = metric_files(con)
     g = Geometry.of(params, step_s)

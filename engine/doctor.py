@@ -35,7 +35,8 @@ import pyarrow.parquet as pq
 
 from whatchanged.engine.errors import WarehouseError
 from whatchanged.engine.storage import stale_temp_files, storage_error
-from whatchanged.engine.warehouse import FORMAT_VERSION, TABLES, Warehouse, _empty_table, _schema
+from whatchanged.engine.store import FORMAT_VERSION, TABLES, _schema, empty_table
+from whatchanged.engine.warehouse import Warehouse
 
 Outcome = Literal["ok", "repaired", "problem"]
 #: below this much free space a warning is given (a day of 1000 services × 3 metrics is ~8 MB)
@@ -146,7 +147,7 @@ def _empty_files(home: Path, repair: bool) -> Finding:
         )
     (home / "_empty").mkdir(exist_ok=True)
     for t in lost:
-        pq.write_table(_empty_table(_schema(t)), home / "_empty" / f"{t}.parquet")
+        pq.write_table(empty_table(_schema(t)), home / "_empty" / f"{t}.parquet")
     return Finding("empty", "repaired", f"rewrote the _empty/ file of {', '.join(lost)}")
 
 

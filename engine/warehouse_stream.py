@@ -42,18 +42,9 @@ import pyarrow.parquet as pq
 
 from whatchanged.engine.errors import WarehouseError
 from whatchanged.engine.schema import conform
-from whatchanged.engine.warehouse import (
-    _APPEND_ONLY,
-    _US_PER_DAY,
-    PARTITIONED,
-    CommitResult,
-    Warehouse,
-    _distinct_services,
-    _from_numpy,
-    _schema,
-    _Staged,
-    to_numpy,
-)
+from whatchanged.engine.store import _APPEND_ONLY, PARTITIONED, _schema
+from whatchanged.engine.warehouse import CommitResult, Staged, Warehouse, _distinct_services
+from whatchanged.engine.write_order import _US_PER_DAY, from_numpy, to_numpy
 
 #: Default of ``buffer_rows``: rows of ``metrics``/``states`` held before the largest day is
 #: written as it stands (about two days of 1002 services × 3 metrics at 1 minute).
@@ -68,7 +59,7 @@ class _Writer:
     ) -> None:
         self.wh, self.txid, self.staging, self.source = wh, txid, staging, source
         self.manifests = manifests
-        self.staged = _Staged()
+        self.staged = Staged()
         self.by_folder: dict[str, dict[str, list[str]]] = {t: {} for t in PARTITIONED}  # staged files
         self.held: dict[str, list[pa.Table]] = {}  # the other tables, staged at the end
         self.buffers: dict[tuple[str, int], list[pa.Table]] = {}
@@ -205,7 +196,7 @@ def _split_days(days: Any) -> list[tuple[int, slice | pa.Array]]:
     sorted_days = days[order]
     cuts = [0, *(np.flatnonzero(np.diff(sorted_days)) + 1).tolist(), len(days)]
     return [
-        (int(sorted_days[a]), _from_numpy(np.ascontiguousarray(order[a:b])))
+        (int(sorted_days[a]), from_numpy(np.ascontiguousarray(order[a:b])))
         for a, b in itertools.pairwise(cuts)
     ]
 

@@ -21,7 +21,8 @@ import pytest
 from tests.helpers import run_cli
 from whatchanged.engine import compact as compact_mod
 from whatchanged.engine.compact import collect_garbage, compact, crowded, day_digest, partitions
-from whatchanged.engine.daystate import chain_keys, day_files
+from whatchanged.engine.daygrid import day_files
+from whatchanged.engine.daystate_cache import chain_keys
 from whatchanged.engine.detect import DEFAULT
 from whatchanged.engine.doctor import diagnose
 from whatchanged.engine.warehouse import Warehouse

@@ -14,7 +14,8 @@ import pytest
 from whatchanged.engine import detect
 from whatchanged.engine.baseline import window_median, window_median_sorted
 from whatchanged.engine.compact import compact
-from whatchanged.engine.daystate import DayStates, Geometry
+from whatchanged.engine.daystate import Geometry
+from whatchanged.engine.daystate_cache import DayStates
 from whatchanged.engine.detect import DEFAULT, detect_anomalies, metric_files, prepare_states
 from whatchanged.engine.schema import METRICS
 from whatchanged.engine.warehouse import Warehouse
@@ -146,7 +147,7 @@ def test_states_are_cached_and_only_new_days_recomputed(tmp_path: Path) -> None:
 def test_read_day_matches_the_sql_grid(tmp_path: Path) -> None:
     """Two samples in one minute are averaged, out-of-day and non-finite rows are dropped,
     as the warehouse's other grid reader does."""
-    from whatchanged.engine.daystate import day_files, read_day
+    from whatchanged.engine.daygrid import day_files, read_day
     from whatchanged.engine.detect import load_matrix
 
     wh = Warehouse(tmp_path / "wh")
@@ -180,8 +181,8 @@ def test_read_day_matches_the_sql_grid(tmp_path: Path) -> None:
 def test_a_whole_day_is_read_as_stored_and_like_the_general_path(tmp_path: Path, spoil: str) -> None:
     """A complete day (every series at every minute) takes the dense reading; a day with a
     gap or a sample twice in a minute does not; both give the grid the general path gives."""
-    from whatchanged.engine import daystate
-    from whatchanged.engine.daystate import day_files, read_day
+    from whatchanged.engine import daygrid
+    from whatchanged.engine.daygrid import day_files, read_day
 
     wh = Warehouse(tmp_path / "wh")
     wh.init()
@@ -213,15 +214,15 @@ def test_a_whole_day_is_read_as_stored_and_like_the_general_path(tmp_path: Path,
     assert g is not None
     ((day, day_list),) = day_files(wh.files("metrics")).items()
     lo_us = int(t0.timestamp() * 1_000_000)
-    dense = daystate._dense_day(day_list, lo_us, 60_000_000, g)
+    dense = daygrid._dense_day(day_list, lo_us, 60_000_000, g)
     assert (dense is not None) == (spoil in ("none", "inf", "two_commits"))
     keys, grid = read_day(day_list, day, g)
-    real = daystate._dense_day
+    real = daygrid._dense_day
     try:
-        daystate._dense_day = lambda *_a: None  # type: ignore[assignment]
+        daygrid._dense_day = lambda *_a: None  # type: ignore[assignment]
         general = read_day(day_list, day, g)
     finally:
-        daystate._dense_day = real
+        daygrid._dense_day = real
     assert keys == general[0] == [(s, m) for s in ("a", "b", "c") for m in ("x", "y")]
     np.testing.assert_array_equal(grid, general[1])
     if spoil == "inf":

@@ -253,7 +253,7 @@ def test_stale_daystate_temp_files_are_matched(tmp_path: Path) -> None:
         p.write_bytes(b"x")
     assert sorted(stale_temp_files(tmp_path / "_cache")) == sorted([dead, grid])
 
-    from whatchanged.engine.daystate import _sweep
+    from whatchanged.engine.daystate_cache import _sweep
 
     _sweep(kept)
     assert kept.exists()

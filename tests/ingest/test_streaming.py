@@ -34,7 +34,9 @@ def _samples(*, days: int = 3, step_s: int = 600, shuffle: bool = False) -> pa.T
     met = np.tile(metrics, len(times) * len(services))
     value = np.round(rng.normal(50, 5, n), 2)
     order = rng.permutation(n) if shuffle else np.arange(n)
-    table = pa.table({"timestamp": ts[order], "service": svc[order], "metric": met[order], "value": value[order]})
+    table = pa.table(
+        {"timestamp": ts[order], "service": svc[order], "metric": met[order], "value": value[order]}
+    )
     repeats = table.slice(100, 40).set_column(3, "value", pa.array(np.full(40, -1.0)))
     return pa.concat_tables([table, repeats])
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from whatchanged.engine import warehouse as wmod
+from whatchanged.engine import write_order as wmod
 from whatchanged.engine.schema import METRICS, STATES
 from whatchanged.engine.warehouse import Warehouse
 
@@ -180,7 +180,7 @@ def test_sorted_table_is_sorted_per_day_without_duplicates(
             "labels": pa.nulls(n, METRICS.field("labels").type),
         }
     ).cast(METRICS)
-    out, days = wmod._sorted_by_day_and_key("metrics", table)
+    out, days = wmod.sorted_by_day_and_key("metrics", table)
     fast = wmod._sorted_blocks("metrics", table, wmod.to_numpy(table.column("ts")))
     assert (fast is not None) == (name == "blocked")  # only whole scrapes take the transpose
     rows = table.to_pylist()
@@ -192,7 +192,7 @@ def test_sorted_table_is_sorted_per_day_without_duplicates(
     epoch = datetime(1970, 1, 1).date()
     assert days == sorted({(r["ts"].date() - epoch).days for r in expected})
     ts_np = wmod.to_numpy(out.column("ts"))
-    runs = wmod._day_runs(ts_np)
+    runs = wmod.day_runs(ts_np)
     assert [d for d, _, _ in runs] == days
     assert runs[0][1] == 0
     assert runs[-1][2] == len(ts_np)
