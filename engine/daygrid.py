@@ -136,12 +136,15 @@ def _dense_day(files: Sequence[str], lo_us: int, step_us: int, g: Geometry) -> t
         if meta.num_rows % cols:
             return None
         ts_at = pf.schema_arrow.get_field_index("ts")
+        ts_type = pf.schema_arrow.field(ts_at).type if ts_at >= 0 else None
+        if ts_type is None or not pa.types.is_timestamp(ts_type) or ts_type.unit != "us":
+            return None
         for r in range(meta.num_row_groups):
             stats = meta.row_group(r).column(ts_at).statistics
             if stats is None or not stats.has_min_max:
                 return None
-            low, high = (pa.scalar(v, pa.timestamp("us", tz="UTC")).value for v in (stats.min, stats.max))
-            if low < lo_us or high > last_us:
+            # the stored integers: a datetime (``stats.min``) makes pyarrow import pandas
+            if stats.min_raw < lo_us or stats.max_raw > last_us:
                 return None
         handles.append(pf)
     keys: list[Key] = []

@@ -328,3 +328,28 @@ def test_minutes_appended_to_today_extend_its_state_exactly(tmp_path: Path) -> N
         one_grid = detect_anomalies(con, start, end, online=online, history_s=DEFAULT.history_s)
         assert [_key(a) for a in chained] == [_key(a) for a in one_grid]
         assert any(a.service == "a" and a.metric == "bw" for a in chained)
+
+
+def test_reading_a_whole_day_does_not_import_pandas(tmp_path: Path) -> None:
+    """pyarrow imports pandas (0.3 s of a new process's explain) to turn a timestamp into a
+    datetime: the dense day read compares the footers' stored integers instead."""
+    import subprocess
+    import sys
+
+    wh = Warehouse(tmp_path / "wh")
+    t0 = DAY0 + timedelta(days=1)
+    ts = pa.array([t0 + timedelta(minutes=m) for m in range(1440)], METRICS.field("ts").type)
+    table = pa.table({"ts": ts, "service": ["a"] * 1440, "metric": ["m"] * 1440, "value": np.arange(1440.0)})
+    table = table.append_column("env", pa.nulls(1440, pa.string()))
+    table = table.append_column("labels", pa.nulls(1440, METRICS.field("labels").type))
+    wh.commit({"metrics": table.cast(METRICS)})
+    code = (
+        "import sys; from datetime import date; "
+        "from whatchanged.engine import daygrid; "
+        "from whatchanged.engine.daystate import Geometry; from whatchanged.engine.detect import DEFAULT; "
+        f"files = {wh.files('metrics')!r}; g = Geometry.of(DEFAULT, 60.0); "
+        f"assert daygrid._dense_day(files, {int(t0.timestamp() * 1_000_000)}, 60_000_000, g) is not None; "
+        "print('pandas' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
