@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +118,46 @@ def test_incidents_default_zone_is_the_configured_one_over_http_and_cli(api_home
     )
     assert over_http["items"][0]["onset"].endswith("+01:00")
     assert over_http == from_cli
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["explain", "--at", "19:23"], {"at": "19:23", "home": None, "tz": None, "as_json": False}),
+        (
+            ["explain", "--json", "--tz=Europe/Paris", "--at", "19:23", "--home", "/w", "--at", "19:24"],
+            {"at": "19:24", "home": Path("/w"), "tz": "Europe/Paris", "as_json": True},
+        ),
+        (["explain", "--json"], None),  # --at missing: typer says so
+        (["explain", "--at"], None),
+        (["explain", "--at", ""], None),
+        (["explain", "--at", "19:23", "--help"], None),
+        (["explain", "--at", "19:23", "--"], None),
+        (["explain", "--a", "19:23"], None),
+        (["changes", "--at", "19:23"], None),
+        ([], None),
+    ],
+)
+def test_a_plain_explain_is_parsed_without_typer(args: list[str], expected: dict[str, Any] | None) -> None:
+    from whatchanged.api.cli import explain_args
+
+    assert explain_args(args) == expected
+
+
+def test_explain_answers_the_same_with_and_without_typer_parsing(api_home: Path) -> None:
+    """``explain --at T --tz Z --json`` is called directly (no pydantic imported); with a
+    trailing ``--`` typer parses the same command line: the same answer."""
+    args = ["explain", "--at", "2010-11-17 19:23", "--tz", "Europe/Paris", "--json"]
+    direct = run_cli(*args, home=api_home)
+    through_typer = run_cli(*args, "--", home=api_home)
+    assert direct.returncode == through_typer.returncode == 0, direct.stderr + through_typer.stderr
+    assert json.loads(direct.stdout) == json.loads(through_typer.stdout)
+    code = (
+        "import sys; from whatchanged.api.cli import main; "
+        f"main({[*args, '--home', str(api_home)]!r}); print('pydantic' in sys.modules, file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.strip().splitlines()[-1] == "False"
+    bad = run_cli("explain", "--at", "25:99", "--json", home=api_home)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error:")
