@@ -239,7 +239,7 @@ def _warm_once(app: FastAPI, warehouse: Warehouse, settings: Settings) -> None:
     """Bring the day states up to date, then render the incident pages of the last day's
     incidents into the page cache: the responder who opens the incident happening now
     gets it at once."""
-    con = warehouse.connect()
+    con = warehouse.snapshot()
     try:
         prepare_states(con)
         last = last_data_ts(con)
@@ -289,7 +289,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:  # open the views now rather than on the first request
             if reader.warehouse.exists:
-                reader.cursor().close()
+                reader.snapshot().close()
                 if os.environ.get(WARM_ENV, "1").strip().lower() not in ("0", "false", "no"):
                     # the detection state and the latest incidents' pages, while the responder types
                     app.state.analysis = "running"

@@ -30,7 +30,7 @@ def analyze(home: Path) -> dict[str, object]:
     started = time.perf_counter()
     wh = Warehouse(home)
     wh.require()
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         days, computed = prepare_states(con)
     finally:

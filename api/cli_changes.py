@@ -60,7 +60,7 @@ def cmd_changes(
     wh.require()
     aliases_file = aliases_path(settings)
     aliases = load_aliases(aliases_file)
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         when = parse_when(at, tz=settings.tz, default_day=latest_day(con, settings.tz), option="--at")
         found = list_changes(con, start=when - lookback, end=when + lookahead, kind=kind, aliases=aliases)

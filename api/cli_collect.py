@@ -194,7 +194,7 @@ def cmd_silences(
         )
     wh = Warehouse(settings.home)
     wh.require()
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         want = silences.wanted(con, datetime.now(UTC), config.labels)
     finally:

@@ -65,7 +65,7 @@ def cmd_demo(
         console.rule(f"whatchanged explain --at {when} --tz {DEMO_TZ}")
         render_explanation(explain_json_at(settings, when), DEMO_TZ)
     console.rule(f"whatchanged availability --service {truth.probe_service} (year to date, external probe)")
-    con = Warehouse(settings.home).connect()
+    con = Warehouse(settings.home).snapshot()
     try:
         ytd = availability(
             con, parse_when(truth.ytd_from_utc), parse_when(truth.ytd_to_utc), service=truth.probe_service

@@ -37,7 +37,7 @@ def open_range(settings: Settings, start: str, end: str) -> tuple[Warehouse, Any
     ``settings.tz`` (``HH:MM`` on the latest day with data); the caller closes the connection."""
     wh = Warehouse(settings.home)
     wh.require()
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         day = latest_day(con, settings.tz)
         lo = parse_when(start, tz=settings.tz, default_day=day, option="--from")

@@ -89,7 +89,7 @@ def explain_json_at(settings: Settings, at_text: str) -> dict[str, Any]:
 
     wh = Warehouse(settings.home)
     wh.require()
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         at = parse_when(at_text, tz=settings.tz, default_day=latest_day(con, settings.tz), option="--at")
         return explanation(explain_at(con, at, settings=settings), tz=settings.tz)

@@ -63,7 +63,7 @@ def cmd_fate(
     settings = settings_from(home)
     wh = Warehouse(settings.home)
     wh.require()
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         data = fate_json(fate_report(con, group=group))
     finally:

@@ -36,7 +36,7 @@ def fit_from_feedback(
     settings = settings_from(home)
     wh = Warehouse(settings.home)
     wh.require()
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         cases, skipped = cases_from_feedback(con, settings=settings)
     finally:

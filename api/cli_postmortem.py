@@ -38,7 +38,7 @@ def cmd_postmortem(
 ) -> None:
     """Draft the postmortem of an incident from the data, every figure traced to a field."""
     from whatchanged.dashboards.postmortem import html_document, markdown
-    from whatchanged.engine import origin
+    from whatchanged.engine import deviations
     from whatchanged.engine.incidents import get_incident, incidents_at
     from whatchanged.engine.postmortem import AUDIENCES, build_postmortem, languages, postmortem_document
 
@@ -55,14 +55,14 @@ def cmd_postmortem(
     settings = settings_from(home, tz)
     wh = Warehouse(settings.home)
     wh.require()
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         with err_console.status("gathering the incident's facts…"):
             if at is not None:
                 when = parse_when(at, tz=settings.tz, default_day=latest_day(con, settings.tz), option="--at")
-                incident, _ = incidents_at(con, when, cache_dir=settings.home / "_cache")
+                incident, _ = incidents_at(con, when)
                 if incident is None:
-                    incident = origin.incident_from_deviations(con, when)
+                    incident = deviations.incident_from_deviations(con, when)
                 if incident is None:
                     raise NotFoundError(f"--at {at}: no incident or outage at that time ({settings.tz})")
             else:

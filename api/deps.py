@@ -1,7 +1,7 @@
 """Typed dependencies of the routes: settings, warehouse reads, auth, bodies, times.
 
 Routes declare what they need with the ``Annotated`` aliases defined here
-(``SettingsDep``, ``ConDep``, ``WriterDep``, ``JsonBodyDep`` …), in the
+(``SettingsDep``, ``DbDep``, ``ReadingDep``, ``WriterDep``, ``JsonBodyDep`` …), in the
 manner of full-stack-fastapi-template's ``api/deps.py``.
 
 Reads go through one :class:`WarehouseReader` per process: a single
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import re
 import threading
 from collections import OrderedDict
@@ -37,6 +36,8 @@ from whatchanged.api.problems import FieldError, ProblemError, found_repr
 from whatchanged.dashboards.page_cache import STALE_HEADER, wants_fresh
 from whatchanged.engine.errors import ConfigError, WarehouseError
 from whatchanged.engine.settings import Settings
+from whatchanged.engine.snapshot import Snapshot
+from whatchanged.engine.store import commit_probe
 from whatchanged.engine.timeparse import parse_duration, parse_when, zone
 from whatchanged.engine.warehouse import Warehouse, latest_day
 
@@ -194,19 +195,14 @@ class Memo:
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """A cursor and the fingerprints of what it sees, for caching engine results.
+class Reading:
+    """One request's reading of the warehouse: the engine's :class:`Snapshot` (connection,
+    files, data versions) and the process's answers, cached by data version."""
 
-    ``commit_key`` changes with every commit; ``data_key`` only when the files of
-    ``services``, ``metrics`` or ``states`` change — what incident detection reads.
-    """
-
-    con: duckdb.DuckDBPyConnection
-    commit_key: Hashable
-    data_key: Hashable
+    db: Snapshot
     memo: Memo
-    #: a new cursor on the same database, for work that outlives the request
-    fork: Callable[[], duckdb.DuckDBPyConnection] | None = None
+    #: the same reading on a new cursor, for work that outlives the request
+    fork: Callable[[], Snapshot] | None = None
     #: the response whose headers say when an answer comes from older data
     response: Response | None = None
     #: the client asked for fresh answers only (``Cache-Control: no-cache``)
@@ -215,47 +211,42 @@ class Snapshot:
     def by_data(
         self,
         key: tuple[Hashable, ...],
-        compute: Callable[[duckdb.DuckDBPyConnection], T],
+        compute: Callable[[Snapshot], T],
         *,
         question: tuple[Hashable, ...] | None = None,
     ) -> T:
-        """``compute(cursor)`` once per detection data version (``data_key``).  Right after a
-        commit of monitoring data, when the new version takes longer than
+        """``compute(snapshot)`` once per detection data version (:meth:`Snapshot.data_version`).
+        Right after a commit of monitoring data, when the new version takes longer than
         :data:`STALE_AFTER_S` and the same ``question`` (default: ``key``; e.g. "the incidents
         of all the data", whatever range that resolves to now) was answered on an older
         version, that answer is returned and the response says so in :data:`STALE_HEADER`.
         A client asking for a fresh answer (``Cache-Control: no-cache``) waits for it."""
         fork = self.fork
+        versioned = (key[0], self.db.data_version(), *key[1:])
         if fork is None or self.fresh:
-            return self.memo.get((key[0], self.data_key, *key[1:]), lambda: compute(self.con))
+            return self.memo.get(versioned, lambda: compute(self.db))
 
         def start() -> Callable[[], T]:
-            cur = fork()
+            db = fork()
 
             def run() -> T:
                 try:
-                    return compute(cur)
+                    return compute(db)
                 finally:
-                    cur.close()
+                    db.close()
 
             return run
 
         value, stale = self.memo.get_or_previous(
-            (key[0], self.data_key, *key[1:]),
+            versioned,
             ("by_data", *(question or key)),
             start,
-            order=self.commit_key,
+            order=self.db.latest_commit,
             wait_s=STALE_AFTER_S,
         )
         if stale and self.response is not None:
             self.response.headers[STALE_HEADER] = "1"
         return value
-
-
-#: tables incident detection reads; a commit of changes or feedback leaves incidents as they were
-#: (dependencies: with no detected incident, explain still names a suspected origin from the
-#: call graph, an answer cached under this key)
-DETECTION_TABLES = ("services", "metrics", "states", "dependencies")
 
 
 class WarehouseReader:
@@ -264,61 +255,46 @@ class WarehouseReader:
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
         self._lock = threading.Lock()
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._key: tuple[int, int, str] | None = None
-        self._data_key: Hashable = None
+        self._base: Snapshot | None = None
+        self._key: str | None = None
         self.memo = Memo()
         self.refreshes = 0
 
-    def _detection_key(self) -> Hashable:
-        manifests = self.warehouse.manifests()
-        return hash(tuple(tuple(self.warehouse.files(t, manifests)) for t in DETECTION_TABLES))
-
-    def _commit_key(self) -> tuple[int, int, str]:
-        """Cheap fingerprint of what is committed: folder mtime, manifest count, newest name."""
+    def _commit_key(self) -> str:
+        """What is committed, probed cheaply (:func:`commit_probe`): when it changes, the views
+        are made again."""
         self.warehouse.require()
-        folder = self.warehouse.home / "_commits"
-        mtime = os.stat(folder).st_mtime_ns
-        names = os.listdir(folder)
-        return mtime, len(names), max(names, default="")
+        return commit_probe(self.warehouse.home)
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor over the views as committed now (caller closes it)."""
-        return self.snapshot().con
-
-    def snapshot(self, response: Response | None = None, *, fresh: bool = False) -> Snapshot:
-        """A cursor over the views as committed now, with their fingerprints (caller closes it);
-        ``response``: where to say that an answer comes from older data."""
+    def snapshot(self) -> Snapshot:
+        """What is committed now, on a new cursor (caller closes it)."""
         key = self._commit_key()  # taken before refreshing: a commit landing meanwhile changes it
         with self._lock:
-            if self._con is None or key != self._key:
-                data_key = self._detection_key()
-                if self._con is None:
-                    self._con = self.warehouse.connect()
-                else:
-                    self.warehouse.refresh_views(self._con)
-                self._key, self._data_key = key, data_key
+            if self._base is None or key != self._key:
+                con = self._base.con if self._base is not None else duckdb.connect(":memory:")
+                self._base = self.warehouse.views(con)
+                self._key = key
                 self.refreshes += 1
-            cur = self._con.cursor()
-            snap = Snapshot(
-                cur, self._key, self._data_key, self.memo, fork=self._fork, response=response, fresh=fresh
-            )
-        cur.execute("SET TimeZone='UTC'")
-        return snap
+            return self._base.cursor()
 
-    def _fork(self) -> duckdb.DuckDBPyConnection:
-        with self._lock:
-            if self._con is None:
-                raise WarehouseError("the warehouse reader is closed")
-            cur = self._con.cursor()
-        cur.execute("SET TimeZone='UTC'")
-        return cur
+    def reading(self, response: Response | None = None, *, fresh: bool = False) -> Reading:
+        """A :class:`Reading` of what is committed now (caller closes ``reading.db``);
+        ``response``: where to say that an answer comes from older data."""
+        db = self.snapshot()
+
+        def fork() -> Snapshot:
+            with self._lock:
+                if self._base is None:
+                    raise WarehouseError("the warehouse reader is closed")
+                return db.over(self._base.con.cursor())
+
+        return Reading(db, self.memo, fork=fork, response=response, fresh=fresh)
 
     def close(self) -> None:
         with self._lock:
-            if self._con is not None:
-                self._con.close()
-                self._con = None
+            if self._base is not None:
+                self._base.close()
+                self._base = None
                 self._key = None
 
 
@@ -336,30 +312,28 @@ async def get_warehouse(request: Request) -> Warehouse:
 # event loop.  Usually they stat the commits folder and open a cursor (microseconds), but after
 # a commit they read every manifest and recreate the views, and they may wait for another
 # thread doing so: on the event loop that would stall every request in flight.
-def get_con(
-    reader: Annotated[WarehouseReader, Depends(get_reader)],
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    cur = reader.cursor()
+def get_db(reader: Annotated[WarehouseReader, Depends(get_reader)]) -> Iterator[Snapshot]:
+    db = reader.snapshot()
     try:
-        yield cur
+        yield db
     finally:
-        cur.close()
+        db.close()
 
 
-def get_snapshot(
+def get_reading(
     reader: Annotated[WarehouseReader, Depends(get_reader)], request: Request, response: Response
-) -> Iterator[Snapshot]:
-    snap = reader.snapshot(response, fresh=wants_fresh(request.headers.get("cache-control", "")))
+) -> Iterator[Reading]:
+    reading = reader.reading(response, fresh=wants_fresh(request.headers.get("cache-control", "")))
     try:
-        yield snap
+        yield reading
     finally:
-        snap.con.close()
+        reading.db.close()
 
 
 ReaderDep = Annotated[WarehouseReader, Depends(get_reader)]
-SnapshotDep = Annotated[Snapshot, Depends(get_snapshot)]
+ReadingDep = Annotated[Reading, Depends(get_reading)]
 WarehouseDep = Annotated[Warehouse, Depends(get_warehouse)]
-ConDep = Annotated[duckdb.DuckDBPyConnection, Depends(get_con)]
+DbDep = Annotated[Snapshot, Depends(get_db)]
 
 
 # -- writes: bearer token and JSON body ---------------------------------------------------------
@@ -478,9 +452,7 @@ def check_tz(tz: str | None, *, name: str = "tz") -> str | None:
     return tz
 
 
-def parse_time(
-    value: str, *, name: str, tz: str | None, con: duckdb.DuckDBPyConnection | None = None
-) -> datetime:
+def parse_time(value: str, *, name: str, tz: str | None, con: Snapshot | None = None) -> datetime:
     """A time query parameter as aware UTC; no offset is accepted only together with tz=."""
     default_day = None
     if _HHMM.match(value) and con is not None and tz is not None:

@@ -122,7 +122,7 @@ def petshop(args: argparse.Namespace) -> list[Outcome]:
                 wh = Warehouse(work / "wh")
                 ingest(wh, [history, metrics, deps], ReadContext(tz="UTC"))
                 settings = load_settings(home=wh.home, tz="UTC")
-                con = wh.connect()
+                con = wh.snapshot()
                 try:
                     causes = explain_at(con, at, settings=settings, model=DEFAULT_MODEL).causes
                 finally:

@@ -67,19 +67,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402 (the repository root first)
+
 TARGET_S = 2.0
 AT = datetime.fromisoformat("2010-11-17T19:23:00+01:00")
 TZ = "Europe/Paris"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LOOPBACK = ("127.0.0.1", "localhost")
 
 
@@ -98,7 +92,6 @@ def build_warehouse(home: Path, inputs: Path) -> str:
         ingest(Warehouse(home), [inputs], ReadContext(tz=TZ))
         return "reference night (generate + ingest)"
     except Exception as exc:  # the generator or a reader is not there yet: say so, use the test night
-        sys.path.insert(0, str(ROOT))
         from tests.dashboards import night
 
         night.build(home)
@@ -110,7 +103,7 @@ def incident_id(home: Path) -> str:
     from whatchanged.engine.incidents import find_incidents
     from whatchanged.engine.warehouse import Warehouse
 
-    con = Warehouse(home).connect()
+    con = Warehouse(home).snapshot()
     try:
         found = find_incidents(con, AT - timedelta(hours=1), AT + timedelta(hours=2))
     finally:

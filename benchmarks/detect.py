@@ -74,7 +74,7 @@ def _detect(home: str, days: int, out: mp.Queue) -> None:  # type: ignore[type-a
     from whatchanged.engine.detect import detect_anomalies
     from whatchanged.engine.warehouse import Warehouse
 
-    con = Warehouse(home).connect()
+    con = Warehouse(home).snapshot()
     t1 = time.perf_counter()
     found = detect_anomalies(con, DAY0, DAY0 + timedelta(days=days), online=True)
     seconds = time.perf_counter() - t1

@@ -64,7 +64,7 @@ def main() -> None:
     settings = load_settings(home=home, tz="Europe/Paris")
     exe = str(Path(sys.executable).parent / "whatchanged")
     wh = Warehouse(home)
-    con = wh.connect()
+    con = wh.snapshot()
     lo, hi = AT - timedelta(hours=1), AT + timedelta(hours=1)
     bare = []
     for _ in range(5):

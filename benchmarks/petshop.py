@@ -37,17 +37,14 @@ available to us.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+from whatchanged.data.petshop import components, read_target, write_dependencies, write_history
 from whatchanged.engine.explain import explain_at
-from whatchanged.engine.model import Cause
 from whatchanged.engine.settings import load_settings
 from whatchanged.engine.warehouse import Warehouse
 from whatchanged.ingest.base import ReadContext
@@ -58,7 +55,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / "benchmarks" / "data" / "petshop"
 SCENARIOS = ("low_traffic", "high_traffic", "temporal_traffic1", "temporal_traffic2")
 HISTORY_FALLBACK = "high_traffic"
-STEP_S = 300.0
 
 #: anomaly traversal (the dataset authors' baseline, with the call graph), from
 #: code/RCA-Dataset-Eval.ipynb: (issues, top-1, top-3) per scenario and target metric
@@ -67,68 +63,6 @@ PUBLISHED_TRAVERSAL = {
     "high_traffic": {"latency": (14, 0.571, 0.786), "availability": (12, 0.667, 1.000)},
     "temporal_traffic": {"latency": (8, 1.000, 1.000), "availability": (8, 0.750, 1.000)},
 }
-
-
-def graph_edges(graph_csv: Path) -> list[tuple[str, str]]:
-    """``(caller, callee)`` pairs of an adjacency-matrix ``graph.csv`` (row calls column)."""
-    with open(graph_csv, newline="") as fh:
-        rows = list(csv.reader(fh))
-    callees = rows[0][1:]
-    return [
-        (row[0], callee)
-        for row in rows[1:]
-        for callee, cell in zip(callees, row[1:], strict=True)
-        if cell.strip() and float(cell) != 0.0 and row[0] != callee
-    ]
-
-
-def write_dependencies(graph_csv: Path, out: Path) -> Path:
-    with open(out, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["service", "depends_on"])
-        w.writerows(graph_edges(graph_csv))
-    return out
-
-
-def first_time(metrics_csv: Path) -> float:
-    with open(metrics_csv, newline="") as fh:
-        for row in csv.reader(fh):
-            try:
-                return float(row[0])
-            except ValueError:
-                continue
-    raise ValueError(f"{metrics_csv}: no data row")
-
-
-def write_history(noissue: Path, out: Path, *, ends_before: float) -> Path:
-    """``noissue`` with its times shifted so that its last sample is one step before ``ends_before``."""
-    with open(noissue, newline="") as fh:
-        rows = list(csv.reader(fh))
-    data = [r for r in rows if r and _is_time(r[0])]
-    header = [r for r in rows if r and not _is_time(r[0])]
-    shift = ends_before - STEP_S - float(data[-1][0])
-    with open(out, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerows(header)
-        w.writerows([f"{float(r[0]) + shift:.1f}", *r[1:]] for r in data)
-    return out
-
-
-def _is_time(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def components(causes: tuple[Cause, ...]) -> list[str]:
-    """Distinct components named by the causes, in rank order."""
-    out: list[str] = []
-    for c in causes:
-        if c.component and c.component not in out:
-            out.append(c.component)
-    return out
 
 
 @dataclass(frozen=True)
@@ -142,29 +76,28 @@ class Result:
 
 
 def run_issue(dataset: Path, scenario: str, issue_dir: Path, work: Path) -> Result:
-    target = json.loads((issue_dir / "target.json").read_text())
-    truth = target["root_cause"]["node"]
-    at = datetime.fromtimestamp(float(target["target"]["timestamp"]), UTC)
+    target = read_target(issue_dir)
+    truth, at = target.component, target.at
     metrics = issue_dir / "metrics.csv"
     history_src = dataset / "dataset" / scenario / "noissue" / "metrics.csv"
     if not history_src.is_file():
         history_src = dataset / "dataset" / HISTORY_FALLBACK / "noissue" / "metrics.csv"
     work.mkdir(parents=True, exist_ok=True)
-    history = write_history(history_src, work / "history.csv", ends_before=first_time(metrics))
+    history = write_history(history_src, work / "history.csv", before=metrics)
     deps = write_dependencies(dataset / "dataset" / scenario / "graph.csv", work / "dependencies.csv")
     wh = Warehouse(work / "wh")
     ctx = ReadContext(tz="UTC")
     ingest(wh, [history, metrics], ctx)
     settings = load_settings(home=wh.home, tz="UTC")
-    with wh.connect() as con:
+    with wh.snapshot() as con:
         without = components(explain_at(con, at, settings=settings).causes)
     ingest(wh, [deps], ctx)
-    with wh.connect() as con:
+    with wh.snapshot() as con:
         with_graph = components(explain_at(con, at, settings=settings).causes)
     return Result(
         scenario,
         f"{issue_dir.parent.name}/{issue_dir.name}",
-        target["target"]["metric"],
+        target.metric,
         truth,
         without,
         with_graph,

@@ -87,7 +87,7 @@ def explain_figures(home: Path, at: datetime) -> dict[str, Any]:
             f.unlink()
         cold.append(run(argv)[0])
     answer = json.loads(run(argv)[2])
-    con = Warehouse(home).connect()
+    con = Warehouse(home).snapshot()
     settings = load_settings(home=home)
     explain_at(con, at, settings=settings)
     warm = []
@@ -114,7 +114,7 @@ def weekly_seconds(home: Path, week: str) -> dict[str, Any]:
     from whatchanged.engine.settings import load_settings
     from whatchanged.engine.warehouse import Warehouse
 
-    con = Warehouse(home).connect()
+    con = Warehouse(home).snapshot()
     t = time.perf_counter()
     view = weekly_view(con, week, settings=load_settings(home=home), tz="UTC")
     seconds = time.perf_counter() - t

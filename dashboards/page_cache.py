@@ -7,13 +7,14 @@ gets the previous page marked stale (a reload waits for the new one).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
+
+from whatchanged.engine.store import commit_probe
 
 #: Rendered pages kept per app (keyed by URL, each with the commit state it shows).
 PAGE_CACHE_SIZE = 64
@@ -147,9 +148,5 @@ def _commit_order(state: str) -> str:
 
 
 def commit_key(home: Path) -> str:
-    """How many commits the warehouse has and the last one (manifest names sort in commit order)."""
-    try:
-        names = os.listdir(home / "_commits")
-    except OSError:
-        return "none"
-    return f"{len(names)}:{max(names, default='')}"
+    """How many commits the warehouse has and the last one (:func:`commit_probe`)."""
+    return commit_probe(home)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-import duckdb
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -29,6 +28,7 @@ from whatchanged.engine.explain import explain_incident
 from whatchanged.engine.incidents import find_incidents
 from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident
 from whatchanged.engine.settings import Settings
+from whatchanged.engine.snapshot import Snapshot
 from whatchanged.engine.timeparse import zone
 from whatchanged.engine.timerange import EARLIEST, LATEST
 
@@ -72,7 +72,7 @@ def incident_window(
 
 
 def moved_signals(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     anomalies: Sequence[Anomaly],
     window: tuple[datetime, datetime],
     *,
@@ -120,9 +120,7 @@ def _step_for(window: tuple[datetime, datetime]) -> int:
     return 60 if span <= 8 * 3600 else 300 if span <= 3 * 86400 else 3600
 
 
-def incident_view(
-    con: duckdb.DuckDBPyConnection, explanation: Explanation, *, settings: Settings, tz: str
-) -> IncidentView:
+def incident_view(con: Snapshot, explanation: Explanation, *, settings: Settings, tz: str) -> IncidentView:
     """The timeline of an explanation (with or without an incident)."""
     inc = explanation.incident
     window = incident_window(explanation.at, inc, explanation.causes)
@@ -202,9 +200,7 @@ class WeeklyView:
     availability_figure: go.Figure
 
 
-def _top_causes(
-    con: duckdb.DuckDBPyConnection, incidents: Sequence[Incident], settings: Settings
-) -> dict[str, Cause | None]:
+def _top_causes(con: Snapshot, incidents: Sequence[Incident], settings: Settings) -> dict[str, Cause | None]:
     out: dict[str, Cause | None] = {}
     for inc in incidents:
         causes = explain_incident(con, inc, settings=settings).causes
@@ -213,7 +209,7 @@ def _top_causes(
 
 
 def availability_frame(
-    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, *, column: str = "kind"
+    con: Snapshot, start: datetime, end: datetime, *, column: str = "kind"
 ) -> pd.DataFrame:
     """Outage seconds and availability per value of an inventory column (``kind`` by default).
 
@@ -238,33 +234,32 @@ class Cache:
     """Results reused across pages while the data they come from is unchanged.
 
     ``memo`` has ``get(key, compute)`` (computes each key once, concurrent askers wait: the
-    API's per-process memo); ``data_key`` changes when services, metrics or check states
-    are committed (what detection reads), ``commit_key`` with every commit.  Without a memo
-    (the dashboards alone) everything is computed each time.
+    API's per-process memo); results are keyed by the data versions of ``db``
+    (:meth:`Snapshot.data_version`: what detection reads; :attr:`Snapshot.version`: every
+    commit).  Without a memo (the dashboards alone) everything is computed each time.
     """
 
-    def __init__(self, memo: Any = None, *, data_key: Hashable = None, commit_key: Hashable = None) -> None:
+    def __init__(self, memo: Any = None, db: Snapshot | None = None) -> None:
         self.memo = memo
-        self.data_key = data_key
-        self.commit_key = commit_key
+        self.db = db
 
     def by_data(self, key: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
         """``compute()`` once per detection data version."""
-        if self.memo is None or self.data_key is None:
+        if self.memo is None or self.db is None:
             return compute()
-        found: T = self.memo.get(("dashboards", self.data_key, *key), compute)
+        found: T = self.memo.get(("dashboards", self.db.data_version(), *key), compute)
         return found
 
     def by_commit(self, key: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
         """``compute()`` once per commit (for what depends on changes too)."""
-        if self.memo is None or self.commit_key is None:
+        if self.memo is None or self.db is None:
             return compute()
-        found: T = self.memo.get(("dashboards", self.commit_key, *key), compute)
+        found: T = self.memo.get(("dashboards", self.db.version, *key), compute)
         return found
 
 
 def weekly_view(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     week: str,
     *,
     settings: Settings,
@@ -341,7 +336,7 @@ class ServiceView:
 
 
 def service_window(
-    con: duckdb.DuckDBPyConnection, service: str, start: datetime | None, end: datetime | None
+    con: Snapshot, service: str, start: datetime | None, end: datetime | None
 ) -> tuple[datetime, datetime]:
     """The asked window, or the last 24 h of the service's data."""
     if start is not None and end is not None:
@@ -352,7 +347,7 @@ def service_window(
 
 
 def service_view(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     service: str,
     *,
     settings: Settings,

@@ -13,21 +13,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
-import duckdb
 from fastapi import Depends
 
 from whatchanged.dashboards import views
 from whatchanged.dashboards.page_cache import PageCache
 from whatchanged.engine.errors import ConfigError
 from whatchanged.engine.settings import Settings
+from whatchanged.engine.snapshot import Snapshot
 from whatchanged.engine.warehouse import Warehouse
 
 
 class Reader(Protocol):
-    """A shared reader of the warehouse: ``snapshot()`` gives a cursor (``con``), a memo and the
-    data versions (``data_key``, ``commit_key``), as the API's reader does."""
+    """A shared reader of the warehouse, as the API's: ``snapshot()`` gives what is committed
+    now on a new cursor, ``memo`` keeps results across requests (keyed by data version)."""
 
-    def snapshot(self) -> Any: ...
+    memo: Any
+
+    def snapshot(self) -> Snapshot: ...
 
 
 @dataclass
@@ -62,7 +64,7 @@ class Source:
     """What a page is built from: a connection over the committed warehouse, and the cache
     of results that outlive one page (keyed by data version)."""
 
-    con: duckdb.DuckDBPyConnection
+    con: Snapshot
     cache: views.Cache
 
 
@@ -73,12 +75,12 @@ def source(wiring: Wiring) -> Iterator[Source]:
     cache."""
     settings, reader = wiring.settings, wiring.reader
     if reader is not None:
-        snap = reader.snapshot()
-        src = Source(snap.con, views.Cache(snap.memo, data_key=snap.data_key, commit_key=snap.commit_key))
+        db = reader.snapshot()
+        src = Source(db, views.Cache(reader.memo, db))
     else:
         warehouse = Warehouse(settings.home)
         warehouse.require()
-        src = Source(warehouse.connect(), views.Cache())
+        src = Source(warehouse.snapshot(), views.Cache())
     try:
         yield src
     finally:

@@ -49,7 +49,7 @@ def evaluate(name: str, workdir: Path) -> list[Outcome]:
     wh = Warehouse(workdir / "wh")
     ingest(wh, [inputs], ReadContext(tz=tz))
     settings = load_settings(home=wh.home, tz=tz)
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         return [
             Outcome(t, explain_at(con, parse_when(t.at_local, tz=tz), settings=settings).causes)

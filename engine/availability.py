@@ -31,11 +31,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-import duckdb
-
 from whatchanged.engine.changes import Aliases, list_changes
 from whatchanged.engine.errors import ConfigError, NotFoundError
 from whatchanged.engine.outages import EXTERNAL_STATES, clip, find_outages, merge_intervals, total_s
+from whatchanged.engine.snapshot import Snapshot
 
 
 @dataclass(frozen=True)
@@ -70,13 +69,13 @@ class Availability:
         return f"{value:.2f}%"
 
 
-def _services(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+def _services(con: Snapshot) -> dict[str, dict[str, Any]]:
     rel = con.sql("SELECT service, kind, datacenter, rack, switch, host, app FROM services")
     cols = rel.columns
     return {str(r[0]): dict(zip(cols, r, strict=True)) for r in rel.fetchall()}
 
 
-def select_services(con: duckdb.DuckDBPyConnection, group: str) -> list[str]:
+def select_services(con: Snapshot, group: str) -> list[str]:
     """Services of a group: inventory datacenter/app/kind values or service names, comma-separated."""
     wanted = {g.strip() for g in group.split(",") if g.strip()}
     inv = _services(con)
@@ -88,9 +87,7 @@ def select_services(con: duckdb.DuckDBPyConnection, group: str) -> list[str]:
     return sorted(chosen)
 
 
-def _checks(
-    con: duckdb.DuckDBPyConnection, services: Iterable[str] | None, check: str | None
-) -> list[tuple[str, str, bool]]:
+def _checks(con: Snapshot, services: Iterable[str] | None, check: str | None) -> list[tuple[str, str, bool]]:
     where: list[str] = ["TRUE"]
     args: dict[str, Any] = {}
     if services is not None:
@@ -108,7 +105,7 @@ def _checks(
 
 
 def maintenance_windows(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     services: Sequence[str],
     start: datetime,
     end: datetime,
@@ -129,7 +126,7 @@ def maintenance_windows(
 
 
 def availability(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     start: datetime,
     end: datetime,
     *,

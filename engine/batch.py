@@ -8,7 +8,7 @@
     partitions    per partition, on an executor: baselines + detection
                   (:func:`~whatchanged.engine.detect.detect_anomalies`, batch mode)
                   and outage extraction (:func:`~whatchanged.engine.outages.find_outages`);
-                  each worker opens its own ``Warehouse(home).connect()`` and reads
+                  each worker opens its own ``Warehouse(home).snapshot()`` and reads
                   Parquet itself; only the partition's events travel back
     stitch        serial: the events of every partition → incidents
                   (:func:`~whatchanged.engine.incidents.group_events`, same rules as
@@ -65,7 +65,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow.parquet as pq
 
 from whatchanged.engine.availability import Availability
@@ -118,6 +117,7 @@ from whatchanged.engine.incidents import (
 from whatchanged.engine.model import Anomaly, Cause, Explanation, Incident, Outage
 from whatchanged.engine.outages import EXTERNAL_STATES, clip, merge_intervals, total_s
 from whatchanged.engine.settings import Settings
+from whatchanged.engine.snapshot import Snapshot
 from whatchanged.engine.storage import write_atomic
 from whatchanged.engine.warehouse import Warehouse
 
@@ -233,7 +233,7 @@ def run_batch(
     wh = Warehouse(params.home)
     wh.require()
     folder = Path(out) / PARTITIONS_DIR
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         parts = plan(con, params)
         check_params(folder, params_record(params, wh, parts))
@@ -299,9 +299,7 @@ def _end_key(a: Anomaly) -> tuple[int, datetime]:
     return (1, a.start) if a.end is None else (0, a.end)
 
 
-def stitch(
-    con: duckdb.DuckDBPyConnection, anomalies: Sequence[Anomaly], outages: Sequence[Outage]
-) -> list[Incident]:
+def stitch(con: Snapshot, anomalies: Sequence[Anomaly], outages: Sequence[Outage]) -> list[Incident]:
     """Incidents from every partition's events, by the rules of ``find_incidents`` (open ends
     count up to the end of the data, as there)."""
     cutoff = _data_end(con)
@@ -314,7 +312,7 @@ def stitch(
 
 
 def service_availability(
-    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, outages: Sequence[Outage]
+    con: Snapshot, start: datetime, end: datetime, outages: Sequence[Outage]
 ) -> list[Availability]:
     """Per service with check states, what ``availability(service=…)`` gives (planned
     maintenance counted), from outages already found."""

@@ -16,13 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from whatchanged.engine.detect import detect_anomalies
 from whatchanged.engine.errors import ConfigError
 from whatchanged.engine.model import Anomaly, Outage
 from whatchanged.engine.outages import find_outages
+from whatchanged.engine.snapshot import Snapshot
 from whatchanged.engine.warehouse import Warehouse
 
 DAY = timedelta(days=1)
@@ -106,7 +106,7 @@ def time_blocks(start: datetime, end: datetime, days: int) -> list[tuple[datetim
 
 
 def shard_services(
-    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, shards: int
+    con: Snapshot, start: datetime, end: datetime, shards: int
 ) -> list[tuple[str, ...] | None]:
     """The sorted services with metrics in the range or any check state, cut into ``shards``
     contiguous slices (contiguous names: the sorted metrics files prune row groups)."""
@@ -122,7 +122,7 @@ def shard_services(
     return [tuple(names[i : i + size]) for i in range(0, len(names), size)] or [()]
 
 
-def plan(con: duckdb.DuckDBPyConnection, params: BatchParams) -> list[Partition]:
+def plan(con: Snapshot, params: BatchParams) -> list[Partition]:
     """The partitions of a run, in time order then shard order."""
     blocks = time_blocks(params.start, params.end, params.partition_days)
     slices = shard_services(con, params.start, params.end, params.shards)
@@ -160,7 +160,7 @@ def run_partition(home: str, part: Partition, threads: int | None = None) -> pa.
     Runs wherever the executor puts it: it opens its own connection over the
     warehouse files and returns a small Arrow table.
     """
-    con = Warehouse(home).connect(threads=threads)
+    con = Warehouse(home).snapshot(threads=threads)
     try:
         services = list(part.services) if part.services is not None else None
         anomalies = detect_anomalies(con, part.start, part.end, services=services, online=False)

@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import duckdb
-
 from whatchanged.engine.errors import ConfigError
+from whatchanged.engine.snapshot import Snapshot
 
 #: the inventory columns a listing may filter on or group by
 INVENTORY_FILTERS = ("datacenter", "app", "kind", "switch")
@@ -30,7 +29,7 @@ def _tags(value: Any) -> dict[str, Any]:
 
 
 def services_page(
-    con: duckdb.DuckDBPyConnection, filters: Mapping[str, str | None], *, limit: int, offset: int
+    con: Snapshot, filters: Mapping[str, str | None], *, limit: int, offset: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """(how many services match every filter given, the rows of one page ordered by name);
     ``filters`` maps columns of :data:`INVENTORY_FILTERS` to a value, or None for any."""
@@ -51,12 +50,12 @@ def services_page(
     return (int(total[0][0]) if total else 0), rows
 
 
-def service_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+def service_names(con: Snapshot) -> list[str]:
     """Every service of the inventory, by name."""
     return [str(r[0]) for r in con.sql("SELECT service FROM services ORDER BY service").fetchall()]
 
 
-def inventory_values(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:
+def inventory_values(con: Snapshot, column: str) -> list[str]:
     """The distinct values of an inventory column (``kind``, ``app``, ``datacenter``, ``switch``)."""
     if column not in INVENTORY_FILTERS:
         raise ConfigError(f"inventory column: expected one of {INVENTORY_FILTERS}, found {column!r}")
@@ -64,7 +63,7 @@ def inventory_values(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:
     return [str(r[0]) for r in rows.fetchall()]
 
 
-def stored_kinds(con: duckdb.DuckDBPyConnection, change_ids: Sequence[str]) -> dict[str, str]:
+def stored_kinds(con: Snapshot, change_ids: Sequence[str]) -> dict[str, str]:
     """change id → the kind it is stored as, for those of ``change_ids`` that are stored."""
     rows = con.sql(
         "SELECT change_id, kind FROM changes WHERE list_contains(?, change_id)", params=[list(change_ids)]
@@ -72,12 +71,12 @@ def stored_kinds(con: duckdb.DuckDBPyConnection, change_ids: Sequence[str]) -> d
     return {str(r[0]): str(r[1]) for r in rows}
 
 
-def change_stored(con: duckdb.DuckDBPyConnection, change_id: str) -> bool:
+def change_stored(con: Snapshot, change_id: str) -> bool:
     """Whether a change with this id is stored."""
     return bool(stored_kinds(con, [change_id]))
 
 
-def open_views(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> None:
+def open_views(con: Snapshot, tables: Iterable[str]) -> None:
     """Open each view (no row read): DuckDB raises when a file behind one is corrupt or missing."""
     for table in tables:
         con.sql(f'SELECT * FROM "{table}" LIMIT 0').fetchall()

@@ -59,13 +59,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import yaml
 
 from whatchanged.engine.errors import ConfigError
 from whatchanged.engine.model import Change
 from whatchanged.engine.schema import CHANGE_KINDS, SCOPE_KEYS
 from whatchanged.engine.settings import Settings
+from whatchanged.engine.snapshot import Snapshot
 
 #: kinds whose title/description are scanned for names (notices, not deploys)
 TEXT_KINDS = ("maintenance", "provider_incident", "infra_alert")
@@ -187,7 +187,7 @@ class Inventory:
     COLUMNS = ("service", "datacenter", "rack", "switch", "host", "app")
 
     @classmethod
-    def load(cls, con: duckdb.DuckDBPyConnection) -> Inventory:
+    def load(cls, con: Snapshot) -> Inventory:
         got = con.sql(
             "SELECT service, datacenter, rack, switch, host, app FROM services ORDER BY service"
         ).fetchall()
@@ -344,7 +344,7 @@ def _scope_of(value: Mapping[str, Any] | None) -> dict[str, tuple[str, ...]]:
 
 
 def list_changes(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     *,
     start: datetime,
     end: datetime,

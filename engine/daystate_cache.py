@@ -11,7 +11,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import astuple
 from datetime import date, timedelta
 from pathlib import Path
@@ -38,16 +38,6 @@ from whatchanged.engine.detect import DetectParams
 from whatchanged.engine.storage import stale_temp_files
 
 
-def home_of(files: Sequence[str]) -> Path | None:
-    """The warehouse folder holding ``<home>/metrics/date=…/file.parquet``."""
-    for f in files:
-        p = Path(f)
-        for parent in p.parents:
-            if parent.name == "metrics":
-                return parent.parent
-    return None
-
-
 def chain_keys(by_day: dict[date, list[str]], params: DetectParams, step_s: float) -> dict[date, str]:
     """Cache key per day: the detector settings and the rows of that day and every day before,
     named by each day's :func:`~whatchanged.engine.compact.day_digest` (a compaction, which
@@ -67,9 +57,17 @@ class DayStates:
     and cached on disk (``cache_dir``; None: in memory only)."""
 
     def __init__(
-        self, files: Sequence[str], params: DetectParams, g: Geometry, cache_dir: Path | None
+        self,
+        files: Sequence[str],
+        params: DetectParams,
+        g: Geometry,
+        cache_dir: Path | None,
+        *,
+        manifests: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.by_day = day_files(files)
+        #: the manifests that committed ``files`` (compactions are traced through them)
+        self.manifests = tuple(manifests)
         self.days = list(self.by_day)
         self.params = params
         self.g = g
@@ -302,19 +300,11 @@ class DayStates:
         file is reached twice, the day's rows are a part of the rows of ``before`` and of the
         new files, and all of them when the row counts (Parquet footers) add up."""
         files = self.by_day[d]
-        home = home_of(files)
-        if not isinstance(rows_before, int) or home is None or not files:
-            return None
-        from whatchanged.engine.errors import WarehouseError
-        from whatchanged.engine.warehouse import Warehouse
-
-        try:
-            manifests = Warehouse(home).manifests()
-        except (OSError, ValueError, WarehouseError):
+        if not isinstance(rows_before, int) or not self.manifests or not files:
             return None
         made_by: dict[str, str] = {}  # compacted file → its compaction
         replaced: dict[str, list[str]] = {}  # compaction → the files it replaced
-        for m in manifests:
+        for m in self.manifests:
             merged = (m.get("replaces") or {}).get("metrics")
             if not isinstance(merged, list):
                 continue

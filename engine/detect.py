@@ -39,19 +39,17 @@ module reads the warehouse and re-exports them.
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-import duckdb
 import numpy as np
 from numpy.typing import NDArray
 
 from whatchanged.engine.baseline import Array
-from whatchanged.engine.extent import DAY_DIR, metric_files
+from whatchanged.engine.extent import DAY_DIR
 from whatchanged.engine.intervals import (
     DAY_S,
     DEFAULT,
@@ -74,6 +72,7 @@ from whatchanged.engine.intervals import (
     _onset as _onset,
 )
 from whatchanged.engine.model import Anomaly
+from whatchanged.engine.snapshot import Snapshot
 
 # -- one series ---------------------------------------------------------------------------------
 
@@ -82,7 +81,7 @@ from whatchanged.engine.model import Anomaly
 
 
 def _series_list(
-    con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, services: Sequence[str] | None
+    con: Snapshot, lo: datetime, hi: datetime, services: Sequence[str] | None
 ) -> list[tuple[str, str]]:
     where = "ts >= $lo AND ts < $hi"
     args: dict[str, Any] = {"lo": lo, "hi": hi}
@@ -96,7 +95,7 @@ def _series_list(
 
 
 def load_matrix(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     series: Sequence[tuple[str, str]],
     lo: datetime,
     hi: datetime,
@@ -281,7 +280,7 @@ def _day_floor(t: datetime) -> datetime:
 
 
 def detect_anomalies(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     start: datetime,
     end: datetime,
     *,
@@ -314,7 +313,7 @@ def detect_anomalies(
     end_col = math.ceil((end - lo).total_seconds() / step_s)
     step_us = int(step_s * 1_000_000)
     lo_us = int(lo.timestamp() * 1_000_000)
-    files = metric_files(con)
+    files = con.files("metrics")
     if files is not None:
         files = _files_for(files, lo, hi)
         # nothing to analyse in [start, end): skip reading the history (the row-group
@@ -361,34 +360,31 @@ _CHAINS: dict[tuple[Any, ...], Any] = {}
 _CHAINS_LOCK = threading.Lock()
 
 
-def _chained(con: duckdb.DuckDBPyConnection, params: DetectParams, step_s: float) -> Any:
+def _chained(con: Snapshot, params: DetectParams, step_s: float) -> Any:
     """The day-by-day states (:mod:`whatchanged.engine.daystate`) of the warehouse behind
-    ``con``, or None when they do not apply (a view that is not a file listing, a grid
-    that does not cut days into whole blocks).  One per file listing, kept per process."""
+    ``con``, or None when they do not apply (views that are not a warehouse's, a grid that
+    does not cut days into whole blocks).  One per data version of the metrics, kept per
+    process."""
     from whatchanged.engine.daystate import Geometry
-    from whatchanged.engine.daystate_cache import DayStates, home_of
+    from whatchanged.engine.daystate_cache import DayStates
 
-    files = metric_files(con)
+    files = con.files("metrics")
     g = Geometry.of(params, step_s)
     if files is None or g is None:
         return None
-    key = (tuple(files), params, step_s)
+    key = (con.data_version(("metrics",)), params, step_s)
     with _CHAINS_LOCK:
         hit = _CHAINS.get(key)
         if hit is None:
-            home = home_of(files)
-            writable = home is not None and os.access(home, os.W_OK)
-            cache = home / "_cache" / "daystate" if home is not None and writable else None
-            hit = DayStates(files, params, g, cache)
+            cache = con.cache_dir / "daystate" if con.cache_dir is not None else None
+            hit = DayStates(files, params, g, cache, manifests=con.manifests)
             while len(_CHAINS) >= 2:  # each holds the raw grids of the days it read
                 _CHAINS.pop(next(iter(_CHAINS)))
             _CHAINS[key] = hit
     return hit
 
 
-def prepare_states(
-    con: duckdb.DuckDBPyConnection, params: DetectParams = DEFAULT, step_s: float = 60.0
-) -> tuple[int, int]:
+def prepare_states(con: Snapshot, params: DetectParams = DEFAULT, step_s: float = 60.0) -> tuple[int, int]:
     """Compute and cache the day-by-day detection state of every day of the warehouse behind
     ``con`` that has none yet (after an ingest, before a batch run): later questions read it
     instead of recomputing the history.  Returns (days with data, states computed)."""

@@ -189,7 +189,7 @@ def _cache(home: Path, repair: bool) -> Finding:
 
 def _views(warehouse: Warehouse) -> Finding:
     try:
-        con = warehouse.connect()
+        con = warehouse.snapshot()
         try:
             for t in TABLES:
                 con.sql(f"SELECT * FROM {t} LIMIT 0").fetchall()

@@ -12,27 +12,26 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import duckdb
-
 from whatchanged.engine import candidates as cands
-from whatchanged.engine import origin
+from whatchanged.engine import deviations, origin
 from whatchanged.engine.changes import aliases_for, list_changes
 from whatchanged.engine.incidents import incidents_at, inventory
 from whatchanged.engine.model import Cause, Change, Explanation, Incident, RuledOut
 from whatchanged.engine.rank import PLAUSIBLE, RankModel, load_model, rank
 from whatchanged.engine.settings import Settings
+from whatchanged.engine.snapshot import Snapshot
 from whatchanged.engine.timeparse import fmt_local, zone
 
 #: how far before the onset the ruled-out sentences look for releases and notices
 CONTEXT_BEFORE = timedelta(days=1)
 
 
-def topology(con: duckdb.DuckDBPyConnection) -> cands.Topology:
+def topology(con: Snapshot) -> cands.Topology:
     return cands.Topology(inventory(con))
 
 
 def explain_incident(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     incident: Incident,
     *,
     settings: Settings,
@@ -76,13 +75,13 @@ def explain_incident(
 
 
 def explain_at(
-    con: duckdb.DuckDBPyConnection, at: datetime, *, settings: Settings, model: RankModel | None = None
+    con: Snapshot, at: datetime, *, settings: Settings, model: RankModel | None = None
 ) -> Explanation:
     """What changed at ``at``: the incident there (if any) and its ranked causes."""
     model = model or load_model(settings.home)
-    incident, overlapping = incidents_at(con, at, cache_dir=settings.home / "_cache")
+    incident, overlapping = incidents_at(con, at)
     if incident is None:  # no anomaly run the detector accepts: a step in the series at ``at``
-        incident = origin.incident_from_deviations(con, at)
+        incident = deviations.incident_from_deviations(con, at)
     if incident is None:
         return Explanation(
             at=at,

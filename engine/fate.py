@@ -26,9 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
-
 from whatchanged.engine.errors import NotFoundError
+from whatchanged.engine.snapshot import Snapshot
 
 #: failure domains, widest first
 LEVELS = ("datacenter", "switch", "rack", "host")
@@ -88,7 +87,7 @@ class Inventory:
     group_of: Mapping[str, str]  # service → redundancy group
 
     @classmethod
-    def load(cls, con: duckdb.DuckDBPyConnection) -> Inventory:
+    def load(cls, con: Snapshot) -> Inventory:
         rows = con.execute(
             f"SELECT service, {', '.join(LEVELS)}, redundancy_group FROM services ORDER BY service"
         ).fetchall()
@@ -137,7 +136,7 @@ def _shared(
     return tuple(shared)
 
 
-def fate_report(con: duckdb.DuckDBPyConnection, *, group: str | None = None) -> FateReport:
+def fate_report(con: Snapshot, *, group: str | None = None) -> FateReport:
     """The failure domains and every redundancy group (or only ``group``: NotFoundError if the
     inventory has no such group)."""
     inv = Inventory.load(con)
@@ -160,9 +159,7 @@ def fate_report(con: duckdb.DuckDBPyConnection, *, group: str | None = None) -> 
     return FateReport(len(inv.where), domains, groups)
 
 
-def smallest_domain(
-    con_or_inv: duckdb.DuckDBPyConnection | Inventory, services: Iterable[str]
-) -> Domain | None:
+def smallest_domain(con_or_inv: Snapshot | Inventory, services: Iterable[str]) -> Domain | None:
     """The narrowest domain (host, then rack, switch, datacenter) holding every one of
     ``services``; None when they span datacenters (or the inventory does not place them)."""
     inv = con_or_inv if isinstance(con_or_inv, Inventory) else Inventory.load(con_or_inv)

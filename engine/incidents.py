@@ -47,15 +47,12 @@ re-exports the grouping's names.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import duckdb
 
 from whatchanged.engine.detect import DEFAULT, DetectParams, detect_anomalies
 from whatchanged.engine.errors import NotFoundError
@@ -88,9 +85,12 @@ from whatchanged.engine.incident_grouping import is_hard as is_hard
 from whatchanged.engine.incident_grouping import wave_onset as wave_onset
 from whatchanged.engine.model import Incident, incident_from_dict
 from whatchanged.engine.outages import find_outages
+from whatchanged.engine.snapshot import Snapshot, fingerprint
 from whatchanged.engine.storage import write_atomic
 
 CACHE_SIZE = 32
+#: what incidents are detected from: their caches are keyed by these tables' data version
+INCIDENT_TABLES = ("metrics", "states", "services")
 _CACHE: OrderedDict[tuple[Any, ...], tuple[Incident, ...]] = OrderedDict()
 #: how far beyond a question's range the events of its incidents are looked for
 MAX_REACH_S = 86400.0
@@ -99,19 +99,19 @@ ONSET_SLACK_S = 120.0
 _ID = re.compile(r"^inc-(\d{8}T\d{4})Z-([0-9a-f]{6})$")
 
 
-def inventory(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str | None]]:
+def inventory(con: Snapshot) -> dict[str, dict[str, str | None]]:
     """Topology columns of every service of the ``services`` view."""
     rows = con.execute(f"SELECT service, {', '.join(TOPOLOGY)} FROM services").fetchall()
     return {str(r[0]): dict(zip(TOPOLOGY, r[1:], strict=True)) for r in rows}
 
 
-def _data_end(con: duckdb.DuckDBPyConnection) -> datetime:
+def _data_end(con: Snapshot) -> datetime:
     value = last_data_ts(con)
     return value if value is not None else datetime.now(UTC)
 
 
 def find_incidents(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     start: datetime,
     end: datetime,
     *,
@@ -120,28 +120,37 @@ def find_incidents(
     flap_gap_s: float = FLAP_GAP_S,
     link_gap_s: float = LINK_GAP_S,
     min_anomaly_s: float = MIN_ANOMALY_S,
-    cache_dir: Path | None = None,
 ) -> list[Incident]:
     """Incidents whose span overlaps ``[start, end)``, whole (with their events outside the
     range), by onset; their id, onset and members do not depend on the range
     (:func:`settled_groups`).  ``online=True``: what a live detector knew at ``end`` (no
     onset look-ahead, nothing after ``end``), for evaluation; its ids may differ.
 
-    Results are cached per process, keyed by what the connection's metrics, states
-    and services views read (the committed files, hence the manifests) and the
-    arguments: a repeat is a cache hit, and a new commit of monitoring data (new
-    files in the views of a fresh connection) is a miss.  With ``cache_dir`` the
-    results are also kept on disk under the same key, so that a new process (the
-    CLI) asking the same question about the same data reads them back instead of
-    running detection again; a commit of changes (deploys, notices) does not
+    Results are cached per process, keyed by the snapshot's data version of the
+    metrics, states and services tables (:meth:`Snapshot.data_version`) and the
+    arguments: a repeat is a cache hit, and a new commit of monitoring data is a
+    miss.  They are also kept on disk under the same key in the warehouse's
+    ``_cache`` (:attr:`Snapshot.cache_dir`, when writable), so that a new process
+    (the CLI) asking the same question about the same data reads them back instead
+    of running detection again; a commit of changes (deploys, notices) does not
     invalidate them, since incidents do not depend on changes.
     """
-    key = (views_key(con), start, end, online, params, flap_gap_s, link_gap_s, min_anomaly_s)
+    key = (
+        con.data_version(INCIDENT_TABLES),
+        start,
+        end,
+        online,
+        params,
+        flap_gap_s,
+        link_gap_s,
+        min_anomaly_s,
+    )
     hit = _CACHE.get(key)
     if hit is not None:
         _CACHE.move_to_end(key)
         return list(hit)
-    disk = cache_dir / f"incidents-{hashlib.sha1(repr(key).encode()).hexdigest()}.json" if cache_dir else None
+    cache_dir = con.cache_dir
+    disk = cache_dir / f"incidents-{fingerprint([repr(key)])}.json" if cache_dir else None
     if disk is not None and disk.is_file():
         try:
             found = [incident_from_dict(d) for d in json.loads(disk.read_text())]
@@ -167,21 +176,12 @@ def _write_cache(path: Path, found: list[Incident]) -> None:
         pass
 
 
-def views_key(con: duckdb.DuckDBPyConnection) -> str:
-    """A digest of the view definitions incidents depend on: they list the committed files."""
-    rows = con.execute(
-        "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal "
-        "AND view_name IN ('metrics', 'states', 'services') ORDER BY view_name"
-    ).fetchall()
-    return hashlib.sha1("\x00".join(f"{n}\x01{q}" for n, q in rows).encode()).hexdigest()
-
-
 def clear_cache() -> None:
     _CACHE.clear()
 
 
 def _find_incidents(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     start: datetime,
     end: datetime,
     online: bool,
@@ -207,7 +207,7 @@ def _find_incidents(
 
 
 def settled_groups(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     start: datetime,
     end: datetime,
     *,
@@ -256,12 +256,11 @@ def settled_groups(
 
 
 def incidents_at(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     at: datetime,
     *,
     after_s: float = 600.0,
     slack_s: float = ONSET_SLACK_S,
-    cache_dir: Path | None = None,
 ) -> tuple[Incident | None, tuple[Incident, ...]]:
     """The incident "what changed at ``at``" is about, and the others under way with it.
 
@@ -274,7 +273,6 @@ def incidents_at(
         con,
         at - timedelta(seconds=FLAP_GAP_S),
         at + timedelta(seconds=max(after_s, slack_s)),
-        cache_dir=cache_dir,
     )
     soon = at + timedelta(seconds=slack_s)
     under_way = [i for i in found if i.onset <= soon and (i.end is None or i.end >= at)]
@@ -289,7 +287,7 @@ def incidents_at(
     return chosen, others
 
 
-def overlapping(con: duckdb.DuckDBPyConnection, incident: Incident) -> tuple[Incident, ...]:
+def overlapping(con: Snapshot, incident: Incident) -> tuple[Incident, ...]:
     """The other incidents whose span overlaps ``incident``'s, by onset."""
     end = incident.end or incident.onset + timedelta(minutes=1)
     found = find_incidents(con, incident.onset, max(end, incident.onset + timedelta(minutes=1)))
@@ -301,17 +299,16 @@ def _overlap(a: Incident, b: Incident) -> bool:
 
 
 def incident_at(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     at: datetime,
     *,
     after_s: float = 600.0,
-    cache_dir: Path | None = None,
 ) -> Incident | None:
     """The incident of :func:`incidents_at` (None if there is none)."""
-    return incidents_at(con, at, after_s=after_s, cache_dir=cache_dir)[0]
+    return incidents_at(con, at, after_s=after_s)[0]
 
 
-def get_incident(con: duckdb.DuckDBPyConnection, incident_id: str) -> Incident:
+def get_incident(con: Snapshot, incident_id: str) -> Incident:
     """Recompute the incident named ``incident_id`` around the minute in the id."""
     m = _ID.match(incident_id.strip())
     if not m:

@@ -33,14 +33,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
-
 from whatchanged.engine.calibration import Outcome
 from whatchanged.engine.candidates import Candidate
 from whatchanged.engine.errors import NotFoundError
 from whatchanged.engine.model import Cause, Change
 from whatchanged.engine.rank import DEFAULT_MODEL, FEATURES, Labelled, RankModel, rank
 from whatchanged.engine.settings import Settings
+from whatchanged.engine.snapshot import Snapshot
 
 #: a cause's identity among the candidates of one incident
 Key = tuple[str, str | None, str | None, str]
@@ -137,7 +136,7 @@ def case_of(name: str, causes: Sequence[Cause], verdict: Verdict) -> Case | str:
     return Case(name, real, key_of(best), created=verdict.created)
 
 
-def load_verdicts(con: duckdb.DuckDBPyConnection) -> list[Verdict]:
+def load_verdicts(con: Snapshot) -> list[Verdict]:
     """The latest verdict per incident, oldest first."""
     rows = con.execute(
         "SELECT feedback_id, incident_id, cause_change_id, category, created FROM feedback "
@@ -147,9 +146,7 @@ def load_verdicts(con: duckdb.DuckDBPyConnection) -> list[Verdict]:
     return [Verdict(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
-def cases_from_feedback(
-    con: duckdb.DuckDBPyConnection, *, settings: Settings
-) -> tuple[list[Case], list[str]]:
+def cases_from_feedback(con: Snapshot, *, settings: Settings) -> tuple[list[Case], list[str]]:
     """Every usable verdict as a case (oldest first), and why the others were skipped."""
     from whatchanged.engine.explain import explain_incident
     from whatchanged.engine.incidents import get_incident

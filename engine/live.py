@@ -19,8 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
+from whatchanged.engine.snapshot import Snapshot
 from whatchanged.engine.storage import write_atomic
 from whatchanged.engine.warehouse import Warehouse
 
@@ -65,7 +64,7 @@ def write_health(warehouse: Warehouse, health: dict[str, SourceHealth]) -> None:
     write_atomic(path, json.dumps({k: asdict(v) for k, v in sorted(health.items())}, indent=1))
 
 
-def read_cursors(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+def read_cursors(con: Snapshot) -> dict[str, dict[str, Any]]:
     """The latest committed cursor of each source (source → its JSON object)."""
     out: dict[str, dict[str, Any]] = {}
     for source, cursor in con.sql("SELECT source, cursor FROM cursors").fetchall():
@@ -83,7 +82,7 @@ def sources_status(warehouse: Warehouse) -> list[dict[str, Any]]:
     if not warehouse.exists:
         return []
     health = read_health(warehouse)
-    con = warehouse.connect()
+    con = warehouse.snapshot()
     try:
         cursors = read_cursors(con)
     finally:

@@ -26,16 +26,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import duckdb
-
 from whatchanged.engine.model import Outage
+from whatchanged.engine.snapshot import Snapshot
 
 BAD_STATES = ("CRITICAL", "DOWN", "UNREACHABLE", "down")
 EXTERNAL_STATES = ("up", "down")
 
 
 def find_outages(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     start: datetime | None = None,
     end: datetime | None = None,
     *,

@@ -34,7 +34,7 @@ SERVICES = pa.schema(
     ]
 )
 #: Columns of a table added after warehouses were first written: a view over older files
-#: shows them as null (:meth:`whatchanged.engine.warehouse.Warehouse.refresh_views`).
+#: shows them as null (:meth:`whatchanged.engine.warehouse.Store.views`).
 LATER_COLUMNS: dict[str, tuple[str, ...]] = {"services": ("redundancy_group",)}
 
 #: One sample.  ``env`` and ``labels`` are optional (null when absent).

@@ -1,7 +1,7 @@
 """Series for display: what the dashboards draw that the analysis steps do not return.
 
 Every function takes an explicit DuckDB connection (from
-:meth:`whatchanged.engine.warehouse.Warehouse.connect`) and aware datetimes,
+:meth:`whatchanged.engine.store.Store.snapshot`) and aware datetimes,
 and returns plain pandas frames with tz-aware UTC ``ts`` columns or frozen
 dataclasses.  Nothing here decides anything: detection, grouping and ranking
 live in their own modules.
@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from whatchanged.engine.errors import ConfigError, NotFoundError
 from whatchanged.engine.extent import data_range as data_range  # its home is extent; kept for callers
 from whatchanged.engine.extent import first_row
 from whatchanged.engine.model import Change
+from whatchanged.engine.snapshot import Snapshot
 
 #: States counted as "down" for the heat strip and the checks strip.
 BAD_STATES = ("CRITICAL", "DOWN")
@@ -65,7 +65,7 @@ def _check_window(start: datetime, end: datetime) -> None:
         raise ConfigError(f"series window: expected start before end, found {start} … {end}")
 
 
-def service_info(con: duckdb.DuckDBPyConnection, service: str) -> ServiceInfo:
+def service_info(con: Snapshot, service: str) -> ServiceInfo:
     """The inventory row of ``service``; a service seen only in data gets an empty row.
 
     Raises NotFoundError when the service is neither in the inventory nor in
@@ -89,7 +89,7 @@ def service_info(con: duckdb.DuckDBPyConnection, service: str) -> ServiceInfo:
     return ServiceInfo(service, None, None, None, None, None, None, None)
 
 
-def service_metrics(con: duckdb.DuckDBPyConnection, service: str) -> list[str]:
+def service_metrics(con: Snapshot, service: str) -> list[str]:
     """Names of the metrics stored for ``service``, sorted."""
     rows = con.execute(
         "SELECT DISTINCT metric FROM metrics WHERE service = ? ORDER BY metric", [service]
@@ -97,7 +97,7 @@ def service_metrics(con: duckdb.DuckDBPyConnection, service: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def service_range(con: duckdb.DuckDBPyConnection, service: str) -> tuple[datetime, datetime] | None:
+def service_range(con: Snapshot, service: str) -> tuple[datetime, datetime] | None:
     """First and last timestamp of any metric or state of ``service``."""
     row = first_row(
         con,
@@ -110,9 +110,7 @@ def service_range(con: duckdb.DuckDBPyConnection, service: str) -> tuple[datetim
     return row[0], row[1]
 
 
-def metric_series(
-    con: duckdb.DuckDBPyConnection, service: str, metric: str, start: datetime, end: datetime
-) -> pd.DataFrame:
+def metric_series(con: Snapshot, service: str, metric: str, start: datetime, end: datetime) -> pd.DataFrame:
     """Samples of one metric of one service in ``[start, end]``: columns ``ts, value``."""
     _check_window(start, end)
     return con.execute(
@@ -122,7 +120,7 @@ def metric_series(
 
 
 def baseline_band(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     service: str,
     metric: str,
     start: datetime,
@@ -179,7 +177,7 @@ def baseline_band(
 
 
 def check_intervals(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     start: datetime,
     end: datetime,
     *,
@@ -232,7 +230,7 @@ def check_intervals(
 
 
 def critical_by_group(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     start: datetime,
     end: datetime,
     *,

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
 import httpx
+
+from whatchanged.engine.snapshot import Snapshot
 
 DEFAULT_LABELS = {"datacenters": "datacenter", "switches": "switch", "hosts": "host"}
 TAG_RE = re.compile(r"^whatchanged:(?P<change>.+):(?P<dim>[a-z]+)\b")
@@ -45,9 +46,7 @@ def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def wanted(
-    con: duckdb.DuckDBPyConnection, now: datetime, labels: dict[str, str]
-) -> dict[tuple[str, str], Action]:
+def wanted(con: Snapshot, now: datetime, labels: dict[str, str]) -> dict[tuple[str, str], Action]:
     """(change_id, dimension) → the silence a maintenance calls for, upcoming or in progress."""
     rows = con.sql(
         'SELECT change_id, start, "end", title, url, status, scope FROM changes '

@@ -162,7 +162,7 @@ class Notifier:
         from whatchanged.engine.extent import last_data_ts
         from whatchanged.engine.incidents import find_incidents
 
-        con = self.warehouse.connect()
+        con = self.warehouse.snapshot()
         try:
             last = last_data_ts(con)
             if last is None:

@@ -18,12 +18,12 @@ temporary name, renames it, and only then renames its manifest into
 ``_commits/``.  Readers list the manifests and build DuckDB views over the
 files they name, so a crash at any point leaves either the whole write or
 nothing visible; files without a manifest are garbage and are removed by
-:meth:`Warehouse.sweep`.  ``txid`` starts with the commit time in
+:meth:`Store.sweep`.  ``txid`` starts with the commit time in
 nanoseconds, so manifests sort in commit order.
 
 There is no ``.duckdb`` file and no lock: any number of processes may read
 while others write; each reader opens its own in-memory DuckDB connection
-(:meth:`Warehouse.connect`) with ``TimeZone='UTC'``.
+(:meth:`Store.snapshot`) with ``TimeZone='UTC'``.
 
 Re-ingesting the same input adds nothing: rows whose natural key
 (:data:`whatchanged.engine.schema.KEYS`) is already stored are dropped
@@ -56,6 +56,7 @@ import pyarrow.parquet as pq
 
 from whatchanged.engine.errors import WarehouseError
 from whatchanged.engine.schema import LATER_COLUMNS, SCHEMAS
+from whatchanged.engine.snapshot import Snapshot
 from whatchanged.engine.storage import held_by_other, storage_error
 
 FORMAT_VERSION = 1
@@ -94,7 +95,7 @@ STAGING_GRACE_S = 5.0
 
 @dataclass(frozen=True)
 class Swept:
-    """What :meth:`Warehouse.sweep` removed (paths relative to the warehouse)."""
+    """What :meth:`Store.sweep` removed (paths relative to the warehouse)."""
 
     staging: tuple[str, ...]
     orphans: tuple[str, ...]
@@ -133,6 +134,17 @@ def fsync_write(path: Path, data: bytes) -> None:
 
 def empty_table(schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays([pa.chunked_array([], f.type) for f in schema], schema=schema)
+
+
+def commit_probe(home: Path) -> str:
+    """A cheap probe of what is committed under ``home``: how many manifests and the newest
+    (names sort in commit order), so it changes with every commit and compaction; ``none`` when
+    the folder cannot be listed.  One ``listdir``, no manifest read."""
+    try:
+        names = os.listdir(home / "_commits")
+    except OSError:
+        return "none"
+    return f"{len(names)}:{max(names, default='')}"
 
 
 class Store:
@@ -235,23 +247,24 @@ class Store:
         return found
 
     # -- reading -------------------------------------------------------------------
-    def connect(self, *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
-        """A new in-memory DuckDB connection with one view per table."""
+    def snapshot(self, *, threads: int | None = None) -> Snapshot:
+        """What is committed now: a new in-memory DuckDB connection with one view per table,
+        and the files those views list (:class:`~whatchanged.engine.snapshot.Snapshot`)."""
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone='UTC'")
         if threads:
             con.execute(f"SET threads={int(threads)}")
-        self.refresh_views(con)
-        return con
+        return self.views(con)
 
-    def refresh_views(self, con: duckdb.DuckDBPyConnection) -> None:
-        """(Re)create the views on ``con`` over what is committed now."""
+    def views(self, con: duckdb.DuckDBPyConnection) -> Snapshot:
+        """(Re)create the views on ``con`` over what is committed now; the snapshot they make."""
         manifests = self.manifests()
+        files = {t: self.files(t, manifests) for t in TABLES}
         for table in TABLES:
-            con.execute(f"CREATE OR REPLACE VIEW {table} AS {self._view_sql(table, manifests)}")
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS {self._view_sql(table, files[table])}")
+        return Snapshot(con, home=self.home, manifests=manifests, files=files)
 
-    def _view_sql(self, table: str, manifests: list[dict[str, Any]]) -> str:
-        files = self.files(table, manifests)
+    def _view_sql(self, table: str, files: list[str]) -> str:
         empty = self.home / "_empty" / f"{table}.parquet"
         if not files and not empty.is_file():  # a warehouse initialised before the table existed
             cols = ", ".join(f'NULL::VARCHAR AS "{f.name}"' for f in _schema(table))
@@ -285,13 +298,6 @@ class Store:
             # states are small; dedup at read too, in case two writers raced.
             return f"SELECT DISTINCT * FROM read_parquet({listing})"
         return f"SELECT * FROM read_parquet({listing})"
-
-    def changes_history(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
-        """Every stored version of every change (the ``changes`` view keeps the latest)."""
-        files = self.files("changes")
-        if not files:
-            return con.sql("SELECT * FROM changes")
-        return con.sql(f"SELECT * FROM read_parquet([{', '.join(_sql_str(f) for f in files)}])")
 
     def sweep(self, *, grace_s: float = STAGING_GRACE_S, dry_run: bool = False) -> Swept:
         """Remove what killed writers left: staging folders under ``.tmp/`` and data files
@@ -363,7 +369,7 @@ class Store:
         """Rows per table, services, time range and commits: what ``whatchanged status`` prints."""
         self.require()
         manifests = self.manifests()
-        con = self.connect()
+        con = self.snapshot()
         try:
             rows = {t: _scalar(con, f"SELECT count(*) FROM {t}") for t in TABLES}
             first, last = con.sql(
@@ -411,7 +417,15 @@ def replaced_files(manifests: Iterable[Mapping[str, Any]], table: str | None = N
     return out
 
 
-def latest_day(con: duckdb.DuckDBPyConnection, tz: str = "UTC") -> date | None:
+def changes_history(con: Snapshot) -> duckdb.DuckDBPyRelation:
+    """Every stored version of every change (the ``changes`` view keeps the latest)."""
+    files = con.files("changes")
+    if not files:
+        return con.sql("SELECT * FROM changes")
+    return con.sql(f"SELECT * FROM read_parquet([{', '.join(_sql_str(f) for f in files)}])")
+
+
+def latest_day(con: Snapshot, tz: str = "UTC") -> date | None:
     """The local day (in ``tz``) of the latest metric or state: what ``HH:MM`` means.
 
     Changes count only when there is no metric or state at all: a notice
@@ -428,7 +442,7 @@ def latest_day(con: duckdb.DuckDBPyConnection, tz: str = "UTC") -> date | None:
     return day
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+def _scalar(con: Snapshot, sql: str) -> Any:
     row = con.sql(sql).fetchall()
     return row[0][0] if row else None
 

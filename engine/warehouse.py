@@ -4,30 +4,10 @@
 sweep, status) that also writes: :meth:`Warehouse.commit` and the dropping of rows already
 stored.  The order rows are written in is :mod:`whatchanged.engine.write_order`.
 
-Layout of ``HOME``::
-
-    WAREHOUSE                        marker with the format version (``whatchanged init``)
-    _empty/<table>.parquet           one empty file per table, so every view exists
-    _commits/<txid>.json             one manifest per committed write (the only truth)
-    services/<txid>-<n>.parquet
-    changes/<txid>-<n>.parquet
-    metrics/date=YYYY-MM-DD/<txid>-<n>.parquet   sorted by (service, metric, ts)
-    states/date=YYYY-MM-DD/<txid>-<n>.parquet
-    feedback/<txid>-<n>.parquet      responders' verdicts, append-only
-    dependencies/<txid>-<n>.parquet  call graph edges (service depends_on service)
-    cursors/<txid>-<n>.parquet       where each live source stopped, committed with its rows
-
-A write (:meth:`Warehouse.commit`) puts every data file in place under a
-temporary name, renames it, and only then renames its manifest into
-``_commits/``.  Readers list the manifests and build DuckDB views over the
-files they name, so a crash at any point leaves either the whole write or
-nothing visible; files without a manifest are garbage and are removed by
-:meth:`Warehouse.sweep`.  ``txid`` starts with the commit time in
-nanoseconds, so manifests sort in commit order.
-
-There is no ``.duckdb`` file and no lock: any number of processes may read
-while others write; each reader opens its own in-memory DuckDB connection
-(:meth:`Warehouse.connect`) with ``TimeZone='UTC'``.
+The folder's layout, and why a crash leaves either a whole write or nothing visible, are
+described in :mod:`whatchanged.engine.store`.  A write (:meth:`Warehouse.commit`) puts every
+data file in place under a temporary name, renames it, and only then renames its manifest
+into ``_commits/``.
 
 Re-ingesting the same input adds nothing: rows whose natural key
 (:data:`whatchanged.engine.schema.KEYS`) is already stored are dropped
@@ -49,13 +29,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from whatchanged.engine.errors import WarehouseError
 from whatchanged.engine.schema import KEYS, conform
+from whatchanged.engine.snapshot import Snapshot
 from whatchanged.engine.storage import dir_lock
 from whatchanged.engine.store import (
     _APPEND_ONLY,
@@ -217,7 +197,7 @@ class Warehouse(Store):
         """Drop the rows ``manifests`` already store and write the rest under ``staging``."""
         staged = Staged()
         # a DuckDB connection only when something is stored to compare with
-        con = self.connect() if any(t.num_rows for t in tables.values()) and manifests else None
+        con = self.snapshot() if any(t.num_rows for t in tables.values()) and manifests else None
         try:
             jobs: list[tuple[str, pa.Table, Path]] = []
             for table, data in tables.items():
@@ -293,7 +273,7 @@ class Warehouse(Store):
 
     def _new_rows(
         self,
-        con: duckdb.DuckDBPyConnection | None,
+        con: Snapshot | None,
         table: str,
         data: pa.Table,
         manifests: list[dict[str, Any]] | None = None,
@@ -328,7 +308,7 @@ class Warehouse(Store):
         if not stored:
             return data
         if con is None:  # another writer committed since commit() looked
-            with self.connect() as own:
+            with self.snapshot() as own:
                 return self._new_rows(own, table, data, manifests, staged)
         if table in ("services", "changes", "dependencies"):
             con.register("incoming", data)

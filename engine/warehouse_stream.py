@@ -35,13 +35,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from whatchanged.engine.errors import WarehouseError
 from whatchanged.engine.schema import conform
+from whatchanged.engine.snapshot import Snapshot
 from whatchanged.engine.store import _APPEND_ONLY, PARTITIONED, _schema
 from whatchanged.engine.warehouse import CommitResult, Staged, Warehouse, _distinct_services
 from whatchanged.engine.write_order import _US_PER_DAY, from_numpy, to_numpy
@@ -65,12 +65,13 @@ class _Writer:
         self.buffers: dict[tuple[str, int], list[pa.Table]] = {}
         self.buffered = 0
         self.n = 0
-        self._con: duckdb.DuckDBPyConnection | None = None
+        self._con: Snapshot | None = None
 
     @property
-    def con(self) -> duckdb.DuckDBPyConnection | None:
+    def con(self) -> Snapshot | None:
+        """The warehouse as the commit started (opened when there is something to compare with)."""
         if self._con is None and self.manifests:
-            self._con = self.wh.connect()
+            self._con = self.wh.snapshot()
         return self._con
 
     def close(self) -> None:

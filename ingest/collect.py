@@ -332,7 +332,7 @@ class Collector:
     def _attempt(self, src: Source, out: Outcome) -> None:
         """Pull ``src`` from its committed cursor; every chunk is one commit with its cursor."""
         self.warehouse.init()
-        con = self.warehouse.connect()
+        con = self.warehouse.snapshot()
         try:
             cursor = read_cursors(con).get(src.name)
             known = {s for (s,) in con.sql("SELECT service FROM services").fetchall()}

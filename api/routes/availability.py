@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from whatchanged.api.deps import SettingsDep, SnapshotDep, bad_param
+from whatchanged.api.deps import ReadingDep, SettingsDep, bad_param
 from whatchanged.api.models import AvailabilityOut
 from whatchanged.api.problems import ProblemError, problem_responses
 from whatchanged.api.routes.changes import cached_aliases
@@ -31,7 +31,7 @@ _TimeQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
     responses=problem_responses(404, 422, 503, 500),
 )
 def get_availability(
-    snap: SnapshotDep,
+    reading: ReadingDep,
     settings: SettingsDep,
     service: Annotated[_Name, Query(description="One service (give one of service, check, group).")] = None,
     check: Annotated[_Name, Query(description="One check name, on every service that has it.")] = None,
@@ -61,11 +61,11 @@ def get_availability(
             ",".join(given) or None,
             "exactly one of service, check, group",
         )
-    con = snap.con
+    con = reading.db
     span = resolve_range(con, start, end, tz, max_range=timedelta(days=366))
     if span is None:
         raise ProblemError(404, "the warehouse holds no metrics or check states yet", slug="not-found")
-    key = ("availability", snap.commit_key, span, service, check, group, exclude_planned)
+    key = ("availability", reading.db.version, span, service, check, group, exclude_planned)
 
     def compute() -> dict[str, Any]:
         result = availability(
@@ -80,5 +80,5 @@ def get_availability(
         )
         return availability_shape(result)
 
-    data: dict[str, Any] = snap.memo.get(key, compute)
+    data: dict[str, Any] = reading.memo.get(key, compute)
     return data

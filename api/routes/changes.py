@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Response
 
 from whatchanged.api.deps import (
     WRITE_LOCK,
-    ConDep,
+    DbDep,
     JsonBodyDep,
     SettingsDep,
     WarehouseDep,
@@ -53,7 +53,7 @@ _Span = Annotated[str, Query(min_length=1, max_length=32)]
     responses=problem_responses(422, 503, 500),
 )
 def get_changes(
-    con: ConDep,
+    con: DbDep,
     settings: SettingsDep,
     at: AtQuery,
     before: Annotated[
@@ -295,7 +295,7 @@ _BODY_SCHEMA = {
 def create_changes(
     writer: WriterDep,
     body: JsonBodyDep,
-    con: ConDep,
+    con: DbDep,
     warehouse: WarehouseDep,
     settings: SettingsDep,
     response: Response,

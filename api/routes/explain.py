@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from whatchanged.api.deps import SettingsDep, Snapshot, SnapshotDep, check_tz, parse_time
+from whatchanged.api.deps import Reading, ReadingDep, SettingsDep, check_tz, parse_time
 from whatchanged.api.models import ExplanationOut
 from whatchanged.api.problems import problem_responses
 from whatchanged.engine.explain import explain_at as explain_at_engine
@@ -50,28 +50,28 @@ TzQuery = Annotated[
     response_model=ExplanationOut,
     responses=problem_responses(422, 503, 500),
 )
-def explain_at(snap: SnapshotDep, settings: SettingsDep, at: AtQuery, tz: TzQuery = None) -> dict[str, Any]:
+def explain_at(reading: ReadingDep, settings: SettingsDep, at: AtQuery, tz: TzQuery = None) -> dict[str, Any]:
     """The incident under way at `at` (if any), its candidate causes ranked with evidence for and
     against, the cause classes ruled out and why, and the responders' reactions (restarts …)."""
     check_tz(tz)
-    when = parse_time(at, name="at", tz=tz, con=snap.con)
+    when = parse_time(at, name="at", tz=tz, con=reading.db)
     if tz:  # evidence sentences in the zone asked for, too
         settings = settings.model_copy(update={"tz": tz})
-    return explain_cached(snap, when, settings)
+    return explain_cached(reading, when, settings)
 
 
-def explain_cached(snap: Snapshot, when: datetime, settings: Settings) -> dict[str, Any]:
+def explain_cached(reading: Reading, when: datetime, settings: Settings) -> dict[str, Any]:
     """``explain_at`` with its two costs cached: incident detection until services, metrics or
     states change, and the ranking until anything is committed."""
-    con, memo, tz = snap.con, snap.memo, settings.tz
-    incident, overlapping = snap.by_data(("incidents_at", when), lambda cur: incidents_at(cur, when))
+    con, memo, tz = reading.db, reading.memo, settings.tz
+    incident, overlapping = reading.by_data(("incidents_at", when), lambda cur: incidents_at(cur, when))
     if incident is None:  # the answer does not depend on the changes
-        key: tuple[Any, ...] = ("explain_none", snap.data_key, model_key(settings.home), when, tz)
+        key: tuple[Any, ...] = ("explain_none", reading.db.data_version(), model_key(settings.home), when, tz)
         none: dict[str, Any] = memo.get(
             key, lambda: explanation(explain_at_engine(con, when, settings=settings), tz=tz)
         )
         return none
-    key = ("explain", snap.commit_key, model_key(settings.home), incident.incident_id, when, tz)
+    key = ("explain", reading.db.version, model_key(settings.home), incident.incident_id, when, tz)
     ranked: dict[str, Any] = memo.get(
         key,
         lambda: explanation(

@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from whatchanged.api.deps import (
     WRITE_LOCK,
     JsonBodyDep,
-    SnapshotDep,
+    ReadingDep,
     WarehouseDep,
     WriterDep,
     validate_body,
@@ -40,14 +40,18 @@ router = APIRouter(tags=["incidents"])
     },
 )
 def create_feedback(
-    writer: WriterDep, body: JsonBodyDep, snap: SnapshotDep, warehouse: WarehouseDep, incident_id: IncidentId
+    writer: WriterDep,
+    body: JsonBodyDep,
+    reading: ReadingDep,
+    warehouse: WarehouseDep,
+    incident_id: IncidentId,
 ) -> FeedbackOut:
     """Append a responder's verdict (the change that caused the incident and/or its cause class,
     a comment, who says so) to the warehouse's `feedback` table; fitted ranking weights learn
     from these.  Needs a bearer token."""
     verdict = validate_body(FeedbackIn, body)
-    con = snap.con
-    incident_by_id(snap, incident_id)  # 404 when unknown
+    con = reading.db
+    incident_by_id(reading, incident_id)  # 404 when unknown
     if verdict.cause_change_id is not None and not change_stored(con, verdict.cause_change_id):
         raise ProblemError(
             422,

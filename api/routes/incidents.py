@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from whatchanged.api.deps import SettingsDep, Snapshot, SnapshotDep, bad_param, check_tz, parse_time
+from whatchanged.api.deps import Reading, ReadingDep, SettingsDep, bad_param, check_tz, parse_time
 from whatchanged.api.models import ExplanationOut, IncidentPage
 from whatchanged.api.problems import problem_responses
 from whatchanged.api.routes.explain import TzQuery
@@ -76,7 +76,7 @@ def resolve_range(
     responses=problem_responses(422, 503, 500),
 )
 def list_incidents(
-    snap: SnapshotDep,
+    reading: ReadingDep,
     settings: SettingsDep,
     start: Annotated[
         _TimeQuery,
@@ -95,11 +95,11 @@ def list_incidents(
     """Incidents whose onset lies in the range, oldest first (without their outage lists:
     `GET /incidents/{incident_id}` has them).  Times in `tz` (default: the server's
     configured zone, as in every answer and in `whatchanged incidents`)."""
-    con = snap.con
+    con = reading.db
     span = resolve_range(con, start, end, tz)
     found: list[Incident] = []
     if span:
-        found = snap.by_data(
+        found = reading.by_data(
             ("find_incidents", span),
             lambda cur: find_incidents(cur, span[0], span[1]),
             question=("find_incidents", start, end, tz),
@@ -115,16 +115,16 @@ def list_incidents(
     responses=problem_responses(404, 422, 503, 500),
 )
 def get_incident(
-    snap: SnapshotDep, settings: SettingsDep, incident_id: IncidentId, tz: TzQuery = None
+    reading: ReadingDep, settings: SettingsDep, incident_id: IncidentId, tz: TzQuery = None
 ) -> dict[str, Any]:
     """The incident with its outages and anomalies, its candidate causes ranked with evidence,
     the cause classes ruled out, and the reactions — the same shape as `GET /explain`."""
     check_tz(tz)
     if tz:
         settings = settings.model_copy(update={"tz": tz})
-    con, memo, tz = snap.con, snap.memo, settings.tz
-    incident = incident_by_id(snap, incident_id)
-    key = ("explain", snap.commit_key, model_key(settings.home), incident.incident_id, None, tz)
+    con, memo, tz = reading.db, reading.memo, settings.tz
+    incident = incident_by_id(reading, incident_id)
+    key = ("explain", reading.db.version, model_key(settings.home), incident.incident_id, None, tz)
     result: dict[str, Any] = memo.get(
         key,
         lambda: explanation(
@@ -134,7 +134,7 @@ def get_incident(
     return result
 
 
-def incident_by_id(snap: Snapshot, incident_id: str) -> Incident:
+def incident_by_id(reading: Reading, incident_id: str) -> Incident:
     """``get_incident``, cached until services, metrics or states change (NotFoundError → 404)."""
     incident_onset(incident_id)  # a NotFoundError (404) for an id that names no possible time
-    return snap.by_data(("get_incident", incident_id), lambda cur: find_incident(cur, incident_id))
+    return reading.by_data(("get_incident", incident_id), lambda cur: find_incident(cur, incident_id))

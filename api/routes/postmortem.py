@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from whatchanged.api.deps import SettingsDep, SnapshotDep, bad_param, check_tz
+from whatchanged.api.deps import ReadingDep, SettingsDep, bad_param, check_tz
 from whatchanged.api.models import PostmortemOut
 from whatchanged.api.problems import problem_responses
 from whatchanged.api.routes.explain import TzQuery
@@ -40,7 +40,7 @@ MEDIA = {"md": "text/markdown; charset=utf-8", "html": "text/html; charset=utf-8
 )
 def get_postmortem(
     request: Request,
-    snap: SnapshotDep,
+    reading: ReadingDep,
     settings: SettingsDep,
     incident_id: IncidentId,
     tz: TzQuery = None,
@@ -69,18 +69,18 @@ def get_postmortem(
         raise bad_param("lang", f"lang: no catalogue for {lang!r}", lang, f"one of {', '.join(languages())}")
     if tz:
         settings = settings.model_copy(update={"tz": tz})
-    incident = incident_by_id(snap, incident_id)
-    con, zone = snap.con, settings.tz
+    incident = incident_by_id(reading, incident_id)
+    con, zone = reading.db, settings.tz
     key = (
         "postmortem",
-        snap.commit_key,
+        reading.db.version,
         model_key(settings.home),
         incident.incident_id,
         zone,
         lang,
         audience,
     )
-    doc: dict[str, Any] = snap.memo.get(
+    doc: dict[str, Any] = reading.memo.get(
         key,
         lambda: postmortem_document(
             build_postmortem(con, incident, settings=settings), lang=lang, tz=zone, audience=audience

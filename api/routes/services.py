@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from whatchanged.api.deps import ConDep
+from whatchanged.api.deps import DbDep
 from whatchanged.api.models import ServicePage
 from whatchanged.api.problems import problem_responses
 from whatchanged.engine.catalog import services_page
@@ -24,7 +24,7 @@ _Name = Annotated[str | None, Query(min_length=1, max_length=200)]
     responses=problem_responses(422, 503, 500),
 )
 def list_services(
-    con: ConDep,
+    con: DbDep,
     datacenter: Annotated[_Name, Query(description="Only services in this datacenter (e.g. P19).")] = None,
     app: Annotated[_Name, Query(description="Only services of this application.")] = None,
     kind: Annotated[

@@ -80,11 +80,11 @@ def readyz(reader: ReaderDep) -> ReadyOut:
                 slug="warehouse-unavailable",
                 headers={"Retry-After": "30"},
             )
-        snap = reader.snapshot()
+        db = reader.snapshot()
         try:
-            open_views(snap.con, TABLES)
+            open_views(db, TABLES)
         finally:
-            snap.con.close()
+            db.close()
     except (ProblemError, WhatchangedError):
         raise
     except Exception as exc:  # DuckDB cannot open a view: a corrupt or unreadable file

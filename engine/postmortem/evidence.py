@@ -23,7 +23,8 @@ from whatchanged.engine.fate import Inventory, smallest_domain
 from whatchanged.engine.model import Cause, Change, Incident, RuledOut
 from whatchanged.engine.postmortem.facts import unit_of
 from whatchanged.engine.postmortem.model import CauseFacts, Point, Record, RuledOutFacts, SignalMove
-from whatchanged.engine.warehouse import Warehouse
+from whatchanged.engine.snapshot import Snapshot
+from whatchanged.engine.store import changes_history
 
 #: component levels, narrowest first (a name is read at the first level that has it)
 LEVELS = ("service", "host", "switch", "rack", "datacenter")
@@ -40,13 +41,11 @@ def component_level(topo: cands.Topology, component: str) -> str | None:
     return None
 
 
-def versions(
-    home: object, con: duckdb.DuckDBPyConnection, ch: Change
-) -> tuple[tuple[datetime, str | None], ...]:
+def versions(con: Snapshot, ch: Change) -> tuple[tuple[datetime, str | None], ...]:
     """Every stored version of ``ch`` that carries a stamp (when its source published or updated
     it), as (stamp, status), oldest first; empty when no version says when it was written."""
     try:
-        rel = Warehouse(str(home)).changes_history(con)
+        rel = changes_history(con)
         quoted = ch.change_id.replace("'", "''")
         rows = rel.filter(f"change_id = '{quoted}' AND stamp IS NOT NULL").project("stamp, status").fetchall()
     except duckdb.Error:  # a warehouse whose history cannot be read: no dates rather than wrong ones
@@ -168,8 +167,7 @@ def _hosting_points(
 
 
 def cause_facts(
-    con: duckdb.DuckDBPyConnection,
-    home: object,
+    con: Snapshot,
     incident: Incident,
     cause: Cause,
     changes: Sequence[Change],
@@ -233,7 +231,7 @@ def cause_facts(
         scope_domain=smallest_domain(inv, sorted(set(scope) & set(incident.services_affected)) or scope)
         if scope
         else None,
-        versions=versions(home, con, ch) if ch is not None else (),
+        versions=versions(con, ch) if ch is not None else (),
         pro=tuple(pro),
         con=tuple(con_),
     )

@@ -24,8 +24,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import duckdb
-
 from whatchanged.engine import candidates as cands
 from whatchanged.engine.availability import availability
 from whatchanged.engine.candidates_common import NETWORK_METRIC
@@ -53,6 +51,7 @@ from whatchanged.engine.postmortem.model import (
 )
 from whatchanged.engine.rank import RankModel
 from whatchanged.engine.settings import Settings
+from whatchanged.engine.snapshot import Snapshot
 
 #: worst-hit services listed
 WORST = 5
@@ -70,7 +69,7 @@ def _outage_record(o: Outage) -> Record:
     )
 
 
-def _monitored(con: duckdb.DuckDBPyConnection) -> tuple[int, Record]:
+def _monitored(con: Snapshot) -> tuple[int, Record]:
     n = int(con.execute("SELECT count(*) FROM services").fetchall()[0][0])
     if n:
         return n, Record("services", {}, rows=n)
@@ -148,7 +147,7 @@ def _worst(incident: Incident, end: datetime) -> list[Hit]:
 
 
 def _year_to_date(
-    con: duckdb.DuckDBPyConnection, probe: Probe | None, incident: Incident, end: datetime, tz: str
+    con: Snapshot, probe: Probe | None, incident: Incident, end: datetime, tz: str
 ) -> list[YearToDate]:
     if probe is None:
         return []
@@ -164,9 +163,7 @@ def _year_to_date(
     return out
 
 
-def _first_alert(
-    con: duckdb.DuckDBPyConnection, incident: Incident, end: datetime
-) -> tuple[Event | None, int]:
+def _first_alert(con: Snapshot, incident: Incident, end: datetime) -> tuple[Event | None, int]:
     """The first confirmed failure at or after the onset (HARD state or probe down) and how many
     services had one during the incident."""
     found = [
@@ -298,9 +295,7 @@ def _timeline(
     return sorted(events, key=lambda e: (e.at, order.get(e.event, 5)))
 
 
-def _first_correct(
-    con: duckdb.DuckDBPyConnection, incident: Incident, top: CauseFacts | None
-) -> FirstCorrect | None:
+def _first_correct(con: Snapshot, incident: Incident, top: CauseFacts | None) -> FirstCorrect | None:
     rows = con.execute(
         "SELECT feedback_id, cause_change_id, category, author, created FROM feedback WHERE incident_id = ? "
         "ORDER BY created DESC, feedback_id DESC LIMIT 1",
@@ -335,7 +330,7 @@ def _first_correct(
 
 
 def _helped(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     incident: Incident,
     top: CauseFacts | None,
     inv: Inventory,
@@ -398,16 +393,14 @@ def _helped(
     )
 
 
-def _related(
-    con: duckdb.DuckDBPyConnection, incident: Incident, settings: Settings, model: RankModel | None
-) -> list[Related]:
+def _related(con: Snapshot, incident: Incident, settings: Settings, model: RankModel | None) -> list[Related]:
     zone = ZoneInfo(settings.tz)
     day = incident.onset.astimezone(zone).date()
     start = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
     end = (datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(days=1)).astimezone(UTC)
     others = [
         i
-        for i in find_incidents(con, start, end, cache_dir=settings.home / "_cache")
+        for i in find_incidents(con, start, end)
         if i.incident_id != incident.incident_id and start <= i.onset < end
     ]
     others = sorted(others, key=lambda i: abs((i.onset - incident.onset).total_seconds()))[:RELATED]
@@ -419,7 +412,7 @@ def _related(
 
 
 def build_postmortem(
-    con: duckdb.DuckDBPyConnection,
+    con: Snapshot,
     incident: Incident,
     *,
     settings: Settings,
@@ -468,11 +461,8 @@ def build_postmortem(
         ),
     )
     causes = expl.causes
-    home = settings.home
-    top = cause_facts(con, home, incident, causes[0], changes, topo, inv, signals) if causes else None
-    second = (
-        cause_facts(con, home, incident, causes[1], changes, topo, inv, signals) if len(causes) > 1 else None
-    )
+    top = cause_facts(con, incident, causes[0], changes, topo, inv, signals) if causes else None
+    second = cause_facts(con, incident, causes[1], changes, topo, inv, signals) if len(causes) > 1 else None
     first_alert, _ = _first_alert(con, incident, end)
     return Postmortem(
         incident=incident,

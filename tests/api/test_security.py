@@ -71,7 +71,7 @@ PARAMS: dict[str, dict[str, str]] = {
 
 def snapshot(home: Any) -> dict[str, Any]:
     wh = Warehouse(home)
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         counts = {
             t: con.sql(f"SELECT count(*) FROM {t}").fetchall()[0][0]

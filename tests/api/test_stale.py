@@ -6,18 +6,30 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import duckdb
 import pytest
 from fastapi import Response
 
-from whatchanged.api.deps import Memo, Snapshot
+from whatchanged.api.deps import Memo, Reading
 from whatchanged.dashboards.page_cache import STALE_HEADER
+from whatchanged.engine.snapshot import Snapshot
 
 
-def _snapshot(memo: Memo, data_key: str, response: Response | None = None) -> Snapshot:
+def _db(con: duckdb.DuckDBPyConnection, data: str) -> Snapshot:
+    """A reading whose metrics are one file named after ``data`` (its data version), committed
+    by a commit of the same name."""
+    home = Path("/warehouse")
+    files = {"metrics": [str(home / "metrics" / f"{data}.parquet")]}
+    return Snapshot(con, home=home, manifests=[{"txid": data}], files=files)
+
+
+def _snapshot(memo: Memo, data: str, response: Response | None = None, *, fresh: bool = False) -> Reading:
     root = duckdb.connect()
-    return Snapshot(root.cursor(), "commit", data_key, memo, fork=root.cursor, response=response)
+    return Reading(
+        _db(root.cursor(), data), memo, fork=lambda: _db(root.cursor(), data), response=response, fresh=fresh
+    )
 
 
 def test_a_new_data_version_is_computed_once_and_the_old_answer_serves_meanwhile() -> None:
@@ -28,7 +40,7 @@ def test_a_new_data_version_is_computed_once_and_the_old_answer_serves_meanwhile
     release = threading.Event()
     calls: list[str] = []
 
-    def slow(cur: duckdb.DuckDBPyConnection) -> int:
+    def slow(cur: Snapshot) -> int:
         calls.append("v2")
         release.wait(10)
         return int(cur.sql("SELECT 2").fetchall()[0][0])
@@ -65,7 +77,7 @@ def test_a_question_never_answered_waits_for_its_answer() -> None:
     response = Response()
     snap = _snapshot(memo, "v1", response)
 
-    def slow(_cur: duckdb.DuckDBPyConnection) -> str:
+    def slow(_cur: Snapshot) -> str:
         time.sleep(1.5)
         return "computed"
 
@@ -77,7 +89,7 @@ def test_an_error_reaches_the_asker_and_is_not_cached() -> None:
     memo = Memo()
     snap = _snapshot(memo, "v1")
 
-    def broken(_cur: duckdb.DuckDBPyConnection) -> int:
+    def broken(_cur: Snapshot) -> int:
         raise LookupError("no such incident")
 
     with pytest.raises(LookupError):
@@ -89,10 +101,9 @@ def test_a_client_asking_for_fresh_data_waits_for_it() -> None:
     memo = Memo()
     assert _snapshot(memo, "v1").by_data(("incidents_at", "19:23"), lambda _cur: "old") == "old"
     response = Response()
-    root = duckdb.connect()
-    fresh = Snapshot(root.cursor(), "commit-2", "v2", memo, fork=root.cursor, response=response, fresh=True)
+    fresh = _snapshot(memo, "v2", response, fresh=True)
 
-    def slow(_cur: duckdb.DuckDBPyConnection) -> str:
+    def slow(_cur: Snapshot) -> str:
         time.sleep(1.5)
         return "new"
 
@@ -107,7 +118,7 @@ def test_the_same_question_on_a_range_that_grew_is_answered_from_the_smaller_one
     assert first.by_data(("find_incidents", "to 23:00"), lambda _cur: ("a",), question=whole) == ("a",)
     release = threading.Event()
 
-    def slow(_cur: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    def slow(_cur: Snapshot) -> tuple[str, ...]:
         release.wait(10)
         return ("a", "b")
 

@@ -28,7 +28,7 @@ def test_warm_up_prepares_states_and_the_latest_pages(
     truth = truths_of(SCENARIOS["host_failure_no_change"](tmp_path / "in"))[0]
     wh = Warehouse(tmp_path / "wh")
     ingest(wh, [tmp_path / "in"], ReadContext(tz=truth.tz))
-    con = wh.connect()
+    con = wh.snapshot()
     last = last_data_ts(con)
     assert last is not None
     window = find_incidents(con, last - timedelta(days=1), last + timedelta(minutes=1))

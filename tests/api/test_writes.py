@@ -176,7 +176,7 @@ def test_change_id_of_another_kind_conflicts(
 
 
 def _feedback_rows(home: Any) -> list[tuple[Any, ...]]:
-    con = Warehouse(home).connect()
+    con = Warehouse(home).snapshot()
     try:
         return con.sql(
             "SELECT incident_id, cause_change_id, category, comment, author FROM feedback"

@@ -14,22 +14,13 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.dashboards import night
 from whatchanged.engine.settings import Settings, load_settings
 from whatchanged.engine.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +84,7 @@ def night_incident_id(night_home: Path) -> str:
     """Id of the 19:23 incident (the one with the probe outages), as the engine finds it."""
     from whatchanged.engine.incidents import find_incidents
 
-    con = Warehouse(night_home).connect()
+    con = Warehouse(night_home).snapshot()
     try:
         found = find_incidents(con, night.ONSET - timedelta(hours=1), night.END + timedelta(hours=1))
     finally:

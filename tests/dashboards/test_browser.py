@@ -118,7 +118,7 @@ def tab(chromium: Any) -> Iterator[Tab]:
 
 
 def _expected_incident_traces(settings: Settings, incident_id: str) -> list[str]:
-    con = Warehouse(settings.home).connect()
+    con = Warehouse(settings.home).snapshot()
     try:
         expl = explain_incident(con, get_incident(con, incident_id), settings=settings)
         view = views.incident_view(con, expl, settings=settings, tz=settings.tz)

@@ -105,7 +105,7 @@ def test_postmortem_page_its_links_and_its_script(server: Server, night_incident
 
 
 def test_window_defaults_cover_the_night(night_settings: Settings, night_incident_id: str) -> None:
-    con = Warehouse(night_settings.home).connect()
+    con = Warehouse(night_settings.home).snapshot()
     try:
         inc = get_incident(con, night_incident_id)
     finally:

@@ -297,7 +297,7 @@ def explain(home: Path, at: datetime, tz: str) -> Explanation:
     from whatchanged.engine.explain import explain_at
 
     settings = load_settings(home=home, tz=tz)
-    con = Warehouse(home).connect()
+    con = Warehouse(home).snapshot()
     try:
         return explain_at(con, at, settings=settings)
     finally:

@@ -7,13 +7,11 @@ truth is read from each issue's ``target.json`` (``root_cause.node``).
 
 from __future__ import annotations
 
-import csv
-import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from whatchanged.data.petshop import components, read_target, write_history
 from whatchanged.engine.explain import explain_at
 from whatchanged.engine.settings import load_settings
 from whatchanged.engine.warehouse import Warehouse
@@ -24,52 +22,17 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "petshop" / "low_traffic"
 ISSUES = sorted(p.name for p in DATA.glob("*_issue_*"))
 
 
-def _times(path: Path) -> list[list[str]]:
-    with open(path, newline="") as fh:
-        return list(csv.reader(fh))
-
-
-def _is_time(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def shifted_history(out: Path, issue_metrics: Path) -> Path:
-    """The vendored normal period, its times moved to end one 5-minute step before the issue."""
-    first = next(float(r[0]) for r in _times(issue_metrics) if r and _is_time(r[0]))
-    rows = _times(DATA / "history.csv")
-    data = [r for r in rows if r and _is_time(r[0])]
-    shift = first - 300.0 - float(data[-1][0])
-    with open(out, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerows(r for r in rows if r and not _is_time(r[0]))
-        w.writerows([f"{float(r[0]) + shift:.1f}", *r[1:]] for r in data)
-    return out
-
-
-def components(causes: tuple) -> list[str]:  # type: ignore[type-arg]
-    out: list[str] = []
-    for c in causes:
-        if c.component and c.component not in out:
-            out.append(c.component)
-    return out
-
-
 @pytest.mark.parametrize("issue", ISSUES)
 def test_injected_component_in_top3_with_and_without_graph(issue: str, tmp_path: Path) -> None:
     folder = DATA / issue
-    target = json.loads((folder / "target.json").read_text())
-    truth = target["root_cause"]["node"]
-    at = datetime.fromtimestamp(float(target["target"]["timestamp"]), UTC)
+    target = read_target(folder)
+    truth, at = target.component, target.at
     wh = Warehouse(tmp_path / "wh")
-    history = shifted_history(tmp_path / "history.csv", folder / "metrics.csv")
+    history = write_history(DATA / "history.csv", tmp_path / "history.csv", before=folder / "metrics.csv")
     summary = ingest(wh, [history, folder / "metrics.csv"], ReadContext())
     assert {reader for _, reader in summary.files} == {"metrics_stacked"}
     settings = load_settings(home=wh.home, tz="UTC")
-    with wh.connect() as con:
+    with wh.snapshot() as con:
         expl = explain_at(con, at, settings=settings)
     assert expl.incident is not None
     top = expl.causes[0]
@@ -80,7 +43,7 @@ def test_injected_component_in_top3_with_and_without_graph(issue: str, tmp_path:
     assert truth in components(expl.causes)[:3], components(expl.causes)
 
     ingest(wh, [DATA / "dependencies.csv"], ReadContext())
-    with wh.connect() as con:
+    with wh.snapshot() as con:
         expl = explain_at(con, at, settings=settings)
     named = components(expl.causes)
     assert truth in named[:3], named

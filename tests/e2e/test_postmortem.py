@@ -375,7 +375,7 @@ def test_a_third_language_is_a_file(night: tuple[Path, Path, dict[str, Any]], tm
     )
     home = night[0]
     settings = load_settings(home=home, tz=TZ)
-    con = Warehouse(home).connect()
+    con = Warehouse(home).snapshot()
     try:
         incident = json.loads(run_cli("explain", "--at", "19:23", "--tz", TZ, "--json", home=home).stdout)[
             "incident"

@@ -67,7 +67,7 @@ def paris(day: str, hhmm: str) -> datetime:
 
 def explain(home: Path, at: datetime) -> Explanation:
     wh = Warehouse(home)
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         return explain_at(con, at, settings=Settings(home=home, tz=TZ))
     finally:
@@ -165,7 +165,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_two_waves_bridged_by_a_soft_anomaly_are_two_incidents(world: Path) -> None:
-    con = Warehouse(world).connect()
+    con = Warehouse(world).snapshot()
     try:
         found = find_incidents(con, paris(DAY, "18:00"), paris(DAY, "22:00"))
     finally:
@@ -184,7 +184,7 @@ def test_two_waves_bridged_by_a_soft_anomaly_are_two_incidents(world: Path) -> N
 def test_with_every_anomaly_hard_the_waves_merge(world: Path) -> None:
     """The contrast: when the front's request rate counts as a hard failure (the old rule,
     every event links), it chains the two waves into one group."""
-    con = Warehouse(world).connect()
+    con = Warehouse(world).snapshot()
     try:
         from whatchanged.engine.detect import detect_anomalies
 
@@ -218,7 +218,7 @@ def test_explain_each_wave_of_the_small_world(world: Path) -> None:
     d = explanation(late, tz=TZ)
     assert [o["id"] for o in d["overlapping"]] == [early.incident.incident_id]
     # and from the first wave's side (GET /incidents/{id} names it too)
-    con = Warehouse(world).connect()
+    con = Warehouse(world).snapshot()
     try:
         first = get_incident(con, early.incident.incident_id)
         assert [i.incident_id for i in overlapping(con, first)] == [late.incident.incident_id]
@@ -237,7 +237,7 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate(root / "in")  # the week, as the demo builds it
     wh = Warehouse(root / "wh")
     ingest(wh, [root / "in"], ReadContext(tz=TZ))
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         prepare_states(con)  # what `analyze` does after an ingest
     finally:
@@ -287,7 +287,7 @@ def test_one_incident_one_identity(night: Path, tmp_path: Path) -> None:
         ("evening", paris(NIGHT, "19:30"), paris(NIGHT, "19:40")),
     ):
         clear_cache()  # computed afresh, not served from another range's cache
-        con = Warehouse(night).connect()
+        con = Warehouse(night).snapshot()
         try:
             inc = _general(find_incidents(con, lo, hi))
         finally:
@@ -299,7 +299,7 @@ def test_one_incident_one_identity(night: Path, tmp_path: Path) -> None:
         assert got is not None
         seen[f"explain/{hhmm}"] = (got.incident_id, got.onset, len(got.services_affected))
     ident = seen["incidents/day"][0]
-    con = Warehouse(night).connect()
+    con = Warehouse(night).snapshot()
     try:
         again = get_incident(con, ident)
     finally:

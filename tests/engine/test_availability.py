@@ -66,7 +66,7 @@ def year(warehouse: Warehouse) -> Warehouse:
 
 
 def test_year_with_92_minutes_down_is_99_98_percent(year: Warehouse) -> None:
-    a = availability(year.connect(), YEAR0, YEAR1, service="www")
+    a = availability(year.snapshot(), YEAR0, YEAR1, service="www")
     assert a.source == "external"
     assert a.checks == ("www/pingdom-home",)
     assert a.outage_count == 16
@@ -77,7 +77,7 @@ def test_year_with_92_minutes_down_is_99_98_percent(year: Warehouse) -> None:
 
 
 def test_check_and_nagios_fallback(year: Warehouse) -> None:
-    con = year.connect()
+    con = year.snapshot()
     assert availability(con, YEAR0, YEAR1, check="pingdom-home").downtime_s == 92 * 60
     db = availability(con, YEAR0, YEAR1, service="db1")
     assert db.source == "nagios"
@@ -86,51 +86,22 @@ def test_check_and_nagios_fallback(year: Warehouse) -> None:
 
 
 def test_group_is_down_when_any_member_is(year: Warehouse) -> None:
-    g = availability(year.connect(), YEAR0, YEAR1, group="P19")
+    g = availability(year.snapshot(), YEAR0, YEAR1, group="P19")
     # external probes exist in the group, so they are the measure
     assert g.source == "external"
     assert g.downtime_s == 92 * 60
-    g2 = availability(year.connect(), YEAR0, YEAR1, group="db")
+    g2 = availability(year.snapshot(), YEAR0, YEAR1, group="db")
     assert g2.downtime_s == 7200
 
 
-def _maintenance(scope: dict[str, list[str]], status: str | None = None) -> pa.Table:
+def _maintenance(
+    scope: dict[str, list[str]] | None = None, *, change_id: str = "m1", title: str | None = None
+) -> pa.Table:
+    """A maintenance window of 02:30 around the night's outages (``scope``: what it names)."""
     return pa.Table.from_pylist(
         [
             {
-                "change_id": "m1",
-                "kind": "maintenance",
-                "start": sc.NIGHT - timedelta(minutes=30),
-                "end": sc.NIGHT + timedelta(hours=2),
-                "status": status,
-                "scope": scope,
-            }
-        ],
-        schema=CHANGES,
-    )
-
-
-def test_exclude_planned_maintenance_covering_the_service(year: Warehouse) -> None:
-    year.commit({"changes": _maintenance({"switches": ["sw1"]})})
-    con = year.connect()
-    a = availability(con, YEAR0, YEAR1, service="www", exclude_planned=True)
-    assert a.planned_s == 150 * 60
-    assert a.downtime_s == 38 * 60
-    assert a.outage_count == 16
-    assert a.availability == pytest.approx(1 - 38 / (525600 - 150))
-    assert availability(con, YEAR0, YEAR1, service="www").downtime_s == 92 * 60
-
-
-def test_cancelled_or_unrelated_maintenance_is_not_excluded(year: Warehouse) -> None:
-    year.commit({"changes": _maintenance({"switches": ["sw2"]})})
-    assert availability(year.connect(), YEAR0, YEAR1, service="www", exclude_planned=True).planned_s == 0
-
-
-def _notice(title: str, scope: dict[str, list[str]] | None = None) -> pa.Table:
-    return pa.Table.from_pylist(
-        [
-            {
-                "change_id": "m2",
+                "change_id": change_id,
                 "kind": "maintenance",
                 "start": sc.NIGHT - timedelta(minutes=30),
                 "end": sc.NIGHT + timedelta(hours=2),
@@ -142,22 +113,40 @@ def _notice(title: str, scope: dict[str, list[str]] | None = None) -> pa.Table:
     )
 
 
+def test_exclude_planned_maintenance_covering_the_service(year: Warehouse) -> None:
+    year.commit({"changes": _maintenance({"switches": ["sw1"]})})
+    con = year.snapshot()
+    a = availability(con, YEAR0, YEAR1, service="www", exclude_planned=True)
+    assert a.planned_s == 150 * 60
+    assert a.downtime_s == 38 * 60
+    assert a.outage_count == 16
+    assert a.availability == pytest.approx(1 - 38 / (525600 - 150))
+    assert availability(con, YEAR0, YEAR1, service="www").downtime_s == 92 * 60
+
+
+def test_cancelled_or_unrelated_maintenance_is_not_excluded(year: Warehouse) -> None:
+    year.commit({"changes": _maintenance({"switches": ["sw2"]})})
+    assert availability(year.snapshot(), YEAR0, YEAR1, service="www", exclude_planned=True).planned_s == 0
+
+
 def test_planned_maintenance_scope_is_the_explain_matcher(year: Warehouse) -> None:
     """Aliases and names in the text count, as in explain (availability once matched raw scope only)."""
-    year.commit({"changes": _notice("Core switch replacement", {"switches": ["core-a"]})})
-    con = year.connect()
+    year.commit(
+        {"changes": _maintenance({"switches": ["core-a"]}, change_id="m2", title="Core switch replacement")}
+    )
+    con = year.snapshot()
     assert availability(con, YEAR0, YEAR1, service="www", exclude_planned=True).planned_s == 0
     aliased = availability(
         con, YEAR0, YEAR1, service="www", exclude_planned=True, aliases={"switches": {"core-a": ("sw1",)}}
     )
     assert aliased.planned_s == 150 * 60
-    year.commit({"changes": _notice("Power works in p19 — no component listed")})
-    by_text = availability(year.connect(), YEAR0, YEAR1, service="www", exclude_planned=True)
+    year.commit({"changes": _maintenance(change_id="m2", title="Power works in p19 — no component listed")})
+    by_text = availability(year.snapshot(), YEAR0, YEAR1, service="www", exclude_planned=True)
     assert by_text.planned_s == 150 * 60
 
 
 def test_bad_selection(year: Warehouse) -> None:
-    con = year.connect()
+    con = year.snapshot()
     with pytest.raises(ConfigError):
         availability(con, YEAR0, YEAR1)
     with pytest.raises(NotFoundError):

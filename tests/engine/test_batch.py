@@ -150,7 +150,7 @@ def _midnight_incident(result: batch.BatchResult) -> list[Incident]:
 
 
 def test_plan_cuts_days_at_midnight_and_shards_services(wh_home: Path) -> None:
-    con = Warehouse(wh_home).connect()
+    con = Warehouse(wh_home).snapshot()
     parts = batch.plan(con, _params(wh_home))
     assert [p.key for p in parts] == [
         f"{d:%Y%m%d}T000000-s{k:03d}" for d in (DAY0, DAY0 + timedelta(days=1), MIDNIGHT) for k in (0, 1)
@@ -167,7 +167,7 @@ def test_midnight_incident_is_one_and_equals_a_whole_range_run(
     wh_home: Path, in_process: tuple[Path, batch.BatchResult]
 ) -> None:
     _, result = in_process
-    whole = find_incidents(Warehouse(wh_home).connect(), START, END, online=False)
+    whole = find_incidents(Warehouse(wh_home).snapshot(), START, END, online=False)
     assert list(result.incidents) == whole
     [inc] = _midnight_incident(result)
     assert inc.onset == HIT_START
@@ -219,7 +219,7 @@ def test_availability_per_service_matches_the_engine(
     wh_home: Path, in_process: tuple[Path, batch.BatchResult]
 ) -> None:
     _, result = in_process
-    con = Warehouse(wh_home).connect()
+    con = Warehouse(wh_home).snapshot()
     assert [a.selection for a in result.availability] == [
         f"service={s}" for s in sorted([*HIT, "svc-31", "svc-33"])
     ]

@@ -43,7 +43,7 @@ def small(warehouse: Warehouse) -> Warehouse:
 
 
 def test_services_page_filters_and_pages(small: Warehouse) -> None:
-    con = small.connect()
+    con = small.snapshot()
     try:
         total, rows = catalog.services_page(con, {"datacenter": "P19"}, limit=1, offset=1)
         assert total == 2
@@ -60,7 +60,7 @@ def test_services_page_filters_and_pages(small: Warehouse) -> None:
 
 
 def test_stored_changes_and_ranges(small: Warehouse) -> None:
-    con = small.connect()
+    con = small.snapshot()
     try:
         assert catalog.stored_kinds(con, ["d1", "nope"]) == {"d1": "deploy"}
         assert catalog.change_stored(con, "d1")
@@ -73,7 +73,7 @@ def test_stored_changes_and_ranges(small: Warehouse) -> None:
 
 
 def test_no_data_no_range(warehouse: Warehouse) -> None:
-    con = warehouse.connect()
+    con = warehouse.snapshot()
     try:
         assert extent.observed_range(con) is None
         assert extent.data_range(con) is None

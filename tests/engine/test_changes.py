@@ -76,7 +76,7 @@ def test_paris_19_with_an_alias_is_exactly_the_p19_services(warehouse: Warehouse
     warehouse.commit(
         {"services": _services(SERVICES_ROWS), "changes": pa.Table.from_pylist([notice], schema=CHANGES)}
     )
-    con = warehouse.connect()
+    con = warehouse.snapshot()
     try:
         (with_alias,) = list_changes(con, start=_t(18, 23), end=_t(18, 23), aliases=aliases)
         (without,) = list_changes(con, start=_t(18, 23), end=_t(18, 23))
@@ -139,7 +139,7 @@ def test_list_changes_window_kind_order_and_later_inventory(warehouse: Warehouse
     warehouse.commit(
         {"services": _services(SERVICES_ROWS), "changes": pa.Table.from_pylist(changes, schema=CHANGES)}
     )
-    con = warehouse.connect()
+    con = warehouse.snapshot()
     try:
         got = list_changes(con, start=_t(17), end=_t(19))
         assert [c.change_id for c in got] == ["d1", "m1"]
@@ -160,7 +160,7 @@ def test_list_changes_window_kind_order_and_later_inventory(warehouse: Warehouse
     # the inventory changes later: old notices resolve against the new one
     moved = [r if r[0] != "www-0002" else (*r[:4], "p19-sw-04", *r[5:]) for r in SERVICES_ROWS]
     warehouse.commit({"services": _services(moved)})
-    con = warehouse.connect()
+    con = warehouse.snapshot()
     try:
         (m1,) = list_changes(con, start=_t(19), end=_t(19))
     finally:
@@ -221,6 +221,6 @@ def test_notice_components_named_after_a_switch_cover_what_is_behind_it(warehous
             ),
         }
     )
-    con = warehouse.connect()
+    con = warehouse.snapshot()
     got = {c.change_id: c.resolved_services for c in list_changes(con, start=_t(17), end=_t(21))}
     assert got == {"sp:1": ("p19-sw-01", "www-0001", "www-0002"), "REL-1": ("p19-sw-01",)}

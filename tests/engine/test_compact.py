@@ -57,7 +57,7 @@ def _state(k: int) -> pa.Table:
 
 
 def _summary(wh: Warehouse) -> tuple[int, int, float]:
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         row = con.sql(
             "SELECT count(*), count(DISTINCT (service, metric, ts)), coalesce(sum(value), 0) FROM metrics"
@@ -84,7 +84,7 @@ def test_compaction_merges_a_days_commits_and_keeps_every_row_once(tmp_path: Pat
     assert (
         _summary(wh) == before == (10 * SERVICES * 2, 10 * SERVICES * 2, float(SERVICES * 2 * sum(range(10))))
     )
-    con = wh.connect()
+    con = wh.snapshot()
     assert con.sql("SELECT count(*) FROM states").fetchall()[0][0] == 10
     con.close()
     assert {k: len(v) for k, v in partitions(wh).items()} == {
@@ -182,7 +182,7 @@ wh = Warehouse(sys.argv[1])
 done, reads = Path(sys.argv[2]), 0
 while True:
     last = done.exists()
-    con = wh.connect()
+    con = wh.snapshot()
     n, keys, lo, hi, commits = con.sql(
         "SELECT count(*), count(DISTINCT (service, metric, ts)), min(value), max(value), count(DISTINCT value) "
         "FROM metrics"

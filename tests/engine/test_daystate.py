@@ -16,7 +16,7 @@ from whatchanged.engine.baseline import window_median, window_median_sorted
 from whatchanged.engine.compact import compact
 from whatchanged.engine.daystate import Geometry
 from whatchanged.engine.daystate_cache import DayStates
-from whatchanged.engine.detect import DEFAULT, detect_anomalies, metric_files, prepare_states
+from whatchanged.engine.detect import DEFAULT, detect_anomalies, prepare_states
 from whatchanged.engine.schema import METRICS
 from whatchanged.engine.warehouse import Warehouse
 
@@ -95,7 +95,7 @@ def _key(a: detect.Anomaly) -> tuple[object, ...]:
 @pytest.mark.parametrize("online", [False, True])
 @pytest.mark.parametrize("hour", [8 * 24 + 5, 10 * 24 + 18, 11 * 24 + 12])
 def test_day_by_day_equals_one_grid(home: Path, online: bool, hour: int) -> None:
-    con = Warehouse(home).connect()
+    con = Warehouse(home).snapshot()
     at = DAY0 + timedelta(hours=hour)
     start, end = at - timedelta(hours=6), at + timedelta(hours=6)
     chained = detect_anomalies(con, start, end, online=online)
@@ -105,7 +105,7 @@ def test_day_by_day_equals_one_grid(home: Path, online: bool, hour: int) -> None
 
 
 def test_the_level_shifts_are_found(home: Path) -> None:
-    con = Warehouse(home).connect()
+    con = Warehouse(home).snapshot()
     found = detect_anomalies(con, DAY0 + timedelta(days=8), DAY0 + timedelta(days=DAYS), online=True)
     onsets = {(a.service, a.metric): a.onset for a in found if a.direction == "down"}
     assert abs(onsets[("a", "bw")] - (DAY0 + timedelta(minutes=10 * 1440 + 1100))) <= timedelta(minutes=2)
@@ -117,23 +117,23 @@ def test_states_are_cached_and_only_new_days_recomputed(tmp_path: Path) -> None:
     wh.init()
     rng = np.random.default_rng(3)
     wh.commit({"metrics": _metrics(range(0, 9), rng)})
-    con = wh.connect()
+    con = wh.snapshot()
     detect._CHAINS.clear()
     assert prepare_states(con) == (9, 9)
     cache = tmp_path / "wh" / "_cache" / "daystate"
     assert len(list(cache.glob("*.npz"))) == 9
     detect._CHAINS.clear()  # a new process: everything is read back
-    assert prepare_states(wh.connect()) == (9, 0)
+    assert prepare_states(wh.snapshot()) == (9, 0)
     g = Geometry.of(DEFAULT, 60.0)
     assert g is not None
-    files = metric_files(wh.connect())
+    files = wh.snapshot().files("metrics")
     assert files is not None
     before = DayStates(files, DEFAULT, g, cache).keys
     # a commit for the last day: only that day's state is new
     wh.commit({"metrics": _metrics(range(9, 10), rng)})
     detect._CHAINS.clear()
-    assert prepare_states(wh.connect()) == (10, 1)
-    files = metric_files(wh.connect())
+    assert prepare_states(wh.snapshot()) == (10, 1)
+    files = wh.snapshot().files("metrics")
     assert files is not None
     after = DayStates(files, DEFAULT, g, cache).keys
     assert all(after[d] == k for d, k in before.items())
@@ -161,8 +161,8 @@ def test_read_day_matches_the_sql_grid(tmp_path: Path) -> None:
         {"ts": t0 + timedelta(minutes=1439), "service": "a", "metric": "x", "value": -3.5},
     ]
     wh.commit({"metrics": pa.Table.from_pylist(rows, schema=METRICS)})
-    con = wh.connect()
-    files = metric_files(con)
+    con = wh.snapshot()
+    files = con.files("metrics")
     assert files is not None
     g = Geometry.of(DEFAULT, 60.0)
     assert g is not None
@@ -266,7 +266,7 @@ def test_minutes_appended_to_today_extend_its_state_exactly(tmp_path: Path) -> N
     is_held = pc.and_(is_held, pc.equal(first.column("metric"), held.column("metric")[0]))
     wh.commit({"metrics": first.filter(pc.invert(is_held))})
     detect._CHAINS.clear()
-    prepare_states(wh.connect())
+    prepare_states(wh.snapshot())
     # 100 → 1440 in commits of one minute, an hour, a minute, minutes with compactions between
     # (after the commit: the new minute merged with the old ones, its file still on the disk or
     # removed; before it: only files the state read merged; a key stored again, as two racing
@@ -305,14 +305,14 @@ def test_minutes_appended_to_today_extend_its_state_exactly(tmp_path: Path) -> N
         if compaction in (after, gone, "repeated"):  # the day's files merged
             compact(wh, max_files=1, grace_s=0 if compaction == gone else 3600)
             assert sum(f"date={today.date()}" in f for f in wh.files("metrics")) == 1
-        con = wh.connect()
+        con = wh.snapshot()
         detect._CHAINS.clear()  # a new process
         chained = detect._chained(con, DEFAULT, 60.0)
         st = chained.state(today.date())
         assert chained.computed == 1
         assert chained.extended == extended, (lo, hi)
         assert chained.extended_new_only == new_only, (lo, hi)
-        files = metric_files(con)
+        files = con.files("metrics")
         assert files is not None
         fresh = DayStates(files, DEFAULT, g, None).state(today.date())
         got, want = _state_arrays(st), _state_arrays(fresh)
@@ -320,7 +320,7 @@ def test_minutes_appended_to_today_extend_its_state_exactly(tmp_path: Path) -> N
         for name, value in want.items():
             if name != "keys":
                 np.testing.assert_array_equal(got[name], value, err_msg=name)
-    con = wh.connect()
+    con = wh.snapshot()
     start, end = today + timedelta(hours=12), today + timedelta(hours=24)
     for online in (False, True):
         detect._CHAINS.clear()

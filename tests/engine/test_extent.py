@@ -18,14 +18,14 @@ T0 = datetime(2010, 11, 17, 18, 0, tzinfo=UTC)
 def test_ranges_and_the_cursor_stays_usable(tmp_path: Path) -> None:
     wh = Warehouse(tmp_path / "wh")
     wh.init()
-    con = wh.connect()
+    con = wh.snapshot()
     assert observed_range(con) is None
     rows = [
         {"ts": T0 + timedelta(minutes=k), "service": "www", "metric": "rx", "value": float(k)}
         for k in range(30)
     ]
     wh.commit({"metrics": pa.Table.from_pylist(rows, schema=METRICS)})
-    con = wh.connect()
+    con = wh.snapshot()
     assert observed_range(con) == (T0, T0 + timedelta(minutes=29))
     assert data_range(con) == (T0, T0 + timedelta(minutes=29))
     # a query that returns many rows, then another on the same cursor

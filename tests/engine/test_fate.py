@@ -43,7 +43,7 @@ def _table(rows: list[tuple[str, str, str, str, str | None, str | None]]) -> pa.
 @pytest.fixture
 def con(warehouse: Warehouse) -> Iterator[duckdb.DuckDBPyConnection]:
     warehouse.commit({"services": _table(ROWS)})
-    c = warehouse.connect()
+    c = warehouse.snapshot()
     yield c
     c.close()
 
@@ -112,7 +112,7 @@ def test_a_warehouse_written_before_the_column_still_reads(home: Path, tmp_path:
     wh = Warehouse(home)
     old_schema = pa.schema([f for f in SERVICES if f.name != "redundancy_group"])
     pq.write_table(old_schema.empty_table(), home / "_empty" / "services.parquet")
-    con = wh.connect()
+    con = wh.snapshot()
     assert con.sql("SELECT redundancy_group FROM services").fetchall() == []
     con.close()
     old = _table(ROWS[:3]).drop_columns(["redundancy_group"])
@@ -122,13 +122,13 @@ def test_a_warehouse_written_before_the_column_still_reads(home: Path, tmp_path:
     pq.write_table(_table(ROWS[3:6]).drop_columns(["redundancy_group"]), copy)
     first = next(iter(wh.files("services")))
     shutil.copy(copy, first)
-    con = wh.connect()
+    con = wh.snapshot()
     rows = dict(con.sql("SELECT service, redundancy_group FROM services").fetchall())
     assert set(rows) == {"lb-b", "dns-a", "dns-b"}
     assert set(rows.values()) == {None}
     assert fate_report(con).groups == ()
     con.close()
     wh.commit({"services": _table(ROWS)})
-    con = wh.connect()
+    con = wh.snapshot()
     assert [g.name for g in fate_report(con).groups] == ["db", "dns", "lb", "solo"]
     con.close()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pyarrow as pa
 
-from whatchanged.engine.detect import load_matrix, metric_files, read_grid
+from whatchanged.engine.detect import load_matrix, read_grid
 from whatchanged.engine.warehouse import Warehouse
 
 T0 = datetime(2010, 11, 16, tzinfo=UTC)
@@ -43,8 +43,8 @@ def test_read_grid_matches_sql(warehouse: Warehouse) -> None:
     warehouse.commit(
         {"metrics": _metrics(extra, ["a"] * len(extra), ["lat"] * len(extra), [1000.0] * len(extra))}
     )
-    con = warehouse.connect()
-    files = metric_files(con)
+    con = warehouse.snapshot()
+    files = con.files("metrics")
     assert files
     assert all(f.endswith(".parquet") for f in files)
     lo, hi = T0 + timedelta(hours=5), T0 + timedelta(days=2, hours=7)

@@ -23,7 +23,7 @@ def test_disk_cache_hit_miss_and_changes(tmp_path: Path, monkeypatch: pytest.Mon
     ingest(wh, [tmp_path / "in"], ReadContext(tz=truth.tz))
     at = parse_when(truth.at_local, tz=truth.tz)
     cache = tmp_path / "wh" / "_cache"
-    first = incidents.incident_at(wh.connect(), at, cache_dir=cache)
+    first = incidents.incident_at(wh.snapshot(), at)
     assert first is not None
     assert len(list(cache.glob("incidents-*.json"))) == 1
 
@@ -32,7 +32,7 @@ def test_disk_cache_hit_miss_and_changes(tmp_path: Path, monkeypatch: pytest.Mon
 
     incidents.clear_cache()  # as in a new process
     monkeypatch.setattr(incidents, "_find_incidents", no_detection)
-    assert incidents.incident_at(wh.connect(), at, cache_dir=cache) == first
+    assert incidents.incident_at(wh.snapshot(), at) == first
 
     # a deploy posted later changes nothing detection depends on: still a hit
     deploy = pa.Table.from_pylist(
@@ -40,7 +40,7 @@ def test_disk_cache_hit_miss_and_changes(tmp_path: Path, monkeypatch: pytest.Mon
     )
     wh.commit({"changes": deploy})
     incidents.clear_cache()
-    assert incidents.incident_at(wh.connect(), at, cache_dir=cache) == first
+    assert incidents.incident_at(wh.snapshot(), at) == first
 
     # new monitoring data is a new question: detection runs again
     sample = pa.Table.from_pylist(
@@ -49,4 +49,4 @@ def test_disk_cache_hit_miss_and_changes(tmp_path: Path, monkeypatch: pytest.Mon
     wh.commit({"metrics": sample})
     incidents.clear_cache()
     with pytest.raises(AssertionError, match="detection ran"):
-        incidents.incident_at(wh.connect(), at, cache_dir=cache)
+        incidents.incident_at(wh.snapshot(), at)

@@ -32,7 +32,7 @@ def night(warehouse: Warehouse) -> sc.Night:
 
 @pytest.mark.parametrize("online", [True, False])
 def test_reference_night_is_one_incident(warehouse: Warehouse, night: sc.Night, online: bool) -> None:
-    con = warehouse.connect()
+    con = warehouse.snapshot()
     found = find_incidents(con, night.onset - 3 * HOUR, night.onset + 3 * HOUR, online=online)
     assert len(found) == 1
     inc = found[0]
@@ -48,9 +48,9 @@ def test_reference_night_is_one_incident(warehouse: Warehouse, night: sc.Night, 
 
 
 def test_incident_id_is_stable_and_found_again(warehouse: Warehouse, night: sc.Night) -> None:
-    con = warehouse.connect()
+    con = warehouse.snapshot()
     [a] = find_incidents(con, night.onset - 3 * HOUR, night.onset + 3 * HOUR, online=False)
-    [b] = find_incidents(warehouse.connect(), night.onset - 2 * HOUR, night.onset + 4 * HOUR, online=False)
+    [b] = find_incidents(warehouse.snapshot(), night.onset - 2 * HOUR, night.onset + 4 * HOUR, online=False)
     assert a.incident_id == b.incident_id
     assert get_incident(con, a.incident_id).incident_id == a.incident_id
     with pytest.raises(NotFoundError):
@@ -60,7 +60,7 @@ def test_incident_id_is_stable_and_found_again(warehouse: Warehouse, night: sc.N
 
 
 def test_incident_at(warehouse: Warehouse, night: sc.Night) -> None:
-    con = warehouse.connect()
+    con = warehouse.snapshot()
     inside = incident_at(con, night.onset + timedelta(minutes=40))
     assert inside is not None
     assert inside.outage_count == 14
@@ -85,7 +85,7 @@ def test_quiet_warehouse_has_no_incident(warehouse: Warehouse) -> None:
             )
         }
     )
-    con = warehouse.connect()
+    con = warehouse.snapshot()
     assert find_incidents(con, sc.DAY0, sc.DAY0 + timedelta(days=3)) == []
 
 
@@ -100,7 +100,7 @@ def test_unrelated_services_at_the_same_time_are_separate(warehouse: Warehouse) 
     )
     inv = pa.table({"service": ["a", "b"], "datacenter": ["P19", "AMS1"], "host": ["h1", "h2"]})
     warehouse.commit({"services": inv, "states": rows.table()})
-    found = find_incidents(warehouse.connect(), t - HOUR, t + HOUR)
+    found = find_incidents(warehouse.snapshot(), t - HOUR, t + HOUR)
     assert sorted(i.services_affected for i in found) == [("a",), ("b",)]
     assert all(i.outage_count == 1 and i.downtime_s == 600 for i in found)
 
@@ -109,7 +109,7 @@ def test_find_incidents_is_cached_until_a_new_commit(warehouse: Warehouse, night
     from whatchanged.engine import incidents as mod
 
     mod.clear_cache()
-    con = warehouse.connect()
+    con = warehouse.snapshot()
     lo, hi = night.onset - 3 * HOUR, night.onset + 3 * HOUR
     first = find_incidents(con, lo, hi)
     assert len(mod._CACHE) == 1
@@ -123,7 +123,7 @@ def test_find_incidents_is_cached_until_a_new_commit(warehouse: Warehouse, night
         "zz-new", "http", [(t, t + timedelta(minutes=20))], bad="CRITICAL", good="OK", source="nagios"
     )
     warehouse.commit({"states": rows.table()})
-    fresh = find_incidents(warehouse.connect(), lo, hi)
+    fresh = find_incidents(warehouse.snapshot(), lo, hi)
     assert len(mod._CACHE) == 2
     assert any("zz-new" in i.services_affected for i in fresh)
     assert not any("zz-new" in i.services_affected for i in find_incidents(con, lo, hi))

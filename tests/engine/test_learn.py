@@ -167,7 +167,7 @@ def test_the_latest_verdict_per_incident_wins(warehouse: Warehouse) -> None:
         schema=FEEDBACK,
     )
     warehouse.commit({"feedback": table}, source="test")
-    con = warehouse.connect()
+    con = warehouse.snapshot()
     try:
         got = load_verdicts(con)
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from whatchanged.engine import origin
+from whatchanged.engine import deviations
 from whatchanged.engine.model import Anomaly, Cause
 from whatchanged.engine.origin import Graph, attach, load_graph, rank_origins
 from whatchanged.engine.warehouse import Warehouse
@@ -97,7 +97,7 @@ def test_graph_from_both_inputs_through_the_commit_path(tmp_path: Path, warehous
     again = ingest(warehouse, [deps, inventory], ReadContext())
     assert again.result is not None
     assert again.result.rows_added.get("dependencies", 0) == 0
-    with warehouse.connect() as con:
+    with warehouse.snapshot() as con:
         graph = load_graph(con)
         tags = con.execute("SELECT tags FROM services WHERE service = 'C'").fetchone()
     assert graph.callees == {
@@ -112,7 +112,7 @@ def test_graph_from_both_inputs_through_the_commit_path(tmp_path: Path, warehous
 
 def test_empty_graph_on_a_warehouse_without_the_table(warehouse: Warehouse) -> None:
     (warehouse.home / "_empty" / "dependencies.parquet").unlink()  # initialised before the table existed
-    with warehouse.connect() as con:
+    with warehouse.snapshot() as con:
         assert load_graph(con).callees == {}
 
 
@@ -148,7 +148,7 @@ def _explain(tmp_path: Path, warehouse: Warehouse, metrics: Path) -> list[Cause]
     from whatchanged.engine.settings import load_settings
 
     ingest(warehouse, [metrics, tmp_path / "deps.csv"], ReadContext())
-    with warehouse.connect() as con:
+    with warehouse.snapshot() as con:
         expl = explain_at(con, T0 + timedelta(minutes=2), settings=load_settings(home=warehouse.home))
     assert expl.incident is not None
     return list(expl.causes)
@@ -211,29 +211,29 @@ def test_deviations_reads_history_only_for_series_that_can_pass(
     ]
     metrics.write_text("\n".join(kept) + "\n")
     ingest(warehouse, [metrics], ReadContext())
-    with warehouse.connect() as con:
+    with warehouse.snapshot() as con:
         pre0, end = at - timedelta(minutes=15), at + timedelta(minutes=30)
-        services, _metrics = origin._candidates(con, pre0=pre0, cut=at, end=end, min_samples=2)
+        services, _metrics = deviations._candidates(con, pre0=pre0, cut=at, end=end, min_samples=2)
         assert "A" in services
-        restricted = origin.deviations(con, at)
+        restricted = deviations.deviations(con, at)
         every = sorted(con.execute("SELECT DISTINCT service, metric FROM metrics").fetchall())
         monkeypatch.setattr(
-            origin, "_candidates", lambda *_a, **_k: ([s for s, _ in every], [m for _, m in every])
+            deviations, "_candidates", lambda *_a, **_k: ([s for s, _ in every], [m for _, m in every])
         )
-        all_keys = origin.deviations(con, at)
-        monkeypatch.setattr(origin, "RESTRICT_MAX", 0)
-        unrestricted = origin.deviations(con, at)
+        all_keys = deviations.deviations(con, at)
+        monkeypatch.setattr(deviations, "RESTRICT_MAX", 0)
+        unrestricted = deviations.deviations(con, at)
         monkeypatch.undo()
         last = con.execute("SELECT max(ts) FROM metrics").fetchone()
         assert last is not None
-        live = origin._candidates(
+        live = deviations._candidates(
             con,
             pre0=last[0] - timedelta(minutes=15),
             cut=last[0],
             end=last[0] + timedelta(minutes=30),
             min_samples=2,
         )
-        assert origin.deviations(con, last[0]) == []
+        assert deviations.deviations(con, last[0]) == []
     assert {(a.service, a.metric, a.direction) for a in restricted} >= {
         ("B", "latency_ms", "up"),
         ("C", "cpu_percent", "down"),

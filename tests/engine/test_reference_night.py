@@ -40,7 +40,7 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
 
 
 def _at(wh: Warehouse, hhmm: str) -> Incident:
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         inc = incident_at(con, paris(hhmm))
     finally:
@@ -74,7 +74,7 @@ def test_1923_is_the_general_outage(night: Warehouse) -> None:
 @pytest.mark.parametrize("online", [True, False])
 def test_the_evening_is_exactly_two_incidents(night: Warehouse, online: bool) -> None:
     """Over the whole evening: the plateau leaves no lasting (or late) anomaly."""
-    con = night.connect()
+    con = night.snapshot()
     try:
         found = find_incidents(con, paris("18:00"), paris("23:59"), online=online)
     finally:

@@ -58,7 +58,7 @@ def _write_csv(path: Path, services: int, minutes: int) -> int:
 
 
 def _count(home: Path, table: str = "metrics") -> int:
-    con = Warehouse(home).connect()
+    con = Warehouse(home).snapshot()
     try:
         return int(con.sql(f"SELECT count(*) FROM {table}").fetchall()[0][0])
     finally:

@@ -189,7 +189,7 @@ def test_statuspage_dataset_ingests_in_one_commit(tmp_path: Path) -> None:
     summary = ingest(wh, [STATUS], ReadContext())
     assert summary.result is not None
     assert summary.result.rows_added["changes"] == len(files)
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         (n, kinds) = con.sql("SELECT count(DISTINCT change_id), list(DISTINCT kind) FROM changes").fetchall()[
             0

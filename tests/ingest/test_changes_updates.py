@@ -22,7 +22,7 @@ ICAL = DATASETS / "maintenance-ical"
 
 
 def _changes(wh: Warehouse) -> list[dict[str, Any]]:
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         rel = con.sql('SELECT change_id, start, "end", status, sequence FROM changes ORDER BY change_id')
         cols = ["change_id", "start", "end", "status", "sequence"]

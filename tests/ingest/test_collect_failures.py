@@ -20,6 +20,7 @@ from tests.api.conftest import start_server
 from whatchanged.api.cli import build
 from whatchanged.engine.live import sources_status
 from whatchanged.engine.settings import load_settings
+from whatchanged.engine.store import changes_history
 from whatchanged.engine.warehouse import Warehouse
 from whatchanged.ingest.collect import Collector
 from whatchanged.ingest.sources import load_sources
@@ -107,10 +108,10 @@ folder = "notices"
 
 
 def _changes(wh: Warehouse) -> int:
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         # every stored version, not only the latest per change: a doubled row would show here
-        n: int = wh.changes_history(con).count("*").fetchall()[0][0]
+        n: int = changes_history(con).count("*").fetchall()[0][0]
         return n
     finally:
         con.close()

@@ -104,7 +104,7 @@ def from_files(night: Night, tmp_path_factory: pytest.TempPathFactory) -> Wareho
 
 
 def _metrics(wh: Warehouse) -> list[tuple[Any, ...]]:
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         return con.sql("SELECT service, metric, epoch(ts), value FROM metrics ORDER BY ALL").fetchall()
     finally:
@@ -165,7 +165,7 @@ def test_sigkill_mid_pull_neither_loses_nor_doubles(night: Night, tmp_path: Path
     rows = _metrics(wh)
     assert len(rows) == 17280
     assert len({r[:3] for r in rows}) == 17280  # no (service, metric, ts) twice
-    con = wh.connect()
+    con = wh.snapshot()
     try:
         ((cursor,),) = con.sql("SELECT cursor FROM cursors WHERE source = 'prom'").fetchall()
     finally:

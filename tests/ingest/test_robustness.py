@@ -64,7 +64,7 @@ def test_skip_bad_keeps_good_rows_and_lists_rejected(tmp_path: Path) -> None:
     assert "field 'timestamp'" in rejected[1]
     assert "line 5" in rejected[2]
     assert "field 'service'" in rejected[2]
-    con = Warehouse(home).connect()
+    con = Warehouse(home).snapshot()
     values = con.sql("SELECT value FROM metrics ORDER BY ts").fetchall()
     con.close()
     assert values == [(35.2,), (37.0,)]
@@ -107,7 +107,7 @@ def _same(a: float | None, b: float | None) -> bool:
 
 
 def _stored(home: Path, sql: str) -> list[tuple[object, ...]]:
-    con = Warehouse(home).connect()
+    con = Warehouse(home).snapshot()
     try:
         return con.sql(sql).fetchall()
     finally:

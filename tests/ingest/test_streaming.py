@@ -42,7 +42,7 @@ def _samples(*, days: int = 3, step_s: int = 600, shuffle: bool = False) -> pa.T
 
 
 def _rows(home: Path) -> list[tuple[object, ...]]:
-    con = Warehouse(home).connect()
+    con = Warehouse(home).snapshot()
     try:
         return con.sql("SELECT * FROM metrics ORDER BY service, metric, ts").fetchall()
     finally:

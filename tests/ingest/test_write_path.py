@@ -104,7 +104,7 @@ def test_value_encoding_follows_cardinality(tmp_path: Path, values: np.ndarray, 
         for e in pq.ParquetFile(f).metadata.row_group(rg).column(3).encodings
     }
     assert encoding in encodings
-    con = wh.connect()
+    con = wh.snapshot()
     got = np.array([r[0] for r in con.sql("SELECT value FROM metrics ORDER BY ts").fetchall()])
     con.close()
     assert (got == values).all()  # nothing rounded
