@@ -224,6 +224,13 @@ def year_main(args: argparse.Namespace) -> None:
     """Ingest the year's monthly Parquet files in one run, re-ingest a month, and ingest
     monthly CSV files; print peak RSS and throughput (target: peak RSS < 2 GB)."""
     months = list(range(1, args.months + 1))
+    if months:
+        _year_parquet(months)
+    if args.csv_months:
+        _year_csv(args.csv_months)
+
+
+def _year_parquet(months: list[int]) -> None:
     t = time.perf_counter()
     files = [month_file(m, "parquet") for m in months]
     size = sum(f.stat().st_size for f in files)
@@ -253,17 +260,19 @@ def year_main(args: argparse.Namespace) -> None:
             f"(expected 0), {again['seconds']:.0f} s, peak RSS {again['peak_rss_mb']} MB (load {again['load']})",
             flush=True,
         )
-    if args.csv_months:
-        csvs = [month_file(m, "csv") for m in range(1, args.csv_months + 1)]
-        size = sum(f.stat().st_size for f in csvs)
-        with tempfile.TemporaryDirectory(prefix="wc-year-ingest-", dir=MONTHS_DIR) as tmp:
-            r = run_cli_ingest(Path(tmp) / "warehouse", csvs)
-            print(
-                f"ingest of {len(csvs)} monthly CSV file(s) ({size / 1e9:.1f} GB): {r['rows_read']:,} rows in "
-                f"{r['seconds']:.0f} s, {r['rows_read'] / r['seconds']:,.0f} rows/s, peak RSS "
-                f"{r['peak_rss_mb']} MB (target < 2000) (load {r['load']})",
-                flush=True,
-            )
+
+
+def _year_csv(months: int) -> None:
+    csvs = [month_file(m, "csv") for m in range(1, months + 1)]
+    size = sum(f.stat().st_size for f in csvs)
+    with tempfile.TemporaryDirectory(prefix="wc-year-ingest-", dir=MONTHS_DIR) as tmp:
+        r = run_cli_ingest(Path(tmp) / "warehouse", csvs)
+        print(
+            f"ingest of {len(csvs)} monthly CSV file(s) ({size / 1e9:.1f} GB): {r['rows_read']:,} rows in "
+            f"{r['seconds']:.0f} s, {r['rows_read'] / r['seconds']:,.0f} rows/s, peak RSS "
+            f"{r['peak_rss_mb']} MB (target < 2000) (load {r['load']})",
+            flush=True,
+        )
 
 
 def main() -> None:
