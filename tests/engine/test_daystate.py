@@ -104,6 +104,33 @@ def test_day_by_day_equals_one_grid(home: Path, online: bool, hour: int) -> None
     assert [_key(a) for a in chained] == [_key(a) for a in whole]
 
 
+def test_the_days_of_a_window_read_side_by_side_give_the_same_anomalies(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A question reaching into the day before, asked with the states on disk and no grid in
+    memory (a new process), reads both days' grids at once (``DayStates.prefetch``)."""
+    from whatchanged.engine.daystate_cache import DayStates
+
+    prepare_states(Warehouse(home).snapshot())
+    at = DAY0 + timedelta(hours=8 * 24 + 2)
+    start, end = at - timedelta(hours=6), at + timedelta(hours=6)
+    read: list[object] = []
+    real = DayStates.prefetch
+
+    def spy(self: DayStates, days: list[object]) -> None:
+        before = set(self._raw)
+        real(self, days)  # type: ignore[arg-type]
+        read.extend(d for d in self._raw if d not in before)
+
+    monkeypatch.setattr(DayStates, "prefetch", spy)
+    side_by_side = detect_anomalies(Warehouse(home).snapshot(), start, end, online=False)
+    assert len(read) == 2
+    monkeypatch.setattr(DayStates, "prefetch", lambda *_args: None)
+    one_by_one = detect_anomalies(Warehouse(home).snapshot(), start, end, online=False)
+    assert [_key(a) for a in side_by_side] == [_key(a) for a in one_by_one]
+    assert side_by_side
+
+
 def test_the_level_shifts_are_found(home: Path) -> None:
     con = Warehouse(home).snapshot()
     found = detect_anomalies(con, DAY0 + timedelta(days=8), DAY0 + timedelta(days=DAYS), online=True)
