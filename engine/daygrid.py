@@ -116,6 +116,10 @@ def read_day(files: Sequence[str], day: date, g: Geometry) -> tuple[list[Key], A
     return keys, grid.reshape(len(keys), g.cols)
 
 
+#: Series per batch of the dense day read (:func:`_dense_day`).
+DENSE_BATCH_SERIES = 256
+
+
 def _dense_day(files: Sequence[str], lo_us: int, step_us: int, g: Geometry) -> tuple[list[Key], Array] | None:
     """:func:`read_day` for a day stored whole: every series has one sample at each step of
     the day, in time order, and the files hold the series in key order, one after the other
@@ -148,41 +152,46 @@ def _dense_day(files: Sequence[str], lo_us: int, step_us: int, g: Geometry) -> t
                 return None
         handles.append(pf)
     keys: list[Key] = []
-    parts: list[NDArray[np.float32]] = []
+    total = sum(pf.metadata.num_rows for pf in handles) // cols
+    grid = np.empty((total, cols))
+    row = 0
     expected_ts = lo_us + np.arange(cols, dtype=np.int64) * step_us
     for pf in handles:
-        tbl = pf.read(columns=["service", "metric", "ts", "value"], use_threads=False)
-        if not tbl.num_rows:
-            continue
-        if any(c.num_chunks != 1 for c in tbl.columns):
-            tbl = tbl.combine_chunks()
-        svc, met, tcol, vcol = (c.chunk(0) for c in tbl.columns)
-        if svc.null_count or met.null_count or tcol.null_count or tcol.type.bit_width != 64:
-            return None
-        if not (pa.types.is_dictionary(svc.type) and pa.types.is_dictionary(met.type)):
-            return None
-        runs = tbl.num_rows // cols
-        s_idx = to_numpy(svc.indices).reshape(runs, cols)
-        m_idx = to_numpy(met.indices).reshape(runs, cols)
-        if not ((s_idx == s_idx[:, :1]).all() and (m_idx == m_idx[:, :1]).all()):
-            return None
-        if not (to_numpy(tcol.view(pa.int64())).reshape(runs, cols) == expected_ts).all():
-            return None
-        s_names = svc.dictionary.to_pylist()
-        m_names = met.dictionary.to_pylist()
-        keys.extend(
-            (str(s_names[a]), str(m_names[b]))
-            for a, b in zip(s_idx[:, 0].tolist(), m_idx[:, 0].tolist(), strict=True)
-        )
-        if vcol.type != pa.float64():
-            vcol = vcol.cast("double")
-        vals = to_numpy(vcol.fill_null(np.nan) if vcol.null_count else vcol)
-        parts.append(vals.astype(np.float32).reshape(runs, cols))  # rounded as stored
-        del tbl, svc, met, tcol, vcol, s_idx, m_idx, vals
-    if not keys or any(a >= b for a, b in itertools.pairwise(keys)):
+        # a few hundred series at a time: the same memory is reused batch after batch
+        for batch in pf.iter_batches(
+            batch_size=cols * DENSE_BATCH_SERIES,
+            columns=["service", "metric", "ts", "value"],
+            use_threads=False,
+        ):
+            runs = batch.num_rows // cols
+            if not batch.num_rows:
+                continue
+            if batch.num_rows % cols or row + runs > total:
+                return None
+            svc, met, tcol, vcol = batch.columns
+            if svc.null_count or met.null_count or tcol.null_count or tcol.type.bit_width != 64:
+                return None
+            if not (pa.types.is_dictionary(svc.type) and pa.types.is_dictionary(met.type)):
+                return None
+            s_idx = to_numpy(svc.indices).reshape(runs, cols)
+            m_idx = to_numpy(met.indices).reshape(runs, cols)
+            if not ((s_idx == s_idx[:, :1]).all() and (m_idx == m_idx[:, :1]).all()):
+                return None
+            if not (to_numpy(tcol.view(pa.int64())).reshape(runs, cols) == expected_ts).all():
+                return None
+            s_names = svc.dictionary.to_pylist()
+            m_names = met.dictionary.to_pylist()
+            keys.extend(
+                (str(s_names[a]), str(m_names[b]))
+                for a, b in zip(s_idx[:, 0].tolist(), m_idx[:, 0].tolist(), strict=True)
+            )
+            if vcol.type != pa.float64():
+                vcol = vcol.cast("double")
+            vals = to_numpy(vcol.fill_null(np.nan) if vcol.null_count else vcol)
+            grid[row : row + runs] = vals.reshape(runs, cols).astype(np.float32)  # rounded as stored
+            row += runs
+    if not keys or row != total or any(a >= b for a, b in itertools.pairwise(keys)):
         return None  # out of order or a series twice: the general path sorts and averages
-    grid = np.concatenate(parts).astype(np.float64) if len(parts) > 1 else parts[0].astype(np.float64)
-    del parts
     bad = ~np.isfinite(grid)
     if bad.any():
         grid[bad] = np.nan  # an infinite value is no sample, as in the general path

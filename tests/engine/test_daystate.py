@@ -205,12 +205,15 @@ def test_read_day_matches_the_sql_grid(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("spoil", ["none", "gap", "repeat", "inf", "two_commits"])
-def test_a_whole_day_is_read_as_stored_and_like_the_general_path(tmp_path: Path, spoil: str) -> None:
+def test_a_whole_day_is_read_as_stored_and_like_the_general_path(
+    tmp_path: Path, spoil: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A complete day (every series at every minute) takes the dense reading; a day with a
     gap or a sample twice in a minute does not; both give the grid the general path gives."""
     from whatchanged.engine import daygrid
     from whatchanged.engine.daygrid import day_files, read_day
 
+    monkeypatch.setattr(daygrid, "DENSE_BATCH_SERIES", 4)  # several batches per file
     wh = Warehouse(tmp_path / "wh")
     wh.init()
     t0 = DAY0 + timedelta(days=1)
