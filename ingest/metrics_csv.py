@@ -55,6 +55,8 @@ EPOCH_MAX = 1e14
 _EPOCH = re.compile(r"^[+-]?\d+(\.\d*)?$")
 _OFFSET = re.compile(r"(Z|z|[+-]\d\d(:?\d\d)?)$")
 _LABELS = pa.map_(pa.string(), pa.string())
+#: Largest block of the streaming CSV read (bytes).
+STREAM_BLOCK_BYTES = 16 << 20
 
 
 class _Slow(Exception):
@@ -538,7 +540,9 @@ def stream(path: Path, ctx: ReadContext) -> Iterator[dict[str, pa.Table]]:
     lay = layout(header, file=str(path))
     zone(ctx.tz)
     row_bytes = len(",".join(first if first is not None else header)) + 1
-    block_size = max(1 << 12, min(ctx.batch_rows * row_bytes, 1 << 30))
+    # blocks of at most 16 MiB, as the one-shot read: pyarrow's streaming reader decodes a few
+    # blocks ahead on its threads, so the block size bounds that memory too
+    block_size = max(1 << 12, min(ctx.batch_rows * row_bytes, STREAM_BLOCK_BYTES))
     if path.stat().st_size <= block_size:
         yield read(path, ctx)
         return
