@@ -40,6 +40,7 @@ from whatchanged.api.routes import (
     availability,
     changes,
     explain,
+    fate,
     feedback,
     incidents,
     metrics,
@@ -78,6 +79,7 @@ TAGS = [
     {"name": "changes", "description": "Change events: list them, or send them by webhook."},
     {"name": "incidents", "description": "Incidents found in the data, their causes, responders' feedback."},
     {"name": "availability", "description": "Availability over a range, like an external prober reports it."},
+    {"name": "fate", "description": "Failure domains and the redundancy groups whose members share one."},
     {"name": "services", "description": "The monitored inventory."},
     {"name": "status", "description": "What the warehouse holds; liveness."},
 ]
@@ -317,7 +319,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.dashboards = wiring = Wiring(settings=settings, reader=reader)
     app.dependency_overrides[get_wiring] = lambda: wiring
     install_handlers(app)
-    for module in (explain, changes, incidents, postmortem, feedback, availability, services, status, alerts):
+    for module in (
+        explain,
+        changes,
+        incidents,
+        postmortem,
+        feedback,
+        availability,
+        fate,
+        services,
+        status,
+        alerts,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(dashboard_pages.router)
     app.include_router(postmortem_page.router)

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, settings_from
-from whatchanged.api.output import console, emit, styled, table
+from whatchanged.api.models import FateOut
+from whatchanged.api.output import console, emit, styled, table, wire
 from whatchanged.engine.warehouse import Warehouse
 
 #: domains listed per level in the tables (--json has them all)
@@ -58,7 +59,8 @@ def cmd_fate(
     as_json: JsonOpt = False,
 ) -> None:
     """Failure domains (datacenter, switch, rack, host) and the redundancy groups whose members share one."""
-    from whatchanged.engine.fate import fate_json, fate_report
+    from whatchanged.engine.fate import fate_report
+    from whatchanged.present.shapes import fate as fate_json
 
     settings = settings_from(home)
     wh = Warehouse(settings.home)
@@ -68,7 +70,7 @@ def cmd_fate(
         data = fate_json(fate_report(con, group=group))
     finally:
         con.close()
-    emit(data, as_json=as_json, render=render_fate)
+    emit(wire(FateOut, data), as_json=as_json, render=render_fate)
 
 
 def register(app: typer.Typer) -> None:

@@ -40,7 +40,8 @@ def cmd_postmortem(
     from whatchanged.dashboards.postmortem import html_document, markdown
     from whatchanged.engine import deviations
     from whatchanged.engine.incidents import get_incident, incidents_at
-    from whatchanged.engine.postmortem import AUDIENCES, build_postmortem, languages, postmortem_document
+    from whatchanged.engine.postmortem import build_postmortem
+    from whatchanged.present.postmortem import AUDIENCES, languages, postmortem_document
 
     if (incident_id is None) == (at is None):
         raise ConfigError("postmortem: give exactly one of --incident ID or --at T")

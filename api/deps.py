@@ -1,7 +1,8 @@
 """Typed dependencies of the routes: settings, warehouse reads, auth, bodies, times.
 
 Routes declare what they need with the ``Annotated`` aliases defined here
-(``SettingsDep``, ``DbDep``, ``ReadingDep``, ``WriterDep``, ``JsonBodyDep`` …), in the
+(``SettingsDep``, ``DbDep``, ``ReadingDep``, ``WriterDep``, ``JsonBodyDep`` …; query parameters
+``AtQuery``, ``TzQuery``, ``TimeQuery``, ``NameQuery``), in the
 manner of full-stack-fastapi-template's ``api/deps.py``.
 
 Reads go through one :class:`WarehouseReader` per process: a single
@@ -19,21 +20,18 @@ import hmac
 import json
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import duckdb
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 
 from whatchanged.api.problems import FieldError, ProblemError, found_repr
-from whatchanged.dashboards.page_cache import STALE_HEADER, wants_fresh
+from whatchanged.dashboards.stale import STALE_HEADER, VersionedCache, wants_fresh
 from whatchanged.engine.errors import ConfigError, WarehouseError
 from whatchanged.engine.settings import Settings
 from whatchanged.engine.snapshot import Snapshot
@@ -67,131 +65,9 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 STALE_AFTER_S = 1.0
 
 
-class _Bounded(OrderedDict[Hashable, Any]):
-    """An insertion-ordered dict keeping its ``size`` newest keys."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def __setitem__(self, key: Hashable, value: Any) -> None:
-        super().__setitem__(key, value)
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
-
-
-class Memo:
-    """A small thread-safe LRU cache that computes each key once (concurrent askers wait).
-
-    Exceptions are not cached.  Values must be immutable (engine results are
-    frozen dataclasses).
-    """
-
-    def __init__(self, size: int = 256) -> None:
-        self.size = size
-        self._lock = threading.Lock()
-        self._done: OrderedDict[Hashable, Any] = OrderedDict()
-        self._running: dict[Hashable, Future[Any]] = {}
-        #: family → (order, value) of its newest data version, for :meth:`get_or_previous`
-        self._previous: OrderedDict[Hashable, Any] = _Bounded(size)
-        self.hits = 0
-        self.misses = 0
-        self.stale = 0  # answers given from an older data version
-
-    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
-        with self._lock:
-            if key in self._done:
-                self._done.move_to_end(key)
-                self.hits += 1
-                value: T = self._done[key]
-                return value
-            future = self._running.get(key)
-            owner = future is None
-            if future is None:
-                future = self._running[key] = Future()
-                self.misses += 1
-        if not owner:
-            waited: T = future.result()
-            return waited
-        try:
-            value = compute()
-        except BaseException as exc:
-            with self._lock:
-                self._running.pop(key, None)
-            future.set_exception(exc)
-            raise
-        with self._lock:
-            self._running.pop(key, None)
-            self._done[key] = value
-            while len(self._done) > self.size:
-                self._done.popitem(last=False)
-        future.set_result(value)
-        return value
-
-    def get_or_previous(
-        self,
-        key: Hashable,
-        family: Hashable,
-        start: Callable[[], Callable[[], T]],
-        *,
-        order: Any,
-        wait_s: float,
-    ) -> tuple[T, bool]:
-        """``(value, stale)``: the value of ``key``, computed once; or, when it is not ready
-        within ``wait_s`` seconds and some other key of the same ``family`` (the same question
-        on an older data version) has a value, that value with ``stale`` True while the
-        computation goes on in the background and lands in the cache for the next asker.
-
-        ``start()`` is called by the one request that starts the computation, in its own
-        thread, and returns the computation to run (it must not use the request's cursor,
-        which closes when the request ends).  ``order`` sorts data versions (the commit
-        key): a computation on older data finishing late never replaces a newer answer as
-        the family's previous one.
-        """
-        with self._lock:
-            if key in self._done:
-                self._done.move_to_end(key)
-                self.hits += 1
-                value: T = self._done[key]
-                return value, False
-            future = self._running.get(key)
-            kept: tuple[Any, T] | None = self._previous.get(family)
-            if future is None:
-                future = self._running[key] = Future()
-                self.misses += 1
-                compute = start()
-                threading.Thread(
-                    target=self._finish, args=(key, family, order, compute, future), daemon=True, name="memo"
-                ).start()
-        try:
-            fresh: T = future.result(timeout=wait_s if kept is not None else None)
-            return fresh, False
-        except FutureTimeout:
-            assert kept is not None  # waited without a timeout otherwise
-            with self._lock:
-                self.stale += 1
-            return kept[1], True
-
-    def _finish(
-        self, key: Hashable, family: Hashable, order: Any, compute: Callable[[], T], future: Future[T]
-    ) -> None:
-        try:
-            value = compute()
-        except BaseException as exc:  # handed to every waiter; nothing cached
-            with self._lock:
-                self._running.pop(key, None)
-            future.set_exception(exc)
-            return
-        with self._lock:
-            self._running.pop(key, None)
-            self._done[key] = value
-            kept = self._previous.get(family)
-            if kept is None or kept[0] <= order:
-                self._previous[family] = (order, value)
-            while len(self._done) > self.size:
-                self._done.popitem(last=False)
-        future.set_result(value)
+#: the API's answers, computed once per data version (:class:`VersionedCache`, shared with the
+#: dashboards' pages): routes and the pages' views read it through :attr:`Reading.memo`
+Memo = VersionedCache[Any]
 
 
 @dataclass(frozen=True)
@@ -224,7 +100,8 @@ class Reading:
         fork = self.fork
         versioned = (key[0], self.db.data_version(), *key[1:])
         if fork is None or self.fresh:
-            return self.memo.get(versioned, lambda: compute(self.db))
+            value: T = self.memo.get(versioned, lambda: compute(self.db))
+            return value
 
         def start() -> Callable[[], T]:
             db = fork()
@@ -237,7 +114,7 @@ class Reading:
 
             return run
 
-        value, stale = self.memo.get_or_previous(
+        value, stale = self.memo.serve(
             versioned,
             ("by_data", *(question or key)),
             start,
@@ -429,6 +306,35 @@ def validate_body(model: type[M], body: Any, *, prefix: str = "body") -> M:
         raise ProblemError(
             422, f"{errors[0].field}: {errors[0].expected}{more}", slug="invalid-body", errors=errors
         ) from None
+
+
+# -- query parameters ----------------------------------------------------------------------------
+AtQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=64,
+        description=(
+            "The time to explain: ISO 8601 with an offset (`2010-11-17T19:23:00+01:00`), epoch seconds, "
+            "or a local time (`2010-11-17 19:23`, `19:23` = that time on the latest day with data) "
+            "together with `tz`."
+        ),
+        examples=["2010-11-17T19:23:00+01:00"],
+    ),
+]
+TzQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        description="IANA zone for times without an offset, and for the times in the answer.",
+        examples=["Europe/Paris"],
+    ),
+]
+#: a time, as ``parse_time`` reads it
+TimeQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
+#: a service, check or group name
+NameQuery = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
 # -- parameters that need more than a type ------------------------------------------------------

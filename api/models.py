@@ -268,6 +268,42 @@ class AvailabilityOut(_Out):
     percent: str = Field(description="`99.98%`: two decimals, rounded down.")
 
 
+class DomainOut(_Out):
+    """A failure domain: one datacenter, switch, rack or host and the services in it."""
+
+    level: str = Field(description="`datacenter`, `switch`, `rack` or `host`.")
+    name: str
+    services: int = Field(ge=0, description="Services in the domain.")
+    share_pct: float = Field(description="Share of all services, in percent (one decimal).")
+
+
+class GroupMemberOut(_Out):
+    service: str
+    datacenter: str | None = None
+    switch: str | None = None
+    rack: str | None = None
+    host: str | None = None
+
+
+class GroupOut(_Out):
+    """A redundancy group and the domains where all its members sit together."""
+
+    name: str
+    members: list[GroupMemberOut]
+    shared: list[DomainOut] = Field(description="Domains holding every member, widest first.")
+    spread: bool = Field(description="No domain holds every member.")
+
+
+class FateOut(_Out):
+    """Shared fate: the failure domains of the inventory and the redundancy groups
+    (``whatchanged.engine.fate``; `whatchanged fate --json`)."""
+
+    services: int = Field(ge=0)
+    largest: DomainOut | None = Field(description="The failure domain holding the most services.")
+    domains: dict[str, list[DomainOut]] = Field(description="Per level, largest first.")
+    groups: list[GroupOut]
+
+
 class ServiceOut(_Out):
     service: str
     kind: str | None = None

@@ -41,7 +41,7 @@ from typing import Any
 
 import httpx
 
-from whatchanged.dashboards.page_cache import STALE_HEADER
+from whatchanged.dashboards.stale import STALE_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "warehouse"

@@ -60,6 +60,39 @@ from whatchanged.engine.model import Cause, Change, Incident, Outage
 
 
 # -- pieces shared by the incident and service figures ---------------------------------
+#: a signal's lane height (relative to the other lanes)
+SIGNAL_HEIGHT = 3.0
+
+
+def _timeline(
+    signals: Sequence[Signal], lanes: Sequence[tuple[str, float]], *, tz: str, spacing: float
+) -> tuple[go.Figure, float]:
+    """Lanes on one shared time axis, top to bottom: one per signal (drawn here: series,
+    baseline band, anomalies), then ``lanes`` (title, height), which the caller draws in
+    rows ``len(signals) + 1`` … ; ``spacing`` between lanes, in figure heights.  With the
+    lanes' total height."""
+    titles = [s.title for s in signals] + [title for title, _ in lanes]
+    heights = [SIGNAL_HEIGHT] * len(signals) + [height for _, height in lanes]
+    fig = make_subplots(
+        rows=len(titles),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=spacing,
+        row_heights=heights,
+        subplot_titles=titles,
+    )
+    for i, signal in enumerate(signals, start=1):
+        _add_signal(fig, signal, i, tz)
+    return fig, sum(heights)
+
+
+def _on_window(fig: go.Figure, window: tuple[datetime, datetime], tz: str, *, rows: int) -> None:
+    """The shared time axis shows ``window``, with its tick labels under the last of ``rows``."""
+    start, end = window
+    _fixed_left_margin(fig)
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(range=[local(start, tz), local(end, tz)], type="date")
+    fig.update_xaxes(showticklabels=True, row=rows, col=1)
 
 
 # -- the incident timeline ------------------------------------------------------------
@@ -82,29 +115,16 @@ def incident_figure(
     change in range on lanes by class, with windows shaded across the whole
     figure and the top-ranked cause starred and outlined.
     """
-    start, end = window
     heat = critical is not None and not critical.empty
-    titles = [s.title for s in signals] + ["outages"]
-    heights = [3.0] * len(signals) + [1.0]
+    lanes = [("outages", 1.0)]
     if heat:
-        titles.append("CRITICAL services by datacenter / switch")
         n_groups = min(max_groups, critical["group"].nunique()) if critical is not None else 0
-        heights.append(max(1.5, 0.25 * n_groups))
-    titles.append("changes (stars: top cause)")
-    heights.append(1.8)
-    rows = len(titles)
-    fig = make_subplots(
-        rows=rows,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.045 if rows > 3 else 0.08,
-        row_heights=heights,
-        subplot_titles=titles,
-    )
-    for i, signal in enumerate(signals, start=1):
-        _add_signal(fig, signal, i, tz)
+        lanes.append(("CRITICAL services by datacenter / switch", max(1.5, 0.25 * n_groups)))
+    lanes.append(("changes (stars: top cause)", 1.8))
+    rows = len(signals) + len(lanes)
+    fig, units = _timeline(signals, lanes, tz=tz, spacing=0.045 if rows > 3 else 0.08)
     row = len(signals) + 1
-    _add_outages(fig, outages, row, tz, end)
+    _add_outages(fig, outages, row, tz, window[1])
     if heat and critical is not None:
         row += 1
         _add_heat(fig, critical, row, tz, max_groups)
@@ -113,28 +133,30 @@ def incident_figure(
     _add_changes(fig, changes, row, tz, top=top)
     if incident is not None:
         _mark_incident(fig, incident, tz)
-    height = int(sum(heights) * 70 + 160)
+    height = int(units * 70 + 160)
     _base_layout(fig, height=max(height, 480))
     fig.update_layout(margin={"t": 50})
-    _fixed_left_margin(fig)
-    fig.update_xaxes(range=[local(start, tz), local(end, tz)], type="date")
-    fig.update_xaxes(showticklabels=True, row=rows, col=1)
-    fig.update_layout(barmode="overlay")
+    _on_window(fig, window, tz, rows=rows)
     return fig
 
 
-def _mark_incident(fig: go.Figure, incident: Incident, tz: str) -> None:
+def _across(fig: go.Figure, at: datetime, tz: str, *, width: float, dash: str, name: str) -> None:
+    """A vertical line at ``at`` across every lane."""
     fig.add_shape(
         type="line",
         xref="x",
         yref="paper",
-        x0=local(incident.onset, tz),
-        x1=local(incident.onset, tz),
+        x0=local(at, tz),
+        x1=local(at, tz),
         y0=0,
         y1=1,
-        line={"color": "#222", "width": 1.5, "dash": "dash"},
-        name="onset",
+        line={"color": "#222", "width": width, "dash": dash},
+        name=name,
     )
+
+
+def _mark_incident(fig: go.Figure, incident: Incident, tz: str) -> None:
+    _across(fig, incident.onset, tz, width=1.5, dash="dash", name="onset")
     fig.add_annotation(
         x=local(incident.onset, tz),
         y=1.0,
@@ -148,17 +170,7 @@ def _mark_incident(fig: go.Figure, incident: Incident, tz: str) -> None:
         name="onset",
     )
     if incident.end is not None:
-        fig.add_shape(
-            type="line",
-            xref="x",
-            yref="paper",
-            x0=local(incident.end, tz),
-            x1=local(incident.end, tz),
-            y0=0,
-            y1=1,
-            line={"color": "#222", "width": 1, "dash": "dot"},
-            name="end",
-        )
+        _across(fig, incident.end, tz, width=1, dash="dot", name="end")
 
 
 # -- the service page ----------------------------------------------------------------
@@ -171,26 +183,13 @@ def service_figure(
     tz: str = "UTC",
 ) -> go.Figure:
     """One service: its metrics with baseline bands and anomalies, its checks, its changes."""
-    start, end = window
     has_checks = checks is not None and not checks.empty
-    titles = [s.title for s in signals]
-    heights = [3.0] * len(signals)
+    lanes = []
     if has_checks and checks is not None:
-        titles.append("checks")
-        heights.append(max(1.0, 0.4 * checks["check"].nunique()))
-    titles.append("changes whose scope includes it")
-    heights.append(1.5)
-    rows = len(titles)
-    fig = make_subplots(
-        rows=rows,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.05 if rows > 2 else 0.1,
-        row_heights=heights,
-        subplot_titles=titles,
-    )
-    for i, signal in enumerate(signals, start=1):
-        _add_signal(fig, signal, i, tz)
+        lanes.append(("checks", max(1.0, 0.4 * checks["check"].nunique())))
+    lanes.append(("changes whose scope includes it", 1.5))
+    rows = len(signals) + len(lanes)
+    fig, units = _timeline(signals, lanes, tz=tz, spacing=0.05 if rows > 2 else 0.1)
     row = len(signals)
     if has_checks and checks is not None:
         row += 1
@@ -218,11 +217,8 @@ def service_figure(
         fig.update_yaxes(type="category", showgrid=False, row=row, col=1)
     row += 1
     _add_changes(fig, changes, row, tz)
-    _base_layout(fig, height=max(420, int(sum(heights) * 70 + 140)))
-    _fixed_left_margin(fig)
-    fig.update_layout(barmode="overlay")
-    fig.update_xaxes(range=[local(start, tz), local(end, tz)], type="date")
-    fig.update_xaxes(showticklabels=True, row=rows, col=1)
+    _base_layout(fig, height=max(420, int(units * 70 + 140)))
+    _on_window(fig, window, tz, rows=rows)
     return fig
 
 

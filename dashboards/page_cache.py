@@ -7,16 +7,14 @@ gets the previous page marked stale (a reload waits for the new one).
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from whatchanged.dashboards.stale import VersionedCache
 from whatchanged.engine.store import commit_probe
 
-#: Rendered pages kept per app (keyed by URL, each with the commit state it shows).
+#: Rendered pages kept per app (keyed by URL and the commit state it shows).
 PAGE_CACHE_SIZE = 64
 
 
@@ -29,18 +27,6 @@ PAGE_FRESH_WAIT_S = 1.0
 PAGE_BUILDERS = 2
 
 
-#: the header of an answer built from the data committed before the latest commit (value "1"),
-#: on the dashboards' pages and the API's answers alike
-STALE_HEADER = "X-Whatchanged-Stale"
-
-
-def wants_fresh(cache_control: str) -> bool:
-    """Whether a request's ``Cache-Control`` asks for a fresh answer (``no-cache`` or
-    ``max-age=0``, what a browser's reload sends) rather than one from older data."""
-    asked = cache_control.lower().replace(" ", "")
-    return "no-cache" in asked or "max-age=0" in asked
-
-
 class PageCache:
     """Rendered pages of one app, keyed by URL, each with the commit state it was built from.
 
@@ -51,95 +37,46 @@ class PageCache:
     state, it gets that one, marked stale (``X-Whatchanged-Stale: 1`` and a line at the top),
     while the rebuild finishes for the next reader.  A reader that asks for a fresh page
     (``Cache-Control: no-cache`` or ``max-age=0``, what a browser's reload sends) waits
-    for it.  Only pages that rendered with status 200 are kept; LRU beyond ``size`` URLs.
+    for it.  Only pages that rendered with status 200 are kept; LRU beyond ``size`` pages.
+    The caching is :class:`~whatchanged.dashboards.stale.VersionedCache`'s, as the API's.
     """
 
     def __init__(self, size: int = PAGE_CACHE_SIZE, *, fresh_wait_s: float = PAGE_FRESH_WAIT_S) -> None:
-        self.size = size
         self.fresh_wait_s = fresh_wait_s
-        self._pages: OrderedDict[tuple[str, ...], tuple[str, str]] = OrderedDict()  # url → (state, page)
-        self._building: dict[tuple[str, ...], tuple[str, Future[tuple[str, int]]]] = {}
-        self._fresh: dict[tuple[tuple[str, ...], str], Future[tuple[str, int]]] = {}
-        self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self.hits = 0
-        self.stale = 0
+        self._pages = VersionedCache[tuple[str, int]](
+            size,
+            keep=lambda page: page[1] == 200,
+            executor=ThreadPoolExecutor(max_workers=PAGE_BUILDERS, thread_name_prefix="page-build"),
+        )
+
+    @property
+    def hits(self) -> int:
+        return self._pages.hits
+
+    @property
+    def stale(self) -> int:
+        return self._pages.stale
 
     def get(self, url: tuple[str, ...], state: str) -> str | None:
         """The page of ``url`` built from ``state``, if there is one."""
-        with self._lock:
-            found = self._pages.get(url)
-            if found is None or found[0] != state:
-                return None
-            self._pages.move_to_end(url)
-            self.hits += 1
-            return found[1]
+        found = self._pages.peek((url, state))
+        return None if found is None else found[0]
 
     def serve(
         self, url: tuple[str, ...], state: str, render: Callable[[], tuple[str, int]], *, fresh: bool
     ) -> tuple[str, int, bool]:
-        """``(page, status, stale)`` for ``url`` at commit ``state``.
-
-        At most one build per URL runs for readers who accept a stale page: a reader
-        arriving while it runs (even for an earlier state) waits on it at most
-        ``fresh_wait_s``, then gets the last page kept, marked stale.  A ``fresh`` reader
-        waits for a build of ``state`` itself (one per URL and state).
-        """
-        with self._lock:
-            found = self._pages.get(url)
-            if found is not None and found[0] == state:
-                self._pages.move_to_end(url)
-                self.hits += 1
-                return found[1], 200, False
-            if fresh:
-                running = self._building.get(url)
-                job_state, job = state, running[1] if running and running[0] == state else None
-                job = job or self._fresh.get((url, state))
-                if job is None:
-                    job = self._fresh[(url, state)] = self._submit(url, state, render)
-            else:
-                running = self._building.get(url)
-                if running is None:
-                    running = self._building[url] = (state, self._submit(url, state, render))
-                job_state, job = running
-            previous = found[1] if found is not None else None
-        if fresh or previous is None:
-            page, status = job.result()
-            return page, status, job_state != state
-        try:
-            page, status = job.result(timeout=self.fresh_wait_s)
-        except FutureTimeout:
-            with self._lock:
-                self.stale += 1
-            return previous, 200, True
-        return page, status, job_state != state
-
-    def _submit(
-        self, url: tuple[str, ...], state: str, render: Callable[[], tuple[str, int]]
-    ) -> Future[tuple[str, int]]:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=PAGE_BUILDERS, thread_name_prefix="page-build")
-        return self._pool.submit(self._build, url, state, render)
-
-    def _build(
-        self, url: tuple[str, ...], state: str, render: Callable[[], tuple[str, int]]
-    ) -> tuple[str, int]:
-        try:
-            page, status = render()
-            with self._lock:
-                kept = self._pages.get(url)
-                # builds may finish out of order: never replace a page of a later commit
-                if status == 200 and (kept is None or _commit_order(kept[0]) <= _commit_order(state)):
-                    self._pages[url] = (state, page)
-                    self._pages.move_to_end(url)
-                    while len(self._pages) > self.size:
-                        self._pages.popitem(last=False)
-            return page, status
-        finally:
-            with self._lock:
-                if self._building.get(url, ("", None))[0] == state:
-                    del self._building[url]
-                self._fresh.pop((url, state), None)
+        """``(page, status, stale)`` for ``url`` at commit ``state`` (:meth:`VersionedCache.serve`:
+        one build per URL for readers accepting a stale page, one per URL and state for
+        ``fresh`` ones)."""
+        (page, status), stale = self._pages.serve(
+            (url, state),
+            url,
+            lambda: render,
+            order=_commit_order(state),
+            wait_s=self.fresh_wait_s,
+            fresh=fresh,
+        )
+        return page, status, stale
 
 
 def _commit_order(state: str) -> str:

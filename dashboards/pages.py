@@ -14,14 +14,13 @@ Every page accepts ``tz`` (IANA name; default the configured ``tz``).
 
 Wiring: ``app.include_router(pages.router)`` and hand the pages a
 :class:`~whatchanged.dashboards.wiring.Wiring` by overriding ``wiring.get_wiring``; they never
-read the app's ``state``.  Pages are built through the
-:class:`~whatchanged.dashboards.page_cache.PageCache`, each over its own cursor.  Domain errors
-become an HTML error page with the status of ``present.status``, without the server's paths.
+read the app's ``state``.  Each page is a ``build`` handed to
+:func:`~whatchanged.dashboards.respond.respond` (the page cache, the error page).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -32,18 +31,22 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from whatchanged.dashboards import assets, html, views
 from whatchanged.dashboards.figures import figure_block
-from whatchanged.dashboards.page_cache import STALE_HEADER, commit_key, wants_fresh
-from whatchanged.dashboards.wiring import SettingsDep, Source, Wiring, WiringDep, source
+from whatchanged.dashboards.respond import (
+    PREFIX,
+    TzQuery,
+    incident_href,
+    respond,
+    root_of,
+    service_links,
+)
+from whatchanged.dashboards.wiring import SettingsDep, Source, WiringDep
 from whatchanged.engine import catalog, extent, series
-from whatchanged.engine.errors import WhatchangedError
 from whatchanged.engine.explain import explain_at, explain_incident
 from whatchanged.engine.incidents import find_incidents, get_incident
-from whatchanged.engine.settings import Settings
-from whatchanged.engine.timeparse import fmt_local, incident_onset, parse_when, zone
+from whatchanged.engine.timeparse import fmt_local, incident_onset, parse_when
 from whatchanged.engine.warehouse import latest_day
-from whatchanged.present.status import status_of
 
-router = APIRouter(prefix="/dashboards", tags=["dashboards"], include_in_schema=False)
+router = APIRouter(prefix=PREFIX, tags=["dashboards"], include_in_schema=False)
 
 #: How far back the index lists incidents, from the latest data.
 INDEX_SPAN = timedelta(days=28)
@@ -52,108 +55,6 @@ INDEX_SPAN = timedelta(days=28)
 def _rows(frame: pd.DataFrame) -> Iterator[Any]:
     """Rows as named tuples, typed loosely (pandas-stubs types each cell as every scalar kind)."""
     return cast(Iterator[Any], frame.itertuples())
-
-
-TzQuery = Annotated[str | None, Query(description="IANA time zone for display; default the configured one")]
-
-
-# -- helpers -----------------------------------------------------------------------------
-def _root(request: Request) -> str:
-    return str(request.scope.get("root_path", "")).rstrip("/") + router.prefix
-
-
-def _plotly_src(request: Request) -> str:
-    return f"{_root(request)}/static/plotly.min.js?v={assets.bundle().tag}"
-
-
-def _tz(tz: str | None, settings: Settings) -> str:
-    name = tz or settings.tz
-    zone(name)  # ConfigError naming a bad zone
-    return name
-
-
-def _hide_paths(text: str, settings: Settings) -> str:
-    """``text`` without the warehouse's absolute path (pages are shown to anonymous readers)."""
-    home = Path(settings.home)
-    for path in sorted({str(home.resolve()), str(home.absolute())}, key=len, reverse=True):
-        text = text.replace(path, "<warehouse>")
-    return text
-
-
-def error_body(exc: WhatchangedError, settings: Settings, root: str) -> tuple[str, int]:
-    """The error page's body for a domain error, and its status (``present.status``)."""
-    body = html.render(
-        "error.html",
-        heading=html.esc(type(exc).__name__),
-        message=html.esc(_hide_paths(str(exc), settings)),
-        root=root,
-    )
-    return body, status_of(exc).code
-
-
-STALE_NOTE = (
-    '<p class="muted stale">A commit landed since this page was built; the updated page is '
-    "being prepared: reload in a moment.</p>"
-)
-
-
-def _respond(
-    request: Request,
-    wiring: Wiring,
-    tz: str | None,
-    *,
-    title: str,
-    build: Callable[[Source, str], str],
-    figures: bool = True,
-) -> HTMLResponse:
-    """Run ``build(source, tz)`` and wrap its body in the page, through the page cache;
-    domain errors become an error page."""
-    root = _root(request)
-    settings = wiring.settings
-    url = (str(settings.home), root, request.url.path, request.url.query)
-    state = commit_key(settings.home)
-    pages = wiring.pages
-    if figures:
-        assets.warm()  # gzip plotly.js while the page is computed, not when the browser asks for it
-    plotly_src = _plotly_src(request) if figures else None
-
-    def render() -> tuple[str, int]:
-        tzname = settings.tz
-        shown_title, with_figures = title, figures
-        try:
-            tzname = _tz(tz, settings)
-            with source(wiring) as src:
-                body = build(src, tzname)
-            status = 200
-        except WhatchangedError as exc:
-            body, status = error_body(exc, settings, root)
-            shown_title, with_figures = "error", False
-        page = html.page(
-            title=shown_title,
-            body=body,
-            root=root,
-            tz=tzname,
-            plotly_src=plotly_src if with_figures else None,
-        )
-        return page, status
-
-    page, status, stale = pages.serve(
-        url, state, render, fresh=wants_fresh(request.headers.get("cache-control", ""))
-    )
-    if stale:
-        page = page.replace("<main>", "<main>" + STALE_NOTE, 1)
-        return HTMLResponse(page, status_code=status, headers={STALE_HEADER: "1"})
-    return HTMLResponse(page, status_code=status)
-
-
-def _incident_href(root: str, incident_id: str, tz: str) -> str:
-    return f"{root}/incidents/{incident_id}?tz={tz}"
-
-
-def _service_links(root: str, names: tuple[str, ...], limit: int = 120) -> str:
-    shown = " ".join(html.link(f"{root}/services/{s}", s) for s in names[:limit])
-    more = f' <span class="muted">and {len(names) - limit} more</span>' if len(names) > limit else ""
-    return f'<p class="services">{shown}{more}</p>' if names else '<p class="muted">none</p>'
 
 
 # -- routes --------------------------------------------------------------------------------
@@ -182,7 +83,7 @@ def plotly_js(request: Request) -> Response:
 
 @router.get("/", response_class=HTMLResponse, name="dashboards_index")
 def index(request: Request, settings: SettingsDep, wiring: WiringDep, tz: TzQuery = None) -> HTMLResponse:
-    root = _root(request)
+    root = root_of(request)
 
     def build(src: Source, tzname: str) -> str:
         con = src.con
@@ -205,7 +106,7 @@ def index(request: Request, settings: SettingsDep, wiring: WiringDep, tz: TzQuer
         incidents = find_incidents(con, max(first, last - INDEX_SPAN), last + timedelta(minutes=1))
         rows = [
             (
-                html.link(_incident_href(root, i.incident_id, tzname), i.incident_id),
+                html.link(incident_href(root, i.incident_id, tzname), i.incident_id),
                 html.when(i.onset, tzname),
                 html.when(i.end, tzname),
                 f'<span class="num">{i.outage_count}</span>',
@@ -237,15 +138,15 @@ def index(request: Request, settings: SettingsDep, wiring: WiringDep, tz: TzQuer
             ),
             weeks=weeks,
             service_options="".join(f'<option value="{html.esc(n)}">' for n in names),
-            incident_services=_service_links(root, tuple(affected), limit=40),
+            incident_services=service_links(root, tuple(affected), limit=40),
             root=root,
         )
 
-    return _respond(request, wiring, tz, title="dashboards", build=build, figures=False)
+    return respond(request, wiring, tz, title="dashboards", build=build, figures=False)
 
 
 def _incident_body(request: Request, view: views.IncidentView, tz: str) -> str:
-    root = _root(request)
+    root = root_of(request)
     expl = view.explanation
     inc = expl.incident
     top = expl.causes[0] if expl.causes else None
@@ -261,7 +162,7 @@ def _incident_body(request: Request, view: views.IncidentView, tz: str) -> str:
             (f"{len(inc.services_affected)}", "services affected"),
             (", ".join(inc.signals) or "—", "signals that moved"),
         ]
-        services_html = "<h3>CRITICAL</h3>" + _service_links(root, inc.critical_services)
+        services_html = "<h3>CRITICAL</h3>" + service_links(root, inc.critical_services)
     else:
         heading = f"What changed at {fmt_local(expl.at, tz, with_date=True)}?"
         sub = "No incident or outage at that time; the timeline shows the two hours around it."
@@ -273,7 +174,7 @@ def _incident_body(request: Request, view: views.IncidentView, tz: str) -> str:
     reactions = html.changes_table(expl.reactions, tz, empty="No reaction recorded (restarts, rollbacks).")
     drafts = ""
     if inc is not None:
-        from whatchanged.engine.postmortem import languages
+        from whatchanged.present.postmortem import languages
 
         drafts = (
             '<p class="postmortem-links">postmortem draft: '
@@ -310,7 +211,7 @@ def incident_page(
         expl = explain_incident(con, incident, settings=settings)
         return _incident_body(request, views.incident_view(con, expl, settings=settings, tz=tzname), tzname)
 
-    return _respond(request, wiring, tz, title=f"incident {incident_id}", build=build)
+    return respond(request, wiring, tz, title=f"incident {incident_id}", build=build)
 
 
 @router.get("/explain", response_class=HTMLResponse, name="dashboards_explain")
@@ -328,7 +229,7 @@ def explain_page(
         expl = explain_at(con, when, settings=settings)
         return _incident_body(request, views.incident_view(con, expl, settings=settings, tz=tzname), tzname)
 
-    return _respond(request, wiring, tz, title=f"what changed at {at}", build=build)
+    return respond(request, wiring, tz, title=f"what changed at {at}", build=build)
 
 
 @router.get("/weekly", response_class=HTMLResponse, name="dashboards_weekly")
@@ -341,7 +242,7 @@ def weekly_page(
     ] = None,
     tz: TzQuery = None,
 ) -> HTMLResponse:
-    root = _root(request)
+    root = root_of(request)
 
     def build(src: Source, tzname: str) -> str:
         con = src.con
@@ -354,7 +255,7 @@ def weekly_page(
         downtime = sum(i.downtime_s for i in v.incidents)
         inc_rows = [
             (
-                html.link(_incident_href(root, i.incident_id, tzname), i.incident_id),
+                html.link(incident_href(root, i.incident_id, tzname), i.incident_id),
                 html.when(i.onset, tzname),
                 f"{i.downtime_s / 60:.0f} min",
                 str(i.outage_count),
@@ -417,12 +318,12 @@ def weekly_page(
         )
         return body
 
-    return _respond(request, wiring, tz, title=f"weekly review {week or ''}".strip(), build=build)
+    return respond(request, wiring, tz, title=f"weekly review {week or ''}".strip(), build=build)
 
 
 @router.get("/services", name="dashboards_service_search")
 def service_search(request: Request, service: str) -> RedirectResponse:
-    return RedirectResponse(f"{_root(request)}/services/{service}", status_code=303)
+    return RedirectResponse(f"{root_of(request)}/services/{service}", status_code=303)
 
 
 @router.get("/services/{service}", response_class=HTMLResponse, name="dashboards_service")
@@ -505,4 +406,4 @@ def service_page(
         )
         return body
 
-    return _respond(request, wiring, tz, title=f"service {service}", build=build)
+    return respond(request, wiring, tz, title=f"service {service}", build=build)

@@ -4,7 +4,7 @@ The draft rendered from its JSON form (:mod:`whatchanged.dashboards.postmortem`)
 Markdown beside it in a text area, and a button that copies it (``static/postmortem.js``,
 served from this origin: the pages' Content-Security-Policy allows no inline handler).
 Links switch the language (one per catalogue file) and the audience.  Built through the
-pages' cache like every page (:func:`whatchanged.dashboards.pages._respond`); its :data:`router` is mounted beside
+pages' cache like every page (:func:`whatchanged.dashboards.respond.respond`); its :data:`router` is mounted beside
 :data:`whatchanged.dashboards.pages.router`.
 """
 
@@ -20,16 +20,17 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from whatchanged.dashboards import html
-from whatchanged.dashboards import pages as p
 from whatchanged.dashboards.postmortem import html_fragment, markdown
+from whatchanged.dashboards.respond import PREFIX, TzQuery, incident_href, respond, root_of
 from whatchanged.dashboards.wiring import SettingsDep, Source, WiringDep
 from whatchanged.engine.errors import ConfigError
 from whatchanged.engine.incidents import get_incident
-from whatchanged.engine.postmortem import AUDIENCES, build_postmortem, languages, postmortem_document
-from whatchanged.engine.postmortem.catalogue import Catalogue
+from whatchanged.engine.postmortem import build_postmortem
 from whatchanged.engine.timeparse import incident_onset
+from whatchanged.present.postmortem import AUDIENCES, languages, postmortem_document
+from whatchanged.present.postmortem.catalogue import Catalogue
 
-router = APIRouter(prefix="/dashboards", tags=["dashboards"], include_in_schema=False)
+router = APIRouter(prefix=PREFIX, tags=["dashboards"], include_in_schema=False)
 
 SCRIPT = Path(__file__).resolve().parent / "static" / "postmortem.js"
 
@@ -60,9 +61,9 @@ def postmortem_page(
     wiring: WiringDep,
     lang: Annotated[str, Query(description="en, fr: one catalogue file each")] = "en",
     audience: Annotated[str, Query(description="team or customers")] = "team",
-    tz: p.TzQuery = None,
+    tz: TzQuery = None,
 ) -> HTMLResponse:
-    root = p._root(request)
+    root = root_of(request)
 
     def build(src: Source, tzname: str) -> str:
         if lang not in languages():
@@ -101,7 +102,7 @@ def postmortem_page(
         _, digest = _script()
         return (
             f"<h1>{html.esc(cat.text('page.heading'))}</h1>"
-            f'<p class="muted">{html.link(p._incident_href(root, incident_id, tzname), cat.text("page.back"))}'
+            f'<p class="muted">{html.link(incident_href(root, incident_id, tzname), cat.text("page.back"))}'
             f" · {langs} · {auds} · "
             f"{html.link(api, 'JSON')} · {html.link(api + '&format=md', 'Markdown')}</p>"
             '<div class="pm-bar">'
@@ -118,4 +119,4 @@ def postmortem_page(
             f'<script defer src="{root}/static/postmortem.js?v={digest}"></script>'
         )
 
-    return p._respond(request, wiring, tz, title=f"postmortem {incident_id}", build=build, figures=False)
+    return respond(request, wiring, tz, title=f"postmortem {incident_id}", build=build, figures=False)

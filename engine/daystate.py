@@ -7,9 +7,9 @@ at the same time of day, the recent level, a day of residual spread) and the gua
 as far as the data goes.  Recomputing that history for every question costs
 seconds per day of history.  But every look-back works on *block-level* numbers:
 
-* ``bm``     the 10-minute block medians of the raw values;
+* ``block_medians``     the 10-minute block medians of the raw values;
 * ``clean``  the same with the blocks the first pass found anomalous left out;
-* ``sb``     the 30-minute block medians of ``|x - E|`` against the first pass;
+* ``residual_medians``  the 30-minute block medians of ``|x - E|`` against the first pass;
 * ``acc``    the guard's decayed running maximum at the end of the day, and its last
              ``delay`` columns (the guard ignores the latest ``delay`` minutes).
 
@@ -60,6 +60,8 @@ WINDOW_BACK_S = 6 * 3600.0
 #: days of block history a state carries (seven previous days + the recent window)
 HISTORY_DAYS = 8
 FORMAT = 3
+#: the names some fields are stored under in a state file (the format's, kept short)
+_STORED_AS = {"block_medians": "bm", "residual_medians": "sb"}
 #: raw day grids and states kept in memory by a :class:`DayStates`
 RAW_KEPT = 3
 STATES_KEPT = HISTORY_DAYS + 4
@@ -75,8 +77,8 @@ class Geometry:
 
     step_s: float
     cols: int  # columns per day
-    b: int  # columns per baseline block
-    bs: int  # columns per scale block
+    block: int  # columns per baseline block
+    scale_block: int  # columns per scale block
     per_day: int  # blocks per day
     w_recent: int  # blocks in the recent window
     w_scale: int  # scale blocks in the scale window
@@ -107,9 +109,9 @@ class DayState:
     """One day's block-level baseline state for a sorted list of series (rows)."""
 
     keys: list[Key]
-    bm: Array  # (n, per_day) raw block medians
+    block_medians: Array  # (n, per_day) raw block medians
     clean: Array  # (n, per_day) block medians, anomalous blocks NaN
-    sb: Array  # (n, scale blocks) first-pass residual medians
+    residual_medians: Array  # (n, scale blocks) first-pass residual medians
     expected_b: Array  # (n, per_day) final expected value per block
     scale_b: Array  # (n, scale blocks) MAD of the residuals per scale block (before 1.4826)
     recent_b: Array  # (n, per_day) first-pass recent level per block
@@ -124,7 +126,9 @@ class DayState:
         """Write the state (``meta``: what :func:`read_meta` gives back, e.g. the files read)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "keys"}
+        arrays = {
+            _STORED_AS.get(f.name, f.name): getattr(self, f.name) for f in fields(self) if f.name != "keys"
+        }
         with open(tmp, "wb") as fh:
             np.savez(
                 fh,
@@ -138,7 +142,7 @@ class DayState:
     def load(cls, path: Path) -> DayState:
         with np.load(path, allow_pickle=False) as z:
             keys = [tuple(str(k).split("\x1f", 1)) for k in z["keys"].tolist()]
-            arrays = {f.name: z[f.name] for f in fields(cls) if f.name != "keys"}
+            arrays = {f.name: z[_STORED_AS.get(f.name, f.name)] for f in fields(cls) if f.name != "keys"}
             return cls([(k[0], k[1]) for k in keys], **arrays)
 
     def subset(self, keys: Sequence[Key]) -> DayState:
@@ -146,9 +150,9 @@ class DayState:
         rows = self.rows(keys)
         return DayState(
             list(keys),
-            _take(self.bm, rows),
+            _take(self.block_medians, rows),
             _take(self.clean, rows),
-            _take(self.sb, rows),
+            _take(self.residual_medians, rows),
             _take(self.expected_b, rows),
             _take(self.scale_b, rows),
             _take(self.recent_b, rows),
@@ -251,30 +255,32 @@ def advance(
     hist: list[DayState | None] = [None] * max(0, HISTORY_DAYS - len(history))
     hist += list(history)[-HISTORY_DAYS:]
     hb = HISTORY_DAYS * g.per_day
-    per_scale = g.bs // g.b
+    per_scale = g.scale_block // g.block
     old, col = since if since is not None else (None, 0)
-    kb = (col // g.b) // per_scale  # first scale block recomputed
+    kb = (col // g.block) // per_scale  # first scale block recomputed
     b0 = kb * per_scale  # its first block
-    k0 = col // g.b  # first block whose values change
-    bm_day = block_median(x[:, k0 * g.b :], g.b)
+    k0 = col // g.block  # first block whose values change
+    bm_day = block_median(x[:, k0 * g.block :], g.block)
     # extending, the seasonal levels are known (the day's and the day before's: the recent
     # window reaches back at most a day): only those days' blocks are read
     back = hist[-1:] if b0 < g.w_recent else []
     known1 = known2 = None
     if old is not None:
-        bm_day = np.concatenate([old.bm[:, :k0], bm_day], axis=1)
+        bm_day = np.concatenate([old.block_medians[:, :k0], bm_day], axis=1)
         hb = len(back) * g.per_day
-        bm = np.concatenate([*_days(back, keys, "bm", g), bm_day], axis=1)
+        bm = np.concatenate([*_days(back, keys, "block_medians", g), bm_day], axis=1)
         known1 = np.concatenate([*_days(back, keys, "season1_b", g), old.season1_b], axis=1)
         known2 = np.concatenate([*_days(back, keys, "season2_b", g), old.season2_b], axis=1)
     else:
-        bm = np.concatenate([_history(hist, keys, "bm", g.per_day), bm_day], axis=1)
+        bm = np.concatenate([_history(hist, keys, "block_medians", g.per_day), bm_day], axis=1)
     e1, r1, s1 = _expected_tail(bm, g, params, hb + b0, known1)
-    expected1 = np.repeat(e1, g.b, axis=1)
-    sb_tail = block_median(np.abs(x[:, b0 * g.b :] - expected1), g.bs)
-    sb_day = np.concatenate([old.sb[:, :kb], sb_tail], axis=1) if old is not None else sb_tail
-    sb = np.concatenate([_history(hist[-1:], keys, "sb", g.cols // g.bs), sb_day], axis=1)
-    scale_tail = _windows(sb, 1, g.w_scale, 1, g.cols // g.bs + kb)
+    expected1 = np.repeat(e1, g.block, axis=1)
+    sb_tail = block_median(np.abs(x[:, b0 * g.block :] - expected1), g.scale_block)
+    sb_day = np.concatenate([old.residual_medians[:, :kb], sb_tail], axis=1) if old is not None else sb_tail
+    sb = np.concatenate(
+        [_history(hist[-1:], keys, "residual_medians", g.cols // g.scale_block), sb_day], axis=1
+    )
+    scale_tail = _windows(sb, 1, g.w_scale, 1, g.cols // g.scale_block + kb)
     spread_b = _spread(scale_tail, r1, g, params)
     if params.exclude_z > 0:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -335,9 +341,9 @@ def can_extend(old_cols: int, col: int, g: Geometry, *, day_before: bool) -> boo
     ``old_cols`` with data from column ``col`` on: none in the day's first block (the season
     of its last block reads it), and the state of the day before (``day_before``) when the
     recent window of the first block recomputed reaches into that day."""
-    if not old_cols <= col < g.cols or col < g.b:
+    if not old_cols <= col < g.cols or col < g.block:
         return False
-    b0 = (col // g.bs) * (g.bs // g.b)
+    b0 = (col // g.scale_block) * (g.scale_block // g.block)
     return b0 >= g.w_recent or day_before
 
 
@@ -387,7 +393,7 @@ def _spread(scale_b: Array, recent_b: Array, g: Geometry, params: DetectParams) 
     """Spread per block, as ``RobustBaseline.fit`` has it at the block's columns:
     ``max(1.4826 * scale, max(rel_floor * |recent|, 1e-9))``, NaN where either is NaN
     (constant within a block: :class:`Geometry` has scale blocks made of whole blocks)."""
-    scale = np.repeat(scale_b, g.bs // g.b, axis=1)
+    scale = np.repeat(scale_b, g.scale_block // g.block, axis=1)
     floor = np.maximum(params.rel_floor * np.abs(recent_b), 1e-9)
     spread = np.maximum(MAD_TO_SIGMA * scale, floor)
     out: Array = np.where(np.isnan(scale), np.nan, spread)
@@ -396,8 +402,8 @@ def _spread(scale_b: Array, recent_b: Array, g: Geometry, params: DetectParams) 
 
 def point_arrays(state: DayState, g: Geometry, params: DetectParams) -> tuple[Array, Array]:
     """Expected value and spread at every column of the day."""
-    expected = np.repeat(state.expected_b, g.b, axis=1)
-    spread = np.repeat(_spread(state.scale_b, state.recent_b, g, params), g.b, axis=1)
+    expected = np.repeat(state.expected_b, g.block, axis=1)
+    spread = np.repeat(_spread(state.scale_b, state.recent_b, g, params), g.block, axis=1)
     return expected, spread
 
 

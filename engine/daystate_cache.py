@@ -386,7 +386,7 @@ def _live_rows(history: Sequence[DayState | None], keys: Sequence[Key]) -> list[
             rows = st.rows(keys)
             has = np.zeros(len(keys), dtype=bool)
             ok = rows >= 0
-            has[ok] = np.isfinite(st.bm[rows[ok]]).any(axis=1)
+            has[ok] = np.isfinite(st.block_medians[rows[ok]]).any(axis=1)
             live |= has
     return live.tolist()
 

@@ -36,7 +36,7 @@ def _candidates(x: Array, st: DayState, g: Geometry, params: DetectParams) -> ND
     expected value and the spread are constant, so the block's extremes tell (with a margin
     for rounding); the other rows cannot hold an anomaly and need no scores."""
     n = x.shape[0]
-    by_block = x.reshape(n, g.per_day, g.b)
+    by_block = x.reshape(n, g.per_day, g.block)
     top = bn.nanmax(by_block, axis=2)
     bottom = bn.nanmin(by_block, axis=2)
     spread = _spread(st.scale_b, st.recent_b, g, params)

@@ -15,7 +15,7 @@ with no such domain is spread.  Services with no value in a column are in no dom
 level; a warehouse written before the column existed has no groups (the view reads it as
 null).
 
-``whatchanged fate [--group G] [--json]`` prints :func:`fate_json`; the postmortem
+``whatchanged fate [--group G] [--json]`` prints :func:`whatchanged.present.shapes.fate`; the postmortem
 (:mod:`whatchanged.engine.postmortem`) uses :func:`smallest_domain` and
 :func:`groups_within` for the scope that failed.
 """
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from whatchanged.engine.errors import NotFoundError
 from whatchanged.engine.snapshot import Snapshot
@@ -188,51 +187,3 @@ def groups_within(inv: Inventory, scope: Iterable[str]) -> list[Group]:
         for name, members in sorted(by_group.items())
         if len(members) >= 2 and set(members) <= inside
     ]
-
-
-# -- JSON -----------------------------------------------------------------------------------------
-
-
-def domain_json(d: Domain) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "level": d.level,
-        "name": d.name,
-        "services": d.services,
-        "share_pct": round(100 * d.share, 1),
-    }
-    if d.level == "datacenter":
-        out["switches"] = d.parts.get("switch", 0)
-        out["racks"] = d.parts.get("rack", 0)
-        out["hosts"] = d.parts.get("host", 0)
-        out["behind_switches"] = d.behind_switches
-    return out
-
-
-def group_json(g: Group) -> dict[str, Any]:
-    return {
-        "name": g.name,
-        "members": [
-            {"service": m.service, **{level: m.where.get(level) for level in LEVELS}} for m in g.members
-        ],
-        "shared": [domain_json(d) for d in g.shared],
-        "spread": g.spread,
-    }
-
-
-def fate_json(report: FateReport) -> dict[str, Any]:
-    """The JSON of ``whatchanged fate --json``::
-
-    {"services": 1002,
-     "largest": {"level", "name", "services", "share_pct", "switches", "racks", "hosts",
-                 "behind_switches"} | null,
-     "domains": {"datacenter": [...], "switch": [...], "rack": [...], "host": [...]},
-     "groups": [{"name", "members": [{"service", "datacenter", "switch", "rack", "host"}],
-                 "shared": [<domain>, ...], "spread": bool}]}
-    """
-    largest = report.largest
-    return {
-        "services": report.services,
-        "largest": domain_json(largest) if largest else None,
-        "domains": {level: [domain_json(d) for d in report.domains.get(level, ())] for level in LEVELS},
-        "groups": [group_json(g) for g in report.groups],
-    }

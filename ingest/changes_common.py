@@ -332,6 +332,20 @@ def end_after(start: datetime, end: datetime | None, *, where: Where) -> datetim
 
 ONE_DAY = timedelta(days=1)
 
+#: a Statuspage status, as its API names it (its RSS/Atom feed writes "in progress") → the
+#: normalised status of the changes table
+STATUSPAGE_STATUS = {
+    "scheduled": "scheduled",
+    "in_progress": "in_progress",
+    "verifying": "in_progress",
+    "completed": "completed",
+    "investigating": "in_progress",
+    "identified": "in_progress",
+    "monitoring": "in_progress",
+    "resolved": "resolved",
+    "postmortem": "resolved",
+}
+
 #: statuses saying the work is over (its end is known)
 DONE_STATUSES = ("completed", "resolved")
 #: a completion reported later than this after the scheduled end is bookkeeping, not an overrun
@@ -377,6 +391,40 @@ def short_hash(obj: Any) -> str:
 
 #: A JSON reader's core: ``(payload, *, where, tz) → (rows, a time had no offset)``.
 RowsFn = Callable[..., tuple[list[dict[str, Any]], bool]]
+
+
+#: One JSON object → ``(row or None when it is no change, a time had no offset)``.
+OneFn = Callable[[dict[str, Any], Where], tuple[dict[str, Any] | None, bool]]
+
+
+def each_item(value: Any, where: Where, *, field: str = "") -> list[tuple[Any, Where]]:
+    """The items of a JSON array with where each stands (``field[n]``), or ``value`` alone
+    (at ``field``) when it is not an array: payloads that are one record or a list of them."""
+    if isinstance(value, list):
+        return [(item, where.at(field=f"{field}[{n}]")) for n, item in enumerate(value)]
+    return [(value, where.at(field=field) if field else where)]
+
+
+def object_rows(
+    items: Iterable[tuple[Any, Where]],
+    one: OneFn,
+    *,
+    message: str,
+    expected: str = "a JSON object",
+) -> tuple[list[dict[str, Any]], bool]:
+    """The rows ``one(obj, where)`` reads from each JSON object of ``items`` (None: skipped),
+    and whether any read a time in ``tz`` (no offset).  An item that is not an object is an
+    error (``message``, ``expected``) at its place."""
+    rows: list[dict[str, Any]] = []
+    assumed = False
+    for item, where in items:
+        if not isinstance(item, dict):
+            raise where.error(message, expected, type(item).__name__)
+        row, a = one(item, where)
+        if row is not None:
+            rows.append(row)
+            assumed = assumed or a
+    return rows, assumed
 
 
 def json_parse_payload(rows_fn: RowsFn, obj: Any, *, source: str, tz: str) -> pa.Table:

@@ -38,10 +38,12 @@ from whatchanged.ingest.changes_common import (
     as_dict,
     as_list,
     change_row,
+    each_item,
     from_epoch,
     json_head,
     json_parse_payload,
     json_reader,
+    object_rows,
     parse_iso,
     scope,
     short_hash,
@@ -137,17 +139,11 @@ def rows_of(obj: Any, *, where: Where, tz: str) -> tuple[list[dict[str, Any]], b
         raise where.at(field="data").error(
             "not a Datadog v2 event", "{'data': {...}} or {'data': [...]}", data
         )
-    items = data if isinstance(data, list) else [data]
-    rows, assumed = [], False
-    for n, item in enumerate(items):
-        w = where.at(field=f"data[{n}]" if isinstance(data, list) else "data")
-        if not isinstance(item, dict):
-            raise w.error("not an event", "a JSON object", type(item).__name__)
-        row, a = _one(item, where=w, tz=tz)
-        if row is not None:
-            rows.append(row)
-            assumed = assumed or a
-    return rows, assumed
+    return object_rows(
+        each_item(data, where, field="data"),
+        lambda item, w: _one(item, where=w, tz=tz),
+        message="not an event",
+    )
 
 
 def parse_payload(obj: Any, *, source: str, tz: str) -> pa.Table:

@@ -38,7 +38,7 @@ from whatchanged.ingest.changes_common import (
     scope,
     to_raw,
 )
-from whatchanged.ingest.text import csv_rows
+from whatchanged.ingest.text import csv_rows, wrong_width
 
 REQUIRED = ("id", "timestamp", "service", "version", "author", "description")
 OPTIONAL = ("end", "environment", "app", "kind")
@@ -132,14 +132,7 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
         if not fields or not any(f.strip() for f in fields):
             continue  # a blank line
         if len(fields) != len(header):
-            short = len(fields) < len(header)
-            ctx.reject(
-                where.at(line=line, field=header[len(fields)] if short else None).error(
-                    "missing fields" if short else "too many fields",
-                    f"{len(header)} fields ({','.join(header)})",
-                    f"{len(fields)} fields",
-                )
-            )
+            ctx.reject(wrong_width(str(path), line, header, len(fields)))
             continue
         rec = {k: v.strip() for k, v in zip(header, fields, strict=True)}
         add_record(rows, rec, where=where.at(line=line), ctx=ctx)

@@ -55,6 +55,7 @@ from whatchanged.engine.errors import InputError
 from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.changes_common import (
     DONE_STATUSES,
+    STATUSPAGE_STATUS,
     Where,
     change_row,
     changes_table,
@@ -67,17 +68,8 @@ from whatchanged.ingest.changes_common import (
 )
 
 SOURCE = "feed"
-WORDS = {
-    "scheduled": "scheduled",
-    "in progress": "in_progress",
-    "verifying": "in_progress",
-    "completed": "completed",
-    "investigating": "in_progress",
-    "identified": "in_progress",
-    "monitoring": "in_progress",
-    "resolved": "resolved",
-    "postmortem": "resolved",
-}
+#: the status words of a Statuspage feed ("In progress - …") → the normalised status
+WORDS = {name.replace("_", " "): status for name, status in STATUSPAGE_STATUS.items()}
 MAINT_WORDS = {"scheduled", "in progress", "verifying", "completed"}
 MAINT_RE = re.compile(r"\b(maintenance|scheduled|planned|travaux|works)\b", re.IGNORECASE)
 MONTHS = {

@@ -36,11 +36,13 @@ from whatchanged.ingest.changes_common import (
     Where,
     as_dict,
     change_row,
+    each_item,
     end_after,
     get_str,
     json_head,
     json_parse_payload,
     json_reader,
+    object_rows,
     parse_iso,
     scope,
     to_raw,
@@ -130,16 +132,11 @@ def _one(body: dict[str, Any], *, where: Where, tz: str) -> tuple[dict[str, Any]
 
 
 def rows_of(obj: Any, *, where: Where, tz: str) -> tuple[list[dict[str, Any]], bool]:
-    items = obj if isinstance(obj, list) else [obj]
-    rows, assumed = [], False
-    for n, body in enumerate(items):
-        w = where.at(field=f"[{n}]") if isinstance(obj, list) else where
-        if not isinstance(body, dict):
-            raise w.error("not a deployment_status payload", "a JSON object", type(body).__name__)
-        row, a = _one(body, where=w, tz=tz)
-        rows.append(row)
-        assumed = assumed or a
-    return rows, assumed
+    return object_rows(
+        each_item(obj, where),
+        lambda body, w: _one(body, where=w, tz=tz),
+        message="not a deployment_status payload",
+    )
 
 
 def parse_payload(obj: Any, *, source: str, tz: str) -> pa.Table:

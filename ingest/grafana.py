@@ -33,10 +33,12 @@ from whatchanged.ingest.changes_common import (
     Where,
     as_list,
     change_row,
+    each_item,
     from_epoch,
     json_head,
     json_parse_payload,
     json_reader,
+    object_rows,
     scope,
     short_hash,
     tags_map,
@@ -95,16 +97,9 @@ def _one(item: dict[str, Any], *, where: Where) -> dict[str, Any] | None:
 def rows_of(obj: Any, *, where: Where, tz: str) -> tuple[list[dict[str, Any]], bool]:  # noqa: ARG001 (RowsFn)
     if not isinstance(obj, list | dict):
         raise where.error("not Grafana annotations", "a list of annotations", type(obj).__name__)
-    items = obj if isinstance(obj, list) else [obj]
-    rows = []
-    for n, item in enumerate(items):
-        w = where.at(field=f"[{n}]") if isinstance(obj, list) else where
-        if not isinstance(item, dict):
-            raise w.error("not an annotation", "a JSON object", type(item).__name__)
-        row = _one(item, where=w)
-        if row is not None:
-            rows.append(row)
-    return rows, False
+    return object_rows(
+        each_item(obj, where), lambda item, w: (_one(item, where=w), False), message="not an annotation"
+    )
 
 
 def parse_payload(obj: Any, *, source: str, tz: str) -> pa.Table:

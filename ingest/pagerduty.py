@@ -37,9 +37,11 @@ from whatchanged.ingest.changes_common import (
     as_dict,
     as_list,
     change_row,
+    each_item,
     json_head,
     json_parse_payload,
     json_reader,
+    object_rows,
     parse_iso,
     scope,
     short_hash,
@@ -102,35 +104,25 @@ def _event(ev: dict[str, Any], *, where: Where, tz: str, enqueue: bool) -> tuple
 
 def rows_of(obj: Any, *, where: Where, tz: str) -> tuple[list[dict[str, Any]], bool]:
     if isinstance(obj, dict) and "change_events" in obj:
-        items, enqueue, name = obj["change_events"], False, "change_events"
+        events, enqueue = obj["change_events"], False
+        if not isinstance(events, list):
+            raise where.at(field="change_events").error("wrong type", "a list", type(events).__name__)
+        placed = each_item(events, where, field="change_events")
     elif isinstance(obj, dict) and "change_event" in obj:
-        items, enqueue, name = [obj["change_event"]], False, "change_event"
+        placed, enqueue = [(obj["change_event"], where.at(field="change_event"))], False
     elif isinstance(obj, dict) and "payload" in obj:
-        items, enqueue, name = [obj], True, ""
+        placed, enqueue = [(obj, where)], True
     elif isinstance(obj, list):
-        items, enqueue, name = obj, True, ""
+        placed, enqueue = each_item(obj, where), True
     else:
         raise where.error(
             "not a PagerDuty change event",
             "a change/enqueue body or {'change_events': [...]}",
             type(obj).__name__,
         )
-    if not isinstance(items, list):
-        raise where.at(field=name).error("wrong type", "a list", type(items).__name__)
-    rows, assumed = [], False
-    for n, ev in enumerate(items):
-        field = (
-            f"{name}[{n}]"
-            if name and name != "change_event"
-            else (name or (f"[{n}]" if isinstance(obj, list) else ""))
-        )
-        w = where.at(field=field or None)
-        if not isinstance(ev, dict):
-            raise w.error("not a change event", "a JSON object", type(ev).__name__)
-        row, a = _event(ev, where=w, tz=tz, enqueue=enqueue)
-        rows.append(row)
-        assumed = assumed or a
-    return rows, assumed
+    return object_rows(
+        placed, lambda ev, w: _event(ev, where=w, tz=tz, enqueue=enqueue), message="not a change event"
+    )
 
 
 def parse_payload(obj: Any, *, source: str, tz: str) -> pa.Table:

@@ -52,33 +52,25 @@ import pyarrow as pa
 from whatchanged.ingest.base import Reader
 from whatchanged.ingest.changes_common import (
     DONE_STATUSES,
+    STATUSPAGE_STATUS,
     Where,
     as_dict,
     change_row,
     datacenters_in,
+    each_item,
     end_after,
     fs_id,
     get_str,
     json_head,
     json_parse_payload,
     json_reader,
+    object_rows,
     parse_iso,
     scope,
     to_raw,
     window_as_updated,
 )
 
-STATUS = {
-    "scheduled": "scheduled",
-    "in_progress": "in_progress",
-    "verifying": "in_progress",
-    "completed": "completed",
-    "investigating": "in_progress",
-    "identified": "in_progress",
-    "monitoring": "in_progress",
-    "resolved": "resolved",
-    "postmortem": "resolved",
-}
 #: Statuspage impact → the normalised impact of the changes table.
 IMPACT = {"none": "none", "minor": "degraded", "major": "outage", "critical": "outage"}
 
@@ -98,8 +90,8 @@ def _one(
     ident = get_str(inc, "id", where=where, required=True)
     name = get_str(inc, "name", where=where, required=True)
     status = get_str(inc, "status", where=where)
-    if status is not None and status not in STATUS:
-        raise where.at(field=pre + "status").error("unknown status", " | ".join(STATUS), status)
+    if status is not None and status not in STATUSPAGE_STATUS:
+        raise where.at(field=pre + "status").error("unknown status", " | ".join(STATUSPAGE_STATUS), status)
     maintenance = maintenance or inc.get("scheduled_for") not in (None, "")
     assumed = False
     times = {}
@@ -119,7 +111,9 @@ def _one(
     updates = [u for u in inc.get("incident_updates") or [] if isinstance(u, dict)]
     updates.sort(key=lambda u: str(u.get("display_at") or u.get("created_at") or ""), reverse=True)
     if maintenance and times["scheduled_for"] is not None:
-        end = _updated_end(start, end, STATUS.get(status or ""), times, updates, where=where, tz=tz)
+        end = _updated_end(
+            start, end, STATUSPAGE_STATUS.get(status or ""), times, updates, where=where, tz=tz
+        )
     components = [c.get("name") for c in inc.get("components") or [] if isinstance(c, dict)]
     affected = [
         c.get("name") for u in updates for c in (u.get("affected_components") or []) if isinstance(c, dict)
@@ -134,7 +128,7 @@ def _one(
         end=end,
         title=name,
         description=bodies[0] if bodies else None,
-        status=STATUS.get(status or ""),
+        status=STATUSPAGE_STATUS.get(status or ""),
         impact=IMPACT.get(str(inc.get("impact"))),
         stamp=times["updated_at"],
         scope_value=scope(services=names, datacenters=datacenters_in(name, *names, *bodies)),
@@ -166,7 +160,7 @@ def _updated_end(
         if u.get(key) in (None, ""):
             continue
         at, _ = parse_iso(u[key], tz=tz, where=where.at(field=f"{pre}incident_updates[{n}].{key}"))
-        stamped.append((STATUS.get(str(u.get("status"))), at))
+        stamped.append((STATUSPAGE_STATUS.get(str(u.get("status"))), at))
     done = [at for s, at in stamped if s in DONE_STATUSES]
     going = [at for s, at in stamped if s == "in_progress"]
     if times["updated_at"] is not None and status == "in_progress":
@@ -187,23 +181,24 @@ def rows_of(obj: Any, *, where: Where, tz: str) -> tuple[list[dict[str, Any]], b
             sorted(obj)[:6] if isinstance(obj, dict) else type(obj).__name__,
         )
     page = as_dict(obj.get("page"))
-    work: list[tuple[Any, bool, str]] = []
+    work: dict[bool, list[tuple[Any, Where]]] = {False: [], True: []}  # maintenance → items
     if "incident" in obj:
-        work.append((obj["incident"], False, "incident"))
+        work[False].append((obj["incident"], where.at(field="incident")))
     for key, maint in (("incidents", False), ("scheduled_maintenances", True)):
         items = obj.get(key)
         if items is None:
             continue
         if not isinstance(items, list):
             raise where.at(field=key).error("wrong type", "a list", type(items).__name__)
-        work.extend((item, maint, f"{key}[{n}]") for n, item in enumerate(items))
+        work[maint].extend(each_item(items, where, field=key))
     rows, assumed = [], False
-    for item, maint, field in work:
-        w = where.at(field=field)
-        if not isinstance(item, dict):
-            raise w.error("wrong type", "an incident object", type(item).__name__)
-        row, a = _one(item, maintenance=maint, page=page, where=w, tz=tz)
-        rows.append(row)
+    for maint, placed in work.items():
+
+        def one(item: dict[str, Any], w: Where, maint: bool = maint) -> tuple[dict[str, Any], bool]:
+            return _one(item, maintenance=maint, page=page, where=w, tz=tz)
+
+        more, a = object_rows(placed, one, message="wrong type", expected="an incident object")
+        rows += more
         assumed = assumed or a
     return rows, assumed
 

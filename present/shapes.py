@@ -16,6 +16,7 @@ change          :func:`change` (in :func:`change_list`)    ``changes``, ``/chang
 anomaly         :func:`anomaly`                            ``detect``
 availability    :func:`availability`                       ``availability``, ``/availability``
 warehouse       :func:`status`                             ``status``, ``/status``
+shared fate     :func:`fate` (:func:`domain`, :func:`group`)  ``fate --json``; inside a postmortem
 batch report    :func:`batch_summary`                      ``batch --json``
 ==============  =========================================  ===============================
 
@@ -31,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from whatchanged.engine.fate import LEVELS, Domain, FateReport, Group
 from whatchanged.engine.model import Anomaly, Cause, Change, Explanation, Incident
 from whatchanged.engine.timeparse import fmt_iso
 from whatchanged.present import explanation as _explanation
@@ -132,4 +134,49 @@ def batch_summary(result: BatchResult) -> dict[str, Any]:
         "downtime_s": sum(i.downtime_s for i in result.incidents),
         "downtime_by_class_s": dict(sorted(attribution(result).items())),
         "top_changes": top_changes(result)[:10],
+    }
+
+
+def domain(d: Domain) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "level": d.level,
+        "name": d.name,
+        "services": d.services,
+        "share_pct": round(100 * d.share, 1),
+    }
+    if d.level == "datacenter":
+        out["switches"] = d.parts.get("switch", 0)
+        out["racks"] = d.parts.get("rack", 0)
+        out["hosts"] = d.parts.get("host", 0)
+        out["behind_switches"] = d.behind_switches
+    return out
+
+
+def group(g: Group) -> dict[str, Any]:
+    return {
+        "name": g.name,
+        "members": [
+            {"service": m.service, **{level: m.where.get(level) for level in LEVELS}} for m in g.members
+        ],
+        "shared": [domain(d) for d in g.shared],
+        "spread": g.spread,
+    }
+
+
+def fate(report: FateReport) -> dict[str, Any]:
+    """The JSON of ``whatchanged fate --json``::
+
+    {"services": 1002,
+     "largest": {"level", "name", "services", "share_pct", "switches", "racks", "hosts",
+                 "behind_switches"} | null,
+     "domains": {"datacenter": [...], "switch": [...], "rack": [...], "host": [...]},
+     "groups": [{"name", "members": [{"service", "datacenter", "switch", "rack", "host"}],
+                 "shared": [<domain>, ...], "spread": bool}]}
+    """
+    largest = report.largest
+    return {
+        "services": report.services,
+        "largest": domain(largest) if largest else None,
+        "domains": {level: [domain(d) for d in report.domains.get(level, ())] for level in LEVELS},
+        "groups": [group(g) for g in report.groups],
     }

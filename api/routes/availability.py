@@ -7,20 +7,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from whatchanged.api.deps import ReadingDep, SettingsDep, bad_param
+from whatchanged.api.deps import NameQuery, ReadingDep, SettingsDep, TimeQuery, TzQuery, bad_param
 from whatchanged.api.models import AvailabilityOut
 from whatchanged.api.problems import ProblemError, problem_responses
 from whatchanged.api.routes.changes import cached_aliases
-from whatchanged.api.routes.explain import TzQuery
 from whatchanged.api.routes.incidents import resolve_range
 from whatchanged.engine.availability import availability
 from whatchanged.engine.changes import aliases_path
 from whatchanged.present.shapes import availability as availability_shape
 
 router = APIRouter(tags=["availability"])
-
-_Name = Annotated[str | None, Query(min_length=1, max_length=200)]
-_TimeQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
 @router.get(
@@ -33,17 +29,19 @@ _TimeQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
 def get_availability(
     reading: ReadingDep,
     settings: SettingsDep,
-    service: Annotated[_Name, Query(description="One service (give one of service, check, group).")] = None,
-    check: Annotated[_Name, Query(description="One check name, on every service that has it.")] = None,
+    service: Annotated[
+        NameQuery, Query(description="One service (give one of service, check, group).")
+    ] = None,
+    check: Annotated[NameQuery, Query(description="One check name, on every service that has it.")] = None,
     group: Annotated[
-        _Name,
+        NameQuery,
         Query(description="A datacenter, app or kind of the inventory, or service names, comma-separated."),
     ] = None,
     start: Annotated[
-        _TimeQuery, Query(alias="from", description="Start of the range; default: the data's start.")
+        TimeQuery, Query(alias="from", description="Start of the range; default: the data's start.")
     ] = None,
     end: Annotated[
-        _TimeQuery, Query(alias="to", description="End of the range; default: the end of the data.")
+        TimeQuery, Query(alias="to", description="End of the range; default: the end of the data.")
     ] = None,
     exclude_planned: Annotated[
         bool, Query(description="Leave out downtime inside planned maintenance windows.")

@@ -14,9 +14,11 @@ from fastapi import APIRouter, Query, Response
 
 from whatchanged.api.deps import (
     WRITE_LOCK,
+    AtQuery,
     DbDep,
     JsonBodyDep,
     SettingsDep,
+    TzQuery,
     WarehouseDep,
     WriterDep,
     check_tz,
@@ -32,7 +34,6 @@ from whatchanged.api.payloads import (
     PagerDutyChangeEvent,
 )
 from whatchanged.api.problems import FieldError, ProblemError, found_repr, problem_responses
-from whatchanged.api.routes.explain import AtQuery, TzQuery
 from whatchanged.engine.catalog import stored_kinds
 from whatchanged.engine.changes import aliases_path, list_changes, load_aliases
 from whatchanged.ingest import deploy_jsonl, github_deploy, grafana, pagerduty

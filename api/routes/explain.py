@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
-from whatchanged.api.deps import Reading, ReadingDep, SettingsDep, check_tz, parse_time
+from whatchanged.api.deps import AtQuery, Reading, ReadingDep, SettingsDep, TzQuery, check_tz, parse_time
 from whatchanged.api.models import ExplanationOut
 from whatchanged.api.problems import problem_responses
 from whatchanged.engine.explain import explain_at as explain_at_engine
@@ -18,29 +18,6 @@ from whatchanged.engine.settings import Settings
 from whatchanged.present.shapes import explanation
 
 router = APIRouter(tags=["explain"])
-
-AtQuery = Annotated[
-    str,
-    Query(
-        min_length=1,
-        max_length=64,
-        description=(
-            "The time to explain: ISO 8601 with an offset (`2010-11-17T19:23:00+01:00`), epoch seconds, "
-            "or a local time (`2010-11-17 19:23`, `19:23` = that time on the latest day with data) "
-            "together with `tz`."
-        ),
-        examples=["2010-11-17T19:23:00+01:00"],
-    ),
-]
-TzQuery = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        max_length=64,
-        description="IANA zone for times without an offset, and for the times in the answer.",
-        examples=["Europe/Paris"],
-    ),
-]
 
 
 @router.get(

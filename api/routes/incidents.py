@@ -7,10 +7,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from whatchanged.api.deps import Reading, ReadingDep, SettingsDep, bad_param, check_tz, parse_time
+from whatchanged.api.deps import (
+    Reading,
+    ReadingDep,
+    SettingsDep,
+    TimeQuery,
+    TzQuery,
+    bad_param,
+    check_tz,
+    parse_time,
+)
 from whatchanged.api.models import ExplanationOut, IncidentPage
 from whatchanged.api.problems import problem_responses
-from whatchanged.api.routes.explain import TzQuery
 from whatchanged.engine.explain import explain_incident
 from whatchanged.engine.extent import observed_range
 from whatchanged.engine.incidents import find_incidents, overlapping
@@ -25,7 +33,6 @@ router = APIRouter(tags=["incidents"])
 #: Longest range one request may scan for incidents (detection runs over all of it).
 MAX_RANGE = timedelta(days=31)
 
-_TimeQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
 IncidentId = Annotated[
     str,
     Path(min_length=1, max_length=200, description="An incident id from `GET /incidents`."),
@@ -79,14 +86,14 @@ def list_incidents(
     reading: ReadingDep,
     settings: SettingsDep,
     start: Annotated[
-        _TimeQuery,
+        TimeQuery,
         Query(
             alias="from",
             description="Start of the range (same formats as `at` of /explain); default: the data's start, at most 31 days before `to`.",
         ),
     ] = None,
     end: Annotated[
-        _TimeQuery, Query(alias="to", description="End of the range; default: the end of the data.")
+        TimeQuery, Query(alias="to", description="End of the range; default: the end of the data.")
     ] = None,
     tz: TzQuery = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,

@@ -38,6 +38,19 @@ EXPLAIN_PATH = "/api/v1/explain"
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
+#: the gauges of each live source (labels ``source`` and ``kind``): key → (name, help)
+SOURCE_GAUGES = {
+    "up": ("whatchanged_source_up", "1 when the source's last pull succeeded"),
+    "last": (
+        "whatchanged_source_last_success_timestamp_seconds",
+        "Unix time of the source's last successful pull",
+    ),
+    "lag": ("whatchanged_source_lag_seconds", "Seconds since the source's last successful pull"),
+    "fail": ("whatchanged_source_consecutive_failures", "Failed pulls since the last success"),
+    "rows": ("whatchanged_source_rows_added_total", "Rows the source added to the warehouse, over its life"),
+}
+
+
 class _Sources(Collector):
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
@@ -45,29 +58,8 @@ class _Sources(Collector):
     def collect(self) -> Any:
         status = sources_status(self.warehouse)
         fams = {
-            "up": GaugeMetricFamily(
-                "whatchanged_source_up", "1 when the source's last pull succeeded", labels=["source", "kind"]
-            ),
-            "last": GaugeMetricFamily(
-                "whatchanged_source_last_success_timestamp_seconds",
-                "Unix time of the source's last successful pull",
-                labels=["source", "kind"],
-            ),
-            "lag": GaugeMetricFamily(
-                "whatchanged_source_lag_seconds",
-                "Seconds since the source's last successful pull",
-                labels=["source", "kind"],
-            ),
-            "fail": GaugeMetricFamily(
-                "whatchanged_source_consecutive_failures",
-                "Failed pulls since the last success",
-                labels=["source", "kind"],
-            ),
-            "rows": GaugeMetricFamily(
-                "whatchanged_source_rows_added_total",
-                "Rows the source added to the warehouse, over its life",
-                labels=["source", "kind"],
-            ),
+            key: GaugeMetricFamily(name, doc, labels=["source", "kind"])
+            for key, (name, doc) in SOURCE_GAUGES.items()
         }
         for s in status:
             labels = [s["source"], s["kind"]]

@@ -8,14 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from whatchanged.api.deps import ReadingDep, SettingsDep, bad_param, check_tz
+from whatchanged.api.deps import ReadingDep, SettingsDep, TzQuery, bad_param, check_tz
 from whatchanged.api.models import PostmortemOut
 from whatchanged.api.problems import problem_responses
-from whatchanged.api.routes.explain import TzQuery
 from whatchanged.api.routes.incidents import IncidentId, incident_by_id
 from whatchanged.dashboards.postmortem import html_document, markdown
-from whatchanged.engine.postmortem import build_postmortem, languages, postmortem_document
+from whatchanged.engine.postmortem import build_postmortem
 from whatchanged.engine.rank import model_key
+from whatchanged.present.postmortem import languages, postmortem_document
 
 router = APIRouter(tags=["incidents"])
 

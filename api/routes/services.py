@@ -6,14 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from whatchanged.api.deps import DbDep
+from whatchanged.api.deps import DbDep, NameQuery
 from whatchanged.api.models import ServicePage
 from whatchanged.api.problems import problem_responses
 from whatchanged.engine.catalog import services_page
 
 router = APIRouter(tags=["services"])
-
-_Name = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
 @router.get(
@@ -25,12 +23,14 @@ _Name = Annotated[str | None, Query(min_length=1, max_length=200)]
 )
 def list_services(
     con: DbDep,
-    datacenter: Annotated[_Name, Query(description="Only services in this datacenter (e.g. P19).")] = None,
-    app: Annotated[_Name, Query(description="Only services of this application.")] = None,
-    kind: Annotated[
-        _Name, Query(description="Only services of this kind (site, backoffice, switch …).")
+    datacenter: Annotated[
+        NameQuery, Query(description="Only services in this datacenter (e.g. P19).")
     ] = None,
-    switch: Annotated[_Name, Query(description="Only services behind this switch.")] = None,
+    app: Annotated[NameQuery, Query(description="Only services of this application.")] = None,
+    kind: Annotated[
+        NameQuery, Query(description="Only services of this kind (site, backoffice, switch …).")
+    ] = None,
+    switch: Annotated[NameQuery, Query(description="Only services behind this switch.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Index of the first item.")] = 0,
 ) -> dict[str, Any]:

@@ -21,8 +21,7 @@ import duckdb
 from whatchanged.engine import candidates as cands
 from whatchanged.engine.fate import Inventory, smallest_domain
 from whatchanged.engine.model import Cause, Change, Incident, RuledOut
-from whatchanged.engine.postmortem.facts import unit_of
-from whatchanged.engine.postmortem.model import CauseFacts, Point, Record, RuledOutFacts, SignalMove
+from whatchanged.engine.postmortem.model import CauseFacts, Point, Record, RuledOutFacts, SignalMove, unit_of
 from whatchanged.engine.snapshot import Snapshot
 from whatchanged.engine.store import changes_history
 

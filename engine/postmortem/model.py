@@ -1,7 +1,7 @@
 """The facts of a postmortem: frozen dataclasses, each with the records it was read from.
 
 :func:`whatchanged.engine.postmortem.gather.build_postmortem` fills a :class:`Postmortem`
-from the warehouse; :mod:`whatchanged.engine.postmortem.document` turns it into the JSON
+from the warehouse; :mod:`whatchanged.present.postmortem.document` turns it into the JSON
 form (every fact a field, every sentence with the fields and records it was built from).
 Datetimes are aware, in UTC; durations in seconds.
 """
@@ -211,3 +211,19 @@ class Postmortem:
     #: the latest time the warehouse holds (an incident ending before it is over)
     data_end: datetime
     lookback_s: float
+
+
+#: metric name endings and the unit they mean
+UNITS = (
+    ("_mbps", "Mbit/s"),
+    ("_kbps", "kbit/s"),
+    ("_bps", "bit/s"),
+    ("_ms", "ms"),
+    ("_pct", "%"),
+    ("_s", "s"),
+)
+
+
+def unit_of(metric: str) -> str:
+    """The unit a metric's name ends with (``_mbps`` → Mbit/s), or ''."""
+    return next((u for end, u in UNITS if metric.endswith(end)), "")

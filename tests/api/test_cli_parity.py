@@ -120,6 +120,43 @@ def test_incidents_default_zone_is_the_configured_one_over_http_and_cli(api_home
     assert over_http == from_cli
 
 
+@pytest.mark.parametrize(("lang", "audience"), [("en", "team"), ("fr", "customers")])
+def test_postmortem_json_is_the_same_over_http_and_cli(
+    client: httpx.Client, api_home: Path, lang: str, audience: str
+) -> None:
+    incident = api_json(client, "/explain", {"at": "2010-11-17 19:23", "tz": "Europe/Paris"})["incident"]
+    params = {"tz": "Europe/Paris", "lang": lang, "format": "json", "audience": audience}
+    over_http = api_json(client, f"/incidents/{incident['id']}/postmortem", params)
+    done = run_cli(
+        "postmortem",
+        *("--incident", incident["id"], "--tz", "Europe/Paris", "--lang", lang),
+        *("--format", "json", "--audience", audience),
+        home=api_home,
+    )
+    assert done.returncode == 0, done.stderr
+    from_cli = json.loads(done.stdout)
+    assert from_cli["incident_id"] == incident["id"]
+    assert from_cli["lang"] == lang
+    assert over_http == from_cli
+
+
+@pytest.mark.parametrize("group", [None, "backoffice"])
+def test_fate_json_is_the_same_over_http_and_cli(
+    client: httpx.Client, api_home: Path, group: str | None
+) -> None:
+    over_http = api_json(client, "/fate", {"group": group} if group else {})
+    from_cli = cli_json(api_home, "fate", *(["--group", group] if group else []))
+    assert from_cli["services"] > 0
+    assert from_cli["largest"] is not None
+    assert over_http == from_cli
+
+
+def test_fate_of_an_unknown_group_is_404_naming_it(client: httpx.Client) -> None:
+    r = client.get("/fate", params={"group": "no-such-group"})
+    assert r.status_code == 404
+    assert "no-such-group" in r.json()["detail"]
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

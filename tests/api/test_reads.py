@@ -17,6 +17,7 @@ OPERATION_IDS = {
     ("post", "/api/v1/incidents/{incident_id}/feedback"): "create_feedback",
     ("get", "/api/v1/availability"): "get_availability",
     ("get", "/api/v1/services"): "list_services",
+    ("get", "/api/v1/fate"): "get_fate",
     ("get", "/api/v1/status"): "get_status",
     ("get", "/api/v1/healthz"): "healthz",
     ("get", "/api/v1/readyz"): "readyz",

@@ -13,7 +13,7 @@ import pytest
 from fastapi import Response
 
 from whatchanged.api.deps import Memo, Reading
-from whatchanged.dashboards.page_cache import STALE_HEADER
+from whatchanged.dashboards.stale import STALE_HEADER
 from whatchanged.engine.snapshot import Snapshot
 
 

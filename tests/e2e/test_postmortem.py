@@ -24,8 +24,8 @@ import pyarrow as pa
 import pytest
 
 from tests.helpers import run_cli
-from whatchanged.engine.postmortem.compose import get
 from whatchanged.engine.warehouse import FEEDBACK, Warehouse
+from whatchanged.present.postmortem.compose import get
 
 TZ = "Europe/Paris"
 LANGS = ("en", "fr")
@@ -363,9 +363,10 @@ def test_a_third_language_is_a_file(night: tuple[Path, Path, dict[str, Any]], tm
     """A catalogue dropped in a folder writes the whole draft: its own words where it has them,
     English for the rest, the same facts."""
     from whatchanged.engine.incidents import get_incident
-    from whatchanged.engine.postmortem import build_postmortem, postmortem_document
-    from whatchanged.engine.postmortem.catalogue import FOLDER
+    from whatchanged.engine.postmortem import build_postmortem
     from whatchanged.engine.settings import load_settings
+    from whatchanged.present.postmortem import postmortem_document
+    from whatchanged.present.postmortem.catalogue import FOLDER
 
     shutil.copy(FOLDER / "en.toml", tmp_path / "en.toml")
     (tmp_path / "de.toml").write_text(

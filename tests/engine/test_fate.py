@@ -14,9 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from whatchanged.engine.errors import NotFoundError
-from whatchanged.engine.fate import Inventory, fate_json, fate_report, groups_within, smallest_domain
+from whatchanged.engine.fate import Inventory, fate_report, groups_within, smallest_domain
 from whatchanged.engine.schema import SERVICES
 from whatchanged.engine.warehouse import Warehouse
+from whatchanged.present.shapes import fate as fate_json
 
 #: (service, datacenter, rack, switch, host, group)
 ROWS = [

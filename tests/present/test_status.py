@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import ROOT
 from whatchanged.api.problems import from_exception
-from whatchanged.dashboards.pages import error_body
+from whatchanged.dashboards.respond import error_body
 from whatchanged.engine.errors import StorageError, WhatchangedError
 from whatchanged.engine.settings import Settings
 from whatchanged.present.status import STATUS, status_of

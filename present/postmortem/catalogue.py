@@ -1,4 +1,4 @@
-"""The catalogues: one TOML file per language in ``engine/postmortem/i18n/`` (``en.toml``,
+"""The catalogues: one TOML file per language in ``present/postmortem/i18n/`` (``en.toml``,
 ``fr.toml``) holding every sentence and every convention (decimal sign, percent, times,
 dates, durations, quotes, plurals).  A third language is a third file: :func:`languages`
 lists the files, and a key missing from a file falls back to English.

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from whatchanged.engine.errors import ConfigError
-from whatchanged.engine.postmortem.catalogue import FOLDER, Catalogue, duration_parts, flat_keys, languages
-from whatchanged.engine.postmortem.compose import get
+from whatchanged.present.postmortem.catalogue import FOLDER, Catalogue, duration_parts, flat_keys, languages
+from whatchanged.present.postmortem.compose import get
 
 FIELD = re.compile(r"\{(\w+)")
 

@@ -32,9 +32,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from whatchanged.engine.postmortem.catalogue import Catalogue
-from whatchanged.engine.postmortem.facts import record_json
 from whatchanged.engine.postmortem.model import Record
+from whatchanged.present.postmortem.catalogue import Catalogue
+from whatchanged.present.postmortem.facts import record_json
 
 Spec = tuple[Any, ...]
 _PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")

@@ -1,7 +1,7 @@
 """The ``facts`` of the JSON form: every fact of a :class:`Postmortem` as a field.
 
 Times are ISO 8601 in the asked zone; a duration is ``{"seconds", "hours", "minutes"}`` (the
-hours and minutes it is written with, :func:`~whatchanged.engine.postmortem.catalogue.duration_parts`);
+hours and minutes it is written with, :func:`~whatchanged.present.postmortem.catalogue.duration_parts`);
 a percentage is the figure shown (two decimals, rounded down as a prober does) beside its
 exact ``fraction``; values the text rounds (scores, metric levels) are stored rounded as shown.
 """
@@ -15,28 +15,23 @@ from zoneinfo import ZoneInfo
 
 from whatchanged.engine.availability import Availability
 from whatchanged.engine.fate import Domain, Group
-from whatchanged.engine.postmortem.catalogue import duration_parts
-from whatchanged.engine.postmortem.model import CauseFacts, Event, Point, Postmortem, Record, SignalMove
-
-#: metric name endings and the unit they mean
-UNITS = (
-    ("_mbps", "Mbit/s"),
-    ("_kbps", "kbit/s"),
-    ("_bps", "bit/s"),
-    ("_ms", "ms"),
-    ("_pct", "%"),
-    ("_s", "s"),
+from whatchanged.engine.postmortem.model import (
+    CauseFacts,
+    Event,
+    Point,
+    Postmortem,
+    Record,
+    SignalMove,
+    unit_of,
 )
+from whatchanged.present.postmortem.catalogue import duration_parts
+
 #: service names listed in a signal fact (the count has them all)
 NAMES = 10
 
 
 def iso(ts: datetime | None, tz: str) -> str | None:
     return ts.astimezone(ZoneInfo(tz)).isoformat() if ts is not None else None
-
-
-def unit_of(metric: str) -> str:
-    return next((u for end, u in UNITS if metric.endswith(end)), "")
 
 
 def plain(value: Any, tz: str) -> Any:

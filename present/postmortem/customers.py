@@ -18,10 +18,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from whatchanged.engine.postmortem.compose import Composer, Spec, block, section
-from whatchanged.engine.postmortem.facts import iso
 from whatchanged.engine.postmortem.model import Postmortem
 from whatchanged.engine.rank import PLAUSIBLE
+from whatchanged.present.postmortem.compose import Composer, Spec, block, section
+from whatchanged.present.postmortem.facts import iso
 
 NEXT_UPDATE = timedelta(minutes=30)
 

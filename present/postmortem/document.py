@@ -24,10 +24,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from whatchanged.engine.postmortem.compose import Composer, Spec, block, cause_what, recs, section, where
-from whatchanged.engine.postmortem.facts import record_json
 from whatchanged.engine.postmortem.model import Postmortem
-from whatchanged.engine.postmortem.reasons import (
+from whatchanged.present.postmortem.compose import Composer, Spec, block, cause_what, recs, section, where
+from whatchanged.present.postmortem.facts import record_json
+from whatchanged.present.postmortem.reasons import (
     cause_section,
     helped_section,
     related_section,

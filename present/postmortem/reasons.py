@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from whatchanged.engine.postmortem.compose import Composer, Spec, block, cause_what, recs, section, where
 from whatchanged.engine.postmortem.model import Postmortem
+from whatchanged.present.postmortem.compose import Composer, Spec, block, cause_what, recs, section, where
 
 
 def points(c: Composer, prefix: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
