@@ -54,7 +54,7 @@ def parse_when(
 ) -> datetime:
     """Parse a time typed by a person into an aware UTC datetime in 1970–2200 (see module doc)."""
     try:
-        when = _parse_when(text, tz=tz, default_day=default_day, option=option, require_tz=require_tz)
+        when = _parse_when(text, tz, default_day, option, require_tz)
         return QUESTION_RANGE.check(when, observed=False)
     except OutOfRange as exc:
         raise ConfigError(f"{option}: expected {exc.expected}, found {text.strip()!r}") from None
@@ -80,13 +80,9 @@ def incident_onset(incident_id: str) -> datetime:
 
 
 def _parse_when(
-    text: str,
-    *,
-    tz: str | None = None,
-    default_day: date | None = None,
-    option: str = "time",
-    require_tz: bool = False,
+    text: str, tz: str | None, default_day: date | None, option: str, require_tz: bool
 ) -> datetime:
+    """:func:`parse_when` before the range check."""
     raw = text.strip()
     expected = "ISO 8601 with offset, 'YYYY-MM-DD HH:MM' or 'HH:MM' (with --tz), or epoch seconds"
     if re.fullmatch(r"\d{9,11}(\.\d+)?", raw):
