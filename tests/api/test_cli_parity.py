@@ -36,6 +36,30 @@ def test_explain_json_is_the_same_over_http_and_cli(client: httpx.Client, api_ho
     assert over_http == from_cli
 
 
+@pytest.mark.parametrize("at", ["2010-11-17 18:43", "2010-11-17 19:23"])
+def test_one_incident_json_is_the_same_over_http_and_cli(
+    client: httpx.Client, api_home: Path, at: str
+) -> None:
+    incident_id = api_json(client, "/explain", {"at": at, "tz": "Europe/Paris"})["incident"]["id"]
+    over_http = api_json(client, f"/incidents/{incident_id}", {"tz": "Europe/Paris"})
+    from_cli = cli_json(api_home, "explain", "--incident", incident_id, "--tz", "Europe/Paris")
+    assert from_cli["incident"]["id"] == incident_id
+    assert from_cli["causes"], "the reference night's incidents have ranked causes"
+    assert over_http == from_cli
+
+
+def test_explain_needs_exactly_one_of_at_and_incident(api_home: Path) -> None:
+    for args in ((), ("--at", "19:23", "--incident", "inc-20101117T1823Z-000000")):
+        done = run_cli("explain", *args, home=api_home)
+        assert done.returncode != 0
+        assert "exactly one of --at T or --incident ID" in done.stderr
+        assert "Traceback" not in done.stderr
+    unknown = run_cli("explain", "--incident", "inc-20101117T1823Z-000000", home=api_home)
+    assert unknown.returncode != 0
+    assert "inc-20101117T1823Z-000000" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+
 @pytest.mark.parametrize(("tz", "limit", "offset"), [("Europe/Paris", 50, 0), ("UTC", 2, 1)])
 def test_incidents_json_is_the_same_over_http_and_cli(
     client: httpx.Client, api_home: Path, tz: str, limit: int, offset: int
