@@ -10,13 +10,17 @@ command line) lets the traceback through.
 
 A run imports only the module of the command it runs (``explain`` does not
 load the batch, server or ingest code): a responder's first answer starts
-about 0.2 s sooner.  ``--help`` and an unknown command load them all.
+about 0.2 s sooner.  ``--help`` and an unknown command load them all.  A plain
+``explain --at T [--home H] [--tz Z] [--json]`` is called without typer's
+parsing (:func:`explain_args`).
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -86,12 +90,52 @@ def one_line(text: object, limit: int = 2000) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+#: ``explain``'s options taking a value → its parameter
+_EXPLAIN_OPTIONS = {"--at": "at", "--home": "home", "--tz": "tz"}
+
+
+def explain_args(args: list[str]) -> dict[str, Any] | None:
+    """``cmd_explain``'s arguments when ``args`` is ``explain`` with only ``--at``, ``--home``,
+    ``--tz`` (``--x V`` or ``--x=V``) and ``--json``; else None (typer parses it).
+
+    A responder's ``explain`` in a new process then skips typer's parsing, whose coercion
+    of values imports pydantic (about 0.1 s); the arguments and the call are the same
+    (``tests/api/test_cli_parity.py``)."""
+    if not args or args[0] != "explain":
+        return None
+    found: dict[str, Any] = {"at": None, "home": None, "tz": None, "as_json": False}
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg == "--json":
+            found["as_json"] = True
+            continue
+        name, eq, value = arg.partition("=")
+        if name not in _EXPLAIN_OPTIONS:
+            return None
+        if not eq:
+            value = next(rest, "")
+        if not value:
+            return None  # typer says what is missing
+        found[_EXPLAIN_OPTIONS[name]] = value
+    if found["at"] is None:
+        return None
+    if found["home"] is not None:
+        found["home"] = Path(found["home"])
+    return found
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     try:
+        direct = explain_args(args)
+        if direct is not None:
+            from whatchanged.api.cli_explain import cmd_explain
+
+            cmd_explain(**direct)
+            return
         build(args[0] if args else None)(args=args, standalone_mode=True)
     except WhatchangedError as exc:
         if debug:

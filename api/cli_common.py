@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,11 +29,17 @@ def settings_from(home: Path | None = None, tz: str | None = None) -> Settings:
     return load_settings(home=home, tz=tz)
 
 
+#: Niceness of the background work (``analyze``, ``compact``): a responder's question in
+#: another process gets the CPU first.
+BACKGROUND_NICE = 10
+
+
 def spawn_detached(*args: str) -> bool:
     """Start ``whatchanged ARGS…`` detached from this process (its own session, no terminal,
-    output discarded: it outlives the command that started it); False when it cannot start."""
+    output discarded: it outlives the command that started it), at :data:`BACKGROUND_NICE`;
+    False when it cannot start."""
     try:
-        subprocess.Popen(
+        child = subprocess.Popen(
             [sys.executable, "-m", "whatchanged.api.cli", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -41,4 +49,6 @@ def spawn_detached(*args: str) -> bool:
         )
     except OSError:
         return False
+    with contextlib.suppress(OSError, AttributeError):  # not POSIX, or already gone
+        os.setpriority(os.PRIO_PROCESS, child.pid, BACKGROUND_NICE)
     return True

@@ -9,6 +9,7 @@ from rich.panel import Panel
 
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
 from whatchanged.api.output import console, emit, err_console, styled, table
+from whatchanged.engine.errors import ConfigError
 from whatchanged.engine.settings import Settings
 from whatchanged.engine.timeparse import parse_when
 from whatchanged.engine.warehouse import Warehouse, latest_day
@@ -97,18 +98,47 @@ def explain_json_at(settings: Settings, at_text: str) -> dict[str, Any]:
         con.close()
 
 
+def explain_json_incident(settings: Settings, incident_id: str) -> dict[str, Any]:
+    """One incident by id, explained as ``GET /incidents/{id}`` does (no question time)."""
+    from whatchanged.engine.explain import explain_incident
+    from whatchanged.engine.incidents import get_incident, overlapping
+    from whatchanged.present.explanation import explanation
+
+    wh = Warehouse(settings.home)
+    wh.require()
+    con = wh.snapshot()
+    try:
+        incident = get_incident(con, incident_id)
+        found = explain_incident(con, incident, settings=settings, overlapping=overlapping(con, incident))
+        return explanation(found, tz=settings.tz)
+    finally:
+        con.close()
+
+
 def cmd_explain(
-    at: Annotated[str, typer.Option("--at", help="When: ISO 8601, 'YYYY-MM-DD HH:MM' or 'HH:MM' in --tz.")],
+    at: Annotated[
+        str | None, typer.Option("--at", help="When: ISO 8601, 'YYYY-MM-DD HH:MM' or 'HH:MM' in --tz.")
+    ] = None,
     home: HomeOpt = None,
     tz: TzOpt = None,
     as_json: JsonOpt = False,
+    incident: Annotated[
+        str | None, typer.Option("--incident", help="Or one incident by its id (whatchanged incidents).")
+    ] = None,
 ) -> None:
     """What changed at T: the incident, ranked causes, ruled-out classes, reactions."""
+    if (at is None) == (incident is None):
+        raise ConfigError("explain: give exactly one of --at T or --incident ID")
     settings = settings_from(home, tz)
     # detection can take seconds on a large warehouse the first time: say what is going on
     # (on stderr, and only on a terminal: --json output stays clean)
-    with err_console.status(f"looking for the incident at {at} and what changed before it…"):
-        data = explain_json_at(settings, at)
+    asked = f"the incident at {at}" if at is not None else f"incident {incident}"
+    with err_console.status(f"looking for {asked} and what changed before it…"):
+        data = (
+            explain_json_at(settings, at)
+            if at is not None
+            else explain_json_incident(settings, str(incident))
+        )
     emit(data, as_json=as_json, render=lambda d: render_explanation(d, settings.tz))
 
 

@@ -19,7 +19,7 @@ background analysis leaves it) and asks during the reference night's incident (1
 away from an incident ``explain`` also looks for deviations the detector cannot see
 (``engine/origin.py``), a scan of two days of samples.
 
-Run alone: ``python benchmarks/freshness.py [--start HH:MM] [--minutes 1440] [--every 20]`` (the history is
+Run alone: ``python benchmarks/freshness.py [--start HH:MM] [--minutes 1440] [--every 20] [--bytecode]`` (the history is
 built once under ``benchmarks/out/freshness-base``; each run works on a fresh copy).
 """
 
@@ -105,7 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=int, default=1440, help="minutes of the day to commit one by one")
     ap.add_argument("--every", type=int, default=20, help="ask explain after every N-th commit")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--bytecode",
+        action="store_true",
+        help="compile the package first, as an installed one is (synth.bytecode)",
+    )
     args = ap.parse_args(argv)
+    compiled = synth.bytecode(args.bytecode)
     build_base()
     shutil.rmtree(RUN, ignore_errors=True)
     shutil.copytree(BASE, RUN)
@@ -164,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "files_today_end": files_end,
         "files_today_after_compact": files_after,
         "load_average": {"min": min(loads), "max": max(loads), "end": os.getloadavg()},
+        "bytecode": compiled,
     }
     if args.json:
         print(json.dumps(out, indent=1))
@@ -181,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             f"  files in the day's partition: at most {most_files} during the day (background compaction), "
             f"{files_end} at the end, {files_after} after 'whatchanged compact'"
         )
-        print(f"  load average during the run: {min(loads):.1f}–{max(loads):.1f} (1 min)")
+        print(
+            f"  load average during the run: {min(loads):.1f}–{max(loads):.1f} (1 min); bytecode {compiled}"
+        )
     return 0
 
 

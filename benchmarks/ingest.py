@@ -22,6 +22,13 @@ per stored point.  ``--repeat N`` measures 1 and 2 N times, alternating, and
 prints each run and the medians (the ratio is noisy on a shared 2-core machine);
 the ratio of CPU seconds is printed too, as it depends less on the load.  Run
 alone: ``python benchmarks/ingest.py [--keep DIR] [--repeat N]``.
+
+``--year`` measures streaming ingest at year scale instead (issue 17): the year of
+:mod:`yearsynth` (365 days × 1002 services × 3 metrics at 1 minute, 1.58 billion rows) written
+once as twelve monthly Parquet files (and January as CSV, 5.6 GB) under
+``benchmarks/out/year-months/``; then ``whatchanged ingest`` of the twelve files in one
+commit, a re-ingest of December (adds nothing) and the CSV month, each in a new process with
+its peak RSS (target < 2 GB) and rows/s.  ``--months N`` takes the first N months only.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -135,6 +143,138 @@ def run_ingest(home: Path, csv_path: Path) -> tuple[dict[str, float], float]:
     return json.loads(out), usage.ru_maxrss / 1024
 
 
+# -- a year in monthly files (issue 17: streaming ingest) ------------------------------------
+MONTHS_DIR = Path(__file__).resolve().parent / "out" / "year-months"
+
+
+def month_file(month: int, fmt: str) -> Path:
+    """The cached monthly file of 2010 (``fmt`` parquet or csv), written from the year's
+    generator (:mod:`yearsynth`: the same values as ``warehouse-year``) a day at a time."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from datetime import timedelta
+
+    import pyarrow.parquet as pq
+    import synth
+    import yearsynth
+
+    path = MONTHS_DIR / fmt / f"metrics-2010-{month:02d}.{fmt}"
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    plan = {d: (kind, k) for k, (d, kind) in enumerate(yearsynth.incident_days())}
+    writer: Any = None
+    try:
+        with open(tmp, "wb") as sink:
+            for d in range(yearsynth.DAYS):
+                day = yearsynth.FIRST_DAY + timedelta(days=d)
+                if day.month != month:
+                    continue
+                rng = np.random.default_rng([yearsynth.SEED, d])
+                shocks = [yearsynth.shocks_and_events(day, *plan[day])[0]] if day in plan else []
+                table = synth.day_metrics(day, rng, incident=day == yearsynth.NIGHT_DAY, shocks=shocks)
+                table = table.select(["ts", "service", "metric", "value"]).rename_columns(
+                    ["timestamp", "service", "metric", "value"]
+                )
+                if fmt == "parquet":
+                    if writer is None:
+                        writer = pq.ParquetWriter(sink, table.schema, compression="zstd")
+                    writer.write_table(table, row_group_size=1 << 20)
+                else:
+                    pcsv.write_csv(
+                        table,
+                        sink,
+                        write_options=pcsv.WriteOptions(include_header=writer is None, quoting_style="none"),
+                    )
+                    writer = True
+            if fmt == "parquet" and writer is not None:
+                writer.close()
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def run_cli_ingest(home: Path, paths: list[Path]) -> dict[str, Any]:
+    """``whatchanged ingest PATHS --no-analyze --json`` in a new process: its report, wall
+    seconds, peak RSS (MB) and the load average after it."""
+    exe = Path(sys.executable).parent / "whatchanged"
+    argv = [str(exe), "ingest", *map(str, paths), "--home", str(home), "--no-analyze", "--json"]
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        text, errors = out.read(), err.read()
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"ingest failed:\n{errors[-3000:]}")
+    report: dict[str, Any] = json.loads(text)
+    return {
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "rows_read": report["rows_read"].get("metrics", 0),
+        "rows_added": report["rows_added"].get("metrics", 0),
+        "load": round(os.getloadavg()[0], 1),
+    }
+
+
+def year_main(args: argparse.Namespace) -> None:
+    """Ingest the year's monthly Parquet files in one run, re-ingest a month, and ingest
+    monthly CSV files; print peak RSS and throughput (target: peak RSS < 2 GB)."""
+    months = list(range(1, args.months + 1))
+    if months:
+        _year_parquet(months)
+    if args.csv_months:
+        _year_csv(args.csv_months)
+
+
+def _year_parquet(months: list[int]) -> None:
+    t = time.perf_counter()
+    files = [month_file(m, "parquet") for m in months]
+    size = sum(f.stat().st_size for f in files)
+    print(
+        f"{len(files)} monthly Parquet files, {size / 1e9:.2f} GB (generated or cached in "
+        f"{time.perf_counter() - t:.0f} s)",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="wc-year-ingest-", dir=MONTHS_DIR) as tmp:
+        home = Path(tmp) / "warehouse"
+        r = run_cli_ingest(home, files)
+        points = r["rows_read"]
+        per_day: dict[str, int] = {}
+        for f in (home / "metrics").rglob("*.parquet"):
+            per_day[f.parent.name] = per_day.get(f.parent.name, 0) + 1
+        stored = sum(f.stat().st_size for f in (home / "metrics").rglob("*.parquet"))
+        print(
+            f"ingest of {len(files)} monthly Parquet files in one commit: {points:,} rows in {r['seconds']:.0f} s, "
+            f"{points / r['seconds']:,.0f} rows/s, peak RSS {r['peak_rss_mb']} MB (target < 2000), "
+            f"{r['rows_added']:,} added, {len(per_day)} days, files per day {min(per_day.values())}–"
+            f"{max(per_day.values())}, {stored / max(points, 1):.2f} bytes/point (load {r['load']})",
+            flush=True,
+        )
+        again = run_cli_ingest(home, files[-1:])
+        print(
+            f"re-ingest of {files[-1].name}: {again['rows_read']:,} rows read, {again['rows_added']} added "
+            f"(expected 0), {again['seconds']:.0f} s, peak RSS {again['peak_rss_mb']} MB (load {again['load']})",
+            flush=True,
+        )
+
+
+def _year_csv(months: int) -> None:
+    csvs = [month_file(m, "csv") for m in range(1, months + 1)]
+    size = sum(f.stat().st_size for f in csvs)
+    with tempfile.TemporaryDirectory(prefix="wc-year-ingest-", dir=MONTHS_DIR) as tmp:
+        r = run_cli_ingest(Path(tmp) / "warehouse", csvs)
+        print(
+            f"ingest of {len(csvs)} monthly CSV file(s) ({size / 1e9:.1f} GB): {r['rows_read']:,} rows in "
+            f"{r['seconds']:.0f} s, {r['rows_read'] / r['seconds']:,.0f} rows/s, peak RSS "
+            f"{r['peak_rss_mb']} MB (target < 2000) (load {r['load']})",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=SERVICES)
@@ -142,7 +282,15 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="measure N times, bare and ingest alternating; report medians"
     )
+    parser.add_argument(
+        "--year", action="store_true", help="ingest 2010 from monthly files (cached under benchmarks/out)"
+    )
+    parser.add_argument("--months", type=int, default=12, help="with --year: the first N months")
+    parser.add_argument("--csv-months", type=int, default=1, help="with --year: also N months of CSV")
     args = parser.parse_args()
+    if args.year:
+        year_main(args)
+        return
     with tempfile.TemporaryDirectory(prefix="wc-bench-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,21 @@ INCIDENT = datetime(2010, 11, 17, 18, 23, tzinfo=UTC)
 GENERATOR = 2
 
 
+def bytecode(compile_now: bool) -> bool:
+    """Whether the package's modules have bytecode (``__pycache__``) for a new process to load;
+    ``compile_now``: compile them first, as ``pip install`` does.  An editable install run with
+    ``PYTHONDONTWRITEBYTECODE=1`` (this machine) has none, and every new process compiles the
+    modules it imports (0.1–0.2 s of a cold ``explain``)."""
+    import compileall
+
+    root = Path(__file__).resolve().parents[1]
+    packages = [root / p for p in ("engine", "api", "ingest", "present", "dashboards", "data")]
+    if compile_now:
+        for p in packages:
+            compileall.compile_dir(p, quiet=1)
+    return all((p / "__pycache__").is_dir() for p in packages[:2])
+
+
 def cached(done: Path, **meta: object) -> bool:
     """Whether the warehouse marked by ``done`` was built with ``meta`` by this generator."""
     try:

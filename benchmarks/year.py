@@ -15,7 +15,8 @@ Printed, each with the load average beside it:
 * the batch of the whole year, in-process and on ``--scheduler local:2``, wall time and peak
   RSS, and whether both wrote identical incidents and causes (target ≤ 20 min, ≤ 4 GB).
 
-Run alone: ``python benchmarks/year.py [--skip-analysis] [--skip-batch] [--json]``.  The
+Run alone: ``python benchmarks/year.py [--skip-analysis] [--skip-batch] [--bytecode] [--json]``
+(``--bytecode``: see :func:`synth.bytecode`).  The
 warehouse (2.2 GB) is built once under ``benchmarks/out/warehouse-year`` (about 12 minutes on
 the 2-core machine); the day states it adds (about 28 MB a day) stay in its ``_cache``.
 """
@@ -143,13 +144,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-analysis", action="store_true", help="keep the day states already there")
     ap.add_argument("--skip-batch", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--bytecode",
+        action="store_true",
+        help="compile the package first, as an installed one is (synth.bytecode)",
+    )
     args = ap.parse_args(argv)
     home = yearsynth.build(quiet=args.json)
+    compiled = yearsynth.synth.bytecode(args.bytecode)
     from whatchanged.engine.warehouse import Warehouse
 
     wh = Warehouse(home)
     metric_bytes = sum(os.stat(f).st_size for f in wh.files("metrics"))
     res: dict[str, Any] = {
+        "bytecode": compiled,
         "points": POINTS,
         "bytes_per_point": round(metric_bytes / POINTS, 3),
         "load": load(),
@@ -172,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, at in onsets().items():
         res[f"explain_{name}"] = e = explain_figures(home, at)
         say(
-            f"explain {name} ({at:%Y-%m-%d %H:%M} UTC, top cause {e['top_cause']}): new process "
+            f"explain {name} ({at:%Y-%m-%d %H:%M} UTC, top cause {e['top_cause']}, bytecode {compiled}): new process "
             f"median {e['cold_median_s']} s of {e['cold_s']}, warm {e['warm_median_ms']} ms (load {e['load']})"
         )
     ytd = ["--service", "svc-0000", "--from", "2010-01-01", "--to", "2011-01-01", "--tz", "UTC"]

@@ -91,6 +91,34 @@ class DayStates:
         with self._lock:
             return self._raw_locked(d)
 
+    def prefetch(self, days: Sequence[date]) -> None:
+        """Read the raw grids of ``days`` (at most :data:`RAW_KEPT`) that are neither in memory
+        nor kept on disk, side by side on threads (pyarrow and numpy release the GIL): a
+        question reaching back into the day before reads both days at once.  :meth:`raw`
+        then finds them in memory."""
+        with self._lock:
+            missing = [
+                d
+                for d in days[-RAW_KEPT:]
+                if d in self.by_day and d not in self._raw and not self._grid_file(d)
+            ]
+        if len(missing) < 2:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(missing)) as pool:
+            grids = list(pool.map(lambda d: read_day(self.by_day[d], d, self.g), missing))
+        with self._lock:
+            for d, grid in zip(missing, grids, strict=True):
+                self._raw.setdefault(d, grid)
+                self._raw.move_to_end(d)
+            while len(self._raw) > RAW_KEPT:
+                self._raw.popitem(last=False)
+
+    def _grid_file(self, d: date) -> bool:
+        path = self._grid_path(d)
+        return path is not None and path.is_file()
+
     def _grid_path(self, d: date) -> Path | None:
         return None if self.cache_dir is None else self.cache_dir / f"{d.isoformat()}-{self.keys[d]}.grid.npy"
 

@@ -111,6 +111,7 @@ def window_anomalies(
     # the raw values of each day, rows as its state's; the series that may hold an anomaly
     raws: dict[date, NDArray[np.float32]] = {}
     maybe: set[Key] = set()
+    states.prefetch([d for i, (d, st) in enumerate(window) if st is not None and i * g.cols < width])
     for i, (d, st) in enumerate(window):
         if st is None or i * g.cols >= width:
             continue

@@ -78,6 +78,14 @@ class Settings:
     max_field_chars: int = field(
         default=128 * 1024, metadata=_doc("Longest CSV field accepted, in characters.", ge=64)
     )
+    ingest_batch_rows: int = field(
+        default=1_000_000,
+        metadata=_doc(
+            "Rows per batch when ingest streams a metrics CSV or Parquet file; about eight "
+            "batches of metrics or check states are held before a day is written.",
+            ge=1,
+        ),
+    )
     aliases_file: Path | None = field(
         default=None,
         metadata=_doc(

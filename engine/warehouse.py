@@ -22,7 +22,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -277,9 +277,12 @@ class Warehouse(Store):
         table: str,
         data: pa.Table,
         manifests: list[dict[str, Any]] | None = None,
+        staged: Mapping[str, Sequence[str]] | None = None,
     ) -> pa.Table:
         """``data`` without the rows the warehouse as of ``manifests`` (default: now), or
-        ``data`` itself, already has.
+        ``data`` itself, already has; for metrics and states, nor the rows of the files
+        ``staged`` (day folder name → files) already written by this commit
+        (:mod:`~whatchanged.engine.warehouse_stream`).
 
         Partitioned tables come back sorted by (day, natural key) — the order
         :meth:`_partitions` slices and :meth:`_write_parquet` stores — with
@@ -301,11 +304,12 @@ class Warehouse(Store):
         if days is not None:
             wanted = {f"date={day_name(d)}" for d in days}
             stored = [f for f in stored if Path(f).parent.name in wanted]
+            stored += [f for folder in sorted(wanted) for f in (staged or {}).get(folder, ())]
         if not stored:
             return data
         if con is None:  # another writer committed since commit() looked
             with self.snapshot() as own:
-                return self._new_rows(own, table, data, manifests)
+                return self._new_rows(own, table, data, manifests, staged)
         if table in ("services", "changes", "dependencies"):
             con.register("incoming", data)
             try:

@@ -3,7 +3,9 @@
 A reader is a module in ``whatchanged.ingest`` exposing a :class:`Reader`
 instance named ``READER``.  ``sniff`` looks at a file's name and first bytes
 and says whether the reader understands it; ``read`` turns the whole file
-into normalised Arrow tables (schemas in ``whatchanged.engine.schema``).
+into normalised Arrow tables (schemas in ``whatchanged.engine.schema``);
+``stream``, where a reader has it, gives the same tables in parts of about
+``ctx.batch_rows`` rows, so that a file larger than memory can be ingested.
 
 Readers never touch the warehouse.  In strict mode (the default) the first
 bad row raises :class:`~whatchanged.engine.errors.InputError` naming file,
@@ -19,7 +21,7 @@ pipeline checks every table it returns once more.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 MAX_LINE_BYTES = 1 << 20
 #: Default of the ``max_field_chars`` setting: the longest CSV field (Python's csv default).
 MAX_FIELD_CHARS = 128 * 1024
+#: Default of the ``ingest_batch_rows`` setting: rows per batch of a streaming reader.
+BATCH_ROWS = 1_000_000
 
 
 @dataclass
@@ -50,6 +54,7 @@ class ReadContext:
     times: TimeRange = field(default_factory=TimeRange)  # the plausible range (engine.timerange)
     max_line_bytes: int = MAX_LINE_BYTES  # a longer line is an error, read no further
     max_field_chars: int = MAX_FIELD_CHARS  # a longer CSV field is an error
+    batch_rows: int = BATCH_ROWS  # rows per part of a streaming reader (``Reader.stream``)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, allow_future: bool = False, **options: Any) -> ReadContext:
@@ -59,6 +64,7 @@ class ReadContext:
             times=TimeRange(allow_future=allow_future or settings.allow_future),
             max_line_bytes=settings.max_line_bytes,
             max_field_chars=settings.max_field_chars,
+            batch_rows=settings.ingest_batch_rows,
             **options,
         )
 
@@ -80,3 +86,7 @@ class Reader:
     #: Files this reader consumes itself when it reads ``path`` (e.g. the
     #: Pingdom ``summary.outage.<id>.json`` files beside ``checks.json``).
     companions: Callable[[Path], list[Path]] = lambda _path: []
+    #: The file in parts of about ``ctx.batch_rows`` rows, for inputs larger than memory
+    #: (metrics CSV and Parquet); the parts together are what ``read`` returns.  None: the
+    #: pipeline calls ``read``.
+    stream: Callable[[Path, ReadContext], Iterator[dict[str, pa.Table]]] | None = None

@@ -27,8 +27,9 @@ row to say exactly where and why (file, line, column, expected, found); with
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,6 +55,8 @@ EPOCH_MAX = 1e14
 _EPOCH = re.compile(r"^[+-]?\d+(\.\d*)?$")
 _OFFSET = re.compile(r"(Z|z|[+-]\d\d(:?\d\d)?)$")
 _LABELS = pa.map_(pa.string(), pa.string())
+#: Largest block of the streaming CSV read (bytes).
+STREAM_BLOCK_BYTES = 16 << 20
 
 
 class _Slow(Exception):
@@ -324,7 +327,8 @@ def _header(path: Path, ctx: ReadContext) -> tuple[list[str], list[str] | None]:
     return header, first
 
 
-def _fast(path: Path, lay: Layout, first: list[str] | None, ctx: ReadContext) -> pa.Table:
+def _column_types(lay: Layout, first: list[str] | None) -> dict[str, pa.DataType]:
+    """The type of each column for ``pyarrow.csv``; the timestamp's from the first data row."""
     ts_name = lay.names[lay.ts]
     ts_type: pa.DataType = pa.string()
     if first is not None and len(first) > lay.ts:
@@ -345,20 +349,33 @@ def _fast(path: Path, lay: Layout, first: list[str] | None, ctx: ReadContext) ->
     if not lay.wide:
         for i in lay.extra:
             types[lay.names[i]] = pa.string()
+    return types
+
+
+def _convert_options(lay: Layout, first: list[str] | None) -> pcsv.ConvertOptions:
+    return pcsv.ConvertOptions(
+        column_types=_column_types(lay, first),
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+
+
+def _fast(path: Path, lay: Layout, first: list[str] | None, ctx: ReadContext) -> pa.Table:
     try:
         table = pcsv.read_csv(
             path,
             read_options=pcsv.ReadOptions(block_size=16 << 20),
             parse_options=pcsv.ParseOptions(newlines_in_values=False),
-            convert_options=pcsv.ConvertOptions(
-                column_types=types,
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
+            convert_options=_convert_options(lay, first),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise _Slow from None
+    return _fast_table(table, lay, ctx)
+
+
+def _fast_table(table: pa.Table, lay: Layout, ctx: ReadContext) -> pa.Table:
+    """The metrics table of rows parsed by ``pyarrow.csv`` (``_Slow`` if any is not right)."""
     if table.column_names != lay.names:
         raise _Slow
     cols: dict[int, Any] = {i: table.column(i) for i in range(len(lay.names))}
@@ -371,6 +388,31 @@ def _fast(path: Path, lay: Layout, first: list[str] | None, ctx: ReadContext) ->
     if ctx.times.first_outside(ts) is not None:
         raise _Slow  # the precise path names the line
     return assemble(lay, ts, cols)
+
+
+def _fast_batches(
+    path: Path, lay: Layout, first: list[str] | None, ctx: ReadContext, block_size: int
+) -> Iterator[tuple[int, pa.Table]]:
+    """``(rows read, metrics table)`` per block of about ``block_size`` bytes (``_Slow`` at
+    the first block that is not right)."""
+    try:
+        reader = pcsv.open_csv(
+            path,
+            read_options=pcsv.ReadOptions(block_size=block_size),
+            parse_options=pcsv.ParseOptions(newlines_in_values=False),
+            convert_options=_convert_options(lay, first),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise _Slow from None
+    with contextlib.closing(reader):
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise _Slow from None
+            yield batch.num_rows, _fast_table(pa.Table.from_batches([batch]), lay, ctx)
 
 
 # -- the precise path -------------------------------------------------------------
@@ -386,14 +428,35 @@ def _number(text: str) -> float | None:
 
 def _slow(path: Path, lay: Layout, ctx: ReadContext) -> pa.Table:
     """Row by row: the error names file, line, column, expected and found."""
+    parts = list(_slow_batches(path, lay, ctx))
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+
+
+def _slow_batches(
+    path: Path, lay: Layout, ctx: ReadContext, *, skip: int = 0, batch_rows: int | None = None
+) -> Iterator[pa.Table]:
+    """:func:`_slow` in tables of ``batch_rows`` rows (None: one table), after the first
+    ``skip`` data rows (read already by the fast path)."""
     file = str(path)
-    ts_out: list[int] = []
-    cols: dict[int, list[Any]] = {i: [] for i in range(len(lay.names)) if i != lay.ts}
     numeric = set(lay.extra if lay.wide else [lay.value] if lay.value is not None else [])
     rows = csv_rows(path, ctx)
     next(rows, None)
+    ts_out: list[int] = []
+    cols: dict[int, list[Any]] = {i: [] for i in range(len(lay.names)) if i != lay.ts}
+    yielded = False
+
+    def table() -> pa.Table:
+        ts = pa.array(ts_out, pa.int64()).cast(TS)
+        arrays: dict[int, pa.Array] = {
+            i: pa.array(v, pa.float64() if i in numeric else pa.string()) for i, v in cols.items()
+        }
+        return assemble(lay, ts, arrays)
+
     for line, row in rows:
         if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if skip:
+            skip -= 1
             continue
         if len(row) != len(lay.names):
             ctx.reject(wrong_width(file, line, lay.names, len(row)))
@@ -410,11 +473,14 @@ def _slow(path: Path, lay: Layout, ctx: ReadContext) -> pa.Table:
                 cols[i].append(_number(cell))
             else:
                 cols[i].append(cell if cell != "" else None)
-    ts = pa.array(ts_out, pa.int64()).cast(TS)
-    arrays: dict[int, pa.Array] = {
-        i: pa.array(v, pa.float64() if i in numeric else pa.string()) for i, v in cols.items()
-    }
-    return assemble(lay, ts, arrays)
+        if batch_rows is not None and len(ts_out) >= batch_rows:
+            yield table()
+            yielded = True
+            ts_out.clear()
+            for v in cols.values():
+                v.clear()
+    if ts_out or not yielded:
+        yield table()
 
 
 def _check_row(
@@ -464,6 +530,32 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
     return {"metrics": table}
 
 
+def stream(path: Path, ctx: ReadContext) -> Iterator[dict[str, pa.Table]]:
+    """:func:`read` in parts of about ``ctx.batch_rows`` rows; a file that small is read whole.
+
+    The fast path reads block by block; at the first block it cannot read, the precise path
+    takes over after the rows already given (so a bad line is named as :func:`read` names
+    it, and with ``--skip-bad`` the good rows are kept once)."""
+    header, first = _header(path, ctx)
+    lay = layout(header, file=str(path))
+    zone(ctx.tz)
+    row_bytes = len(",".join(first if first is not None else header)) + 1
+    # blocks of at most 16 MiB, as the one-shot read: pyarrow's streaming reader decodes a few
+    # blocks ahead on its threads, so the block size bounds that memory too
+    block_size = max(1 << 12, min(ctx.batch_rows * row_bytes, STREAM_BLOCK_BYTES))
+    if path.stat().st_size <= block_size:
+        yield read(path, ctx)
+        return
+    done = 0
+    try:
+        for rows, table in _fast_batches(path, lay, first, ctx, block_size):
+            yield {"metrics": table}
+            done += rows
+    except _Slow:
+        for table in _slow_batches(path, lay, ctx, skip=done, batch_rows=ctx.batch_rows):
+            yield {"metrics": table}
+
+
 def sniff(path: Path, head: bytes) -> bool:
     if path.suffix.lower() not in (".csv", ".txt", ""):
         return False
@@ -479,4 +571,5 @@ READER = Reader(
     description="metrics CSV, long 'timestamp,service,metric,value[,env,…]' or wide 'timestamp,service,<metric>…'",
     sniff=sniff,
     read=read,
+    stream=stream,
 )

@@ -15,6 +15,7 @@ rows from 1 (Parquet has no lines).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,7 +25,15 @@ import pyarrow.parquet as pq
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.timeparse import zone
 from whatchanged.ingest.base import ReadContext, Reader
-from whatchanged.ingest.metrics_csv import _Slow, assemble, check_required, layout, parse_one_ts, ts_column
+from whatchanged.ingest.metrics_csv import (
+    Layout,
+    _Slow,
+    assemble,
+    check_required,
+    layout,
+    parse_one_ts,
+    ts_column,
+)
 
 MAGIC = b"PAR1"
 
@@ -33,9 +42,11 @@ def sniff(path: Path, head: bytes) -> bool:
     return head[:4] == MAGIC and path.suffix.lower() in (".parquet", ".pq", "")
 
 
-def _first_bad(path: Path, lay_ts: str, col: pa.Array, ctx: ReadContext, what: str) -> InputError:
+def _first_bad(
+    path: Path, lay_ts: str, col: pa.Array, ctx: ReadContext, what: str, row0: int = 0
+) -> InputError:
     """Find the row behind a failed vectorised conversion and say what is wrong with it."""
-    for row, value in enumerate(col.to_pylist(), start=1):
+    for row, value in enumerate(col.to_pylist(), start=row0 + 1):
         if value is None:
             return InputError(
                 "empty value", file=str(path), line=row, field=lay_ts, expected=what, found=None
@@ -51,16 +62,52 @@ def _first_bad(path: Path, lay_ts: str, col: pa.Array, ctx: ReadContext, what: s
     )
 
 
-def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
-    zone(ctx.tz)
+def _open(path: Path) -> pq.ParquetFile:
     try:
-        table = pq.read_table(path)
+        return pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(
             "unreadable Parquet file", file=str(path), expected="a Parquet file", found=str(exc)
         ) from None
-    names = table.column_names
+
+
+def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
+    """The whole file as one table (:func:`stream` gives it batch by batch)."""
+    parts = [p["metrics"] for p in stream(path, ctx, batch_rows=None)]
+    return {"metrics": parts[0] if len(parts) == 1 else pa.concat_tables(parts)}
+
+
+def stream(path: Path, ctx: ReadContext, *, batch_rows: int | None = -1) -> Iterator[dict[str, pa.Table]]:
+    """The file in batches of ``batch_rows`` rows (default ``ctx.batch_rows``; None: one
+    batch), each converted as the whole file would be; row numbers count from the file's start."""
+    zone(ctx.tz)
+    pf = _open(path)
+    names = pf.schema_arrow.names
     lay = layout(names, file=str(path))
+    size = ctx.batch_rows if batch_rows == -1 else batch_rows
+    try:
+        if size is None:
+            batches: Iterator[pa.Table] = iter([pf.read()])
+        else:
+            batches = (pa.Table.from_batches([b]) for b in pf.iter_batches(batch_size=size))
+        row0 = 0
+        empty = True
+        for table in batches:
+            if table.num_rows or empty:
+                yield {"metrics": _convert(path, table, lay, ctx, row0)}
+                empty = False
+            row0 += table.num_rows
+        if empty:  # a file without row groups
+            yield {"metrics": _convert(path, pf.schema_arrow.empty_table(), lay, ctx, 0)}
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(
+            "unreadable Parquet file", file=str(path), expected="a Parquet file", found=str(exc)
+        ) from None
+
+
+def _convert(path: Path, table: pa.Table, lay: Layout, ctx: ReadContext, row0: int) -> pa.Table:
+    """The metrics table of ``table``, rows ``row0 + 1`` … of the file."""
+    names = table.column_names
     cols = {i: table.column(i).combine_chunks() for i in range(len(names))}
     for i in (lay.service, lay.metric, lay.env, *([] if lay.wide else lay.extra)):
         if i is not None and not pa.types.is_string(cols[i].type):
@@ -96,7 +143,12 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
             for row in pc.indices_nonzero(bad).to_pylist():
                 ctx.reject(
                     InputError(
-                        "empty name", file=str(path), line=row + 1, field=names[i], expected=what, found=""
+                        "empty name",
+                        file=str(path),
+                        line=row0 + row + 1,
+                        field=names[i],
+                        expected=what,
+                        found="",
                     )
                 )
             ok = pc.invert(bad)
@@ -107,9 +159,9 @@ def read(path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
         ts = ts_column(cols.pop(lay.ts), ctx)
     except _Slow:
         raise _first_bad(
-            path, names[lay.ts], table.column(lay.ts).combine_chunks(), ctx, "a timestamp"
+            path, names[lay.ts], table.column(lay.ts).combine_chunks(), ctx, "a timestamp", row0
         ) from None
-    return {"metrics": assemble(lay, ts, cols)}
+    return assemble(lay, ts, cols)
 
 
 READER = Reader(
@@ -117,4 +169,5 @@ READER = Reader(
     description="metrics Parquet with columns timestamp, service, metric, value (or wide)",
     sniff=sniff,
     read=read,
+    stream=stream,
 )

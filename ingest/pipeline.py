@@ -1,23 +1,27 @@
 """Ingest files or folders into a warehouse: detect, read, validate, commit.
 
-Every file is read and validated before anything is written; then all of
-them are committed in one atomic write.  A bad file in strict mode therefore
-writes nothing at all.
+All the files are committed in one atomic write, streamed: each file is read
+in parts (a reader's ``stream``, else its ``read``) that are validated and
+staged as they come, and only the end of the last file publishes the commit
+(:mod:`whatchanged.engine.warehouse_stream`).  A bad file in strict mode
+therefore writes nothing at all, and a year of monthly files is held about a
+day at a time.
 
 This is also the error boundary of reading: whatever a file can make a
 reader raise (bytes that are not UTF-8, JSON nested deeper than Python
 parses, a CSV quoting error, a number too big to convert) leaves
-:func:`read_all` as one :class:`InputError` naming the file; and every time
+:func:`read_errors` as one :class:`InputError` naming the file; and every time
 a reader returns is held to :mod:`whatchanged.engine.timerange` by
 :func:`check_times`, so no reader can store the year 5138.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,9 +32,14 @@ import pyarrow.compute as pc
 from whatchanged.engine.errors import InputError, WhatchangedError
 from whatchanged.engine.timerange import OutOfRange
 from whatchanged.engine.warehouse import CommitResult, Warehouse
+from whatchanged.engine.warehouse_stream import commit_stream
 from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.registry import by_name, detect
 from whatchanged.ingest.text import first_bad_utf8
+
+#: Batches of metrics or check states held (``ingest_batch_rows`` each) before a day is
+#: written as it stands (``commit_stream``'s ``buffer_rows``).
+BUFFERED_BATCHES = 8
 
 
 @dataclass
@@ -71,6 +80,19 @@ def expand(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
+def plan(paths: Iterable[Path], *, fmt: str | None = None) -> list[tuple[Path, Reader]]:
+    """The files to read and the reader of each (a file another reader consumes left out)."""
+    files = expand(paths)
+    forced: Reader | None = by_name(fmt) if fmt else None
+    found: list[tuple[Path, Reader]] = []
+    consumed: set[Path] = set()
+    for f in files:
+        reader = forced or detect(f)
+        found.append((f, reader))
+        consumed.update(p.resolve() for p in reader.companions(f))
+    return [(f, reader) for f, reader in found if f.resolve() not in consumed]
+
+
 def read_all(
     paths: Iterable[Path],
     ctx: ReadContext,
@@ -79,19 +101,9 @@ def read_all(
     progress: Callable[[Path], None] | None = None,
 ) -> tuple[dict[str, list[pa.Table]], list[tuple[str, str]]]:
     """Read every file into lists of tables per normalised table name."""
-    files = expand(paths)
-    forced: Reader | None = by_name(fmt) if fmt else None
-    plan: list[tuple[Path, Reader]] = []
-    consumed: set[Path] = set()
-    for f in files:
-        reader = forced or detect(f)
-        plan.append((f, reader))
-        consumed.update(p.resolve() for p in reader.companions(f))
     tables: dict[str, list[pa.Table]] = {}
     used: list[tuple[str, str]] = []
-    for f, reader in plan:
-        if f.resolve() in consumed:
-            continue
+    for f, reader in plan(paths, fmt=fmt):
         for name, table in check_times(read_one(reader, f, ctx), file=str(f), ctx=ctx).items():
             tables.setdefault(name, []).append(table)
         used.append((str(f), reader.name))
@@ -102,9 +114,28 @@ def read_all(
 
 def read_one(reader: Reader, path: Path, ctx: ReadContext) -> dict[str, pa.Table]:
     """``reader.read(path, ctx)``, with every failure the file can cause as one InputError."""
+    with read_errors(reader, path):
+        return reader.read(path, ctx)
+
+
+def stream_one(reader: Reader, path: Path, ctx: ReadContext) -> Iterator[dict[str, pa.Table]]:
+    """The file in parts (``reader.stream``, else ``reader.read`` whole), times checked, with
+    every failure the file can cause as one InputError."""
+    done: dict[str, int] = {}
+    with read_errors(reader, path):
+        parts = reader.stream(path, ctx) if reader.stream else iter([reader.read(path, ctx)])
+        for part in parts:
+            yield check_times(part, file=str(path), ctx=ctx, row0=done)
+            for name, table in part.items():
+                done[name] = done.get(name, 0) + table.num_rows
+
+
+@contextlib.contextmanager
+def read_errors(reader: Reader, path: Path) -> Iterator[None]:
+    """Whatever reading ``path`` raises, as one :class:`InputError` naming the file."""
     file = str(path)
     try:
-        return reader.read(path, ctx)
+        yield
     except WhatchangedError:
         raise
     except UnicodeDecodeError as exc:
@@ -142,11 +173,14 @@ def read_one(reader: Reader, path: Path, ctx: ReadContext) -> dict[str, pa.Table
 _TIME_COLUMNS = {"metrics": ("ts",), "states": ("ts",), "changes": ("start", "end", "stamp")}
 
 
-def check_times(tables: dict[str, pa.Table], *, file: str, ctx: ReadContext) -> dict[str, pa.Table]:
+def check_times(
+    tables: dict[str, pa.Table], *, file: str, ctx: ReadContext, row0: Mapping[str, int] | None = None
+) -> dict[str, pa.Table]:
     """``tables`` with every time in the plausible range (:mod:`~whatchanged.engine.timerange`).
 
     A row out of range is an error naming the file, the column and the value (the row number
-    counts the rows the reader returned, from 1); with ``--skip-bad`` the row is dropped and listed.
+    counts the rows the reader returned, from 1, after ``row0[table]`` returned by the earlier
+    parts of a streamed file); with ``--skip-bad`` the row is dropped and listed.
     A maintenance window is announced ahead: its ``start`` (like every ``end``) is held to
     1970–2200 only; every other time to at most a day ahead of the clock too.
     """
@@ -155,12 +189,16 @@ def check_times(tables: dict[str, pa.Table], *, file: str, ctx: ReadContext) -> 
         for column in _TIME_COLUMNS.get(name, ()):
             if column not in table.column_names or table.num_rows == 0:
                 continue
-            table = _drop_out_of_range(name, table, column, file=file, ctx=ctx)
+            table = _drop_out_of_range(
+                name, table, column, file=file, ctx=ctx, row0=(row0 or {}).get(name, 0)
+            )
         out[name] = table
     return out
 
 
-def _drop_out_of_range(name: str, table: pa.Table, column: str, *, file: str, ctx: ReadContext) -> pa.Table:
+def _drop_out_of_range(
+    name: str, table: pa.Table, column: str, *, file: str, ctx: ReadContext, row0: int = 0
+) -> pa.Table:
     us = table.column(column).combine_chunks().cast(pa.int64())
     ahead = ctx.times.latest(observed=False)
     held = ctx.times.latest(observed=True)
@@ -179,7 +217,7 @@ def _drop_out_of_range(name: str, table: pa.Table, column: str, *, file: str, ct
         found = _describe_us(us[index].as_py())
         ctx.reject(
             InputError(
-                f"time out of range ({name} row {index + 1} read)",
+                f"time out of range ({name} row {row0 + index + 1} read)",
                 file=file,
                 field=column,
                 expected=ctx.times.expected(observed=is_observed),
@@ -208,25 +246,38 @@ def ingest(
     fmt: str | None = None,
     progress: Callable[[Path], None] | None = None,
 ) -> IngestSummary:
-    """Read ``paths`` and commit them to ``warehouse`` in one atomic write."""
+    """Read ``paths`` and commit them to ``warehouse`` in one atomic write.
+
+    Files are streamed (:func:`stream_one`) into :func:`~whatchanged.engine.warehouse_stream.
+    commit_stream`: a year of metrics in monthly files is held about a day at a time, and a
+    bad row in the last file still leaves the warehouse as it was."""
     started = time.perf_counter()
-    tables, used = read_all(paths, ctx, fmt=fmt, progress=progress)
-    merged = {name: pa.concat_tables(parts) for name, parts in tables.items()}
+    planned = plan(paths, fmt=fmt)
+    used = [(str(f), reader.name) for f, reader in planned]
     source = ",".join(Path(p).name for p, _ in used)[:500]
-    result = warehouse.commit(merged, source=source)
+    span: list[int] = []  # first and last time of metrics and states, µs
+
+    def parts() -> Iterator[dict[str, pa.Table]]:
+        for f, reader in planned:
+            for part in stream_one(reader, f, ctx):
+                # as integers: a timestamp scalar's as_py() makes pyarrow import pandas
+                for name in ("metrics", "states"):
+                    table = part.get(name)
+                    if table is not None and table.num_rows:
+                        low, high = (
+                            v.as_py() for v in pc.min_max(table.column("ts").cast(pa.int64())).values()
+                        )
+                        span[:] = [min(span[0], low), max(span[1], high)] if span else [low, high]
+                yield part
+            if progress:
+                progress(f)
+
+    result = commit_stream(warehouse, parts(), source=source, buffer_rows=BUFFERED_BATCHES * ctx.batch_rows)
     summary = IngestSummary(
         files=used, result=result, rejected=list(ctx.rejected), tz=ctx.tz, tz_assumed=ctx.tz_assumed
     )
-    # as integers: a timestamp scalar's as_py() makes pyarrow import pandas
-    ts_cols = [
-        t.column("ts").cast(pa.int64())
-        for n in ("metrics", "states")
-        if (t := merged.get(n)) is not None and t.num_rows
-    ]
-    if ts_cols:
-        lows, highs = zip(*(pc.min_max(c).values() for c in ts_cols), strict=True)
-        summary.first = _iso(min(v.as_py() for v in lows))
-        summary.last = _iso(max(v.as_py() for v in highs))
+    if span:
+        summary.first, summary.last = _iso(span[0]), _iso(span[1])
     summary.services = len(result.services)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import run_cli
 from whatchanged.data.scenarios import SCENARIOS, truths_of
 
@@ -60,3 +62,29 @@ def test_every_command_loads_alone() -> None:
     assert names == set(COMMANDS)
     for name in COMMANDS:
         assert name in typer.main.get_command(build(name)).commands  # type: ignore[attr-defined]
+
+
+def test_background_work_is_started_nice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``analyze`` and ``compact`` in the background yield the CPU to a responder's question."""
+    import os
+    import subprocess
+    import sys
+
+    from whatchanged.api import cli_common
+
+    started: list[subprocess.Popen[bytes]] = []
+    real = subprocess.Popen
+
+    def popen(_argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        child = real([sys.executable, "-c", "import time; time.sleep(30)"], **kwargs)  # type: ignore[call-overload]
+        started.append(child)
+        return child
+
+    monkeypatch.setattr(cli_common.subprocess, "Popen", popen)
+    assert cli_common.spawn_detached("compact", "--quiet")
+    (child,) = started
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == cli_common.BACKGROUND_NICE
+    finally:
+        child.kill()
+        child.wait()

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,30 @@ def test_explain_json_is_the_same_over_http_and_cli(client: httpx.Client, api_ho
     from_cli = cli_json(api_home, "explain", "--at", "2010-11-17 19:23", "--tz", "Europe/Paris")
     assert from_cli["incident"] is not None
     assert over_http == from_cli
+
+
+@pytest.mark.parametrize("at", ["2010-11-17 18:43", "2010-11-17 19:23"])
+def test_one_incident_json_is_the_same_over_http_and_cli(
+    client: httpx.Client, api_home: Path, at: str
+) -> None:
+    incident_id = api_json(client, "/explain", {"at": at, "tz": "Europe/Paris"})["incident"]["id"]
+    over_http = api_json(client, f"/incidents/{incident_id}", {"tz": "Europe/Paris"})
+    from_cli = cli_json(api_home, "explain", "--incident", incident_id, "--tz", "Europe/Paris")
+    assert from_cli["incident"]["id"] == incident_id
+    assert from_cli["causes"], "the reference night's incidents have ranked causes"
+    assert over_http == from_cli
+
+
+def test_explain_needs_exactly_one_of_at_and_incident(api_home: Path) -> None:
+    for args in ((), ("--at", "19:23", "--incident", "inc-20101117T1823Z-000000")):
+        done = run_cli("explain", *args, home=api_home)
+        assert done.returncode != 0
+        assert "exactly one of --at T or --incident ID" in done.stderr
+        assert "Traceback" not in done.stderr
+    unknown = run_cli("explain", "--incident", "inc-20101117T1823Z-000000", home=api_home)
+    assert unknown.returncode != 0
+    assert "inc-20101117T1823Z-000000" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
 
 
 @pytest.mark.parametrize(("tz", "limit", "offset"), [("Europe/Paris", 50, 0), ("UTC", 2, 1)])
@@ -153,3 +179,46 @@ def test_fate_of_an_unknown_group_is_404_naming_it(client: httpx.Client) -> None
     r = client.get("/fate", params={"group": "no-such-group"})
     assert r.status_code == 404
     assert "no-such-group" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["explain", "--at", "19:23"], {"at": "19:23", "home": None, "tz": None, "as_json": False}),
+        (
+            ["explain", "--json", "--tz=Europe/Paris", "--at", "19:23", "--home", "/w", "--at", "19:24"],
+            {"at": "19:24", "home": Path("/w"), "tz": "Europe/Paris", "as_json": True},
+        ),
+        (["explain", "--json"], None),  # --at missing: typer says so
+        (["explain", "--at"], None),
+        (["explain", "--at", ""], None),
+        (["explain", "--at", "19:23", "--help"], None),
+        (["explain", "--at", "19:23", "--"], None),
+        (["explain", "--a", "19:23"], None),
+        (["changes", "--at", "19:23"], None),
+        ([], None),
+    ],
+)
+def test_a_plain_explain_is_parsed_without_typer(args: list[str], expected: dict[str, Any] | None) -> None:
+    from whatchanged.api.cli import explain_args
+
+    assert explain_args(args) == expected
+
+
+def test_explain_answers_the_same_with_and_without_typer_parsing(api_home: Path) -> None:
+    """``explain --at T --tz Z --json`` is called directly (no pydantic imported); with a
+    trailing ``--`` typer parses the same command line: the same answer."""
+    args = ["explain", "--at", "2010-11-17 19:23", "--tz", "Europe/Paris", "--json"]
+    direct = run_cli(*args, home=api_home)
+    through_typer = run_cli(*args, "--", home=api_home)
+    assert direct.returncode == through_typer.returncode == 0, direct.stderr + through_typer.stderr
+    assert json.loads(direct.stdout) == json.loads(through_typer.stdout)
+    code = (
+        "import sys; from whatchanged.api.cli import main; "
+        f"main({[*args, '--home', str(api_home)]!r}); print('pydantic' in sys.modules, file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.strip().splitlines()[-1] == "False"
+    bad = run_cli("explain", "--at", "25:99", "--json", home=api_home)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error:")

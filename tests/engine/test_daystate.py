@@ -104,6 +104,33 @@ def test_day_by_day_equals_one_grid(home: Path, online: bool, hour: int) -> None
     assert [_key(a) for a in chained] == [_key(a) for a in whole]
 
 
+def test_the_days_of_a_window_read_side_by_side_give_the_same_anomalies(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A question reaching into the day before, asked with the states on disk and no grid in
+    memory (a new process), reads both days' grids at once (``DayStates.prefetch``)."""
+    from whatchanged.engine.daystate_cache import DayStates
+
+    prepare_states(Warehouse(home).snapshot())
+    at = DAY0 + timedelta(hours=8 * 24 + 2)
+    start, end = at - timedelta(hours=6), at + timedelta(hours=6)
+    read: list[object] = []
+    real = DayStates.prefetch
+
+    def spy(self: DayStates, days: list[object]) -> None:
+        before = set(self._raw)
+        real(self, days)  # type: ignore[arg-type]
+        read.extend(d for d in self._raw if d not in before)
+
+    monkeypatch.setattr(DayStates, "prefetch", spy)
+    side_by_side = detect_anomalies(Warehouse(home).snapshot(), start, end, online=False)
+    assert len(read) == 2
+    monkeypatch.setattr(DayStates, "prefetch", lambda *_args: None)
+    one_by_one = detect_anomalies(Warehouse(home).snapshot(), start, end, online=False)
+    assert [_key(a) for a in side_by_side] == [_key(a) for a in one_by_one]
+    assert side_by_side
+
+
 def test_the_level_shifts_are_found(home: Path) -> None:
     con = Warehouse(home).snapshot()
     found = detect_anomalies(con, DAY0 + timedelta(days=8), DAY0 + timedelta(days=DAYS), online=True)
@@ -175,6 +202,61 @@ def test_read_day_matches_the_sql_grid(tmp_path: Path) -> None:
     assert grid[0, 12] == 5.25
     assert np.isnan(grid[0, 11])
     assert grid[1, 1439] == -3.5
+
+
+@pytest.mark.parametrize("spoil", ["none", "gap", "repeat", "inf", "two_commits"])
+def test_a_whole_day_is_read_as_stored_and_like_the_general_path(
+    tmp_path: Path, spoil: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A complete day (every series at every minute) takes the dense reading; a day with a
+    gap or a sample twice in a minute does not; both give the grid the general path gives."""
+    from whatchanged.engine import daygrid
+    from whatchanged.engine.daygrid import day_files, read_day
+
+    monkeypatch.setattr(daygrid, "DENSE_BATCH_SERIES", 4)  # several batches per file
+    wh = Warehouse(tmp_path / "wh")
+    wh.init()
+    t0 = DAY0 + timedelta(days=1)
+    rng = np.random.default_rng(5)
+    ts = pa.array([t0 + timedelta(minutes=m) for m in range(1440)] * 6, METRICS.field("ts").type)
+    services = [s for s in ("b", "a", "c") for _ in range(2 * 1440)]
+    metrics = [m for _ in range(3) for m in ("y", "x") for _ in range(1440)]
+    values = np.round(rng.normal(100, 5, 6 * 1440), 3)
+    if spoil == "inf":
+        values[17] = np.inf
+    table = pa.table({"ts": ts, "service": services, "metric": metrics, "value": values})
+    if spoil == "gap":
+        table = table.filter(pa.array(np.arange(table.num_rows) != 1500))
+    elif spoil == "repeat":  # a second sample in the minute 5 of (b, x): the mean of both
+        extra = table.slice(1440 * 1 + 5, 1).set_column(
+            0, "ts", pa.array([t0 + timedelta(minutes=5, seconds=30)], METRICS.field("ts").type)
+        )
+        table = pa.concat_tables([table, extra])
+    full = table.append_column("env", pa.nulls(table.num_rows, pa.string())).append_column(
+        "labels", pa.nulls(table.num_rows, METRICS.field("labels").type)
+    )
+    if spoil == "two_commits":  # two files of the day, each of whole series
+        wh.commit({"metrics": full.slice(0, 4 * 1440).cast(METRICS)})
+        wh.commit({"metrics": full.slice(4 * 1440).cast(METRICS)})
+    else:
+        wh.commit({"metrics": full.cast(METRICS)})
+    g = Geometry.of(DEFAULT, 60.0)
+    assert g is not None
+    ((day, day_list),) = day_files(wh.files("metrics")).items()
+    lo_us = int(t0.timestamp() * 1_000_000)
+    dense = daygrid._dense_day(day_list, lo_us, 60_000_000, g)
+    assert (dense is not None) == (spoil in ("none", "inf", "two_commits"))
+    keys, grid = read_day(day_list, day, g)
+    real = daygrid._dense_day
+    try:
+        daygrid._dense_day = lambda *_a: None  # type: ignore[assignment]
+        general = read_day(day_list, day, g)
+    finally:
+        daygrid._dense_day = real
+    assert keys == general[0] == [(s, m) for s in ("a", "b", "c") for m in ("x", "y")]
+    np.testing.assert_array_equal(grid, general[1])
+    if spoil == "inf":
+        assert np.isnan(grid[keys.index(("b", "y")), 17])
 
 
 def _state_arrays(st: object) -> dict[str, object]:
@@ -276,3 +358,28 @@ def test_minutes_appended_to_today_extend_its_state_exactly(tmp_path: Path) -> N
         one_grid = detect_anomalies(con, start, end, online=online, history_s=DEFAULT.history_s)
         assert [_key(a) for a in chained] == [_key(a) for a in one_grid]
         assert any(a.service == "a" and a.metric == "bw" for a in chained)
+
+
+def test_reading_a_whole_day_does_not_import_pandas(tmp_path: Path) -> None:
+    """pyarrow imports pandas (0.3 s of a new process's explain) to turn a timestamp into a
+    datetime: the dense day read compares the footers' stored integers instead."""
+    import subprocess
+    import sys
+
+    wh = Warehouse(tmp_path / "wh")
+    t0 = DAY0 + timedelta(days=1)
+    ts = pa.array([t0 + timedelta(minutes=m) for m in range(1440)], METRICS.field("ts").type)
+    table = pa.table({"ts": ts, "service": ["a"] * 1440, "metric": ["m"] * 1440, "value": np.arange(1440.0)})
+    table = table.append_column("env", pa.nulls(1440, pa.string()))
+    table = table.append_column("labels", pa.nulls(1440, METRICS.field("labels").type))
+    wh.commit({"metrics": table.cast(METRICS)})
+    code = (
+        "import sys; from datetime import date; "
+        "from whatchanged.engine import daygrid; "
+        "from whatchanged.engine.daystate import Geometry; from whatchanged.engine.detect import DEFAULT; "
+        f"files = {wh.files('metrics')!r}; g = Geometry.of(DEFAULT, 60.0); "
+        f"assert daygrid._dense_day(files, {int(t0.timestamp() * 1_000_000)}, 60_000_000, g) is not None; "
+        "print('pandas' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
