@@ -200,20 +200,14 @@ def run_cli_ingest(home: Path, paths: list[Path]) -> dict[str, Any]:
     seconds, peak RSS (MB) and the load average after it."""
     exe = Path(sys.executable).parent / "whatchanged"
     argv = [str(exe), "ingest", *map(str, paths), "--home", str(home), "--no-analyze", "--json"]
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        text, errors = out.read(), err.read()
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"ingest failed:\n{errors[-3000:]}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import synth
+
+    seconds, rss, text = synth.run_measured(argv)
     report: dict[str, Any] = json.loads(text)
     return {
         "seconds": round(seconds, 1),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "peak_rss_mb": rss,
         "rows_read": report["rows_read"].get("metrics", 0),
         "rows_added": report["rows_added"].get("metrics", 0),
         "load": round(os.getloadavg()[0], 1),

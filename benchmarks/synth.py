@@ -241,3 +241,23 @@ if __name__ == "__main__":
     path = build(n)
     size = sum(p.stat().st_size for p in path.rglob("*.parquet"))
     print(f"{path}: {size / 1e6:.0f} MB")
+
+
+def run_measured(argv: list[str]) -> tuple[float, int, str]:
+    """Run ``argv`` in a new process: wall seconds, peak RSS (MB, the child's and its
+    waited-for descendants') and stdout; its stderr's end when it fails."""
+    import os
+    import subprocess
+    import tempfile
+
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        text, errors = out.read(), err.read()
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{' '.join(argv)} failed:\n{errors[-3000:]}")
+    return seconds, round(usage.ru_maxrss / 1024), text

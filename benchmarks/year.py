@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import synth
 import yearsynth
 
 EXE = Path(sys.executable).parent / "whatchanged"
@@ -46,21 +46,6 @@ POINTS = 1002 * 3 * 1440 * yearsynth.DAYS
 
 def load() -> float:
     return round(os.getloadavg()[0], 1)
-
-
-def run(argv: list[str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (MB, the child's and its waited-for descendants') and stdout."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        text, errors = out.read(), err.read()
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"{' '.join(argv)} failed:\n{errors[-3000:]}")
-    return seconds, round(usage.ru_maxrss / 1024), text
 
 
 def onsets() -> dict[str, datetime]:
@@ -85,8 +70,8 @@ def explain_figures(home: Path, at: datetime) -> dict[str, Any]:
     for _ in range(3):
         for f in (home / "_cache").glob("incidents-*.json"):
             f.unlink()
-        cold.append(run(argv)[0])
-    answer = json.loads(run(argv)[2])
+        cold.append(synth.run_measured(argv)[0])
+    answer = json.loads(synth.run_measured(argv)[2])
     con = Warehouse(home).snapshot()
     settings = load_settings(home=home)
     explain_at(con, at, settings=settings)
@@ -126,7 +111,7 @@ def batch_figures(home: Path, extra: list[str], out: Path) -> dict[str, Any]:
     argv = [str(EXE), "batch", "--from", "2010-01-01T00:00:00+00:00", "--to", "2011-01-01T00:00:00+00:00"]
     argv += ["--out", str(out), "--home", str(home), "--partition-days", "15", "--json", *extra]
     shutil.rmtree(home / "_cache" / "daystate", ignore_errors=True)  # the analysis is part of it
-    seconds, rss, text = run(argv)
+    seconds, rss, text = synth.run_measured(argv)
     start = text.find('{\n  "from"')
     data, _ = json.JSONDecoder().raw_decode(text[start:])
     return {
@@ -172,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not args.skip_analysis:
         shutil.rmtree(home / "_cache", ignore_errors=True)
-        seconds, rss, _ = run([str(EXE), "analyze", "--home", str(home)])
+        seconds, rss, _ = synth.run_measured([str(EXE), "analyze", "--home", str(home)])
         res["analysis"] = {"seconds": round(seconds), "peak_rss_mb": rss, "load": load()}
         say(
             f"analysis of the year (whatchanged analyze): {seconds / 60:.1f} min, peak RSS {rss} MB (load {load()})"
@@ -184,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             f"median {e['cold_median_s']} s of {e['cold_s']}, warm {e['warm_median_ms']} ms (load {e['load']})"
         )
     ytd = ["--service", "svc-0000", "--from", "2010-01-01", "--to", "2011-01-01", "--tz", "UTC"]
-    seconds, _, text = run([str(EXE), "availability", *ytd, "--home", str(home), "--json"])
+    seconds, _, text = synth.run_measured([str(EXE), "availability", *ytd, "--home", str(home), "--json"])
     avail = json.loads(text)
     res["availability"] = {"seconds": round(seconds, 2), "result": avail, "load": load()}
     say(f"availability of svc-0000 over 2010: {json.dumps(avail)[:300]} in {seconds:.2f} s (load {load()})")
