@@ -31,7 +31,6 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,24 +42,14 @@ import pyarrow.csv as pcsv
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.schema import METRICS, TS
 from whatchanged.engine.timeparse import zone
-from whatchanged.engine.timerange import OutOfRange
 from whatchanged.ingest.base import ReadContext, Reader
 from whatchanged.ingest.text import csv_rows, wrong_width
+from whatchanged.ingest.timestamps import EPOCH_TEXT, OFFSET_TEXT, SlowPath, parse_one_ts, ts_column
 
 TS_NAMES = ("timestamp", "ts", "time")
-#: Epoch values at or above this are milliseconds (1e11 s is the year 5138).
-MS_FROM = 1e11
-#: … and at or above this they are neither seconds nor milliseconds.
-EPOCH_MAX = 1e14
-_EPOCH = re.compile(r"^[+-]?\d+(\.\d*)?$")
-_OFFSET = re.compile(r"(Z|z|[+-]\d\d(:?\d\d)?)$")
 _LABELS = pa.map_(pa.string(), pa.string())
 #: Largest block of the streaming CSV read (bytes).
 STREAM_BLOCK_BYTES = 16 << 20
-
-
-class _Slow(Exception):
-    """The fast path cannot read this file; take the precise path."""
 
 
 @dataclass(frozen=True)
@@ -130,125 +119,6 @@ def layout(names: Sequence[str], *, file: str) -> Layout:
     return Layout(names, ts, service, metric, value, env, extra)
 
 
-# -- timestamps ------------------------------------------------------------------
-def epoch_to_us(values: pa.Array) -> pa.Array:
-    """Epoch seconds or milliseconds (per value, by magnitude) → ``int64`` µs.
-
-    Raises ``_Slow`` for values out of range, so the caller can say which.
-    """
-    if pa.types.is_integer(values.type):
-        v = values.cast(pa.int64())
-        mag = pc.abs(v)
-        if pc.any(pc.greater_equal(mag, pa.scalar(int(EPOCH_MAX)))).as_py():
-            raise _Slow
-        is_ms = pc.greater_equal(mag, pa.scalar(int(MS_FROM)))
-        return pc.if_else(is_ms, pc.multiply(v, 1000), pc.multiply(v, 1_000_000))
-    f = values.cast(pa.float64())
-    mag = pc.abs(f)
-    if not pc.all(pc.less(mag, EPOCH_MAX)).as_py():
-        raise _Slow
-    scale = pc.if_else(pc.greater_equal(mag, MS_FROM), 1e3, 1e6)
-    return pc.round(pc.multiply(f, scale)).cast(pa.int64())
-
-
-def iso_to_ts(values: pa.Array, ctx: ReadContext) -> pa.Array:
-    """ISO 8601 strings (all with an offset, or all without) → UTC timestamps."""
-    has_offset = pc.match_substring_regex(values, _OFFSET.pattern)
-    n_off = pc.sum(has_offset.cast(pa.int64())).as_py() or 0
-    try:
-        if n_off == len(values):
-            return pc.cast(values, TS)
-        if n_off:
-            raise _Slow
-        naive = pc.cast(values, pa.timestamp("us"))
-        ctx.tz_assumed = True
-        local = pc.assume_timezone(naive, timezone=_zone_name(ctx.tz))
-        return local.cast(TS)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise _Slow from None
-
-
-def _zone_name(tz: str) -> str:
-    zone(tz)  # ConfigError for an unknown zone
-    return tz
-
-
-def parse_one_ts(text: str, ctx: ReadContext) -> tuple[int | None, str]:
-    """One timestamp cell → (µs since epoch, '') or (None, what was expected)."""
-    raw = text.strip()
-    if not raw:
-        return None, "a timestamp"
-    if _EPOCH.match(raw):
-        num = float(raw)
-        if abs(num) >= EPOCH_MAX:
-            return None, "epoch seconds or milliseconds (a value below 1e14)"
-        if "." not in raw:
-            n = int(raw)
-            return _in_range(n * 1000 if abs(n) >= MS_FROM else n * 1_000_000, ctx)
-        return _in_range(round(num * (1e3 if abs(num) >= MS_FROM else 1e6)), ctx)
-    iso = raw[:-1] + "+00:00" if raw[-1] in "Zz" else raw
-    try:
-        parsed = datetime.fromisoformat(iso)
-    except ValueError:
-        return None, "epoch seconds, epoch milliseconds or an ISO 8601 time"
-    if parsed.tzinfo is None:
-        ctx.tz_assumed = True
-        tzinfo = zone(ctx.tz)
-        early = parsed.replace(tzinfo=tzinfo, fold=0)
-        late = parsed.replace(tzinfo=tzinfo, fold=1)
-        if early.astimezone(UTC).astimezone(tzinfo).replace(tzinfo=None) != parsed:
-            return None, f"a local time that exists in {ctx.tz} (this one falls in a DST gap; give an offset)"
-        if early.utcoffset() != late.utcoffset():
-            return (
-                None,
-                f"a local time that occurs once in {ctx.tz} (this one is ambiguous: DST change; give an offset)",
-            )
-        parsed = early
-    try:
-        delta = parsed.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    except OverflowError:  # year 1 or 9999 shifted past the ends of datetime
-        return None, ctx.times.expected()
-    return _in_range(delta // timedelta(microseconds=1), ctx)
-
-
-def _in_range(us: int, ctx: ReadContext) -> tuple[int | None, str]:
-    """``(us, '')`` when ``us`` is a plausible time (engine.timerange), else ``(None, expected)``."""
-    try:
-        return ctx.times.check_us(us), ""
-    except OutOfRange as exc:
-        return None, exc.expected
-
-
-def ts_column(values: pa.Array | pa.ChunkedArray, ctx: ReadContext) -> pa.Array:
-    """A timestamp column of any supported type → ``timestamp[us, UTC]`` (or ``_Slow``)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if values.null_count:
-        raise _Slow
-    t = values.type
-    if pa.types.is_timestamp(t):
-        if t.tz is None:
-            ctx.tz_assumed = True
-            return pc.assume_timezone(values, timezone=_zone_name(ctx.tz)).cast(TS)
-        return values.cast(TS)
-    if pa.types.is_integer(t) or pa.types.is_floating(t):
-        return epoch_to_us(values).cast(TS)
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        values = pc.utf8_trim_whitespace(values)
-        if len(values) == 0:
-            return pa.array([], TS)
-        numeric = pc.match_substring_regex(values, _EPOCH.pattern)
-        if pc.all(numeric).as_py():
-            try:
-                return epoch_to_us(pc.cast(values, pa.float64())).cast(TS)
-            except pa.ArrowInvalid:
-                raise _Slow from None
-        if pc.any(numeric).as_py():
-            raise _Slow
-        return iso_to_ts(values, ctx)
-    raise _Slow
-
-
 # -- assembling the metrics table --------------------------------------------------
 def labels_column(names: Sequence[str], columns: Sequence[pa.Array], n: int) -> pa.Array:
     """Columns → a map column (name → value), empty cells left out; null when no label."""
@@ -313,7 +183,7 @@ def check_required(lay: Layout, cols: dict[int, Any], *, empty_strings: bool = T
             continue
         col = cols[i]
         if col.null_count or (empty_strings and pc.any(pc.equal(pc.utf8_length(col), 0)).as_py()):
-            raise _Slow
+            raise SlowPath
 
 
 # -- the CSV fast path ----------------------------------------------------------
@@ -335,9 +205,9 @@ def _column_types(lay: Layout, first: list[str] | None) -> dict[str, pa.DataType
         cell = first[lay.ts].strip()
         if re.fullmatch(r"[+-]?\d+", cell):
             ts_type = pa.int64()
-        elif _EPOCH.match(cell):
+        elif EPOCH_TEXT.match(cell):
             ts_type = pa.float64()
-        elif _OFFSET.search(cell):
+        elif OFFSET_TEXT.search(cell):
             ts_type = TS  # parsed by the (threaded) CSV reader; naive values make it fail → slow path
     types: dict[str, pa.DataType] = {ts_name: ts_type}
     for i in (lay.service, lay.metric, lay.env):
@@ -370,30 +240,30 @@ def _fast(path: Path, lay: Layout, first: list[str] | None, ctx: ReadContext) ->
             convert_options=_convert_options(lay, first),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise _Slow from None
+        raise SlowPath from None
     return _fast_table(table, lay, ctx)
 
 
 def _fast_table(table: pa.Table, lay: Layout, ctx: ReadContext) -> pa.Table:
-    """The metrics table of rows parsed by ``pyarrow.csv`` (``_Slow`` if any is not right)."""
+    """The metrics table of rows parsed by ``pyarrow.csv`` (``SlowPath`` if any is not right)."""
     if table.column_names != lay.names:
-        raise _Slow
+        raise SlowPath
     cols: dict[int, Any] = {i: table.column(i) for i in range(len(lay.names))}
     del table
     check_required(lay, cols, empty_strings=False)
     strings = [c for c in cols.values() if pa.types.is_string(c.type) and c.null_count < len(c)]
     if any((pc.max(pc.utf8_length(c)).as_py() or 0) > ctx.max_field_chars for c in strings):
-        raise _Slow  # the precise path names the line and column
+        raise SlowPath  # the precise path names the line and column
     ts = ts_column(cols.pop(lay.ts), ctx)
     if ctx.times.first_outside(ts) is not None:
-        raise _Slow  # the precise path names the line
+        raise SlowPath  # the precise path names the line
     return assemble(lay, ts, cols)
 
 
 def _fast_batches(
     path: Path, lay: Layout, first: list[str] | None, ctx: ReadContext, block_size: int
 ) -> Iterator[tuple[int, pa.Table]]:
-    """``(rows read, metrics table)`` per block of about ``block_size`` bytes (``_Slow`` at
+    """``(rows read, metrics table)`` per block of about ``block_size`` bytes (``SlowPath`` at
     the first block that is not right)."""
     try:
         reader = pcsv.open_csv(
@@ -403,7 +273,7 @@ def _fast_batches(
             convert_options=_convert_options(lay, first),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise _Slow from None
+        raise SlowPath from None
     with contextlib.closing(reader):
         while True:
             try:
@@ -411,7 +281,7 @@ def _fast_batches(
             except StopIteration:
                 return
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise _Slow from None
+                raise SlowPath from None
             yield batch.num_rows, _fast_table(pa.Table.from_batches([batch]), lay, ctx)
 
 
@@ -518,7 +388,7 @@ def fast_or_slow(fast: Callable[[], pa.Table], slow: Callable[[], pa.Table]) -> 
     """Run ``fast``; when it cannot read the input, run ``slow`` (which names the problem)."""
     try:
         return fast()
-    except _Slow:
+    except SlowPath:
         return slow()
 
 
@@ -551,7 +421,7 @@ def stream(path: Path, ctx: ReadContext) -> Iterator[dict[str, pa.Table]]:
         for rows, table in _fast_batches(path, lay, first, ctx, block_size):
             yield {"metrics": table}
             done += rows
-    except _Slow:
+    except SlowPath:
         for table in _slow_batches(path, lay, ctx, skip=done, batch_rows=ctx.batch_rows):
             yield {"metrics": table}
 

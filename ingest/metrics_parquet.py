@@ -25,15 +25,8 @@ import pyarrow.parquet as pq
 from whatchanged.engine.errors import InputError
 from whatchanged.engine.timeparse import zone
 from whatchanged.ingest.base import ReadContext, Reader
-from whatchanged.ingest.metrics_csv import (
-    Layout,
-    _Slow,
-    assemble,
-    check_required,
-    layout,
-    parse_one_ts,
-    ts_column,
-)
+from whatchanged.ingest.metrics_csv import Layout, assemble, check_required, layout
+from whatchanged.ingest.timestamps import SlowPath, parse_one_ts, ts_column
 
 MAGIC = b"PAR1"
 
@@ -134,7 +127,7 @@ def _convert(path: Path, table: pa.Table, lay: Layout, ctx: ReadContext, row0: i
             ) from None
     try:
         check_required(lay, cols)
-    except _Slow:
+    except SlowPath:
         keep = None
         for i, what in ((lay.service, "a service name"), (lay.metric, "a metric name")):
             if i is None:
@@ -157,7 +150,7 @@ def _convert(path: Path, table: pa.Table, lay: Layout, ctx: ReadContext, row0: i
             cols = {i: c.filter(keep) for i, c in cols.items()}
     try:
         ts = ts_column(cols.pop(lay.ts), ctx)
-    except _Slow:
+    except SlowPath:
         raise _first_bad(
             path, names[lay.ts], table.column(lay.ts).combine_chunks(), ctx, "a timestamp", row0
         ) from None
