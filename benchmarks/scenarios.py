@@ -28,7 +28,8 @@ from pathlib import Path
 
 from whatchanged.data.evaluate import evaluate
 from whatchanged.data.scenarios import SCENARIOS
-from whatchanged.data.worlds import WORLDS, describe, run_world
+from whatchanged.data.world_run import describe, run_world
+from whatchanged.data.worlds import WORLDS
 
 
 def _minutes(seconds: float | None) -> str:

@@ -23,7 +23,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-from whatchanged.data.worlds import WORLDS, Answer, all_truths, build, describe, run_world
+from whatchanged.data.world_run import Answer, describe, run_world
+from whatchanged.data.worlds import WORLDS, all_truths, build
 
 #: truth name → what the current engine gets wrong (issue #12)
 WRONG: dict[str, str] = {}
