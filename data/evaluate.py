@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from whatchanged.data.scenarios import SCENARIOS, ScenarioTruth, truths_of
+from whatchanged.data.scenario_kit import ScenarioTruth
+from whatchanged.data.scenarios import SCENARIOS, truths_of
 from whatchanged.engine.explain import explain_at
 from whatchanged.engine.model import Cause
 from whatchanged.engine.settings import load_settings

@@ -1,5 +1,8 @@
 """Seeded scenarios with known truth, beyond the reference night.
 
+The scenarios below are declarative: each is written with the builder of
+:mod:`~whatchanged.data.scenario_kit`.
+
 Each scenario writes a small input folder in the same raw formats as the
 reference night (inventory CSV, 1-minute metrics as Parquet or CSV, a Nagios
 log, deploy CSV, works notices or a BCOP iCalendar, optionally a Pingdom
@@ -18,352 +21,16 @@ Command line: ``python -m whatchanged.data.scenarios OUT_ROOT [NAME …]``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
 from pathlib import Path
-from typing import overload
-
-import numpy as np
 
 from whatchanged.data.inputs import (
     ChangeRow,
     IcalNotice,
-    MetricBuffer,
-    NagiosLog,
     ProbeCheck,
-    Service,
-    WorksNotice,
-    load_shape,
-    local_clock,
-    local_epoch,
-    local_text,
-    minute_grid,
-    write_deploys,
-    write_ical,
-    write_pingdom,
-    write_services,
-    write_works,
 )
-from whatchanged.data.night_sources import checks_of
-
-TRUTH_FILE = ".truth.json"
-CATEGORIES = ("hosting", "application_release", "external_maintenance", "unknown")
-
-
-@dataclass(frozen=True)
-class ScenarioTruth:
-    """The expected answer for one incident of a scenario."""
-
-    name: str
-    at_local: str  # "YYYY-MM-DD HH:MM", wall time in tz
-    tz: str
-    category: str  # hosting | application_release | external_maintenance | unknown
-    change_id: str | None
-    component: str | None  # hosting: the host / switch that failed first
-    description: str
-    #: when the incident truly began, "YYYY-MM-DD HH:MM" wall time in tz (its first failure;
-    #: ``at_local`` unless the question is asked about a later wave of the same incident)
-    onset_local: str = ""
-
-    @property
-    def onset(self) -> str:
-        return self.onset_local or self.at_local
-
-
-@dataclass
-class _Effect:
-    start: int
-    end: int
-    factor: float | None = None  # multiply
-    value: float | None = None  # replace (with a little noise)
-    ramp_to: float | None = None  # factor growing linearly from 1 over [start, end], then held
-    hold_until: int | None = None
-    gap: bool = False  # no samples
-
-
-@dataclass
-class _Scenario:
-    """A small world: inventory, series, check failures and changes, written by :meth:`write`."""
-
-    out: Path
-    name: str
-    seed: int
-    day: str  # the incident's day; metrics cover `days` days ending that day
-    tz: str = "Europe/Paris"
-    days: int = 3
-    metrics_format: str = "parquet"  # or "csv"
-    services: list[Service] = field(default_factory=list)
-    series: list[tuple[str, str, float]] = field(default_factory=list)
-    effects: dict[tuple[str, str], list[_Effect]] = field(default_factory=dict)
-    failing: dict[tuple[str, str], list[tuple[int, int, str]]] = field(default_factory=dict)
-    changes: list[ChangeRow] = field(default_factory=list)
-    works: list[WorksNotice] = field(default_factory=list)
-    icals: list[IcalNotice] = field(default_factory=list)
-    probes: list[ProbeCheck] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.rng = np.random.default_rng(self.seed)
-
-    # -- time
-    def at(self, hhmm: str, day_offset: int = 0) -> int:
-        d = (date.fromisoformat(self.day) + timedelta(days=day_offset)).isoformat()
-        return local_epoch(d, hhmm, self.tz)
-
-    def truth(
-        self,
-        hhmm: str,
-        category: str,
-        change_id: str | None,
-        component: str | None,
-        text: str,
-        *,
-        name: str | None = None,
-        day_offset: int = 0,
-        onset: str | None = None,
-    ) -> ScenarioTruth:
-        """The answer at ``hhmm``; ``onset``: when the incident began, if earlier (same day)."""
-        if category not in CATEGORIES:
-            raise ValueError(f"category: expected one of {CATEGORIES}, found {category!r}")
-        at = local_text(self.at(hhmm, day_offset), self.tz, seconds=False)
-        began = local_text(self.at(onset, day_offset), self.tz, seconds=False) if onset else ""
-        return ScenarioTruth(name or self.name, at, self.tz, category, change_id, component, text, began)
-
-    # -- inventory
-    def add(
-        self,
-        service: str,
-        kind: str,
-        dc: str,
-        rack: str,
-        switch: str,
-        host: str,
-        app: str,
-        critical: bool = False,
-    ) -> None:
-        self.services.append(Service(service, kind, dc, rack, switch, host, app, critical))
-
-    def hosts_of(self, host: str) -> list[str]:
-        return [s.service for s in self.services if s.host == host and s.service != host]
-
-    def behind(self, switch: str) -> list[str]:
-        return [s.service for s in self.services if s.switch == switch and s.service != switch]
-
-    def standard_fleet(self) -> None:
-        """~100 services: P19 (4 switches, 8 web hosts, apps, databases), RBX, GRA, SBG."""
-
-        def p19(rack_no: int) -> tuple[str, str]:
-            return f"P19-R{rack_no:02d}", f"p19-sw-{(rack_no - 1) // 2 + 1:02d}"
-
-        for i in range(1, 5):
-            self.add(f"p19-sw-{i:02d}", "switch", "P19", *p19(2 * i - 1), f"p19-sw-{i:02d}", "network", True)
-        for h in range(1, 9):
-            self.add(f"p19-web-{h:02d}", "server", "P19", *p19(h), f"p19-web-{h:02d}", "hosting")
-        for i in range(1, 41):
-            h = (i - 1) // 5 + 1
-            self.add(f"www-{i:03d}", "site", "P19", *p19(h), f"p19-web-{h:02d}", "sites", i == 1)
-        apps = [("api", 3), ("shop", 3), ("checkout", 4), ("search", 3)]
-        k = 0
-        for app, count in apps:
-            for j in range(1, count + 1):
-                k += 1
-                rack = (k - 1) % 8 + 1
-                self.add(f"{app}-{j:02d}", "app", "P19", *p19(rack), f"p19-app-{k:02d}", app, app != "search")
-        for i, rack in ((1, 7), (2, 8), (3, 7)):
-            self.add(f"p19-db-{i:02d}", "database", "P19", *p19(rack), f"p19-db-{i:02d}", "database", True)
-        self.add("p19-lb-01", "loadbalancer", "P19", *p19(1), "p19-lb-01", "edge", True)
-        for i in (1, 2):
-            self.add(
-                f"rbx-sw-{i:02d}",
-                "switch",
-                "RBX",
-                f"RBX-R{i:02d}",
-                f"rbx-sw-{i:02d}",
-                f"rbx-sw-{i:02d}",
-                "network",
-            )
-        for i in range(101, 111):
-            r = 1 if i <= 105 else 2
-            self.add(
-                f"www-{i}", "site", "RBX", f"RBX-R{r:02d}", f"rbx-sw-{r:02d}", f"rbx-web-{r:02d}", "sites"
-            )
-        for i in (1, 2):
-            self.add(
-                f"mail-{i:02d}",
-                "email",
-                "RBX",
-                f"RBX-R{i:02d}",
-                f"rbx-sw-{i:02d}",
-                f"rbx-mx-{i:02d}",
-                "mail",
-                True,
-            )
-        self.add("dns-01", "app", "RBX", "RBX-R01", "rbx-sw-01", "rbx-dns-01", "dns", True)
-        self.add("gra-sw-01", "switch", "GRA", "GRA-R01", "gra-sw-01", "gra-sw-01", "network")
-        for i in (1, 2):
-            self.add(f"stats-{i:02d}", "app", "GRA", "GRA-R01", "gra-sw-01", f"gra-stats-{i:02d}", "stats")
-        self.add("backup-01", "app", "GRA", "GRA-R01", "gra-sw-01", "gra-bk-01", "backup")
-        for i in range(201, 207):
-            self.add(f"www-{i}", "site", "GRA", "GRA-R01", "gra-sw-01", "gra-web-01", "sites")
-        self.add("sbg-sw-01", "switch", "SBG", "SBG-R01", "sbg-sw-01", "sbg-sw-01", "network")
-        for i in (1, 2):
-            self.add(
-                f"storage-{i:02d}",
-                "storage",
-                "SBG",
-                "SBG-R01",
-                "sbg-sw-01",
-                f"sbg-nas-{i:02d}",
-                "storage",
-                True,
-            )
-        for i in range(301, 305):
-            self.add(f"www-{i}", "site", "SBG", "SBG-R01", "sbg-sw-01", "sbg-web-01", "sites")
-
-    # -- signals
-    def metric(self, service: str, metric: str, level: float) -> None:
-        self.series.append((service, metric, level))
-
-    def effect(self, service: str, metric: str, start: int, end: int, **kw: float | int | bool) -> None:
-        self.effects.setdefault((service, metric), []).append(_Effect(start, end, **kw))  # type: ignore[arg-type]
-
-    def fail(
-        self, service: str, start: int, end: int, state: str = "CRITICAL", check: str | None = None
-    ) -> None:
-        svc = next(s for s in self.services if s.service == service)
-        key = (service, check or checks_of(svc)[0])
-        self.failing.setdefault(key, []).append((start, end, state))
-
-    def release(
-        self,
-        change_id: str,
-        start: int,
-        app: str,
-        version: str,
-        author: str = "alice",
-        description: str | None = None,
-    ) -> None:
-        end = start + 180
-        self.changes.append(
-            ChangeRow(
-                change_id, start, app, version, author, description or f"release {app} {version}", end=end
-            )
-        )
-
-    def background_releases(self, count: int, *, avoid: tuple[int, int], first_id: int = 1001) -> None:
-        """Releases of the days at working hours on random apps, none within ``avoid``."""
-        apps = ["api", "shop", "checkout", "search", "sites", "mail", "stats"]
-        made = 0
-        while made < count:
-            off = -int(self.rng.integers(0, self.days))
-            t = self.at(f"{int(self.rng.integers(9, 18)):02d}:{int(self.rng.integers(0, 60)):02d}", off)
-            app = apps[int(self.rng.integers(len(apps)))]
-            if avoid[0] - 7200 <= t <= avoid[1] + 3600:
-                continue
-            ver = f"{int(self.rng.integers(1, 9))}.{int(self.rng.integers(0, 30))}.{int(self.rng.integers(0, 5))}"
-            self.release(f"REL-{first_id + made}", t, app, ver, author=["bob", "carol", "dan"][made % 3])
-            made += 1
-
-    def notice(
-        self,
-        fs_id: int,
-        category: str,
-        title: str,
-        status: str,
-        start: int,
-        end: int,
-        dc: str,
-        text: str,
-        *,
-        updated: int | None = None,
-    ) -> str:
-        n = WorksNotice(fs_id, category, title, status, start, end, updated or start - 86400, dc, text)
-        self.works.append(n)
-        return n.change_id
-
-    # -- writing
-    def _metrics(self) -> MetricBuffer:
-        first_day = (date.fromisoformat(self.day) - timedelta(days=self.days - 1)).isoformat()
-        ts = minute_grid(first_day, self.days, self.tz)
-        hours, _, _ = local_clock(ts, self.tz)
-        shape = load_shape(hours)
-        buf = MetricBuffer()
-        for service, metric, level in self.series:
-            n = len(ts)
-            if metric == "bandwidth_mbps":
-                v = level * shape * (1 + self.rng.normal(0, 0.03, n))
-            elif metric == "error_rate":
-                v = level * (1 + 0.2 * shape) * np.exp(self.rng.normal(0, 0.15, n))
-            else:
-                v = level * (1 + 0.35 * shape) * np.exp(self.rng.normal(0, 0.06, n))
-            for e in self.effects.get((service, metric), []):
-                win = (ts >= e.start) & (ts < e.end)
-                if e.gap:
-                    v[win] = np.nan
-                elif e.value is not None:
-                    v[win] = e.value * np.exp(self.rng.normal(0, 0.05, int(win.sum())))
-                elif e.factor is not None:
-                    v[win] *= e.factor
-                elif e.ramp_to is not None:
-                    v[win] *= 1 + (e.ramp_to - 1) * (ts[win] - e.start) / max(e.end - e.start, 1)
-                    held = (ts >= e.end) & (ts < (e.hold_until or e.end))
-                    v[held] *= e.ramp_to
-            buf.add(service, metric, ts, v)
-        return buf
-
-    @overload
-    def write(self, truths: ScenarioTruth) -> ScenarioTruth: ...
-    @overload
-    def write(self, truths: list[ScenarioTruth]) -> list[ScenarioTruth]: ...
-    def write(self, truths: ScenarioTruth | list[ScenarioTruth]) -> ScenarioTruth | list[ScenarioTruth]:
-        out = self.out
-        out.mkdir(parents=True, exist_ok=True)
-        write_services(out / "services.csv", self.services)
-        buf = self._metrics()
-        if self.metrics_format == "csv":
-            buf.write_csv(out / "metrics.csv", self.tz)
-        else:
-            buf.write_parquet(out / "metrics.parquet")
-        first = self.at("00:00", -(self.days - 1))
-        log = NagiosLog(start=first)
-        for s in self.services:
-            for c in checks_of(s):
-                log.current(s.service, c)
-        for (service, check), failing in sorted(self.failing.items()):
-            log.simulate(service, check, failing, offset_s=failing[0][0] % 60)
-        log.write(out / "nagios.log")
-        releases = [c for c in self.changes if c.kind != "restart"]
-        if releases:
-            write_deploys(out / "deploys.csv", releases, self.tz)
-        if self.works:
-            write_works(out / "provider.works.txt", self.works, self.tz)
-        if self.icals:
-            write_ical(out / "maintenance.ics", self.icals)
-        if self.probes:
-            write_pingdom(out / "pingdom", self.probes)
-        items = truths if isinstance(truths, list) else [truths]
-        doc = [asdict(t) for t in items]
-        (out / TRUTH_FILE).write_text(
-            json.dumps(doc if isinstance(truths, list) else doc[0], indent=2) + "\n"
-        )
-        return truths
-
-
-def _new(out: Path, name: str, seed: int, day: str, **kw: str | int) -> _Scenario:
-    s = _Scenario(out, name, seed, day, **kw)  # type: ignore[arg-type]
-    s.standard_fleet()
-    return s
-
-
-def _baseline_series(s: _Scenario, services: Sequence[str], metric: str = "latency_ms") -> None:
-    for name in services:
-        lvl = {"latency_ms": float(s.rng.uniform(80, 220)), "error_rate": float(s.rng.uniform(0.2, 0.6))}[
-            metric
-        ]
-        s.metric(name, metric, lvl)
-
+from whatchanged.data.scenario_kit import ScenarioTruth, baseline_series, new_scenario
 
 # ------------------------------------------------------------------------------------------------
 # the scenarios
@@ -371,10 +38,10 @@ def _baseline_series(s: _Scenario, services: Sequence[str], metric: str = "laten
 
 def bad_release(out: Path) -> ScenarioTruth:
     """A release of ``checkout`` makes its four services fail; a hotfix follows."""
-    s = _new(out, "bad_release", 101, "2011-03-08", metrics_format="csv")
+    s = new_scenario(out, "bad_release", 101, "2011-03-08", metrics_format="csv")
     rel, onset, fixed = s.at("14:02"), s.at("14:06"), s.at("14:50")
     checkout = [f"checkout-{i:02d}" for i in range(1, 5)]
-    _baseline_series(s, [*checkout, "shop-01", "shop-02", "api-01"], "error_rate")
+    baseline_series(s, [*checkout, "shop-01", "shop-02", "api-01"], "error_rate")
     s.metric("p19-lb-01", "latency_ms", 90.0)
     for c in checkout:
         s.effect(c, "error_rate", onset, fixed, value=12.0)
@@ -395,13 +62,13 @@ def bad_release(out: Path) -> ScenarioTruth:
 
 def maintenance_vs_nearby_release(out: Path) -> ScenarioTruth:
     """Provider works in RBX at 22:00; a release in P19 ten minutes before the RBX services fail."""
-    s = _new(out, "maintenance_vs_nearby_release", 102, "2011-04-12")
+    s = new_scenario(out, "maintenance_vs_nearby_release", 102, "2011-04-12")
     onset, end = s.at("22:08"), s.at("22:40")
     rbx = [x.service for x in s.services if x.datacenter == "RBX" and x.kind != "switch"]
     for sw in ("rbx-sw-01", "rbx-sw-02"):
         s.metric(sw, "bandwidth_mbps", 80.0)
         s.effect(sw, "bandwidth_mbps", onset, end, factor=0.1)
-    _baseline_series(s, ["www-101", "www-106", "mail-01", "shop-01", "shop-02"])
+    baseline_series(s, ["www-101", "www-106", "mail-01", "shop-01", "shop-02"])
     for x in rbx:
         s.fail(x, onset + int(s.rng.integers(0, 90)), end + int(s.rng.integers(0, 120)))
     cid = s.notice(
@@ -429,10 +96,10 @@ def maintenance_vs_nearby_release(out: Path) -> ScenarioTruth:
 
 def host_failure_no_change(out: Path) -> ScenarioTruth:
     """Web host p19-web-05 dies at night: its five sites go down; nothing changed."""
-    s = _new(out, "host_failure_no_change", 103, "2011-05-03")
+    s = new_scenario(out, "host_failure_no_change", 103, "2011-05-03")
     a, b = s.at("03:17"), s.at("03:52")
     sites = s.hosts_of("p19-web-05")
-    _baseline_series(s, [*sites, "www-030", "www-031"])
+    baseline_series(s, [*sites, "www-030", "www-031"])
     for x in sites:
         s.effect(x, "latency_ms", a, b, gap=True)
         s.fail(x, a + 30, b)
@@ -445,10 +112,10 @@ def host_failure_no_change(out: Path) -> ScenarioTruth:
 
 def delayed_release_effect(out: Path) -> ScenarioTruth:
     """search 3.0.0 leaks memory: latency climbs 40 minutes after the release, while GRA works start."""
-    s = _new(out, "delayed_release_effect", 104, "2011-06-07")
+    s = new_scenario(out, "delayed_release_effect", 104, "2011-06-07")
     rel, onset, peak, fixed = s.at("10:00"), s.at("10:40"), s.at("11:10"), s.at("11:40")
     search = ["search-01", "search-02", "search-03"]
-    _baseline_series(s, [*search, "stats-01", "api-01"])
+    baseline_series(s, [*search, "stats-01", "api-01"])
     for x in search:
         s.effect(x, "latency_ms", onset, peak, ramp_to=15.0, hold_until=fixed)
         s.fail(x, s.at("10:50"), s.at("11:05"), "WARNING")
@@ -482,10 +149,10 @@ def delayed_release_effect(out: Path) -> ScenarioTruth:
 
 def unexplained_anomaly(out: Path) -> ScenarioTruth:
     """api latency quadruples for 25 minutes; no release, no works, no host down."""
-    s = _new(out, "unexplained_anomaly", 105, "2011-07-19", metrics_format="csv")
+    s = new_scenario(out, "unexplained_anomaly", 105, "2011-07-19", metrics_format="csv")
     a, b = s.at("16:20"), s.at("16:45")
     api = ["api-01", "api-02", "api-03"]
-    _baseline_series(s, [*api, "shop-01", "www-001"])
+    baseline_series(s, [*api, "shop-01", "www-001"])
     for x in api:
         s.effect(x, "latency_ms", a, b, factor=4.0)
     s.fail("api-02", a + 120, b, "WARNING")
@@ -506,9 +173,9 @@ def unexplained_anomaly(out: Path) -> ScenarioTruth:
 
 def utc_notice_local_deploys(out: Path) -> ScenarioTruth:
     """A BCOP iCalendar notice in UTC (Z) while the deploy log is in local summer time (+02:00)."""
-    s = _new(out, "utc_notice_local_deploys", 106, "2011-08-23")
+    s = new_scenario(out, "utc_notice_local_deploys", 106, "2011-08-23")
     onset, end = s.at("14:06"), s.at("14:45")  # 12:06Z: inside 12:00Z-14:00Z
-    _baseline_series(s, ["storage-01", "storage-02", "backup-01", "www-301"])
+    baseline_series(s, ["storage-01", "storage-02", "backup-01", "www-301"])
     for x in ("storage-01", "storage-02"):
         s.effect(x, "latency_ms", onset, end, value=5000.0)
         s.fail(x, onset + 20, end)
@@ -547,10 +214,10 @@ def utc_notice_local_deploys(out: Path) -> ScenarioTruth:
 
 def cancelled_maintenance(out: Path) -> ScenarioTruth:
     """P19 works announced then cancelled; the shop release inside its window is the cause."""
-    s = _new(out, "cancelled_maintenance", 107, "2011-09-13")
+    s = new_scenario(out, "cancelled_maintenance", 107, "2011-09-13")
     rel, onset, end = s.at("15:10"), s.at("15:12"), s.at("15:40")
     shop = ["shop-01", "shop-02", "shop-03"]
-    _baseline_series(s, [*shop, "checkout-01"], "error_rate")
+    baseline_series(s, [*shop, "checkout-01"], "error_rate")
     for x in shop:
         s.effect(x, "error_rate", onset, end, value=9.0)
         s.fail(x, onset + 60, end)
@@ -580,12 +247,12 @@ def cancelled_maintenance(out: Path) -> ScenarioTruth:
 
 def maintenance_overrun(out: Path) -> ScenarioTruth:
     """Works on p19-sw-02 announced 01:00-02:00 go on until 03:40: the second wave is still theirs."""
-    s = _new(out, "maintenance_overrun", 108, "2011-10-04")
+    s = new_scenario(out, "maintenance_overrun", 108, "2011-10-04")
     waves = [(s.at("01:20"), s.at("01:45")), (s.at("02:25"), s.at("03:40"))]
     behind = [x for x in s.behind("p19-sw-02") if x.startswith("www-")]
     s.metric("p19-sw-02", "bandwidth_mbps", 40.0)
     s.metric("p19-sw-01", "bandwidth_mbps", 40.0)
-    _baseline_series(s, behind[:4])
+    baseline_series(s, behind[:4])
     for a, b in waves:
         s.effect("p19-sw-02", "bandwidth_mbps", a, b, factor=0.05)
         for x in behind:
@@ -618,14 +285,14 @@ def maintenance_overrun(out: Path) -> ScenarioTruth:
 
 def two_incidents(out: Path) -> list[ScenarioTruth]:
     """At 20:10 GRA works take GRA down; at 20:14 web host p19-web-07 fails in P19."""
-    s = _new(out, "two_incidents", 109, "2011-11-08")
+    s = new_scenario(out, "two_incidents", 109, "2011-11-08")
     g0, g1 = s.at("20:10"), s.at("20:35")
     h0, h1 = s.at("20:14"), s.at("20:50")
     gra = [x.service for x in s.services if x.datacenter == "GRA" and x.kind != "switch"]
     sites = s.hosts_of("p19-web-07")
     s.metric("gra-sw-01", "bandwidth_mbps", 30.0)
     s.effect("gra-sw-01", "bandwidth_mbps", g0, g1, factor=0.0)
-    _baseline_series(s, ["stats-01", "www-201", *sites[:3]])
+    baseline_series(s, ["stats-01", "www-201", *sites[:3]])
     for x in gra:
         s.fail(x, g0 + int(s.rng.integers(0, 60)), g1)
     s.fail("p19-web-07", h0 + 5, h1)
@@ -656,13 +323,13 @@ def two_incidents(out: Path) -> list[ScenarioTruth]:
 
 def switch_failure(out: Path) -> ScenarioTruth:
     """Switch p19-sw-03 dies: everything on racks P19-R05/R06 goes down; a release 30 min before elsewhere."""
-    s = _new(out, "switch_failure", 110, "2011-12-06")
+    s = new_scenario(out, "switch_failure", 110, "2011-12-06")
     a, b = s.at("11:31"), s.at("12:02")
     behind = s.behind("p19-sw-03")
     s.metric("p19-sw-03", "bandwidth_mbps", 45.0)
     s.metric("p19-sw-02", "bandwidth_mbps", 45.0)
     s.effect("p19-sw-03", "bandwidth_mbps", a, b, gap=True)
-    _baseline_series(s, [x for x in behind if x.startswith(("www-", "shop-"))][:5])
+    baseline_series(s, [x for x in behind if x.startswith(("www-", "shop-"))][:5])
     s.fail("p19-sw-03", a + 10, b - 60, check="SNMP")
     for x in behind:
         s.fail(x, a + 40 + int(s.rng.integers(0, 40)), b)
@@ -677,7 +344,7 @@ def switch_failure(out: Path) -> ScenarioTruth:
 
 def wide_release_host_failure(out: Path) -> ScenarioTruth:
     """sites 13.0.0 reaches 360 services; 3 break — all on host p19-rt-042, which failed."""
-    s = _new(out, "wide_release_host_failure", 111, "2012-01-17")
+    s = new_scenario(out, "wide_release_host_failure", 111, "2012-01-17")
     for h in range(1, 101):
         rack = f"P19-R{(h - 1) % 8 + 1:02d}"
         sw = f"p19-sw-{(h - 1) % 8 // 2 + 1:02d}"
@@ -686,7 +353,7 @@ def wide_release_host_failure(out: Path) -> ScenarioTruth:
             s.add(f"www-{1000 + 3 * (h - 1) + j}", "site", "P19", rack, sw, f"p19-rt-{h:03d}", "sites")
     rel, a, b = s.at("16:00"), s.at("16:02"), s.at("16:40")
     broken = s.hosts_of("p19-rt-042")
-    _baseline_series(s, [*broken, "www-1000", "www-1200", "www-001"])
+    baseline_series(s, [*broken, "www-1000", "www-1200", "www-001"])
     s.release("REL-3101", rel, "sites", "13.0.0", "carol", "release sites 13.0.0 (all shared-hosting sites)")
     s.fail("p19-rt-042", a + 10, b)
     for x in broken:
@@ -707,11 +374,11 @@ def wide_release_host_failure(out: Path) -> ScenarioTruth:
 
 def maintenance_other_datacenter(out: Path) -> ScenarioTruth:
     """RBX works at 09:00 while P19 api errors at 09:10: the works are not the cause; nothing is known."""
-    s = _new(out, "maintenance_other_datacenter", 112, "2012-02-14")
+    s = new_scenario(out, "maintenance_other_datacenter", 112, "2012-02-14")
     a, b = s.at("09:10"), s.at("09:30")
     api = ["api-01", "api-02", "api-03"]
-    _baseline_series(s, api, "error_rate")
-    _baseline_series(s, ["www-101", "mail-01"])
+    baseline_series(s, api, "error_rate")
+    baseline_series(s, ["www-101", "mail-01"])
     for x in api:
         s.effect(x, "error_rate", a, b, value=6.0)
     s.fail("api-01", a + 60, b)
@@ -736,10 +403,10 @@ def maintenance_other_datacenter(out: Path) -> ScenarioTruth:
 
 def release_then_rollback(out: Path) -> ScenarioTruth:
     """api 4.0.0 raises errors at 10:17; the rollback at 10:35 is a reaction, not a cause."""
-    s = _new(out, "release_then_rollback", 113, "2012-03-13", metrics_format="csv")
+    s = new_scenario(out, "release_then_rollback", 113, "2012-03-13", metrics_format="csv")
     rel, a, rb, b = s.at("10:15"), s.at("10:17"), s.at("10:35"), s.at("10:37")
     api = ["api-01", "api-02", "api-03"]
-    _baseline_series(s, [*api, "shop-01"], "error_rate")
+    baseline_series(s, [*api, "shop-01"], "error_rate")
     for x in api:
         s.effect(x, "error_rate", a, b, value=15.0)
         s.fail(x, a + 60, b)
@@ -753,7 +420,7 @@ def release_then_rollback(out: Path) -> ScenarioTruth:
 
 def probe_outage_network_maintenance(out: Path) -> ScenarioTruth:
     """Night works on the P19 core router: the external probe records 5 short outages."""
-    s = _new(out, "probe_outage_network_maintenance", 114, "2012-04-24")
+    s = new_scenario(out, "probe_outage_network_maintenance", 114, "2012-04-24")
     downs = [("23:05", 3), ("23:12", 2), ("23:19", 4), ("23:29", 1), ("23:36", 2)]
     outages = tuple((s.at(t), s.at(t) + 60 * m) for t, m in downs)
     s.probes.append(
@@ -774,7 +441,7 @@ def probe_outage_network_maintenance(out: Path) -> ScenarioTruth:
     for sw in ("p19-sw-01", "p19-sw-02"):
         s.metric(sw, "bandwidth_mbps", 50.0)
         s.effect(sw, "bandwidth_mbps", outages[0][0], outages[-1][1], factor=0.4)
-    _baseline_series(s, ["www-001", "www-002"])
+    baseline_series(s, ["www-001", "www-002"])
     cid = s.notice(
         6150,
         "Network",

@@ -29,7 +29,8 @@ import pytest
 
 from tests.api.conftest import TOKENS, start_server
 from tests.helpers import run_cli
-from whatchanged.data.scenarios import SCENARIOS, ScenarioTruth, truths_of
+from whatchanged.data.scenario_kit import ScenarioTruth
+from whatchanged.data.scenarios import SCENARIOS, truths_of
 from whatchanged.engine.settings import Settings
 from whatchanged.engine.warehouse import Warehouse
 from whatchanged.ingest.base import ReadContext

@@ -21,7 +21,8 @@ import pytest
 
 from whatchanged.data import inputs, scenarios
 from whatchanged.data.reference_night import Truth, generate
-from whatchanged.data.scenarios import CATEGORIES, SCENARIOS, ScenarioTruth, truths_of
+from whatchanged.data.scenario_kit import CATEGORIES, ScenarioTruth
+from whatchanged.data.scenarios import SCENARIOS, truths_of
 
 PARIS = ZoneInfo("Europe/Paris")
 ALERT = re.compile(
