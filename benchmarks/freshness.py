@@ -105,11 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=int, default=1440, help="minutes of the day to commit one by one")
     ap.add_argument("--every", type=int, default=20, help="ask explain after every N-th commit")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument(
-        "--bytecode",
-        action="store_true",
-        help="compile the package first, as an installed one is (synth.bytecode)",
-    )
+    synth.add_bytecode_option(ap)
     args = ap.parse_args(argv)
     compiled = synth.bytecode(args.bytecode)
     build_base()

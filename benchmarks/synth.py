@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -261,3 +262,12 @@ def run_measured(argv: list[str]) -> tuple[float, int, str]:
     if os.waitstatus_to_exitcode(status):
         raise SystemExit(f"{' '.join(argv)} failed:\n{errors[-3000:]}")
     return seconds, round(usage.ru_maxrss / 1024), text
+
+
+def add_bytecode_option(ap: Any) -> None:
+    """The ``--bytecode`` option of the new-process benchmarks (see :func:`bytecode`)."""
+    ap.add_argument(
+        "--bytecode",
+        action="store_true",
+        help="compile the package first, as an installed one is (synth.bytecode)",
+    )

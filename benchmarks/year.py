@@ -129,11 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-analysis", action="store_true", help="keep the day states already there")
     ap.add_argument("--skip-batch", action="store_true")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument(
-        "--bytecode",
-        action="store_true",
-        help="compile the package first, as an installed one is (synth.bytecode)",
-    )
+    synth.add_bytecode_option(ap)
     args = ap.parse_args(argv)
     home = yearsynth.build(quiet=args.json)
     compiled = yearsynth.synth.bytecode(args.bytecode)

@@ -98,33 +98,29 @@ def stream(path: Path, ctx: ReadContext, *, batch_rows: int | None = -1) -> Iter
         ) from None
 
 
+def _cast(path: Path, name: str, col: pa.Array, to: pa.DataType, what: str, expected: str) -> pa.Array:
+    """``col`` as ``to``, or an InputError naming the file and the column."""
+    try:
+        return col.cast(to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise InputError(
+            f"column cannot be read as {what}",
+            file=str(path),
+            field=name,
+            expected=expected,
+            found=str(col.type),
+        ) from None
+
+
 def _convert(path: Path, table: pa.Table, lay: Layout, ctx: ReadContext, row0: int) -> pa.Table:
     """The metrics table of ``table``, rows ``row0 + 1`` … of the file."""
     names = table.column_names
     cols = {i: table.column(i).combine_chunks() for i in range(len(names))}
     for i in (lay.service, lay.metric, lay.env, *([] if lay.wide else lay.extra)):
         if i is not None and not pa.types.is_string(cols[i].type):
-            try:
-                cols[i] = cols[i].cast(pa.string())
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise InputError(
-                    "column cannot be read as text",
-                    file=str(path),
-                    field=names[i],
-                    expected="strings",
-                    found=str(cols[i].type),
-                ) from None
+            cols[i] = _cast(path, names[i], cols[i], pa.string(), "text", "strings")
     for i in lay.extra if lay.wide else [lay.value] if lay.value is not None else []:
-        try:
-            cols[i] = cols[i].cast(pa.float64())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise InputError(
-                "column cannot be read as numbers",
-                file=str(path),
-                field=names[i],
-                expected="a numeric column",
-                found=str(cols[i].type),
-            ) from None
+        cols[i] = _cast(path, names[i], cols[i], pa.float64(), "numbers", "a numeric column")
     try:
         check_required(lay, cols)
     except SlowPath:
