@@ -79,18 +79,18 @@ def _scope_points(
     if release:
         if not hit:
             return [], [Point("release_reached_none", {"reached": len(scope)})]
-        pro = [Point("release_reached_affected", {"hit": len(hit), "affected": len(affected)})]
-        con = (
+        support = [Point("release_reached_affected", {"hit": len(hit), "affected": len(affected)})]
+        against = (
             [Point("release_reached_unaffected", {"reached": len(scope), "hit": len(hit)})]
             if len(hit) < 0.5 * len(scope)
             else []
         )
-        return pro, con
+        return support, against
     if not hit:
         return [], [Point("scope_misses_affected", {"scope": len(scope)})]
-    pro = [Point("scope_holds_affected", {"in_scope": len(hit), "affected": len(affected), **where})]
+    support = [Point("scope_holds_affected", {"in_scope": len(hit), "affected": len(affected), **where})]
     missed = affected - scope
-    return pro, ([Point("affected_outside_scope", {"outside": len(missed)})] if missed else [])
+    return support, ([Point("affected_outside_scope", {"outside": len(missed)})] if missed else [])
 
 
 def _signature(
@@ -137,32 +137,32 @@ def _hosting_points(
     at = min((first[s] for s in under), default=cause.start or incident.onset)
     host = topo.value(component, "host") if lvl == "service" else None
     host = host if host != component else None  # a switch or host inventoried under its own name
-    pro = [Point("failed_first", {"component": component, "level": lvl, "at": at, "host": host})]
-    con: list[Point] = []
+    support = [Point("failed_first", {"component": component, "level": lvl, "at": at, "host": host})]
+    against: list[Point] = []
     down = sorted(
         {o.check for o in incident.outages if o.service in members and cands.HOST_CHECKS.match(o.check)}
     )
     if down:
-        pro.append(Point("machine_down", {"checks": down}))
+        support.append(Point("machine_down", {"checks": down}))
     single = lvl == "service" or len(members) == 1
     if not single:
         failed = len(under & hard)
-        (pro if failed >= 0.5 * len(members) else con).append(
+        (support if failed >= 0.5 * len(members) else against).append(
             Point(
                 "members_failed", {"failed": failed, "members": len(members), "level": lvl, "name": component}
             )
         )
     downstream = sorted((affected - under) & topo.app_peers(under)) if single else []
     if downstream:
-        pro.append(Point("downstream", {"services": downstream}))
+        support.append(Point("downstream", {"services": downstream}))
     if lvl == "datacenter":
-        con.append(Point("no_single_first", {}))
-    con.extend(
+        against.append(Point("no_single_first", {}))
+    against.extend(
         Point("covered_by", {"change_id": ch.change_id}, (change_record(ch),))
         for ch in covering
         if under and under <= set(ch.resolved_services)
     )
-    return pro, con, tuple(sorted(members))
+    return support, against, tuple(sorted(members))
 
 
 def cause_facts(
@@ -176,33 +176,33 @@ def cause_facts(
 ) -> CauseFacts:
     """The evidence for and against ``cause``, from the data behind it."""
     ch = next((c for c in changes if cause.change_id and c.change_id == cause.change_id), None)
-    pro: list[Point] = []
-    con_: list[Point] = []
+    support: list[Point] = []
+    against: list[Point] = []
     level = None
     scope: tuple[str, ...] = ()
     if ch is not None and ch.kind in cands.MAINTENANCE_KINDS:
         p, c = _window_points(incident, ch)
-        pro += p
-        con_ += c
+        support += p
+        against += c
         p, c = _scope_points(incident, ch, inv, release=False)
-        pro += p
-        con_ += c
+        support += p
+        against += c
         p, c = _signature(incident, signals, release_scope=None)
-        pro += p
-        con_ += c
+        support += p
+        against += c
         if ch.cancelled:
-            con_.append(Point("cancelled", {}))
+            against.append(Point("cancelled", {}))
         scope = tuple(sorted(ch.resolved_services))
     elif ch is not None:  # a release, a config change, an infrastructure alert
         lead = (incident.onset - ch.start).total_seconds()
         key = "released_before" if lead >= 0 else "logged_after"
-        pro.append(Point(key, {"at": ch.start, "lead_s": abs(lead), "kind": ch.kind}))
+        support.append(Point(key, {"at": ch.start, "lead_s": abs(lead), "kind": ch.kind}))
         p, c = _scope_points(incident, ch, inv, release=True)
-        pro += p
-        con_ += c
+        support += p
+        against += c
         p, c = _signature(incident, signals, release_scope=set(ch.resolved_services))
-        pro += p
-        con_ += c
+        support += p
+        against += c
         scope = tuple(sorted(ch.resolved_services))
     elif cause.category == "hosting" and cause.component:
         level = component_level(topo, cause.component)
@@ -214,13 +214,13 @@ def cause_facts(
             and c.start <= incident.onset
             and (c.end is None or incident.onset <= c.end)
         ]
-        pro, con_, scope = _hosting_points(incident, cause, level, topo, covering)
+        support, against, scope = _hosting_points(incident, cause, level, topo, covering)
     elif cause.component:
         level = component_level(topo, cause.component)
-        pro.append(Point("suspected_origin", {"component": cause.component}))
+        support.append(Point("suspected_origin", {"component": cause.component}))
         scope = tuple(sorted(topo.members(level, cause.component))) if level else (cause.component,)
     else:
-        con_.append(Point("nothing_fits", {}))
+        against.append(Point("nothing_fits", {}))
     return CauseFacts(
         cause=cause,
         change=ch,
@@ -231,8 +231,8 @@ def cause_facts(
         if scope
         else None,
         versions=versions(con, ch) if ch is not None else (),
-        pro=tuple(pro),
-        con=tuple(con_),
+        evidence_for=tuple(support),
+        evidence_against=tuple(against),
     )
 
 

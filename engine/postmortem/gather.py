@@ -316,7 +316,7 @@ def _first_correct(con: Snapshot, incident: Incident, top: CauseFacts | None) ->
     elif top.change is not None:  # an undated change is known from its own time
         known = top.change.start
     else:  # a failed component is known when it fails
-        known = next((p.values["at"] for p in top.pro if p.code == "failed_first"), incident.onset)
+        known = next((p.values["at"] for p in top.evidence_for if p.code == "failed_first"), incident.onset)
     return FirstCorrect(
         confirmed,
         change_id,

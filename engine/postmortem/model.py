@@ -137,8 +137,8 @@ class CauseFacts:
     scope_domain: Domain | None
     #: the stored versions of the change: (stamp or start, status), oldest first
     versions: tuple[tuple[datetime, str | None], ...]
-    pro: tuple[Point, ...]
-    con: tuple[Point, ...]
+    evidence_for: tuple[Point, ...]
+    evidence_against: tuple[Point, ...]
 
 
 @dataclass(frozen=True)

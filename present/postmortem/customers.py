@@ -44,7 +44,7 @@ def customer_facts(pm: Postmortem, tz: str) -> dict[str, Any]:
         impact = "none"
     dcs = pm.impact.datacenters
     datacenter = dcs[0] if len(dcs) == 1 else None
-    network = any(p.code == "network_drop" for p in (pm.cause.pro if pm.cause else ()))
+    network = any(p.code == "network_drop" for p in (pm.cause.evidence_for if pm.cause else ()))
     kinds = [k for k, _ in pm.impact.kinds]
     return {
         "status": status,

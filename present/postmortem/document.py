@@ -79,7 +79,7 @@ def _summary(c: Composer, pm: Postmortem) -> dict[str, Any]:
         args = {"what": cause_what(c, "cause")}
         cause_records = (
             [{"table": "changes", "change_id": cause["change_id"]}] if cause["change_id"] else []
-        ) + recs((r for p in (pm.cause.pro if pm.cause else ()) for r in p.records), tz)
+        ) + recs((r for p in (pm.cause.evidence_for if pm.cause else ()) for r in p.records), tz)
         if cause["kind"] in ("maintenance", "provider_incident") and cause["end"]:
             args |= {"start": ("time", "cause.start"), "end": ("time", "cause.end")}
             out.append(c.sentence("summary.cause_window", args, records=cause_records))

@@ -135,8 +135,8 @@ def cause_json(cf: CauseFacts | None, tz: str) -> dict[str, Any] | None:
         "versions": [{"at": iso(at, tz), "status": status} for at, status in cf.versions],
         "scope_services": len(cf.scope),
         "scope_domain": domain_json(cf.scope_domain),
-        "evidence_for": [point_json(p, tz) for p in cf.pro],
-        "evidence_against": [point_json(p, tz) for p in cf.con],
+        "evidence_for": [point_json(p, tz) for p in cf.evidence_for],
+        "evidence_against": [point_json(p, tz) for p in cf.evidence_against],
         "engine_evidence_for": list(c.evidence_for),
         "engine_evidence_against": list(c.evidence_against),
     }
