@@ -51,4 +51,9 @@ def spawn_detached(*args: str) -> bool:
         return False
     with contextlib.suppress(OSError, AttributeError):  # not POSIX, or already gone
         os.setpriority(os.PRIO_PROCESS, child.pid, BACKGROUND_NICE)
+    # Linux with autogroups: its own session is its own scheduling group, and the CPU is shared
+    # between groups first (a nice counts only within its group): the group gets the nice too,
+    # else a compaction takes a core from an explain as if not niced
+    with contextlib.suppress(OSError):  # no autogroups, or already gone
+        Path(f"/proc/{child.pid}/autogroup").write_text(f"{BACKGROUND_NICE}\n")
     return True

@@ -260,7 +260,11 @@ def advance(
     kb = (col // g.block) // per_scale  # first scale block recomputed
     b0 = kb * per_scale  # its first block
     k0 = col // g.block  # first block whose values change
-    bm_day = block_median(x[:, k0 * g.block :], g.block)
+    # the columns read (from the first recomputed scale block on) in float64: the grid may be
+    # float32, the values as stored (exact in float64; only that part is copied)
+    x0 = b0 * g.block
+    xt: Array = np.asarray(x[:, x0:], dtype=np.float64)
+    bm_day = block_median(xt[:, k0 * g.block - x0 :], g.block)
     # extending, the seasonal levels are known (the day's and the day before's: the recent
     # window reaches back at most a day): only those days' blocks are read
     back = hist[-1:] if b0 < g.w_recent else []
@@ -275,7 +279,7 @@ def advance(
         bm = np.concatenate([_history(hist, keys, "block_medians", g.per_day), bm_day], axis=1)
     e1, r1, s1 = _expected_tail(bm, g, params, hb + b0, known1)
     expected1 = np.repeat(e1, g.block, axis=1)
-    sb_tail = block_median(np.abs(x[:, b0 * g.block :] - expected1), g.scale_block)
+    sb_tail = block_median(np.abs(xt - expected1), g.scale_block)
     sb_day = np.concatenate([old.residual_medians[:, :kb], sb_tail], axis=1) if old is not None else sb_tail
     sb = np.concatenate(
         [_history(hist[-1:], keys, "residual_medians", g.cols // g.scale_block), sb_day], axis=1
@@ -321,7 +325,7 @@ def advance(
         s2 if old is None else np.concatenate([old.season2_b[:, :b0], s2], axis=1),
         season,
     )
-    acc, top = _guard(x, state, prev, params, g, gap_days=gap, since=(old.acc_max, col) if old else None)
+    acc, top = _guard(xt, state, prev, params, g, gap_days=gap, since=(old.acc_max, col, x0) if old else None)
     state.acc_end = acc[:, -1].copy()
     state.acc_max = top
     if old is None or acc.shape[1] >= g.delay:
@@ -355,29 +359,39 @@ def _guard(
     g: Geometry,
     *,
     gap_days: int,
-    since: tuple[Array, int] | None,
+    since: tuple[Array, int, int] | None,
 ) -> tuple[Array, Array]:
     """The guard's accumulator for the day's columns (from column ``since[1]`` on, carried
-    from the running maximum ``since[0]``, when given) and its running maximum at the last
-    column, before the ramp is taken off."""
+    from the running maximum ``since[0]``, when given; ``x`` then holds the day's columns from
+    ``since[2]`` on) and its running maximum at the last column, before the ramp is taken off."""
     if since is None:
         _z, _thr, acc, _e, top = _scores(x, state, prev, params, g, gap_days=gap_days)
         return acc, top
-    start_max, col = since
-    expected, spread = point_arrays(state, g, params)
-    z = np.subtract(x[:, col:], expected[:, col:])
+    start_max, col, x0 = since
+    # past the last column with a sample the log |z| are -inf: the running maximum stays
+    # where it is, so only the columns up to it are scored (the rest is that maximum less
+    # the ramp, the same floats)
+    filled = np.flatnonzero(~np.isnan(x[:, col - x0 :]).all(axis=0))
+    stop = col + (int(filled[-1]) + 1 if filled.size else 0)
+    b_lo, b_hi = col // g.block, -(-stop // g.block)
+    expected = np.repeat(state.expected_b[:, b_lo:b_hi], g.block, axis=1)
+    spread = np.repeat(_spread(state.scale_b, state.recent_b, g, params)[:, b_lo:b_hi], g.block, axis=1)
+    lo, hi = col - b_lo * g.block, stop - b_lo * g.block
+    z = np.subtract(x[:, col - x0 : stop - x0], expected[:, lo:hi])
     with np.errstate(invalid="ignore", divide="ignore"):
-        z /= spread[:, col:]
+        z /= spread[:, lo:hi]
     n, t = z.shape
-    buf = np.empty((n, t + 1))
-    _log_abs(z, buf[:, 1:])
-    buf[:, 0] = start_max
     ramp = np.arange(-1, g.cols, dtype=np.float64) * g.rate
-    buf[:, 1:] += ramp[col + 1 :]
-    np.maximum.accumulate(buf, axis=1, out=buf)
-    top = buf[:, -1].copy()
+    buf = np.empty((n, g.cols - col + 1))
+    buf[:, 0] = start_max
+    run = buf[:, : t + 1]
+    _log_abs(z, run[:, 1:])
+    run[:, 1:] += ramp[col + 1 : stop + 1]
+    np.maximum.accumulate(run, axis=1, out=run)
+    top = buf[:, t].copy()
     acc = buf[:, 1:]
-    acc -= ramp[col + 1 :]
+    acc[:, :t] -= ramp[col + 1 : stop + 1]
+    np.subtract(top[:, None], ramp[stop + 1 :], out=acc[:, t:])
     return acc, top
 
 

@@ -144,7 +144,7 @@ class DayStates:
             return None
         if st is None or x.shape != (len(st.keys), self.g.cols):
             return None
-        return st.keys, x.astype(np.float64)
+        return st.keys, x  # float32, the values as stored: advance reads them in float64
 
     def _save_grid(self, d: date, x: Array) -> None:
         """Keep the raw grid of ``d`` (float32: the values as stored) for the latest
@@ -155,7 +155,7 @@ class DayStates:
             return
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as fh:
-            np.save(fh, x.astype(np.float32))
+            np.save(fh, np.asarray(x, dtype=np.float32))
         os.replace(tmp, path)
         recent = {day.isoformat() for day in self.days[-GRIDS_KEPT:]}
         for other in path.parent.glob("*.grid.npy"):
@@ -276,7 +276,8 @@ class DayStates:
                 continue
             if x.shape != (len(old.keys), self.g.cols):
                 continue
-            x = x.astype(np.float64)
+            # the grid stays float32 (the values as stored; advance reads the columns it
+            # needs in float64), filled in place: it was just read
             had = ~np.isnan(x)
             read: tuple[list[Key], Array] | None = None
             if before < names:
@@ -293,11 +294,13 @@ class DayStates:
                 return None  # a new series
             if appended:  # only new samples were read: put them beside the old ones
                 filled = ~np.isnan(x_new)
-                if (filled & had[rows]).any():
-                    return None  # a second sample in a step: a mean, computed afresh
-                grid = x.copy()
-                grid[rows] = np.where(filled, x_new, x[rows])
                 new_cols = np.flatnonzero(filled.any(axis=0))
+                if new_cols.size:  # only the columns the new samples fill are touched
+                    span = slice(int(new_cols[0]), int(new_cols[-1]) + 1)
+                    if (filled[:, span] & had[rows, span]).any():
+                        return None  # a second sample in a step: a mean, computed afresh
+                    x[rows, span] = np.where(filled[:, span], x_new[:, span], x[rows, span])
+                grid = x
             else:
                 grid = np.full_like(x, np.nan)
                 grid[rows] = x_new

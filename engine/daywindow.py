@@ -31,17 +31,22 @@ def _day_floor(t: datetime) -> date:
     return t.astimezone(UTC).date()
 
 
-def _candidates(x: Array, st: DayState, g: Geometry, params: DetectParams) -> NDArray[np.bool_]:
-    """Rows of ``x`` where some point may reach the detection threshold: within a block the
-    expected value and the spread are constant, so the block's extremes tell (with a margin
-    for rounding); the other rows cannot hold an anomaly and need no scores."""
+def _candidates(
+    x: NDArray[np.floating], st: DayState, g: Geometry, params: DetectParams, cut: int
+) -> NDArray[np.bool_]:
+    """Rows of ``x`` where some point before column ``cut`` may reach the detection threshold:
+    within a block the expected value and the spread are constant, so the block's extremes
+    tell (with a margin for rounding); the other rows cannot hold an anomaly and need no
+    scores (the columns from ``cut`` on are not scored)."""
     n = x.shape[0]
-    by_block = x.reshape(n, g.per_day, g.block)
+    nb = min(g.per_day, -(-cut // g.block))  # the blocks holding the columns before cut
+    by_block = x[:, : nb * g.block].reshape(n, nb, g.block)
     top = bn.nanmax(by_block, axis=2)
     bottom = bn.nanmin(by_block, axis=2)
-    spread = _spread(st.scale_b, st.recent_b, g, params)
+    spread = _spread(st.scale_b, st.recent_b, g, params)[:, :nb]
+    expected = st.expected_b[:, :nb]
     with np.errstate(invalid="ignore"):
-        reach = np.maximum(top - st.expected_b, st.expected_b - bottom) >= 0.999 * params.threshold * spread
+        reach = np.maximum(top - expected, expected - bottom) >= 0.999 * params.threshold * spread
     out: NDArray[np.bool_] = reach.any(axis=1)
     return out
 
@@ -119,8 +124,9 @@ def window_anomalies(
         if day_keys != st.keys:  # the state may carry series without data that day
             rows_x = {k: r for r, k in enumerate(day_keys)}
             x = _take(x, np.array([rows_x.get(k, -1) for k in st.keys], dtype=np.intp))
-        maybe.update(k for k, c in zip(st.keys, _candidates(x, st, g, params), strict=True) if c)
-        raws[d] = x.astype(np.float32)  # the values as stored: exact, and half the memory
+        cut = min(g.cols, width - i * g.cols)
+        maybe.update(k for k, c in zip(st.keys, _candidates(x, st, g, params, cut), strict=True) if c)
+        raws[d] = np.asarray(x, dtype=np.float32)  # the values as stored: exact, half the memory
     keys = sorted(maybe)
     if services is not None:
         wanted = set(services)
