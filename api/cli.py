@@ -20,12 +20,12 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from whatchanged.api.output import err_console, styled
 from whatchanged.engine.errors import WhatchangedError
+
+if TYPE_CHECKING:
+    import typer
 
 #: command → the module registering it, in the order ``--help`` lists them
 COMMANDS = {
@@ -54,6 +54,8 @@ COMMANDS = {
 
 def build(command: str | None = None) -> typer.Typer:
     """The app with every command, or only with the module registering ``command``."""
+    import typer
+
     app = typer.Typer(
         name="whatchanged",
         help="What changed at 19:23? Root-cause correlation over monitoring data.",
@@ -131,6 +133,11 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--debug"]
     try:
         direct = explain_args(args)
+        if direct is not None and direct["as_json"]:  # neither typer nor rich: JSON on stdout
+            from whatchanged.api.cli_fast import explain_json
+
+            explain_json(direct["at"], direct["home"], direct["tz"])
+            return
         if direct is not None:
             from whatchanged.api.cli_explain import cmd_explain
 
@@ -140,16 +147,22 @@ def main(argv: list[str] | None = None) -> None:
     except WhatchangedError as exc:
         if debug:
             raise
+        from whatchanged.api.output import err_console, styled
+
         err_console.print(
             styled(("error:", "bold red"), f" {one_line(exc)}"), highlight=False, soft_wrap=True
         )
         sys.exit(2)
     except KeyboardInterrupt:
+        from whatchanged.api.output import err_console, styled
+
         err_console.print(styled(("interrupted", "bold red")))
         sys.exit(130)
     except Exception as exc:  # the last resort: one line, never a traceback
         if debug:
             raise
+        from whatchanged.api.output import err_console, styled
+
         err_console.print(
             styled(
                 ("error:", "bold red"),

@@ -16,7 +16,8 @@ import typer
 
 from whatchanged.api.cli_analyze import analyze
 from whatchanged.api.cli_common import HomeOpt, settings_from
-from whatchanged.api.cli_explain import explain_json_at, render_explanation
+from whatchanged.api.cli_explain import render_explanation
+from whatchanged.api.cli_fast import explain_json_at
 from whatchanged.api.output import console, styled
 from whatchanged.engine.availability import availability
 from whatchanged.engine.timeparse import parse_when

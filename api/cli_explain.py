@@ -8,11 +8,9 @@ import typer
 from rich.panel import Panel
 
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
+from whatchanged.api.cli_fast import explain_json_at, explain_json_incident
 from whatchanged.api.output import console, emit, err_console, styled, table
 from whatchanged.engine.errors import ConfigError
-from whatchanged.engine.settings import Settings
-from whatchanged.engine.timeparse import parse_when
-from whatchanged.engine.warehouse import Warehouse, latest_day
 
 
 def _hm(iso: str | None) -> str:
@@ -82,37 +80,6 @@ def render_explanation(d: dict[str, Any], tz: str) -> None:
                 [(_hm(r["start"]), r["kind"], r["change_id"], r["title"]) for r in d["reactions"]],
             )
         )
-
-
-def explain_json_at(settings: Settings, at_text: str) -> dict[str, Any]:
-    from whatchanged.engine.explain import explain_at  # heavy: loaded on use
-    from whatchanged.present.explanation import explanation
-
-    wh = Warehouse(settings.home)
-    wh.require()
-    con = wh.snapshot()
-    try:
-        at = parse_when(at_text, tz=settings.tz, default_day=latest_day(con, settings.tz), option="--at")
-        return explanation(explain_at(con, at, settings=settings), tz=settings.tz)
-    finally:
-        con.close()
-
-
-def explain_json_incident(settings: Settings, incident_id: str) -> dict[str, Any]:
-    """One incident by id, explained as ``GET /incidents/{id}`` does (no question time)."""
-    from whatchanged.engine.explain import explain_incident
-    from whatchanged.engine.incidents import get_incident, overlapping
-    from whatchanged.present.explanation import explanation
-
-    wh = Warehouse(settings.home)
-    wh.require()
-    con = wh.snapshot()
-    try:
-        incident = get_incident(con, incident_id)
-        found = explain_incident(con, incident, settings=settings, overlapping=overlapping(con, incident))
-        return explanation(found, tz=settings.tz)
-    finally:
-        con.close()
 
 
 def cmd_explain(

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, TzOpt, settings_from
-from whatchanged.api.output import err_console, to_json
+from whatchanged.api.jsonout import to_json
+from whatchanged.api.output import err_console
 from whatchanged.engine.errors import ConfigError, NotFoundError
 from whatchanged.engine.timeparse import incident_onset, parse_when
 from whatchanged.engine.warehouse import Warehouse, latest_day

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from whatchanged.api.jsonout import to_json
 
 if TYPE_CHECKING:
     import rich.progress
@@ -27,20 +27,6 @@ KEEP_WHOLE = frozenset({"id", "id / component", "onset", "end", "start", "time",
 MIN_WRAP = 8
 #: Border and padding of one column.
 COLUMN_CHROME = 3
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, datetime | date):
-        return obj.isoformat()
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if isinstance(obj, set | frozenset | tuple):
-        return sorted(obj) if isinstance(obj, set | frozenset) else list(obj)
-    raise TypeError(f"cannot serialise {type(obj).__name__}")
-
-
-def to_json(data: Any) -> str:
-    return json.dumps(data, default=_default, indent=2, ensure_ascii=False)
 
 
 def wire(model: type[BaseModel], data: Any) -> Any:

@@ -112,7 +112,7 @@ def _metrics(wh: Warehouse) -> list[tuple[Any, ...]]:
 
 
 def _explain_top(wh: Warehouse, at_local: str) -> tuple[str, str | None, float]:
-    from whatchanged.api.cli_explain import explain_json_at
+    from whatchanged.api.cli_fast import explain_json_at
 
     answer = explain_json_at(load_settings(home=wh.home, tz=TZ), at_local)
     top = answer["causes"][0]
