@@ -109,9 +109,12 @@ def test_the_days_of_a_window_read_side_by_side_give_the_same_anomalies(
 ) -> None:
     """A question reaching into the day before, asked with the states on disk and no grid in
     memory (a new process), reads both days' grids at once (``DayStates.prefetch``)."""
+    from whatchanged.engine import detect as detect_module
     from whatchanged.engine.daystate_cache import DayStates
 
     prepare_states(Warehouse(home).snapshot())
+    # a new process: no day states (nor their raw grids) kept in memory by earlier questions
+    monkeypatch.setattr(detect_module, "_CHAINS", {})
     at = DAY0 + timedelta(hours=8 * 24 + 2)
     start, end = at - timedelta(hours=6), at + timedelta(hours=6)
     read: list[object] = []
