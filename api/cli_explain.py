@@ -95,7 +95,8 @@ def cmd_explain(
 ) -> None:
     """What changed at T: the incident, ranked causes, ruled-out classes, reactions."""
     if (at is None) == (incident is None):
-        raise ConfigError("explain: give exactly one of --at T or --incident ID")
+        found = "neither" if at is None else f"both (--at {at!r}, --incident {incident!r})"
+        raise ConfigError(f"explain: give exactly one of --at T or --incident ID, found {found}")
     settings = settings_from(home, tz)
     # detection can take seconds on a large warehouse the first time: say what is going on
     # (on stderr, and only on a terminal: --json output stays clean)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from whatchanged.dashboards.stale import VersionedCache
-from whatchanged.engine.store import commit_probe
 
 #: Rendered pages kept per app (keyed by URL and the commit state it shows).
 PAGE_CACHE_SIZE = 64
@@ -80,10 +78,6 @@ class PageCache:
 
 
 def _commit_order(state: str) -> str:
-    """The newest manifest name in a :func:`commit_key` (names sort in commit order)."""
+    """The newest manifest name in a :func:`~whatchanged.engine.store.commit_probe` (names sort
+    in commit order)."""
     return state.split(":", 1)[-1]
-
-
-def commit_key(home: Path) -> str:
-    """How many commits the warehouse has and the last one (:func:`commit_probe`)."""
-    return commit_probe(home)

@@ -18,11 +18,11 @@ from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
 
 from whatchanged.dashboards import assets, html
-from whatchanged.dashboards.page_cache import commit_key
 from whatchanged.dashboards.stale import STALE_HEADER, wants_fresh
 from whatchanged.dashboards.wiring import Source, Wiring, source
 from whatchanged.engine.errors import WhatchangedError
 from whatchanged.engine.settings import Settings
+from whatchanged.engine.store import commit_probe
 from whatchanged.engine.timeparse import zone
 from whatchanged.present.status import status_of
 
@@ -85,7 +85,7 @@ def respond(
     root = root_of(request)
     settings = wiring.settings
     url = (str(settings.home), root, request.url.path, request.url.query)
-    state = commit_key(settings.home)
+    state = commit_probe(settings.home)
     pages = wiring.pages
     if figures:
         assets.warm()  # gzip plotly.js while the page is computed, not when the browser asks for it

@@ -80,20 +80,6 @@ from whatchanged.engine.snapshot import Snapshot
 # -- the warehouse --------------------------------------------------------------------------------
 
 
-def _series_list(
-    con: Snapshot, lo: datetime, hi: datetime, services: Sequence[str] | None
-) -> list[tuple[str, str]]:
-    where = "ts >= $lo AND ts < $hi"
-    args: dict[str, Any] = {"lo": lo, "hi": hi}
-    if services is not None:
-        where += " AND list_contains($services, service)"
-        args["services"] = list(services)
-    rows = con.execute(
-        f"SELECT DISTINCT service, metric FROM metrics WHERE {where} ORDER BY service, metric", args
-    ).fetchall()
-    return [(str(s), str(m)) for s, m in rows]
-
-
 def load_matrix(
     con: Snapshot,
     series: Sequence[tuple[str, str]],
@@ -313,34 +299,27 @@ def detect_anomalies(
     end_col = math.ceil((end - lo).total_seconds() / step_s)
     step_us = int(step_s * 1_000_000)
     lo_us = int(lo.timestamp() * 1_000_000)
-    files = con.files("metrics")
-    if files is not None:
-        files = _files_for(files, lo, hi)
-        # nothing to analyse in [start, end): skip reading the history (the row-group
-        # statistics on ts answer this without decoding the data)
-        window = _files_for(files, start, end)
-        if (
-            not window
-            or not con.execute(
-                "SELECT EXISTS (SELECT 1 FROM read_parquet($files) WHERE ts >= $start AND ts < $end)",
-                {"files": window, "start": start, "end": end},
-            ).fetchall()[0][0]
-        ):
-            return []
-    grid: SeriesGrid | None = None
-    if files is not None:
-        grid = read_grid(files, lo, hi, step_s=step_s, services=services)
-        # the series with data in [start, end)
-        series = sorted(k for k, row in grid.rows.items() if np.isfinite(row[first_col:end_col]).any())
-    else:
-        series = _series_list(con, start, end, services)
+    files = _files_for(con.files("metrics"), lo, hi)
+    # nothing to analyse in [start, end): skip reading the history (the row-group
+    # statistics on ts answer this without decoding the data)
+    window = _files_for(files, start, end)
+    if (
+        not window
+        or not con.execute(
+            "SELECT EXISTS (SELECT 1 FROM read_parquet($files) WHERE ts >= $start AND ts < $end)",
+            {"files": window, "start": start, "end": end},
+        ).fetchall()[0][0]
+    ):
+        return []
+    grid = read_grid(files, lo, hi, step_s=step_s, services=services)
+    # the series with data in [start, end)
+    series = sorted(k for k, row in grid.rows.items() if np.isfinite(row[first_col:end_col]).any())
     found: list[Anomaly] = []
     for i in range(0, len(series), chunk):
         part = series[i : i + chunk]
-        values = grid.matrix(part) if grid is not None else load_matrix(con, part, lo, hi, step_s=step_s)
-        if grid is not None:
-            for k in part:  # free the rows as they are used
-                del grid.rows[k]
+        values = grid.matrix(part)
+        for k in part:  # free the rows as they are used
+            del grid.rows[k]
         # float32 grids are fine for the medians and scores; the type says float64
         intervals, _ = detect_matrix(
             cast(Array, values), step_s=step_s, params=params, online=online, first_col=first_col
@@ -362,22 +341,22 @@ _CHAINS_LOCK = threading.Lock()
 
 def _chained(con: Snapshot, params: DetectParams, step_s: float) -> Any:
     """The day-by-day states (:mod:`whatchanged.engine.daystate`) of the warehouse behind
-    ``con``, or None when they do not apply (views that are not a warehouse's, a grid that
-    does not cut days into whole blocks).  One per data version of the metrics, kept per
+    ``con``, or None when they do not apply (a grid that does not cut days into whole
+    blocks).  One per data version of the metrics, kept per
     process."""
     from whatchanged.engine.daystate import Geometry
     from whatchanged.engine.daystate_cache import DayStates
 
-    files = con.files("metrics")
     g = Geometry.of(params, step_s)
-    if files is None or g is None:
+    if g is None:
         return None
     key = (con.data_version(("metrics",)), params, step_s)
     with _CHAINS_LOCK:
         hit = _CHAINS.get(key)
         if hit is None:
-            cache = con.cache_dir / "daystate" if con.cache_dir is not None else None
-            hit = DayStates(files, params, g, cache, manifests=con.manifests)
+            cache_dir = con.cache_dir
+            cache = cache_dir / "daystate" if cache_dir is not None else None
+            hit = DayStates(con.files("metrics"), params, g, cache, manifests=con.manifests)
             while len(_CHAINS) >= 2:  # each holds the raw grids of the days it read
                 _CHAINS.pop(next(iter(_CHAINS)))
             _CHAINS[key] = hit

@@ -10,13 +10,11 @@ A :class:`Snapshot` is opened once per command or request (think datasette's
   :meth:`Snapshot.data_version` only when the files of the named tables change
   (incidents depend on services, metrics and states, not on deploys or feedback) —
   both from one function, :func:`fingerprint`;
-* a cache for results that are worth keeping while the snapshot is open
-  (:attr:`Snapshot.cache`); caches that outlive it are keyed by its data versions.
+* nothing else: caches of results live with their owners (incidents, day states, the
+  API's memo) and are keyed by the snapshot's data versions.
 
 The engine reads the file list from here instead of parsing the views' SQL, and
-finds ``<home>/_cache`` here instead of guessing it from a file's path.  A snapshot
-over views that are not a warehouse's (a test's in-memory tables) has no files and
-no home: the engine then answers with SQL over the views.
+finds ``<home>/_cache`` here instead of guessing it from a file's path.
 
 A snapshot forwards ``sql``, ``execute``, ``register`` and ``unregister`` to its
 connection, so SQL reads the same whether a function holds a snapshot or the
@@ -27,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -52,28 +50,19 @@ class Snapshot:
         self,
         con: duckdb.DuckDBPyConnection,
         *,
-        home: Path | None = None,
-        manifests: Sequence[Mapping[str, Any]] = (),
-        files: Mapping[str, Sequence[str]] | None = None,
+        home: Path,
+        manifests: Sequence[Mapping[str, Any]],
+        files: Mapping[str, Sequence[str]],
     ) -> None:
         self.con = con
         self.home = home
         self.manifests: tuple[Mapping[str, Any], ...] = tuple(manifests)
-        self._files = {t: tuple(fs) for t, fs in files.items()} if files is not None else None
-        self.cache: dict[Hashable, Any] = {}
+        self._files = {t: tuple(fs) for t, fs in files.items()}
         self._versions: dict[tuple[str, ...], str] = {}
 
-    @classmethod
-    def of(cls, con: duckdb.DuckDBPyConnection) -> Snapshot:
-        """A snapshot of views that are not a warehouse's (no files, no home)."""
-        return cls(con)
-
     # -- what is committed ----------------------------------------------------------------
-    def files(self, table: str) -> list[str] | None:
-        """The committed files (absolute paths) behind ``table``'s view, in commit order;
-        None when the views are not a warehouse's."""
-        if self._files is None:
-            return None
+    def files(self, table: str) -> list[str]:
+        """The committed files (absolute paths) behind ``table``'s view, in commit order."""
         return list(self._files.get(table, ()))
 
     @property
@@ -93,30 +82,15 @@ class Snapshot:
         key = tuple(tables)
         found = self._versions.get(key)
         if found is None:
-            if self._files is None or self.home is None:
-                found = self._views_version(key)
-            else:
-                home = str(self.home) + os.sep
-                names = [
-                    f"{t}\x01{f.removeprefix(home)}" for t in sorted(key) for f in self._files.get(t, ())
-                ]
-                found = fingerprint(names)
-            self._versions[key] = found
+            home = str(self.home) + os.sep
+            names = [f"{t}\x01{f.removeprefix(home)}" for t in sorted(key) for f in self._files.get(t, ())]
+            found = self._versions[key] = fingerprint(names)
         return found
-
-    def _views_version(self, tables: tuple[str, ...]) -> str:
-        """The version of views that are not a warehouse's: their definitions."""
-        rows = self.con.execute(
-            "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND list_contains($t, view_name) "
-            "ORDER BY view_name",
-            {"t": list(tables)},
-        ).fetchall()
-        return fingerprint(f"{n}\x01{q}" for n, q in rows)
 
     @property
     def cache_dir(self) -> Path | None:
         """``<home>/_cache`` when the warehouse folder is writable, else None (caches in memory)."""
-        if self.home is None or not os.access(self.home, os.W_OK):
+        if not os.access(self.home, os.W_OK):
             return None
         return self.home / "_cache"
 
@@ -139,8 +113,8 @@ class Snapshot:
 
     def over(self, con: duckdb.DuckDBPyConnection) -> Snapshot:
         """This reading (files, versions) on ``con``, a cursor of the same database."""
-        other = Snapshot(con, home=self.home, manifests=self.manifests)
-        other._files, other._versions = self._files, self._versions
+        other = Snapshot(con, home=self.home, manifests=self.manifests, files=self._files)
+        other._versions = self._versions
         other.con.execute("SET TimeZone='UTC'")
         return other
 

@@ -49,10 +49,11 @@ def test_one_incident_json_is_the_same_over_http_and_cli(
 
 
 def test_explain_needs_exactly_one_of_at_and_incident(api_home: Path) -> None:
-    for args in ((), ("--at", "19:23", "--incident", "inc-20101117T1823Z-000000")):
+    for args, found in (((), "found neither"), (("--at", "19:23", "--incident", "inc-x"), "found both")):
         done = run_cli("explain", *args, home=api_home)
-        assert done.returncode != 0
+        assert done.returncode == 2
         assert "exactly one of --at T or --incident ID" in done.stderr
+        assert found in done.stderr
         assert "Traceback" not in done.stderr
     unknown = run_cli("explain", "--incident", "inc-20101117T1823Z-000000", home=api_home)
     assert unknown.returncode != 0
