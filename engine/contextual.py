@@ -53,7 +53,6 @@ the reason it runs on single series only, not (yet) in the fleet pipeline.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -63,7 +62,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from whatchanged.engine.baseline import Array, nanmedian_last
-from whatchanged.engine.detect import DEFAULT, DetectParams, _onset, grid_series
+from whatchanged.engine.detect import DEFAULT, DetectParams, grid_series
 from whatchanged.engine.model import Anomaly
 
 
@@ -359,46 +358,30 @@ def detect_series_combined(
     the alarm, the onset is found with data up to it only (``onset_lookahead`` is
     always False).  ``peak_score`` is the peak ``|z|`` of the baseline score.
     """
+    from whatchanged.engine.ctxstream import score_series
+
     grid, origin, step_us = grid_series(ts, values)
     if grid.size < 3:
         return []
-    sc = context_scores(grid, step_s=step_us / 1e6, params=params, base=base)
-    resid = grid - sc.expected
-    absz = np.abs(sc.z)
+    g0 = origin // step_us
+    chunk = score_series(grid, g0, step_us / 1e6, params, base)
 
-    def at(col: int) -> datetime:
-        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=origin + col * step_us)
+    def at(step: int) -> datetime:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=origin + (step - g0) * step_us)
 
-    out: list[Anomaly] = []
-    n = grid.size
-    prev_end = 0
-    with np.errstate(invalid="ignore"):
-        calm = ~((sc.score >= 1.0) | (absz >= params.exit_z))
-    for t in alarm_steps(sc.score, params.threshold, params.rest, calm):
-        lo = max(prev_end, t - params.onset_back)
-        onset = _onset(resid, t, lo, t) if t > lo else t
-        after = np.flatnonzero(calm[t + 1 :])
-        end = t + 1 + int(after[0]) if after.size else None
-        last = (end if end is not None else n) - 1
-        zz = absz[onset : last + 1]
-        seg = grid[t : last + 1]
-        r = resid[onset : t + 1]  # direction from data up to the alarm
-        up = bool(np.nansum(r) >= 0) if np.isfinite(r).any() else True
-        exp = sc.expected[onset]
-        out.append(
-            Anomaly(
-                service=service,
-                metric=metric,
-                start=at(onset),
-                onset=at(onset),
-                end=None if end is None else at(end),
-                direction="up" if up else "down",
-                peak_score=round(float(np.nanmax(zz)), 3) if np.isfinite(zz).any() else 0.0,
-                baseline=float(exp) if math.isfinite(exp) else math.nan,
-                observed=float(np.nanmedian(seg)) if np.isfinite(seg).any() else math.nan,
-                detected_at=at(t),
-                onset_lookahead=False,
-            )
+    return [
+        Anomaly(
+            service=service,
+            metric=metric,
+            start=at(e.onset),
+            onset=at(e.onset),
+            end=None if e.end is None else at(e.end),
+            direction="up" if e.up else "down",
+            peak_score=e.peak,
+            baseline=e.baseline,
+            observed=e.observed,
+            detected_at=at(e.alarm),
+            onset_lookahead=False,
         )
-        prev_end = last + 1 if end is not None else n
-    return out
+        for e in chunk.events
+    ]

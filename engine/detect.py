@@ -39,6 +39,7 @@ module reads the warehouse and re-exports them.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
@@ -288,7 +289,11 @@ def detect_anomalies(
         hi = end if online else end + timedelta(seconds=params.onset_ahead_s)
         from whatchanged.engine.daywindow import window_anomalies
 
-        return window_anomalies(chained, start, end, hi, services=services, online=online)
+        median = window_anomalies(chained, start, end, hi, services=services, online=online)
+        ctx = _contextual(chained)
+        if ctx is None:
+            return median
+        return with_contextual(median, ctx.anomalies(start, end, end, services=services))
     hist = params.history_s if history_s is None else history_s
     lo = _day_floor(start - timedelta(seconds=hist))
     first = con.execute("SELECT min(ts) FROM metrics").fetchall()[0][0]
@@ -365,13 +370,64 @@ def _chained(con: Snapshot, params: DetectParams, step_s: float) -> Any:
 
 def prepare_states(con: Snapshot, params: DetectParams = DEFAULT, step_s: float = 60.0) -> tuple[int, int]:
     """Compute and cache the day-by-day detection state of every day of the warehouse behind
-    ``con`` that has none yet (after an ingest, before a batch run): later questions read it
-    instead of recomputing the history.  Returns (days with data, states computed)."""
+    ``con`` that has none yet (after an ingest, before a batch run), the contextual detector's
+    results included: later questions read it instead of recomputing the history.  Returns
+    (days with data, states computed)."""
     chained = _chained(con, params, step_s)
     if chained is None or not chained.days:
         return 0, 0
     chained.state(chained.days[-1])
+    ctx = _contextual(chained)
+    if ctx is not None:
+        ctx.day(chained.days[-1])
     return len(chained.days), int(chained.computed)
+
+
+_CTX: dict[int, Any] = {}
+
+
+def _contextual(chained: Any) -> Any:
+    """The contextual detector's day-by-day results over the day states ``chained`` (one per
+    chain, kept as long as the chain is), or None when it is switched off."""
+    from whatchanged.engine.contextual import CONTEXT_DEFAULT
+    from whatchanged.engine.ctxchain import CtxChain
+
+    if not FLEET_CONTEXTUAL:
+        return None
+    with _CHAINS_LOCK:
+        hit = _CTX.get(id(chained))
+        if hit is None or hit.states is not chained:
+            live = {id(c) for c in _CHAINS.values()}
+            for k in [k for k in _CTX if k not in live]:
+                del _CTX[k]
+            hit = _CTX[id(chained)] = CtxChain(chained, CONTEXT_DEFAULT)
+    return hit
+
+
+#: the fleet runs the contextual detector beside the median one (WHATCHANGED_CONTEXTUAL=1; off by
+#: default: see docs/detection.md §2c)
+FLEET_CONTEXTUAL = os.environ.get("WHATCHANGED_CONTEXTUAL", "0") == "1"
+
+
+def with_contextual(found: list[Anomaly], ctx: Sequence[Anomaly]) -> list[Anomaly]:
+    """The median detector's anomalies and the contextual ones of the series and times they
+    do not already cover (the median detector's onset is to the minute)."""
+    if not ctx:
+        return found
+    by_series: dict[tuple[str, str], list[Anomaly]] = {}
+    for a in found:
+        by_series.setdefault((a.service, a.metric), []).append(a)
+    far = datetime.max.replace(tzinfo=UTC)
+    out = list(found)
+    for c in ctx:
+        c_end = c.end or far
+        if any(
+            a.start < c_end and c.onset < (a.end or far) for a in by_series.get((c.service, c.metric), ())
+        ):
+            continue
+        out.append(c)
+    out.sort(key=lambda x: (x.onset, x.service, x.metric))
+    return out
 
 
 def alarms(anomalies: Sequence[Anomaly], params: DetectParams = DEFAULT) -> list[Anomaly]:

@@ -1,0 +1,356 @@
+"""The contextual detector on the fleet, day by day.
+
+Every (service, metric) of the warehouse is scored by the same streaming
+detector as one series (:mod:`whatchanged.engine.ctxstream`), on **5-minute
+steps**: the mean of the step's 1-minute values, the largest ``|z|`` of the
+median baseline in it (:mod:`whatchanged.engine.daystate` computes those), and
+the mean residual and expected value (the alarm's onset and baseline).  A day's
+result — its alarms and the carry a next day needs — depends on that day's data
+and the carry of the day before, so it is computed in day order, once, and
+kept in ``<home>/_cache/ctxstate/`` under a key naming the day-state chain's
+key of the day (the files of every day up to it) and the settings.
+
+The day still being written (the last day with data) is scored up to its last
+whole 5-minute step; a later commit to it scores it again from the day before's
+carry.  A UTC day without metrics resets the carry (the detector starts afresh).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from whatchanged.engine import ctxstream as cs
+from whatchanged.engine.baseline import Array
+from whatchanged.engine.daystate import DAY_S, Key, _take, scores
+from whatchanged.engine.daystate_cache import DayStates
+from whatchanged.engine.model import Anomaly
+
+#: the contextual detector's step on the fleet
+CTX_STEP_S = 300
+FORMAT = 1
+#: days whose results are kept in memory
+KEPT = 4
+
+
+@dataclass
+class CtxDay:
+    """One day's contextual result: the carry at its end (or at the last step scored) and the
+    alarms' events of the day (global 5-minute steps)."""
+
+    keys: list[Key]
+    carry: cs.Carry
+    events: list[cs.Event]
+    steps: int  # steps of the day scored
+
+
+def _flatten(obj: Any, prefix: str, out: dict[str, NDArray[Any]]) -> None:
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        name = f"{prefix}{f.name}"
+        if v is None:
+            continue
+        if is_dataclass(v):
+            _flatten(v, name + ".", out)
+        elif isinstance(v, np.ndarray):
+            out[name] = v
+        elif isinstance(v, dict):  # the pending alarms
+            rows = sorted(v)
+            out[name + ".rows"] = np.array(rows, dtype=np.int64)
+            out[name + ".ints"] = np.array(
+                [[v[r].alarm, v[r].onset, int(v[r].up)] for r in rows], dtype=np.int64
+            )
+            out[name + ".floats"] = np.array([[v[r].baseline, v[r].peak] for r in rows], dtype=np.float64)
+            out[name + ".observed"] = np.array(
+                [(v[r].observed + [np.nan] * cs.OBSERVED)[: cs.OBSERVED] for r in rows], dtype=np.float64
+            ).reshape(len(rows), cs.OBSERVED)
+        else:
+            out[name] = np.array(v)
+
+
+def _unflatten(template: Any, prefix: str, z: Any) -> Any:
+    values: dict[str, Any] = {}
+    for f in fields(template):
+        v = getattr(template, f.name)
+        name = f"{prefix}{f.name}"
+        if v is None:
+            values[f.name] = None
+        elif is_dataclass(v):
+            values[f.name] = _unflatten(v, name + ".", z)
+        elif isinstance(v, np.ndarray):
+            values[f.name] = z[name]
+        elif isinstance(v, dict):
+            pend = {}
+            for r, ints, fl, obs in zip(
+                z[name + ".rows"].tolist(),
+                z[name + ".ints"].tolist(),
+                z[name + ".floats"].tolist(),
+                z[name + ".observed"].tolist(),
+                strict=True,
+            ):
+                pend[r] = cs.Pending(
+                    ints[0], ints[1], bool(ints[2]), fl[0], fl[1], [o for o in obs if o == o]
+                )
+            values[f.name] = pend
+        else:
+            values[f.name] = type(v)(z[name][()])
+    return type(template)(**values)
+
+
+def save(path: Path, day: CtxDay, meta: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, NDArray[Any]] = {}
+    _flatten(day.carry, "c.", arrays)
+    ev = day.events
+    arrays["e.ints"] = np.array(
+        [[e.row, e.onset, e.alarm, -1 if e.end is None else e.end, int(e.up)] for e in ev], dtype=np.int64
+    ).reshape(len(ev), 5)
+    arrays["e.floats"] = np.array([[e.baseline, e.peak, e.observed] for e in ev], dtype=np.float64).reshape(
+        len(ev), 3
+    )
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        arrays["keys"] = np.array(["\x1f".join(k) for k in day.keys], dtype=str)
+        arrays["meta"] = np.array(json.dumps({**meta, "steps": day.steps}))
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
+    os.replace(tmp, path)
+
+
+def load(path: Path, template: cs.Carry) -> CtxDay:
+    with np.load(path, allow_pickle=False) as z:
+        keys = [tuple(str(k).split("\x1f", 1)) for k in z["keys"].tolist()]
+        meta = json.loads(str(z["meta"][()]))
+        carry = _unflatten(template, "c.", z)
+        events = [
+            cs.Event(i[0], i[1], i[2], None if i[3] < 0 else i[3], bool(i[4]), f[0], f[1], f[2])
+            for i, f in zip(z["e.ints"].tolist(), z["e.floats"].tolist(), strict=True)
+        ]
+    return CtxDay([(k[0], k[1]) for k in keys], carry, events, int(meta["steps"]))
+
+
+def _reduce(a: Array, f: int, how: str) -> Array:
+    n, t = a.shape
+    blocks = a[:, : t // f * f].reshape(n, t // f, f)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps: NaN
+        out: Array = np.nanmax(blocks, axis=2) if how == "max" else np.nanmean(blocks, axis=2)
+    return out
+
+
+class CtxChain:
+    """The contextual results of every day of a :class:`DayStates` chain (1-minute steps)."""
+
+    def __init__(self, states: DayStates, context: Any) -> None:
+        self.states = states
+        self.p = context
+        g = states.g
+        self.factor = round(CTX_STEP_S / g.step_s)
+        self.steps_per_day = g.cols // self.factor
+        digest = hashlib.sha256(
+            json.dumps(
+                {"format": FORMAT, "step": CTX_STEP_S, **cs.params_key(context)}, sort_keys=True
+            ).encode()
+        ).hexdigest()[:12]
+        self.keys = {
+            d: hashlib.sha256(f"{k}-{digest}".encode()).hexdigest()[:20] for d, k in states.keys.items()
+        }
+        cache = states.cache_dir
+        self.cache_dir = cache.parent / "ctxstate" if cache is not None else None
+        self._days: OrderedDict[date, CtxDay] = OrderedDict()
+        self._lock = threading.RLock()
+        self.computed = 0
+
+    def _path(self, d: date) -> Path | None:
+        return None if self.cache_dir is None else self.cache_dir / f"{d.isoformat()}-{self.keys[d]}.npz"
+
+    def _g0(self, d: date) -> int:
+        return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) // CTX_STEP_S
+
+    def day(self, d: date) -> CtxDay | None:
+        """The contextual result of day ``d`` (None: no metrics that day)."""
+        with self._lock:
+            if d not in self.states.by_day:
+                return None
+            hit = self._days.get(d)
+            if hit is not None:
+                return hit
+            path = self._path(d)
+            if path is not None and path.is_file():
+                try:
+                    return self._keep(d, load(path, cs.new_carry(0, self._g0(d), self.p)))
+                except (OSError, ValueError, KeyError):
+                    pass
+            # the days before first, oldest first: from the latest one known
+            days = self.states.days
+            i = days.index(d)
+            start = i
+            while start > 0 and not self._known(days[start - 1]):
+                start -= 1
+            for earlier in days[start:i]:
+                self.day(earlier)
+            out = self._compute(d)
+            self.computed += 1
+            if path is not None:
+                try:
+                    save(path, out, {"files": sorted(Path(f).name for f in self.states.by_day[d])})
+                    _sweep(path)
+                except OSError:
+                    pass
+            return self._keep(d, out)
+
+    def _known(self, d: date) -> bool:
+        if d in self._days:
+            return True
+        path = self._path(d)
+        return path is not None and path.is_file()
+
+    def _keep(self, d: date, day: CtxDay) -> CtxDay:
+        self._days[d] = day
+        self._days.move_to_end(d)
+        while len(self._days) > KEPT:
+            self._days.popitem(last=False)
+        return day
+
+    def _compute(self, d: date) -> CtxDay:
+        states, g = self.states, self.states.g
+        st = states.state(d)
+        assert st is not None
+        day_keys, x = states.raw(d)
+        if day_keys != st.keys:
+            rows_x = {k: r for r, k in enumerate(day_keys)}
+            x = _take(x, np.array([rows_x.get(k, -1) for k in st.keys], dtype=np.intp))
+        keys = st.keys
+        g0 = self._g0(d)
+        before = self.day(d - timedelta(days=1)) if d - timedelta(days=1) in states.by_day else None
+        carry = _align(before, keys, g0, self.p)
+        # the steps of the day to score: whole days; the last day up to its last whole step
+        filled = np.flatnonzero(~np.isnan(x).all(axis=0))
+        last_col = int(filled[-1]) + 1 if filled.size else 0
+        whole = d != states.days[-1]
+        n = self.steps_per_day if whole else last_col // self.factor
+        prev, gap = states.previous(d)
+        f = self.factor
+        xs, zs, rs, es = [], [], [], []
+        for r0 in range(0, len(keys), 512):  # rows at a time: the minute arrays stay small
+            part = np.asarray(x[r0 : r0 + 512], dtype=np.float64)
+            sub = st.subset(keys[r0 : r0 + 512])
+            z, _thr, _acc, expected = scores(part, sub, prev, states.params, g, gap_days=gap)
+            cut = n * f
+            xs.append(_reduce(part[:, :cut], f, "mean"))
+            zs.append(_reduce(np.abs(z[:, :cut]), f, "max"))
+            rs.append(_reduce(part[:, :cut] - expected[:, :cut], f, "mean"))
+            es.append(_reduce(expected[:, :cut], f, "mean"))
+
+        def cat(parts: list[Array]) -> Array:
+            return np.concatenate(parts, axis=0) if parts else np.zeros((0, n))
+
+        chunk = cs.push(carry, cat(xs), cat(zs), cat(rs), cat(es), self.p)
+        return CtxDay(list(keys), carry, chunk.events, n)
+
+    def anomalies(
+        self, start: datetime, end: datetime, hi: datetime, *, services: Any = None
+    ) -> list[Anomaly]:
+        """The contextual alarms' anomalies overlapping ``[start, end)`` known by ``hi`` (their
+        step ended by then); an anomaly still going on at ``hi`` has no end."""
+        first = (start - timedelta(days=1)).astimezone(UTC).date()
+        last = (hi - timedelta(microseconds=1)).astimezone(UTC).date()
+        latest: dict[tuple[Key, int], tuple[cs.Event, Key]] = {}
+        hi_step = int(hi.timestamp()) // CTX_STEP_S  # steps before it ended by hi
+        d = first
+        while d <= last:
+            res = self.day(d)
+            if res is not None:
+                for e in res.events:
+                    if e.alarm + 1 <= hi_step:
+                        latest[(res.keys[e.row], e.alarm)] = (e, res.keys[e.row])
+            d += timedelta(days=1)
+        wanted = set(services) if services is not None else None
+        out: list[Anomaly] = []
+        for (key, _alarm), (e, _) in latest.items():
+            if wanted is not None and key[0] not in wanted:
+                continue
+            # a contextual alarm marks a change, from its onset to the alarm: how long the series
+            # then stays away from its baseline is the median detector's to say
+            t_on = _at(e.onset)
+            t_end = _at(e.alarm + 1)
+            if t_on >= end or (t_end is not None and t_end <= start):
+                continue
+            out.append(
+                Anomaly(
+                    service=key[0],
+                    metric=key[1],
+                    start=t_on,
+                    onset=t_on,
+                    end=t_end,
+                    direction="up" if e.up else "down",
+                    peak_score=e.peak,
+                    baseline=e.baseline,
+                    observed=e.observed,
+                    detected_at=_at(e.alarm + 1),
+                    onset_lookahead=False,
+                )
+            )
+        out.sort(key=lambda a: (a.onset, a.service, a.metric))
+        return out
+
+
+def _at(step: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=step * CTX_STEP_S)
+
+
+def _align(before: CtxDay | None, keys: list[Key], g0: int, p: Any) -> cs.Carry:
+    """The carry of the day before for ``keys`` (a new series: an empty carry); an empty carry
+    when the day before had no data or was not scored to its end."""
+    fresh = cs.new_carry(len(keys), g0, p)
+    if before is None or before.carry.g != g0:
+        return fresh
+    index = {k: i for i, k in enumerate(before.keys)}
+    old = np.array([index.get(k, -1) for k in keys], dtype=np.intp)
+    if (old >= 0).all():
+        return before.carry.take(old)
+    dst = np.flatnonzero(old >= 0)
+    _copy_rows(fresh, before.carry, dst, old[dst])
+    fresh.pending = {
+        int(i): before.carry.pending[int(r)]
+        for i, r in zip(dst, old[dst], strict=True)
+        if int(r) in before.carry.pending
+    }
+    return fresh
+
+
+#: array fields of a carry that are settings, not one row per series
+_NOT_ROWS = {"lags"}
+
+
+def _copy_rows(dst: Any, src: Any, dst_rows: NDArray[np.intp], src_rows: NDArray[np.intp]) -> None:
+    """``dst``'s per-series arrays take ``src``'s rows ``src_rows`` at ``dst_rows``."""
+    for f in fields(dst):
+        a, b = getattr(dst, f.name), getattr(src, f.name)
+        if is_dataclass(a):
+            _copy_rows(a, b, dst_rows, src_rows)
+        elif isinstance(a, np.ndarray) and f.name not in _NOT_ROWS and a.ndim >= 1:
+            a[dst_rows] = b[src_rows]
+
+
+def _sweep(path: Path) -> None:
+    """Remove the other results of the same day (older keys)."""
+    day = path.name[:10]
+    for other in path.parent.glob(f"{day}-*.npz"):
+        if other != path:
+            with contextlib.suppress(OSError):
+                other.unlink()
+
+
+__all__ = ["CTX_STEP_S", "DAY_S", "CtxChain", "CtxDay"]

@@ -1,0 +1,672 @@
+"""The contextual detector as a stream: many series at once, chunk after chunk.
+
+:mod:`whatchanged.engine.contextual` defines the contextual score (novelty of
+the recent pattern, level, variability, their combination and the alarms).
+This module computes exactly that score **incrementally** and **for many series
+at once**: arrays are ``[series, step]``, a chunk of new steps is folded into a
+:class:`Carry` that holds all a later chunk needs (the tail of the values the
+lags reach, block summaries for the calibrations, the alarm state).  One
+series scored in one chunk (``detect --input``, NAB) and the fleet scored day
+by day (:mod:`whatchanged.engine.ctxchain`) run the same code, and a test
+checks that cutting a series into chunks changes nothing.
+
+What makes it cheap enough for the fleet:
+
+* the novelty compares the context ending at ``t`` with the contexts ending at
+  ``t - L`` for each lag ``L`` of a fixed set, **lag by lag** along the time axis
+  (a difference, a square, a moving sum, the running k smallest) — no matrix of
+  all pairs;
+* every calibration (the recent maximum of a score, its median, the long gate's
+  maximum) is taken over whole **blocks** of steps aligned on the global step
+  index: :data:`CALIBRATION_BLOCKS` blocks of ``C // 50`` steps for a
+  calibration of ``C`` steps, so the carry keeps 50-odd block summaries per
+  score instead of thousands of steps.
+
+Steps are numbered globally (``g``: the step index since the Unix epoch for the
+fleet, ``origin // step`` + column for one series) so that the blocks fall at
+the same places whatever the chunks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import bottleneck as bn
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.float64]
+#: every calibration window is this many blocks (of ``C // CALIBRATION_BLOCKS`` steps)
+CALIBRATION_BLOCKS = 50
+
+
+def _cat(a: NDArray[Any], b: NDArray[Any]) -> NDArray[Any]:
+    return b if a.shape[1] == 0 else np.concatenate([a, b], axis=1)
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+@dataclass
+class Calib:
+    """Block summaries of one score stream, for its calibrations.
+
+    ``ref(t)``: the maximum of the score over the last ``n`` whole blocks of ``size`` steps
+    that end at or before ``t - delay``; ``floor(t)``: the median of those blocks' medians;
+    ``count(t)``: how many finite scores those and all earlier blocks held (the warm-up).
+    """
+
+    size: int
+    n: int
+    delay: int
+    ring: int
+    medians: bool  # keep the blocks' medians (the floor); else ``floor`` is NaN
+    tail: Array  # [S, g0 % size] the scores of the current, incomplete block
+    bmax: Array  # [S, ring] the maxima of the last ``ring`` whole blocks (NaN: none)
+    bmed: Array  # [S, ring] their medians
+    bcount: Array  # [S, ring] their finite counts
+    before: Array  # [S] finite scores in the blocks before the ring
+
+    @classmethod
+    def empty(cls, rows: int, calibration: int, delay: int, g0: int, *, medians: bool = True) -> Calib:
+        size = max(1, calibration // CALIBRATION_BLOCKS)
+        n = max(1, -(-calibration // size))
+        ring = n + delay // size + 3
+        nan = np.full((rows, ring), np.nan)
+        return cls(
+            size,
+            n,
+            delay,
+            ring,
+            medians,
+            np.full((rows, g0 % size), np.nan),
+            nan,
+            nan.copy() if medians else np.zeros((rows, 0)),
+            np.zeros((rows, ring)),
+            np.zeros(rows),
+        )
+
+    def push(self, v: Array, g0: int) -> tuple[Array, Array, Array]:
+        """Fold the scores ``v`` (``[S, n]`` from global step ``g0``) in; return ``ref``,
+        ``floor`` and ``count`` at each of those steps."""
+        rows, n = v.shape
+        b, tb = self.size, self.tail.shape[1]
+        ext = _cat(self.tail, v)
+        nb = ext.shape[1] // b
+        blocks = ext[:, : nb * b].reshape(rows, nb, b)
+        with np.errstate(invalid="ignore"):
+            new_max = bn.nanmax(blocks, axis=2) if nb else np.zeros((rows, 0))
+        new_count = np.isfinite(blocks).sum(axis=2).astype(np.float64)
+        hmax = _cat(self.bmax, new_max)
+        hcount = _cat(self.bcount, new_count)
+        first_block = (g0 - tb) // b - self.ring  # the global block number of column 0 of the history
+        # the last block each step may use: it ends at or before t - delay
+        t = g0 + np.arange(n)
+        j = (t - self.delay + 1) // b - 1 - first_block
+        mmax = bn.move_max(hmax, self.n, axis=1, min_count=1)
+        cum = self.before[:, None] + np.cumsum(hcount, axis=1)
+        ref, count = mmax[:, j], cum[:, j]
+        keep = hmax.shape[1] - self.ring
+        if self.medians:
+            new_med = bn.nanmedian(blocks, axis=2) if nb else np.zeros((rows, 0))
+            hmed = _cat(self.bmed, new_med)
+            floor = bn.move_median(hmed, self.n, axis=1, min_count=1)[:, j]
+            self.bmed = hmed[:, keep:]
+        else:
+            floor = np.full_like(ref, np.nan)
+        self.before = self.before + hcount[:, :keep].sum(axis=1)
+        self.bmax, self.bcount = hmax[:, keep:], hcount[:, keep:]
+        self.tail = ext[:, nb * b :]
+        return ref, floor, count
+
+    def take(self, rows: NDArray[np.intp]) -> Calib:
+        return replace(
+            self,
+            tail=self.tail[rows],
+            bmax=self.bmax[rows],
+            bmed=self.bmed[rows],
+            bcount=self.bcount[rows],
+            before=self.before[rows],
+        )
+
+
+def gated_ratio(
+    a: Array,
+    ref: Array,
+    floor: Array,
+    count: Array,
+    long_ref: Array | None,
+    *,
+    warmup: int,
+    novelty_floor: float,
+    long_gate: float,
+    strong_ratio: float | None,
+) -> Array:
+    """``a / ref`` where the gates let it count (see :mod:`whatchanged.engine.contextual`), else 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(count >= warmup, a / ref, np.nan)
+        gate = np.isfinite(a) & np.isfinite(r)
+        if novelty_floor > 0:
+            gate &= a >= novelty_floor * floor
+        if long_ref is not None and long_gate > 0:
+            ok = a / long_ref >= long_gate
+            gate &= ok | (r >= strong_ratio) if strong_ratio is not None else ok
+        out: Array = np.where(gate, r, 0.0)
+    return out
+
+
+# --------------------------------------------------------------------------- novelty
+
+
+def lag_set(window: int, history: int) -> NDArray[np.int64]:
+    """The lags the novelty compares a context with: every lag from ``window`` (contexts that do
+    not overlap) to ``history``."""
+    return np.arange(window, max(window, history) + 1, dtype=np.int64)
+
+
+def window_sums(e: NDArray[np.float32], w: int) -> NDArray[np.float32]:
+    """Sums of ``w`` consecutive columns of ``e``, by doubling: no running sum, so a large value
+    leaving the window leaves no rounding error behind, and NaN stays in the windows holding it."""
+    n = e.shape[1] - w + 1
+    powers = {1: e}
+    size, part = 1, e
+    while size * 2 <= w:
+        part = part[:, :-size] + part[:, size:]
+        size *= 2
+        powers[size] = part
+    acc: NDArray[np.float32] | None = None
+    pos = 0
+    for s in sorted(powers, reverse=True):
+        if w - pos >= s:
+            piece = powers[s][:, pos : pos + n]
+            acc = piece.copy() if acc is None else acc + piece
+            pos += s
+    assert acc is not None
+    return acc
+
+
+#: rows scored together by :func:`lag_novelty` (their arrays stay in the processor's cache)
+ROWS_AT_ONCE = 64
+#: threads :func:`lag_novelty` spreads many rows over
+THREADS = min(2, os.cpu_count() or 1)
+
+
+def lag_novelty(ext: Array, n: int, lags: NDArray[np.int64], window: int, k: int) -> Array:
+    """Mean distance of the contexts ending at the last ``n`` columns of ``ext`` to their ``k``
+    nearest contexts ending ``L`` steps before, ``L`` in ``lags`` (NaN: fewer than ``k`` of them
+    known).  ``ext`` holds at least ``max(lags) + window - 1`` columns before those ``n``.
+    Computed in float32, :data:`ROWS_AT_ONCE` rows at a time."""
+    rows, width = ext.shape
+    out = np.full((rows, n), np.nan)
+    if n == 0:
+        return out
+    q0 = width - n - window + 1  # the first column a query context reaches
+    lag_list = lags.tolist()
+    # few new steps (a question right after a commit): all rows at once, fewer numpy calls
+    at_once = max(ROWS_AT_ONCE, ROWS_AT_ONCE * 288 // max(n, 1))
+
+    def part(r0: int) -> None:
+        x = np.asarray(ext[r0 : r0 + at_once], dtype=np.float32)
+        best = np.full((k, x.shape[0], n), np.inf, dtype=np.float32)
+        for lag in lag_list:
+            e = x[:, q0:] - x[:, q0 - lag : width - lag]
+            np.multiply(e, e, out=e)
+            d2 = window_sums(e, window)
+            if k == 1:
+                np.fmin(best[0], d2, out=best[0])  # NaN (a context before the first value) ignored
+                continue
+            np.nan_to_num(d2, copy=False, nan=np.inf)
+            for j in range(k):  # insert into the sorted stack of the k smallest
+                lo = np.minimum(best[j], d2)
+                np.maximum(best[j], d2, out=d2)
+                best[j] = lo
+        with np.errstate(invalid="ignore"):
+            a = np.sqrt(best.astype(np.float64)).mean(axis=0)
+        a[~np.isfinite(best[k - 1])] = np.nan
+        out[r0 : r0 + at_once] = a
+
+    starts = range(0, rows, at_once)
+    if len(starts) > 2 and THREADS > 1:  # numpy lets go of the GIL: both cores
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(THREADS) as pool:
+            list(pool.map(part, starts))
+    else:
+        for r0 in starts:
+            part(r0)
+    return out
+
+
+def forward_fill(x: Array, last: Array) -> Array:
+    """Missing steps carry the last value seen (``last``: before the chunk; NaN: none yet)."""
+    v = _cat(last[:, None], x)
+    ok = ~np.isnan(v)
+    idx = np.where(ok, np.arange(v.shape[1])[None, :], 0)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    out: Array = np.take_along_axis(v, idx, axis=1)[:, 1:]
+    return out
+
+
+@dataclass
+class NoveltyStream:
+    """The novelty of one scale and its gated ratio, carried from chunk to chunk."""
+
+    window: int
+    k: int
+    lags: NDArray[np.int64]
+    filled_tail: Array  # [S, max lag + window - 1]
+    missing_tail: NDArray[np.bool_]  # [S, window + 2]
+    short: Calib
+    long: Calib | None
+
+    @classmethod
+    def empty(
+        cls,
+        rows: int,
+        *,
+        window: int,
+        k: int,
+        lags: NDArray[np.int64],
+        calibration: int,
+        delay: int,
+        long_calibration: int | None,
+        g0: int,
+    ) -> NoveltyStream:
+        width = int(lags.max()) + window - 1
+        return cls(
+            window,
+            k,
+            lags,
+            np.full((rows, width), np.nan, dtype=np.float32),
+            np.ones((rows, window + 2), dtype=bool),
+            Calib.empty(rows, calibration, delay, g0),
+            Calib.empty(rows, long_calibration, delay, g0, medians=False) if long_calibration else None,
+        )
+
+    def push(
+        self, filled: Array, missing: NDArray[np.bool_], g0: int
+    ) -> tuple[Array, tuple[Array, Array, Array, Array | None]]:
+        """The novelty of each new step and its calibrations (``ref, floor, count, long_ref``)."""
+        w, n = self.window, filled.shape[1]
+        ext = _cat(self.filled_tail, filled.astype(np.float32))
+        a = lag_novelty(ext, n, self.lags, w, self.k)
+        # a context with more than a third of its steps filled in, or holding a run of three
+        # missing steps, or reaching before the first value, is not scored (no alarm from a gap)
+        m = _cat(self.missing_tail, missing).astype(np.int64)
+        c = np.cumsum(m, axis=1)
+        lead = m.shape[1] - n
+        filled_in = c[:, lead:] - c[:, lead - w : m.shape[1] - w]
+        run = m[:, 2:] & m[:, 1:-1] & m[:, :-2]  # run[j]: steps j..j+2 all missing
+        rc = np.cumsum(run, axis=1)
+        # runs ending inside the context: ending columns lead-w+1 .. lead+i  ->  run index end-2
+        hi = rc[:, lead - 2 :]
+        lo = rc[:, lead - 2 - w : rc.shape[1] - w]
+        bad = (filled_in * 3 > w) | (hi - lo > 0) | np.isnan(ext[:, -n - w + 1 :][:, :n])
+        a = np.where(bad, np.nan, a)
+        self.filled_tail = ext[:, -self.filled_tail.shape[1] :]
+        self.missing_tail = _cat(self.missing_tail, missing)[:, -self.missing_tail.shape[1] :]
+        ref, floor, count = self.short.push(a, g0)
+        long_ref = self.long.push(a, g0)[0] if self.long is not None else None
+        return a, (ref, floor, count, long_ref)
+
+    def take(self, rows: NDArray[np.intp]) -> NoveltyStream:
+        return replace(
+            self,
+            filled_tail=self.filled_tail[rows],
+            missing_tail=self.missing_tail[rows],
+            short=self.short.take(rows),
+            long=self.long.take(rows) if self.long is not None else None,
+        )
+
+
+# --------------------------------------------------------------------------- the carry
+
+
+@dataclass
+class Pending:
+    """An alarm whose anomaly goes on at the end of the chunk."""
+
+    alarm: int  # global step
+    onset: int
+    up: bool
+    baseline: float
+    peak: float
+    observed: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One alarm of one series (global steps); ``end`` None while its anomaly goes on."""
+
+    row: int
+    onset: int
+    alarm: int
+    end: int | None
+    up: bool
+    baseline: float
+    peak: float
+    observed: float
+
+
+@dataclass
+class Carry:
+    """All a later chunk needs, for ``rows`` series; ``g`` is the next global step."""
+
+    g: int
+    last: Array  # last value seen (forward fill)
+    fine: NoveltyStream | None
+    coarse: NoveltyStream | None
+    coarse_tail: Array  # [S, g % coarse] the current coarse block's filled values
+    coarse_missing: NDArray[np.bool_]
+    coarse_held: Array  # the latest whole coarse block's ratio
+    var_tail: Array  # [S, spread_window] the last step-to-step changes
+    var_calib: Calib | None
+    var_long: Calib | None
+    z_calib: Calib
+    resid_tail: Array  # [S, onset_back] the last residuals, |z| and expected values (onsets)
+    absz_tail: Array
+    exp_tail: Array
+    allowed: NDArray[np.int64]  # the first global step a new alarm may be raised at
+    prev_end: NDArray[np.int64]  # where the previous alarm's anomaly ended
+    pending: dict[int, Pending]
+
+    def take(self, rows: NDArray[np.intp]) -> Carry:
+        """The carry of some rows (in that order)."""
+        old: dict[int, int] = {}
+        for i, r in enumerate(rows.tolist()):
+            old.setdefault(int(r), i)
+        return replace(
+            self,
+            last=self.last[rows],
+            fine=self.fine.take(rows) if self.fine else None,
+            coarse=self.coarse.take(rows) if self.coarse else None,
+            coarse_tail=self.coarse_tail[rows],
+            coarse_missing=self.coarse_missing[rows],
+            coarse_held=self.coarse_held[rows],
+            var_tail=self.var_tail[rows],
+            var_calib=self.var_calib.take(rows) if self.var_calib else None,
+            var_long=self.var_long.take(rows) if self.var_long else None,
+            z_calib=self.z_calib.take(rows),
+            resid_tail=self.resid_tail[rows],
+            absz_tail=self.absz_tail[rows],
+            exp_tail=self.exp_tail[rows],
+            allowed=self.allowed[rows],
+            prev_end=self.prev_end[rows],
+            pending={old[r]: p for r, p in self.pending.items() if r in old},
+        )
+
+
+def scaled(n: int, scale: int, minimum: int = 1) -> int:
+    return max(minimum, n // scale)
+
+
+def new_carry(rows: int, g0: int, p: Any) -> Carry:
+    """An empty carry for ``rows`` series starting at global step ``g0`` (``p``: ContextParams)."""
+    fine = None
+    if p.fine_weight > 0:
+        fine = NoveltyStream.empty(
+            rows,
+            window=p.window,
+            k=p.neighbours,
+            lags=lag_set(p.window, p.history),
+            calibration=p.calibration,
+            delay=p.delay,
+            long_calibration=p.long_calibration if p.long_gate > 0 else None,
+            g0=g0,
+        )
+    coarse = None
+    c = p.coarse
+    if c > 1 and p.coarse_weight > 0:
+        cg = g0 // c
+        coarse = NoveltyStream.empty(
+            rows,
+            window=p.window,
+            k=p.neighbours,
+            lags=lag_set(p.window, scaled(p.history, c, 2 * p.window)),
+            calibration=scaled(p.calibration, c, 10),
+            delay=scaled(p.delay, c),
+            long_calibration=scaled(p.long_calibration, c, 10) if p.long_gate > 0 else None,
+            g0=cg,
+        )
+    var_calib = var_long = None
+    if p.spread_weight > 0:
+        var_calib = Calib.empty(rows, p.calibration, p.delay, g0)
+        var_long = (
+            Calib.empty(rows, p.long_calibration, p.delay, g0, medians=False) if p.long_gate > 0 else None
+        )
+    part = g0 % c if c > 1 else 0
+    return Carry(
+        g=g0,
+        last=np.full(rows, np.nan),
+        fine=fine,
+        coarse=coarse,
+        coarse_tail=np.full((rows, part), np.nan),
+        coarse_missing=np.ones((rows, part), dtype=bool),
+        coarse_held=np.zeros(rows),
+        var_tail=np.full((rows, p.spread_window), np.nan),
+        var_calib=var_calib,
+        var_long=var_long,
+        z_calib=Calib.empty(rows, p.z_calibration, p.delay, g0, medians=False),
+        resid_tail=np.full((rows, p.onset_back), np.nan),
+        absz_tail=np.full((rows, p.onset_back), np.nan),
+        exp_tail=np.full((rows, p.onset_back), np.nan),
+        allowed=np.full(rows, np.iinfo(np.int64).min // 2, dtype=np.int64),
+        prev_end=np.full(rows, np.iinfo(np.int64).min // 2, dtype=np.int64),
+        pending={},
+    )
+
+
+# --------------------------------------------------------------------------- one chunk
+
+
+def combine(ratios: list[Array], second_weight: float) -> Array:
+    """The largest ratio plus ``second_weight`` × the second largest (NaN counts 0)."""
+    top = np.nan_to_num(ratios[0], nan=0.0, posinf=1e12)
+    second = np.zeros_like(top)
+    for r in ratios[1:]:
+        r = np.nan_to_num(r, nan=0.0, posinf=1e12)
+        np.maximum(second, np.minimum(top, r), out=second)
+        np.maximum(top, r, out=top)
+    if second_weight:
+        top += second_weight * second
+    return top
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """What :func:`push` returns for the new steps: the score and the alarms' events."""
+
+    score: Array
+    events: list[Event]
+
+
+def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: Any) -> Chunk:
+    """Score the new steps ``x`` (``[S, n]``, NaN: missing) of the series in ``carry``; ``absz``,
+    ``resid`` and ``expected`` are the median baseline's ``|z|``, ``x - E`` and ``E`` at the same
+    steps.  ``carry`` is updated in place to the end of the chunk."""
+    from whatchanged.engine.intervals import _onset
+
+    rows, n = x.shape
+    g0 = carry.g
+    missing = np.isnan(x)
+    filled = forward_fill(x, carry.last)
+    ratios: list[Array] = []
+    if carry.fine is not None:
+        a, (ref, floor, count, long_ref) = carry.fine.push(filled, missing, g0)
+        r = gated_ratio(
+            a,
+            ref,
+            floor,
+            count,
+            long_ref,
+            warmup=p.warmup,
+            novelty_floor=p.novelty_floor,
+            long_gate=p.long_gate,
+            strong_ratio=p.strong_ratio,
+        )
+        ratios.append(p.fine_weight * r)
+    if carry.coarse is not None:
+        c = p.coarse
+        ext = _cat(carry.coarse_tail, filled)
+        mext = _cat(carry.coarse_missing, missing)
+        nb = ext.shape[1] // c
+        held = np.empty((rows, n))
+        if nb:
+            bx = ext[:, : nb * c].reshape(rows, nb, c).mean(axis=2)
+            bm = mext[:, : nb * c].reshape(rows, nb, c).sum(axis=2) * 3 > c
+            ca, (ref, floor, count, long_ref) = carry.coarse.push(
+                bx, bm, (g0 - carry.coarse_tail.shape[1]) // c
+            )
+            rc = p.coarse_weight * gated_ratio(
+                ca,
+                ref,
+                floor,
+                count,
+                long_ref,
+                warmup=scaled(p.warmup, c, 10),
+                novelty_floor=p.novelty_floor,
+                long_gate=p.long_gate,
+                strong_ratio=p.strong_ratio,
+            )
+            rc = np.nan_to_num(rc, nan=0.0)
+            # each block's ratio is known at its last step and holds until the next block's
+            ends = (np.arange(nb) + 1) * c - 1 - carry.coarse_tail.shape[1]  # chunk columns
+            which = np.searchsorted(ends, np.arange(n), side="right") - 1
+            held[:] = np.where(which[None, :] >= 0, rc[:, np.maximum(which, 0)], carry.coarse_held[:, None])
+            carry.coarse_held = rc[:, -1]
+        else:
+            held[:] = carry.coarse_held[:, None]
+        carry.coarse_tail, carry.coarse_missing = ext[:, nb * c :], mext[:, nb * c :]
+        ratios.append(held)
+    ref_z, _, count_z = carry.z_calib.push(absz, g0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rz = np.where(count_z >= p.warmup, absz / ref_z, np.nan)
+        ratios.append(np.where(absz >= p.z_min, p.z_weight * rz, np.nan))
+    if carry.var_calib is not None:
+        d = np.abs(np.diff(_cat(carry.last[:, None], filled), axis=1))
+        ext = _cat(carry.var_tail, d)
+        w = p.spread_window
+        v = (bn.move_sum(ext, w, axis=1, min_count=w) - bn.move_max(ext, w, axis=1, min_count=w))[:, -n:] / (
+            w - 1
+        )
+        carry.var_tail = ext[:, -w:]
+        ref, floor, count = carry.var_calib.push(v, g0)
+        long_ref_v = carry.var_long.push(v, g0)[0] if carry.var_long is not None else None
+        ratios.append(
+            p.spread_weight
+            * gated_ratio(
+                v,
+                ref,
+                floor,
+                count,
+                long_ref_v,
+                warmup=p.warmup,
+                novelty_floor=p.novelty_floor,
+                long_gate=p.long_gate,
+                strong_ratio=None,
+            )
+        )
+    carry.last = np.where(np.isnan(filled[:, -1]), carry.last, filled[:, -1]) if n else carry.last
+    score = combine(ratios, p.second_weight)
+    events = _alarms(carry, score, x, absz, resid, expected, p, g0, _onset)
+    if p.onset_back:
+        back = p.onset_back
+        carry.resid_tail = _cat(carry.resid_tail, resid)[:, -back:]
+        carry.absz_tail = _cat(carry.absz_tail, absz)[:, -back:]
+        carry.exp_tail = _cat(carry.exp_tail, expected)[:, -back:]
+    carry.g = g0 + n
+    return Chunk(score, events)
+
+
+OBSERVED = 12  # an alarm's observed value: the median of its first steps
+
+
+def _alarms(
+    carry: Carry,
+    score: Array,
+    x: Array,
+    absz: Array,
+    resid: Array,
+    expected: Array,
+    p: Any,
+    g0: int,
+    onset_of: Any,
+) -> list[Event]:
+    """The alarms of the chunk and the ends of the anomalies that go on (carry updated)."""
+    _rows, n = score.shape
+    with np.errstate(invalid="ignore"):
+        hit = score >= p.threshold
+        calm = ~((score >= 1.0) | (absz >= p.exit_z))
+    rext = _cat(carry.resid_tail, resid)
+    zext = _cat(carry.absz_tail, absz)
+    eext = _cat(carry.exp_tail, expected)
+    lead = carry.resid_tail.shape[1]
+    events: list[Event] = []
+    busy = set(np.flatnonzero(hit.any(axis=1)).tolist()) | set(carry.pending)
+    for r in sorted(busy):
+        i = 0  # next chunk column to look at
+        pend = carry.pending.pop(r, None)
+        while True:
+            if pend is not None:  # an anomaly goes on: its end is its first calm step
+                after = np.flatnonzero(calm[r, i:])
+                stop = i + int(after[0]) if after.size else n
+                seg = absz[r, i:stop]
+                if np.isfinite(seg).any():
+                    pend.peak = max(pend.peak, float(np.nanmax(seg)))
+                room = OBSERVED - len(pend.observed)
+                if room > 0:
+                    pend.observed += [v for v in x[r, i : min(stop, i + room)].tolist() if v == v]
+                if not after.size:
+                    carry.pending[r] = pend
+                    events.append(_event(r, pend, None))
+                    break
+                end = g0 + stop
+                events.append(_event(r, pend, end))
+                carry.prev_end[r] = end
+                carry.allowed[r] = max(int(carry.allowed[r]), end + p.rest)
+                pend = None
+                i = stop
+            nxt = np.flatnonzero(hit[r, i:] & (g0 + np.arange(i, n) >= carry.allowed[r]))
+            if not nxt.size:
+                break
+            t = i + int(nxt[0])
+            lo = max(int(carry.prev_end[r]) - g0, t - p.onset_back, -lead)
+            onset = onset_of(rext[r], t + lead, lo + lead, t + lead) - lead if t > lo else t
+            seg_r = rext[r, onset + lead : t + lead + 1]
+            up = bool(np.nansum(seg_r) >= 0) if np.isfinite(seg_r).any() else True
+            pend = Pending(g0 + t, g0 + onset, up, float(eext[r, onset + lead]), 0.0)
+            seg = zext[r, onset + lead : t + lead]
+            if np.isfinite(seg).any():
+                pend.peak = float(np.nanmax(seg))
+            carry.allowed[r] = g0 + t + p.rest + 1
+            i = t
+    return events
+
+
+def _event(row: int, pend: Pending, end: int | None) -> Event:
+    obs = float(np.median(pend.observed)) if pend.observed else float("nan")
+    return Event(row, pend.onset, pend.alarm, end, pend.up, pend.baseline, round(pend.peak, 3), obs)
+
+
+def params_key(p: Any) -> dict[str, Any]:
+    """The settings as a JSON-able dict (cache keys)."""
+    return {f.name: getattr(p, f.name) for f in fields(p)}
+
+
+def series_inputs(grid: Array, step_s: float, base: Any) -> tuple[Array, Array, Array]:
+    """``|z|``, ``x - E`` and ``E`` of one regular series under the median baseline."""
+    b = base.baseline().fit(grid[None, :], step_s=step_s).result_
+    expected = b.expected[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (grid - expected) / b.spread[0]
+    absz = np.where(np.isfinite(z), np.abs(z), np.nan)
+    return absz, grid - expected, expected
+
+
+def score_series(grid: Array, g0: int, step_s: float, p: Any, base: Any) -> Chunk:
+    """One series scored in one chunk (``grid``: its regular values, NaN missing)."""
+    absz, resid, expected = series_inputs(grid, step_s, base)
+    carry = new_carry(1, g0, p)
+    return push(carry, grid[None, :], absz[None, :], resid[None, :], expected[None, :], p)

@@ -1,0 +1,200 @@
+"""The contextual detector as a stream (engine/ctxstream.py) and on the fleet, day by day
+(engine/ctxchain.py): cutting a series into chunks, scoring series side by side, or day by day
+from the warehouse changes nothing; results are read back from the cache."""
+
+from __future__ import annotations
+
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from tests.engine import scenarios as sc
+from whatchanged.engine import ctxstream as cs
+from whatchanged.engine import detect
+from whatchanged.engine.contextual import CONTEXT_DEFAULT, detect_series_combined
+from whatchanged.engine.ctxchain import CTX_STEP_S, CtxChain
+from whatchanged.engine.detect import DEFAULT
+from whatchanged.engine.intervals import grid_series
+from whatchanged.engine.schema import METRICS
+from whatchanged.engine.warehouse import Warehouse
+
+
+def _inputs(series: list[sc.Series]) -> tuple[int, float, np.ndarray, ...]:
+    grids = [grid_series(s.ts, s.values) for s in series]
+    origin, step_us = grids[0][1], grids[0][2]
+    width = min(g[0].size for g in grids)
+    x = np.stack([g[0][:width] for g in grids])
+    parts = [cs.series_inputs(x[i], step_us / 1e6, DEFAULT) for i in range(len(series))]
+    absz, resid, expected = (np.stack([p[k] for p in parts]) for k in range(3))
+    return origin // step_us, step_us / 1e6, x, absz, resid, expected
+
+
+def _run(g0: int, x: np.ndarray, absz: np.ndarray, resid: np.ndarray, expected: np.ndarray, cuts: list[int]):
+    carry = cs.new_carry(x.shape[0], g0, CONTEXT_DEFAULT)
+    scores, events = [], []
+    for a, b in zip([0, *cuts], [*cuts, x.shape[1]], strict=True):
+        out = cs.push(carry, x[:, a:b], absz[:, a:b], resid[:, a:b], expected[:, a:b], CONTEXT_DEFAULT)
+        scores.append(out.score)
+        events += out.events
+    final = {}
+    for e in events:  # an alarm still going on at a chunk's end is reported again later
+        final[(e.row, e.alarm)] = e
+    return np.concatenate(scores, axis=1), sorted(final.values(), key=lambda e: (e.alarm, e.row))
+
+
+def test_chunks_and_neighbours_change_nothing() -> None:
+    """One chunk, random chunks, one series alone or beside others: the same scores, the same alarms."""
+    series = [sc.level_shift(0), sc.spike(1), sc.jitter(2), sc.seasonal_quiet(3, days=3), sc.drift(4)]
+    g0, _step, x, absz, resid, expected = _inputs(series)
+    whole_scores, whole_events = _run(g0, x, absz, resid, expected, [])
+    assert whole_events, "the planted anomalies raise alarms"
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        cuts = sorted(rng.choice(np.arange(1, x.shape[1]), size=6, replace=False).tolist())
+        s, e = _run(g0, x, absz, resid, expected, cuts)
+        np.testing.assert_array_equal(s, whole_scores)
+        assert e == whole_events
+    for row in (0, 2):
+        s, e = _run(
+            g0, x[row : row + 1], absz[row : row + 1], resid[row : row + 1], expected[row : row + 1], [1440]
+        )
+        np.testing.assert_array_equal(s[0], whole_scores[row])
+        assert [(ev.onset, ev.alarm, ev.end, ev.up) for ev in e] == [
+            (ev.onset, ev.alarm, ev.end, ev.up) for ev in whole_events if ev.row == row
+        ]
+
+
+def test_single_series_detector_is_the_stream() -> None:
+    """``detect_series_combined`` (CLI ``detect``, NAB) is the stream scored in one chunk."""
+    s = sc.level_shift(0)
+    g0, step, x, absz, resid, expected = _inputs([s])
+    _, events = _run(g0, x, absz, resid, expected, [])
+    found = detect_series_combined(s.ts, s.values)
+    origin = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=g0 * step)
+    assert [a.detected_at for a in found] == [
+        origin + timedelta(seconds=(e.alarm - g0) * step) for e in events
+    ]
+
+
+# -- the fleet --------------------------------------------------------------------------------
+
+DAY0 = datetime(2010, 11, 5, tzinfo=UTC)
+DAYS = 6
+CHANGE = DAY0 + timedelta(days=DAYS - 1, hours=10)
+
+
+def _fleet_values(rng: np.random.Generator, minutes: int, *, change: bool) -> np.ndarray:
+    t = np.arange(minutes, dtype=float)
+    period = np.full(minutes, 120.0)
+    if change:  # the same level and amplitude, another rhythm
+        period[int((CHANGE - DAY0).total_seconds() // 60) :] = 35.0
+    phase = np.concatenate([[0.0], np.cumsum(2 * np.pi / period[:-1])])
+    return 100.0 + 20.0 * np.sin(phase) + rng.normal(0, 1.0, t.size)
+
+
+def _table(days: range) -> pa.Table:
+    rng = np.random.default_rng(3)
+    minutes = DAYS * 1440
+    stamps = np.array([DAY0 + timedelta(minutes=m) for m in range(minutes)])
+    rows: dict[str, list[object]] = {"ts": [], "service": [], "metric": [], "value": []}
+    for svc in ("a", "b", "c"):
+        x = _fleet_values(rng, minutes, change=svc == "b")
+        keep = np.array([m // 1440 in days for m in range(minutes)])
+        rows["ts"] += stamps[keep].tolist()
+        rows["service"] += [svc] * int(keep.sum())
+        rows["metric"] += ["lat"] * int(keep.sum())
+        rows["value"] += [float(np.float32(v)) for v in x[keep]]
+    return pa.table(rows).cast(pa.schema([METRICS.field(n) for n in rows]))
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("ctxchain")
+    wh = Warehouse(home)
+    wh.init()
+    wh.commit({"metrics": _table(range(DAYS))})
+    return home
+
+
+def _chain(home: Path) -> CtxChain:
+    con = Warehouse(home).snapshot()
+    states = detect._chained(con, DEFAULT, 60.0)
+    return CtxChain(states, CONTEXT_DEFAULT)
+
+
+def test_the_fleet_day_by_day_is_the_stream_over_the_whole_history(home: Path) -> None:
+    chain = _chain(home)
+    by_day = {}
+    for d in chain.states.days:
+        res = chain.day(d)
+        assert res is not None
+        assert res.steps == 288
+        for e in res.events:
+            by_day[(res.keys[e.row], e.alarm)] = e
+    # the same detector over each series' whole 5-minute history in one chunk
+    con = Warehouse(home).snapshot()
+    found = {}
+    for svc in ("a", "b", "c"):
+        df = con.sql(f"SELECT ts, value FROM metrics WHERE service = '{svc}' ORDER BY ts").fetchnumpy()
+        grid, origin, step_us = grid_series(df["ts"], df["value"])
+        absz, resid, expected = cs.series_inputs(grid, step_us / 1e6, DEFAULT)
+        f = CTX_STEP_S * 1_000_000 // step_us
+        g0 = origin // (CTX_STEP_S * 1_000_000)
+        carry = cs.new_carry(1, g0, CONTEXT_DEFAULT)
+        out = cs.push(
+            carry,
+            _reduce(grid, np.nanmean, f),
+            _reduce(absz, np.nanmax, f),
+            _reduce(resid, np.nanmean, f),
+            _reduce(expected, np.nanmean, f),
+            CONTEXT_DEFAULT,
+        )
+        for e in out.events:
+            found[((svc, "lat"), e.alarm)] = e
+    assert sorted(by_day) == sorted(found)
+    change_step = int(CHANGE.timestamp()) // CTX_STEP_S
+    alarms_b = [alarm for (key, alarm) in found if key[0] == "b" and alarm >= change_step]
+    assert alarms_b, "the change of rhythm raises an alarm"
+    assert alarms_b[0] - change_step <= 6, "within 30 minutes"
+
+
+def _reduce(a: np.ndarray, how, f: int) -> np.ndarray:
+    """The series in steps of ``f`` (``how``: the mean or the maximum of each)."""
+    n = a.size // f
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps
+        return how(a[: n * f].reshape(1, n, f), axis=2)
+
+
+def test_results_are_read_back_from_the_cache(home: Path) -> None:
+    first = _chain(home)
+    last = first.states.days[-1]
+    a = first.day(last)
+    again = _chain(home)
+    b = again.day(last)
+    assert again.computed == 0
+    assert a is not None
+    assert b is not None
+    assert b.events == a.events
+    assert b.keys == a.keys
+    assert b.steps == a.steps
+    np.testing.assert_array_equal(b.carry.fine.filled_tail, a.carry.fine.filled_tail)
+    assert b.carry.pending.keys() == a.carry.pending.keys()
+
+
+def test_with_the_setting_on_the_fleet_reports_the_change_of_rhythm(home: Path, monkeypatch) -> None:
+    con = Warehouse(home).snapshot()
+    start, end = CHANGE - timedelta(hours=2), CHANGE + timedelta(hours=2)
+    monkeypatch.setattr(detect, "FLEET_CONTEXTUAL", False)
+    plain = detect.detect_anomalies(con, start, end)
+    monkeypatch.setattr(detect, "FLEET_CONTEXTUAL", True)
+    combined = detect.detect_anomalies(con, start, end)
+    assert set(plain) <= set(combined)
+    b = [a for a in combined if a.service == "b"]
+    assert b, combined
+    assert abs(b[0].onset - CHANGE) <= timedelta(minutes=30)
+    assert not [a for a in combined if a.service != "b" and a not in plain]
