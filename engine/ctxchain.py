@@ -283,8 +283,8 @@ class CtxChain:
                 continue
             # a contextual alarm marks a change, from its onset to the alarm: how long the series
             # then stays away from its baseline is the median detector's to say
-            t_on = _at(e.onset)
             t_end = _at(e.alarm + 1)
+            t_on = self._onset(key, t_end) or _at(e.onset)
             if t_on >= end or (t_end is not None and t_end <= start):
                 continue
             out.append(
@@ -304,6 +304,41 @@ class CtxChain:
             )
         out.sort(key=lambda a: (a.onset, a.service, a.metric))
         return out
+
+    def _onset(self, key: Key, until: datetime) -> datetime | None:
+        """The alarm's onset to the minute: the change-point search of the median detector
+        (step or hinge) on the series' 1-minute residuals of the :data:`ONSET_BACK` before
+        ``until`` (None: no residuals there)."""
+        from whatchanged.engine.daystate import point_arrays
+        from whatchanged.engine.intervals import _onset
+
+        states, g = self.states, self.states.g
+        lo = until - ONSET_BACK
+        parts: list[Array] = []
+        d = lo.astimezone(UTC).date()
+        day0 = datetime(d.year, d.month, d.day, tzinfo=UTC)
+        first_col = int((lo - day0).total_seconds() // g.step_s)
+        total = int(ONSET_BACK.total_seconds() // g.step_s)
+        while len(parts) == 0 or sum(p.size for p in parts) < first_col + total:
+            st = states.state(d) if d in states.by_day else None
+            row = np.full(g.cols, np.nan)
+            if st is not None:
+                day_keys, x = states.raw(d)
+                if key in day_keys and key in st.keys:
+                    expected = point_arrays(st.subset([key]), g, states.params)[0][0]
+                    row = np.asarray(x[day_keys.index(key)], dtype=np.float64) - expected
+            parts.append(row)
+            d += timedelta(days=1)
+        resid = np.concatenate(parts)[first_col : first_col + total]
+        if not np.isfinite(resid).any():
+            return None
+        col = _onset(resid, resid.size - 1, 0, resid.size - 1)
+        return lo + timedelta(seconds=col * g.step_s)
+
+
+#: how far before a contextual alarm its onset is looked for, on 1-minute residuals (the median
+#: detector's ``onset_back_s``)
+ONSET_BACK = timedelta(hours=2)
 
 
 def _at(step: int) -> datetime:
