@@ -59,7 +59,7 @@ def _forget_questions(home: Path) -> None:
 
 
 def main() -> None:
-    days = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    days = next((int(a) for a in sys.argv[1:] if a.isdigit()), 30)
     home = synth.build(days)
     settings = load_settings(home=home, tz="Europe/Paris")
     exe = str(Path(sys.executable).parent / "whatchanged")
@@ -126,6 +126,38 @@ def main() -> None:
     print(f"  first call in a process (states cached, question new): {first_s * 1000:.0f} ms")
     print(
         f"  warm (in-process)       : median {w * 1000:.0f} ms  (target ≤ 300 ms), {w / b:.1f}× the bare query"
+    )
+    if "--no-contextual" not in sys.argv:
+        contextual(home, exe, argv, analysis_s)
+
+
+def contextual(home: Path, exe: str, argv: list[str], analysis_s: float) -> None:
+    """The same with the contextual detector on the fleet (``WHATCHANGED_CONTEXTUAL=1``): the
+    analysis computes its results day by day too, and explain adds its anomalies."""
+    env = {**os.environ, "WHATCHANGED_CONTEXTUAL": "1"}
+    shutil.rmtree(home / "_cache", ignore_errors=True)
+    t = time.perf_counter()
+    subprocess.run([exe, "analyze", "--home", str(home)], check=True, capture_output=True, env=env)
+    with_ctx = time.perf_counter() - t
+    t = time.perf_counter()
+    subprocess.run([exe, "analyze", "--home", str(home)], check=True, capture_output=True)
+    median_only = time.perf_counter() - t  # the day states are there: ~0 (a check that they are reused)
+    cold = []
+    for _ in range(5):
+        _forget_questions(home)
+        t = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True, env=env)
+        cold.append(time.perf_counter() - t)
+    days = len(list((home / "_cache" / "ctxstate").glob("*.npz")))
+    print(f"with the contextual detector on the fleet (WHATCHANGED_CONTEXTUAL=1, {days} days):")
+    print(
+        f"  analysis: {with_ctx:.1f} s ({with_ctx / analysis_s:.2f}× the analysis without it; budget 2×),"
+        f" {(with_ctx - analysis_s) / max(days, 1):.2f} s a day for the contextual part"
+    )
+    print(f"  (analyze again, states in place: {median_only:.1f} s)")
+    print(
+        f"  cold explain, question never asked: median {statistics.median(cold) * 1000:.0f} ms of "
+        f"{', '.join(f'{x * 1000:.0f}' for x in cold)}"
     )
 
 

@@ -71,35 +71,55 @@ class ContextParams:
     """Contextual detector settings, in grid steps (defaults chosen on NAB, see docs/detection.md)."""
 
     window: int = 10
-    neighbours: int = 5
+    neighbours: int = 1
     history: int = 3000
+    #: the lags: every one from ``window`` to ``recent``, then every ``stride``-th up to ``history``
+    recent: int = 10
+    stride: int = 10
+    #: the coarse scales' lags (in their own steps) and neighbours
+    coarse_recent: int = 3000
+    coarse_stride: int = 0
+    coarse_neighbours: int = 1
     calibration: int = 500
     delay: int = 5
     z_calibration: int = 2000
     #: the novelty must also be at least this many times its median over the calibration window
-    novelty_floor: float = 3.0
+    novelty_floor: float = 3.5
     #: ... and at least ``long_gate`` × its maximum over the last ``long_calibration`` steps,
     #: unless its ratio is at least ``strong_ratio`` (a large short-term record always counts)
-    long_gate: float = 0.5
+    long_gate: float = 1.0
+    #: the long gate's reference: the ``long_rank``-th largest of the ``long_block``-step block
+    #: maxima of the last ``long_calibration`` steps, the first ``gate_warmup`` steps left out
+    long_rank: int = 6
+    long_block: int = 12
+    gate_warmup: int = 250
+    #: a short-term record of at least ``strong_ratio`` passes at ``strong_gate`` × that reference
+    strong_gate: float = 0.2
     strong_ratio: float = 3.0
-    long_calibration: int = 5000
+    long_calibration: int = 6000
     #: weight of the novelty at the grid's own step (0: off — the costly part, ~30 ms per
     #: series and day of 1-minute data; ``benchmarks/nab.py --set fine_weight=0`` scores it)
     fine_weight: float = 1.0
     #: coarse scale: the same novelty on means of ``coarse`` steps (0: off), weighted
-    coarse: int = 4
+    coarse: int = 6
     coarse_weight: float = 1.0
+    #: a third, coarser scale (0: off)
+    coarse2: int = 24
+    coarse2_weight: float = 1.0
     z_min: float = 5.0
     z_weight: float = 0.8
     #: variability: the mean absolute step-to-step change over ``spread_window`` steps (its
     #: largest left out), as a ratio to its recent maximum (same calibration, delay and gates as the novelty), weighted
     spread_window: int = 24
     spread_weight: float = 0.8
+    #: the variability's own floor (× its median) and long gate (× its long maximum)
+    spread_floor: float = 3.0
+    spread_long_gate: float = 1.0
     #: the score is the largest ratio plus ``second_weight`` × the second largest (two scores
     #: that agree count for more than one alone)
-    second_weight: float = 0.2
+    second_weight: float = 0.15
     threshold: float = 1.05
-    rest: int = 80
+    rest: int = 120
     #: no alarm before this many novelty scores exist (warm-up)
     warmup: int = 100
     exit_z: float = 3.0

@@ -64,6 +64,9 @@ def _flatten(obj: Any, prefix: str, out: dict[str, NDArray[Any]]) -> None:
             continue
         if is_dataclass(v):
             _flatten(v, name + ".", out)
+        elif isinstance(v, list):  # the coarse scales
+            for i, item in enumerate(v):
+                _flatten(item, f"{name}.{i}.", out)
         elif isinstance(v, np.ndarray):
             out[name] = v
         elif isinstance(v, dict):  # the pending alarms
@@ -89,6 +92,8 @@ def _unflatten(template: Any, prefix: str, z: Any) -> Any:
             values[f.name] = None
         elif is_dataclass(v):
             values[f.name] = _unflatten(v, name + ".", z)
+        elif isinstance(v, list):
+            values[f.name] = [_unflatten(item, f"{name}.{i}.", z) for i, item in enumerate(v)]
         elif isinstance(v, np.ndarray):
             values[f.name] = z[name]
         elif isinstance(v, dict):
@@ -375,6 +380,9 @@ def _copy_rows(dst: Any, src: Any, dst_rows: NDArray[np.intp], src_rows: NDArray
         a, b = getattr(dst, f.name), getattr(src, f.name)
         if is_dataclass(a):
             _copy_rows(a, b, dst_rows, src_rows)
+        elif isinstance(a, list):
+            for x, y in zip(a, b, strict=True):
+                _copy_rows(x, y, dst_rows, src_rows)
         elif isinstance(a, np.ndarray) and f.name not in _NOT_ROWS and a.ndim >= 1:
             a[dst_rows] = b[src_rows]
 

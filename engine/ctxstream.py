@@ -62,6 +62,7 @@ class Calib:
     n: int
     delay: int
     ring: int
+    rank: int  # ``ref`` is the rank-th largest block maximum (1: the maximum)
     medians: bool  # keep the blocks' medians (the floor); else ``floor`` is NaN
     tail: Array  # [S, g0 % size] the scores of the current, incomplete block
     bmax: Array  # [S, ring] the maxima of the last ``ring`` whole blocks (NaN: none)
@@ -70,8 +71,19 @@ class Calib:
     before: Array  # [S] finite scores in the blocks before the ring
 
     @classmethod
-    def empty(cls, rows: int, calibration: int, delay: int, g0: int, *, medians: bool = True) -> Calib:
-        size = max(1, calibration // CALIBRATION_BLOCKS)
+    def empty(
+        cls,
+        rows: int,
+        calibration: int,
+        delay: int,
+        g0: int,
+        *,
+        medians: bool = True,
+        size: int | None = None,
+        rank: int = 1,
+    ) -> Calib:
+        """``size`` steps a block (default: ``calibration // CALIBRATION_BLOCKS``)."""
+        size = size or max(1, calibration // CALIBRATION_BLOCKS)
         n = max(1, -(-calibration // size))
         ring = n + delay // size + 3
         nan = np.full((rows, ring), np.nan)
@@ -80,6 +92,7 @@ class Calib:
             n,
             delay,
             ring,
+            rank,
             medians,
             np.full((rows, g0 % size), np.nan),
             nan,
@@ -105,9 +118,18 @@ class Calib:
         # the last block each step may use: it ends at or before t - delay
         t = g0 + np.arange(n)
         j = (t - self.delay + 1) // b - 1 - first_block
-        mmax = bn.move_max(hmax, self.n, axis=1, min_count=1)
         cum = self.before[:, None] + np.cumsum(hcount, axis=1)
-        ref, count = mmax[:, j], cum[:, j]
+        count = cum[:, j]
+        if self.rank <= 1:
+            ref = bn.move_max(hmax, self.n, axis=1, min_count=1)[:, j]
+        else:  # the rank-th largest of the window's block maxima (NaN and missing ranks: 0)
+            uniq, back = np.unique(j, return_inverse=True)
+            filled0 = np.nan_to_num(hmax, nan=0.0)
+            width = self.n
+            pad = np.concatenate([np.zeros((rows, width)), filled0], axis=1)
+            view = np.lib.stride_tricks.sliding_window_view(pad, width, axis=1)[:, uniq + 1]
+            q = min(self.rank, width)
+            ref = -np.partition(-view, q - 1, axis=2)[:, :, q - 1][:, back]
         keep = hmax.shape[1] - self.ring
         if self.medians:
             new_med = bn.nanmedian(blocks, axis=2) if nb else np.zeros((rows, 0))
@@ -137,22 +159,29 @@ def gated_ratio(
     ref: Array,
     floor: Array,
     count: Array,
-    long_ref: Array | None,
+    top: Array | None,
     *,
     warmup: int,
     novelty_floor: float,
     long_gate: float,
-    strong_ratio: float | None,
+    strong_ratio: float | None = None,
+    strong_gate: float = 0.0,
 ) -> Array:
-    """``a / ref`` where the gates let it count (see :mod:`whatchanged.engine.contextual`), else 0."""
+    """``a / ref`` where the gates let it count (see :mod:`whatchanged.engine.contextual`), else 0:
+    ``a`` at least ``novelty_floor`` × ``floor`` and ``long_gate`` × ``top`` (the long window's
+    reference; none yet: 0) — or, with ``strong_ratio``, a ratio of at least that and ``a`` at
+    least ``strong_gate`` × ``top``."""
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(count >= warmup, a / ref, np.nan)
         gate = np.isfinite(a) & np.isfinite(r)
         if novelty_floor > 0:
             gate &= a >= novelty_floor * floor
-        if long_ref is not None and long_gate > 0:
-            ok = a / long_ref >= long_gate
-            gate &= ok | (r >= strong_ratio) if strong_ratio is not None else ok
+        if top is not None and long_gate > 0:
+            top = np.nan_to_num(top, nan=0.0)
+            ok = a >= long_gate * top
+            if strong_ratio is not None:
+                ok |= (r >= strong_ratio) & (a >= strong_gate * top)
+            gate &= ok
         out: Array = np.where(gate, r, 0.0)
     return out
 
@@ -160,10 +189,13 @@ def gated_ratio(
 # --------------------------------------------------------------------------- novelty
 
 
-def lag_set(window: int, history: int) -> NDArray[np.int64]:
+def lag_set(window: int, history: int, *, recent: int, stride: int = 0) -> NDArray[np.int64]:
     """The lags the novelty compares a context with: every lag from ``window`` (contexts that do
-    not overlap) to ``history``."""
-    return np.arange(window, max(window, history) + 1, dtype=np.int64)
+    not overlap) to ``recent``, then every ``stride``-th up to ``history`` (0: none)."""
+    lags = set(range(window, min(recent, history) + 1))
+    if stride > 0:
+        lags.update(range(max(recent, window), history + 1, stride))
+    return np.array(sorted(lags), dtype=np.int64)
 
 
 def window_sums(e: NDArray[np.float32], w: int) -> NDArray[np.float32]:
@@ -260,6 +292,8 @@ class NoveltyStream:
     missing_tail: NDArray[np.bool_]  # [S, window + 2]
     short: Calib
     long: Calib | None
+    age: Array  # [S] steps seen (the long reference leaves out the first ``gate_warmup``)
+    gate_warmup: int
 
     @classmethod
     def empty(
@@ -273,6 +307,9 @@ class NoveltyStream:
         delay: int,
         long_calibration: int | None,
         g0: int,
+        long_block: int = 12,
+        long_rank: int = 1,
+        gate_warmup: int = 0,
     ) -> NoveltyStream:
         width = int(lags.max()) + window - 1
         return cls(
@@ -282,7 +319,11 @@ class NoveltyStream:
             np.full((rows, width), np.nan, dtype=np.float32),
             np.ones((rows, window + 2), dtype=bool),
             Calib.empty(rows, calibration, delay, g0),
-            Calib.empty(rows, long_calibration, delay, g0, medians=False) if long_calibration else None,
+            Calib.empty(rows, long_calibration, delay, g0, medians=False, size=long_block, rank=long_rank)
+            if long_calibration
+            else None,
+            np.zeros(rows),
+            gate_warmup,
         )
 
     def push(
@@ -308,7 +349,11 @@ class NoveltyStream:
         self.filled_tail = ext[:, -self.filled_tail.shape[1] :]
         self.missing_tail = _cat(self.missing_tail, missing)[:, -self.missing_tail.shape[1] :]
         ref, floor, count = self.short.push(a, g0)
-        long_ref = self.long.push(a, g0)[0] if self.long is not None else None
+        long_ref = None
+        if self.long is not None:
+            young = self.age[:, None] + np.arange(n)[None, :] < self.gate_warmup
+            long_ref = self.long.push(np.where(young, np.nan, a), g0)[0]
+        self.age = self.age + n
         return a, (ref, floor, count, long_ref)
 
     def take(self, rows: NDArray[np.intp]) -> NoveltyStream:
@@ -318,10 +363,33 @@ class NoveltyStream:
             missing_tail=self.missing_tail[rows],
             short=self.short.take(rows),
             long=self.long.take(rows) if self.long is not None else None,
+            age=self.age[rows],
         )
 
 
 # --------------------------------------------------------------------------- the carry
+
+
+@dataclass
+class Coarse:
+    """One coarse scale: the novelty of the means of ``factor`` steps, known at each block's
+    last step and held until the next block's."""
+
+    factor: int
+    weight: float
+    stream: NoveltyStream
+    tail: Array  # [S, g % factor] the current block's filled values
+    missing: NDArray[np.bool_]
+    held: Array  # [S] the latest whole block's weighted ratio
+
+    def take(self, rows: NDArray[np.intp]) -> Coarse:
+        return replace(
+            self,
+            stream=self.stream.take(rows),
+            tail=self.tail[rows],
+            missing=self.missing[rows],
+            held=self.held[rows],
+        )
 
 
 @dataclass
@@ -357,10 +425,7 @@ class Carry:
     g: int
     last: Array  # last value seen (forward fill)
     fine: NoveltyStream | None
-    coarse: NoveltyStream | None
-    coarse_tail: Array  # [S, g % coarse] the current coarse block's filled values
-    coarse_missing: NDArray[np.bool_]
-    coarse_held: Array  # the latest whole coarse block's ratio
+    coarse: list[Coarse]
     var_tail: Array  # [S, spread_window] the last step-to-step changes
     var_calib: Calib | None
     var_long: Calib | None
@@ -381,10 +446,7 @@ class Carry:
             self,
             last=self.last[rows],
             fine=self.fine.take(rows) if self.fine else None,
-            coarse=self.coarse.take(rows) if self.coarse else None,
-            coarse_tail=self.coarse_tail[rows],
-            coarse_missing=self.coarse_missing[rows],
-            coarse_held=self.coarse_held[rows],
+            coarse=[c.take(rows) for c in self.coarse],
             var_tail=self.var_tail[rows],
             var_calib=self.var_calib.take(rows) if self.var_calib else None,
             var_long=self.var_long.take(rows) if self.var_long else None,
@@ -410,41 +472,58 @@ def new_carry(rows: int, g0: int, p: Any) -> Carry:
             rows,
             window=p.window,
             k=p.neighbours,
-            lags=lag_set(p.window, p.history),
+            lags=lag_set(p.window, p.history, recent=p.recent, stride=p.stride),
             calibration=p.calibration,
             delay=p.delay,
             long_calibration=p.long_calibration if p.long_gate > 0 else None,
             g0=g0,
+            long_block=p.long_block,
+            long_rank=p.long_rank,
+            gate_warmup=p.gate_warmup,
         )
-    coarse = None
-    c = p.coarse
-    if c > 1 and p.coarse_weight > 0:
-        cg = g0 // c
-        coarse = NoveltyStream.empty(
+    coarse = []
+    for c, weight in ((p.coarse, p.coarse_weight), (p.coarse2, p.coarse2_weight)):
+        if c <= 1 or weight <= 0:
+            continue
+        stream = NoveltyStream.empty(
             rows,
             window=p.window,
-            k=p.neighbours,
-            lags=lag_set(p.window, scaled(p.history, c, 2 * p.window)),
+            k=p.coarse_neighbours,
+            lags=lag_set(
+                p.window, scaled(p.history, c, 2 * p.window), recent=p.coarse_recent, stride=p.coarse_stride
+            ),
             calibration=scaled(p.calibration, c, 10),
             delay=scaled(p.delay, c),
             long_calibration=scaled(p.long_calibration, c, 10) if p.long_gate > 0 else None,
-            g0=cg,
+            g0=g0 // c,
+            long_block=scaled(p.long_block, c),
+            long_rank=p.long_rank,
+            gate_warmup=p.gate_warmup // c,
+        )
+        part = g0 % c
+        coarse.append(
+            Coarse(
+                c,
+                weight,
+                stream,
+                np.full((rows, part), np.nan),
+                np.ones((rows, part), dtype=bool),
+                np.zeros(rows),
+            )
         )
     var_calib = var_long = None
     if p.spread_weight > 0:
         var_calib = Calib.empty(rows, p.calibration, p.delay, g0)
         var_long = (
-            Calib.empty(rows, p.long_calibration, p.delay, g0, medians=False) if p.long_gate > 0 else None
+            Calib.empty(rows, p.long_calibration, p.delay, g0, medians=False, size=p.long_block)
+            if p.spread_long_gate > 0
+            else None
         )
-    part = g0 % c if c > 1 else 0
     return Carry(
         g=g0,
         last=np.full(rows, np.nan),
         fine=fine,
         coarse=coarse,
-        coarse_tail=np.full((rows, part), np.nan),
-        coarse_missing=np.ones((rows, part), dtype=bool),
-        coarse_held=np.zeros(rows),
         var_tail=np.full((rows, p.spread_window), np.nan),
         var_calib=var_calib,
         var_long=var_long,
@@ -488,7 +567,7 @@ def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: 
     steps.  ``carry`` is updated in place to the end of the chunk."""
     from whatchanged.engine.intervals import _onset
 
-    rows, n = x.shape
+    n = x.shape[1]
     g0 = carry.g
     missing = np.isnan(x)
     filled = forward_fill(x, carry.last)
@@ -505,41 +584,11 @@ def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: 
             novelty_floor=p.novelty_floor,
             long_gate=p.long_gate,
             strong_ratio=p.strong_ratio,
+            strong_gate=p.strong_gate,
         )
         ratios.append(p.fine_weight * r)
-    if carry.coarse is not None:
-        c = p.coarse
-        ext = _cat(carry.coarse_tail, filled)
-        mext = _cat(carry.coarse_missing, missing)
-        nb = ext.shape[1] // c
-        held = np.empty((rows, n))
-        if nb:
-            bx = ext[:, : nb * c].reshape(rows, nb, c).mean(axis=2)
-            bm = mext[:, : nb * c].reshape(rows, nb, c).sum(axis=2) * 3 > c
-            ca, (ref, floor, count, long_ref) = carry.coarse.push(
-                bx, bm, (g0 - carry.coarse_tail.shape[1]) // c
-            )
-            rc = p.coarse_weight * gated_ratio(
-                ca,
-                ref,
-                floor,
-                count,
-                long_ref,
-                warmup=scaled(p.warmup, c, 10),
-                novelty_floor=p.novelty_floor,
-                long_gate=p.long_gate,
-                strong_ratio=p.strong_ratio,
-            )
-            rc = np.nan_to_num(rc, nan=0.0)
-            # each block's ratio is known at its last step and holds until the next block's
-            ends = (np.arange(nb) + 1) * c - 1 - carry.coarse_tail.shape[1]  # chunk columns
-            which = np.searchsorted(ends, np.arange(n), side="right") - 1
-            held[:] = np.where(which[None, :] >= 0, rc[:, np.maximum(which, 0)], carry.coarse_held[:, None])
-            carry.coarse_held = rc[:, -1]
-        else:
-            held[:] = carry.coarse_held[:, None]
-        carry.coarse_tail, carry.coarse_missing = ext[:, nb * c :], mext[:, nb * c :]
-        ratios.append(held)
+    for sc in carry.coarse:
+        ratios.append(_coarse(sc, filled, missing, g0, p))
     ref_z, _, count_z = carry.z_calib.push(absz, g0)
     with np.errstate(invalid="ignore", divide="ignore"):
         rz = np.where(count_z >= p.warmup, absz / ref_z, np.nan)
@@ -563,9 +612,8 @@ def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: 
                 count,
                 long_ref_v,
                 warmup=p.warmup,
-                novelty_floor=p.novelty_floor,
-                long_gate=p.long_gate,
-                strong_ratio=None,
+                novelty_floor=p.spread_floor,
+                long_gate=p.spread_long_gate,
             )
         )
     carry.last = np.where(np.isnan(filled[:, -1]), carry.last, filled[:, -1]) if n else carry.last
@@ -578,6 +626,43 @@ def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: 
         carry.exp_tail = _cat(carry.exp_tail, expected)[:, -back:]
     carry.g = g0 + n
     return Chunk(score, events)
+
+
+def _coarse(sc: Coarse, filled: Array, missing: NDArray[np.bool_], g0: int, p: Any) -> Array:
+    """The weighted ratio of one coarse scale at each new step (carry updated)."""
+    c = sc.factor
+    rows, n = filled.shape
+    lead = sc.tail.shape[1]
+    ext = _cat(sc.tail, filled)
+    mext = _cat(sc.missing, missing)
+    nb = ext.shape[1] // c
+    held = np.empty((rows, n))
+    if nb:
+        bx = ext[:, : nb * c].reshape(rows, nb, c).mean(axis=2)
+        bm = mext[:, : nb * c].reshape(rows, nb, c).sum(axis=2) * 3 > c
+        ca, (ref, floor, count, long_ref) = sc.stream.push(bx, bm, (g0 - lead) // c)
+        rc = sc.weight * gated_ratio(
+            ca,
+            ref,
+            floor,
+            count,
+            long_ref,
+            warmup=scaled(p.warmup, c, 10),
+            novelty_floor=p.novelty_floor,
+            long_gate=p.long_gate,
+            strong_ratio=p.strong_ratio,
+            strong_gate=p.strong_gate,
+        )
+        rc = np.nan_to_num(rc, nan=0.0)
+        # each block's ratio is known at its last step and holds until the next block's
+        ends = (np.arange(nb) + 1) * c - 1 - lead  # chunk columns
+        which = np.searchsorted(ends, np.arange(n), side="right") - 1
+        held[:] = np.where(which[None, :] >= 0, rc[:, np.maximum(which, 0)], sc.held[:, None])
+        sc.held = rc[:, -1]
+    else:
+        held[:] = sc.held[:, None]
+    sc.tail, sc.missing = ext[:, nb * c :], mext[:, nb * c :]
+    return held
 
 
 OBSERVED = 12  # an alarm's observed value: the median of its first steps
