@@ -587,8 +587,7 @@ def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: 
             strong_gate=p.strong_gate,
         )
         ratios.append(p.fine_weight * r)
-    for sc in carry.coarse:
-        ratios.append(_coarse(sc, filled, missing, g0, p))
+    ratios.extend(_coarse(sc, filled, missing, g0, p) for sc in carry.coarse)
     ref_z, _, count_z = carry.z_calib.push(absz, g0)
     with np.errstate(invalid="ignore", divide="ignore"):
         rz = np.where(count_z >= p.warmup, absz / ref_z, np.nan)
