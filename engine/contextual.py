@@ -1,54 +1,48 @@
-"""Contextual anomaly score for single series (CLI ``detect``, NAB).
+"""Contextual anomaly score: the detector NAB scores and the fleet runs.
 
 The median/MAD score ``z`` of :mod:`whatchanged.engine.detect` says how far a
 point is from its expected *level*; it cannot see a change of *shape* (a
 series that keeps its level but changes its rhythm) and, on spiky series, the
 point that matters is often no larger than the spikes already seen.  This
-module adds a contextual score in the style of KNN-CAD (Burnaev & Ishimtsev
+detector adds a contextual score in the style of KNN-CAD (Burnaev & Ishimtsev
 2016) and CAD OSE (Smirnov 2016): a point is anomalous when the *recent
-pattern* ending at it looks like nothing in the series' recent past.
+pattern* ending at it looks like nothing in the series' past.
 
 For each grid step ``t`` (all causal — only data up to ``t``):
 
-* **context** ``c_t``: the last ``window`` values (missing steps carry the
-  last value forward; a context more than a third filled in, or holding a gap
-  of three steps or more, gets no score);
-* **novelty** ``a_t``: the mean Euclidean distance from ``c_t`` to its
-  ``neighbours`` nearest contexts among those ending in
-  ``[t - history, t - window]`` (contexts that do not overlap ``c_t``);
-* **novelty ratio** ``a_t / max(a_s, t - delay - calibration < s <= t - delay)``:
-  how far the novelty beats the largest novelty of the recent past (a
-  scale-free, self-calibrating score: a series that is always irregular
-  raises its own bar),
-  counted only when ``a_t >= novelty_floor ×`` the median novelty of the same
-  steps (a record among near-equal values of pure noise is no alarm) and
-  ``a_t >= long_gate ×`` the largest novelty of the last ``long_calibration``
-  steps (a series that has shown much larger novelties does not alarm on
-  every new short-term record) — unless the ratio is ``>= strong_ratio``;
-* **coarse scale**: the same novelty, ratio and gates on the means of
-  ``coarse`` steps (slower changes of pattern), known at each block's last step;
-* **level ratio**: the same with the robust ``|z|`` of the median baseline
-  (:mod:`whatchanged.engine.baseline`) over ``z_calibration`` steps, counted
-  only when ``|z| >= z_min`` and weighted by ``z_weight``;
-* **variability ratio**: the same ratio and gates on the mean absolute
-  step-to-step change over ``spread_window`` steps, its largest change left out
-  (:func:`variability`: a series that starts flapping at the same level and
-  within its usual range), weighted by ``spread_weight``;
-* **score** = the largest of the four ratios plus ``second_weight`` × the second
-  largest.  An **alarm** is raised at the first step with ``score >= threshold``;
-  then the series rests for ``rest`` steps after the alarm and after the end of
-  its anomaly (no second alarm while it goes on, nor for its end).
+* **novelty** ``a_t``: the distance from the context ``c_t`` (the last
+  ``window`` values, missing steps carrying the last value) to the contexts
+  ending ``L`` steps before, ``L`` in a fixed lag set (every ``stride``-th lag
+  up to ``history``), one neighbour: the nearest of them; a context more than a
+  third filled in, or holding a run of three missing steps, is not scored;
+* **novelty ratio**: ``a_t`` over its recent maximum (``calibration`` steps
+  before ``t - delay``), counted only when ``a_t`` is at least
+  ``novelty_floor`` × the recent median and at least ``long_gate`` × the
+  ``long_rank``-th largest block maximum of the last ``long_calibration``
+  steps (its first ``gate_warmup`` steps left out) — or when the ratio is at
+  least ``strong_ratio`` and ``a_t`` at least ``strong_gate`` × that reference;
+* **coarse scales**: the same on the means of ``coarse`` and ``coarse2`` steps
+  (all their lags), known at each block's last step and held until the next;
+* **level ratio**: ``|z|`` over its recent maximum (``z_calibration``),
+  counted when ``|z| >= z_min``, weighted by ``z_weight``;
+* **variability ratio**: the mean step-to-step change over ``spread_window``
+  steps (its largest left out) over its recent maximum, with its own floor
+  (``spread_floor``) and long gate (``spread_long_gate``), weighted;
+* **score**: the largest ratio plus ``second_weight`` × the second largest; an
+  **alarm** at the first step with ``score >= threshold``, then none for
+  ``rest`` steps after it and after the end of its anomaly (the first step
+  with ``score < 1`` and ``|z| < exit_z``).  The onset is the change-point
+  search of the median detector on ``x - E`` in the ``onset_back`` steps before.
 
-Each alarm is returned as an :class:`~whatchanged.engine.model.Anomaly`:
-``detected_at`` is the alarm's step; the **onset** is the change-point
-search of :mod:`whatchanged.engine.detect` (step or hinge) on the residuals
-``x - E`` in the ``onset_back`` steps up to it (data up to the alarm only);
-the anomaly lasts while the score stays ``>= 1`` or ``|z| >= exit_z``.
-
-Defaults were chosen on NAB (``benchmarks/nab.py``, docs/detection.md).  Cost:
-``O(history × window)`` per point (block matrix products and a partial sort of
-the distances), about 0.2 ms per point against ~1 µs for the median detector —
-the reason it runs on single series only, not (yet) in the fleet pipeline.
+Every recent maximum and median is taken over whole blocks of steps (50 blocks
+of ``C // 50`` steps for a window of ``C``; the long reference over blocks of
+``long_block``), so that a day's result needs only a few block summaries of
+the days before.  The arithmetic is :mod:`whatchanged.engine.ctxstream`: arrays
+``[series, step]`` folded chunk by chunk into a carried state, the same code for
+one series (:func:`detect_series_combined`: ``whatchanged detect --input``,
+``benchmarks/nab.py``) and for the fleet day by day
+(:mod:`whatchanged.engine.ctxchain`, on 5-minute means).  Defaults were chosen
+on NAB (docs/detection.md §2b).
 """
 
 from __future__ import annotations
@@ -61,7 +55,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from whatchanged.engine.baseline import Array, nanmedian_last
 from whatchanged.engine.detect import DEFAULT, DetectParams, grid_series
 from whatchanged.engine.model import Anomaly
 
@@ -127,240 +120,6 @@ class ContextParams:
 
 
 CONTEXT_DEFAULT = ContextParams()
-
-
-def forward_fill(x: Array) -> Array:
-    """Missing values carry the last seen value (leading gaps: the first value seen, else 0)."""
-    ok = ~np.isnan(x)
-    if not ok.any():
-        return np.zeros_like(x)
-    idx = np.where(ok, np.arange(x.size), 0)
-    np.maximum.accumulate(idx, out=idx)
-    out = x[idx]
-    out[: int(np.argmax(ok))] = x[int(np.argmax(ok))]
-    return out
-
-
-def novelty(x: Array, *, window: int, neighbours: int, history: int, block: int = 512) -> Array:
-    """``a_t``: mean distance of the context ending at ``t`` to its nearest past contexts.
-
-    Causal: the context ending at ``t`` is compared with contexts ending in
-    ``[t - history, t - window]``.  NaN until ``neighbours`` such contexts exist.
-    Computed in blocks of ``block`` queries with one matrix product each.
-    """
-    n = x.size
-    out = np.full(n, np.nan)
-    if n < window:
-        return out
-    v = np.lib.stride_tricks.sliding_window_view(x.astype(np.float64), window)  # row j ends at j+window-1
-    # centre on the series' first context so that squared norms stay small (better precision)
-    v = v - v[0].mean()
-    m = v.shape[0]
-    sq = np.einsum("ij,ij->i", v, v)
-    skip = window
-    for q0 in range(0, m, block):
-        q1 = min(m, q0 + block)
-        r0, r1 = max(0, q0 - history), q1 - skip
-        if r1 <= r0:
-            continue
-        d2 = sq[q0:q1, None] + sq[None, r0:r1] - 2.0 * (v[q0:q1] @ v[r0:r1].T)
-        qi = np.arange(q0, q1)[:, None]
-        ri = np.arange(r0, r1)[None, :]
-        ok = (ri <= qi - skip) & (ri >= qi - history)
-        d2 = np.where(ok, np.maximum(d2, 0.0), np.inf)
-        k = min(neighbours, d2.shape[1])
-        near = np.partition(d2, k - 1, axis=1)[:, :k]
-        with np.errstate(invalid="ignore"):
-            score = np.sqrt(near).mean(axis=1)
-        score[ok.sum(axis=1) < neighbours] = np.nan
-        out[q0 + window - 1 : q1 + window - 1] = score
-    return out
-
-
-def past_max_ratio(a: Array, calibration: int, delay: int, warmup: int = 1) -> Array:
-    """``a_t / max(a_s : t - delay - calibration < s <= t - delay)`` (NaN in ``a`` ignored).
-
-    NaN while fewer than ``warmup`` finite values precede ``t - delay``; ``inf`` when the
-    reference maximum is 0 and ``a_t > 0``.
-    """
-    n = a.size
-    out = np.full(n, np.nan)
-    if n <= delay:
-        return out
-    finite = np.isfinite(a)
-    aa = np.where(finite, a, 0.0)
-    pad = np.concatenate([np.zeros(calibration - 1), aa])
-    mx = np.lib.stride_tricks.sliding_window_view(pad, calibration).max(axis=1)  # max aa[t-C+1..t]
-    ref = np.full(n, np.nan)
-    ref[delay:] = mx[: n - delay]
-    seen = np.cumsum(finite)
-    enough = np.zeros(n, dtype=bool)
-    enough[delay:] = seen[: n - delay] >= warmup
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(enough & finite, a / ref, np.nan)
-
-
-def past_median(a: Array, calibration: int, delay: int, stride: int = 5) -> Array:
-    """Median of every ``stride``-th finite ``a_s`` with ``t - delay - calibration < s <= t - delay``."""
-    n = a.size
-    ref = np.full(n, np.nan)
-    if n <= delay:
-        return ref
-    pad = np.concatenate([np.full(calibration - 1, np.nan), np.where(np.isfinite(a), a, np.nan)])
-    win = np.lib.stride_tricks.sliding_window_view(pad, calibration)[:, ::-1][:, ::stride]
-    med = nanmedian_last(np.ascontiguousarray(win[: n - delay]))
-    ref[delay:] = med
-    return ref
-
-
-@dataclass(frozen=True)
-class ContextScores:
-    """Per grid step: expected value, residual z, novelty, and the combined score."""
-
-    expected: Array
-    z: Array
-    novelty: Array
-    score: Array
-
-
-def _novelty_ratio(
-    x: Array, missing: NDArray[np.bool_], p: ContextParams, *, scale: int
-) -> tuple[Array, Array]:
-    """Novelty of ``x`` (one value per ``scale`` grid steps) and its gated ratio score.
-
-    Windows counted in grid steps (``history``, ``calibration``...) are divided by ``scale``.
-    """
-
-    def steps(n: int, minimum: int = 1) -> int:
-        return max(minimum, n // scale)
-
-    a = novelty(x, window=p.window, neighbours=p.neighbours, history=steps(p.history, 2 * p.window))
-    # a context with more than a third of its steps filled in, or holding a gap of more than
-    # two steps, is not scored (no alarm from a gap)
-    ones = np.ones(p.window, dtype=np.int64)
-    filled = np.convolve(missing.astype(np.int64), ones)[: x.size]
-    run = np.zeros_like(missing)
-    run[2:] = missing[2:] & missing[1:-1] & missing[:-2]  # last step of a run of three missing steps
-    gaps = np.convolve(run.astype(np.int64), ones)[: x.size]
-    a = np.where((filled * 3 > p.window) | (gaps > 0), np.nan, a)
-    cal, delay = steps(p.calibration, 10), steps(p.delay)
-    r = past_max_ratio(a, cal, delay, steps(p.warmup, 10))
-    gate = np.isfinite(a)
-    with np.errstate(invalid="ignore"):
-        if p.novelty_floor > 0:
-            gate &= a >= p.novelty_floor * past_median(a, cal, delay)
-        if p.long_gate > 0:
-            long_ok = past_max_ratio(a, steps(p.long_calibration, 10), delay) >= p.long_gate
-            gate &= long_ok | (r >= p.strong_ratio)
-    return a, np.where(gate, r, 0.0)
-
-
-def _gated_ratio(a: Array, p: ContextParams, *, strong: bool) -> Array:
-    """``a``'s ratio to its recent maximum where the gates let it count, else 0."""
-    r = past_max_ratio(a, p.calibration, p.delay, p.warmup)
-    gate = np.isfinite(a)
-    with np.errstate(invalid="ignore"):
-        if p.novelty_floor > 0:
-            gate &= a >= p.novelty_floor * past_median(a, p.calibration, p.delay)
-        if p.long_gate > 0:
-            long_ok = past_max_ratio(a, p.long_calibration, p.delay) >= p.long_gate
-            gate &= long_ok | (r >= p.strong_ratio) if strong else long_ok
-    return np.where(gate, r, 0.0)
-
-
-def variability(filled: Array, window: int) -> Array:
-    """How much the series moves from step to step: the mean absolute change over the last
-    ``window`` steps of ``filled`` (missing steps carrying the last value), its largest change
-    left out (one jump — a level shift, its end, the end of a gap — is no change of
-    variability).  Causal; NaN for the first ``window - 1`` steps."""
-    import bottleneck as bn
-
-    n = filled.size
-    out = np.full(n, np.nan)
-    if n <= window or window < 2:
-        return out
-    d = np.abs(np.diff(filled, prepend=filled[0]))
-    total = bn.move_sum(d, window, min_count=window)
-    out = (total - bn.move_max(d, window, min_count=window)) / (window - 1)
-    return np.asarray(out, dtype=np.float64)
-
-
-def hold(x: Array, steps: int) -> Array:
-    """``x`` (known every ``steps`` steps, NaN between) carried over the next ``steps - 1`` steps."""
-    out = np.nan_to_num(x, nan=0.0)
-    src = out.copy()
-    for i in range(1, steps):
-        out[i:] = np.maximum(out[i:], src[:-i])
-    return out
-
-
-def combine(ratios: Sequence[Array], second_weight: float) -> Array:
-    """The largest of the ratios plus ``second_weight`` × the second largest: a second score
-    that agrees makes a record count for more (NaN counts 0)."""
-    stack: Array = np.sort(np.nan_to_num(np.stack(ratios), nan=0.0, posinf=1e12), axis=0)
-    top: Array = stack[-1]
-    if stack.shape[0] == 1 or second_weight == 0:
-        return top
-    out: Array = top + second_weight * stack[-2]
-    return out
-
-
-def context_scores(
-    grid: Array, *, step_s: float, params: ContextParams = CONTEXT_DEFAULT, base: DetectParams = DEFAULT
-) -> ContextScores:
-    """The combined score of one regular series (``NaN`` = missing step); causal."""
-    b = base.baseline().fit(grid[None, :], step_s=step_s).result_
-    expected = b.expected[0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = (grid - expected) / b.spread[0]
-    absz = np.where(np.isfinite(z), np.abs(z), np.nan)
-    filled = forward_fill(grid)
-    missing = np.isnan(grid)
-    ratios: list[Array] = []
-    if params.fine_weight > 0:
-        a, rk = _novelty_ratio(filled, missing, params, scale=1)
-        ratios.append(params.fine_weight * rk)
-    else:
-        a = np.full(grid.size, np.nan)
-    if params.coarse > 1 and params.coarse_weight > 0:
-        c = params.coarse
-        nb = grid.size // c
-        blocks_x = filled[: nb * c].reshape(nb, c).mean(axis=1)
-        blocks_missing = missing[: nb * c].reshape(nb, c).sum(axis=1) * 3 > c
-        _, rc = _novelty_ratio(blocks_x, blocks_missing, params, scale=c)
-        coarse = np.full(grid.size, np.nan)
-        coarse[np.arange(nb) * c + c - 1] = params.coarse_weight * rc  # known at the block's last step
-        ratios.append(hold(coarse, c))
-    rz = past_max_ratio(absz, params.z_calibration, params.delay, params.warmup)
-    with np.errstate(invalid="ignore"):
-        ratios.append(np.where(absz >= params.z_min, params.z_weight * rz, np.nan))
-    if params.spread_weight > 0:
-        v = variability(filled, params.spread_window)
-        ratios.append(params.spread_weight * _gated_ratio(v, params, strong=False))
-    score = combine(ratios, params.second_weight)
-    return ContextScores(expected, z, a, score)
-
-
-def alarm_steps(
-    score: Array, threshold: float, rest: int, calm: NDArray[np.bool_] | None = None
-) -> list[int]:
-    """Steps where ``score >= threshold``, at least ``rest`` steps after the previous alarm and,
-    with ``calm`` (True where the series is back to normal), at least ``rest`` steps after the
-    previous alarm's anomaly ended (its first calm step after it): an anomaly that goes on, or
-    its end, raises no second alarm."""
-    out: list[int] = []
-    allowed = 0
-    with np.errstate(invalid="ignore"):
-        hits = np.flatnonzero(score >= threshold)
-    for t in hits.tolist():
-        if t < allowed:
-            continue
-        out.append(t)
-        allowed = t + rest + 1
-        if calm is not None:
-            after = np.flatnonzero(calm[t + 1 :])
-            allowed = max(allowed, t + 1 + int(after[0]) + rest if after.size else score.size)
-    return out
 
 
 def detect_series_combined(

@@ -123,13 +123,14 @@ class Calib:
         if self.rank <= 1:
             ref = bn.move_max(hmax, self.n, axis=1, min_count=1)[:, j]
         else:  # the rank-th largest of the window's block maxima (NaN and missing ranks: 0)
-            uniq, back = np.unique(j, return_inverse=True)
             filled0 = np.nan_to_num(hmax, nan=0.0)
-            width = self.n
-            pad = np.concatenate([np.zeros((rows, width)), filled0], axis=1)
-            view = np.lib.stride_tricks.sliding_window_view(pad, width, axis=1)[:, uniq + 1]
-            q = min(self.rank, width)
-            ref = -np.partition(-view, q - 1, axis=2)[:, :, q - 1][:, back]
+            uniq, back = np.unique(j, return_inverse=True)
+            per = np.zeros((rows, uniq.size))
+            for i, jj in enumerate(uniq.tolist()):  # the window moves once a block
+                w = filled0[:, max(0, jj - self.n + 1) : jj + 1]
+                if w.shape[1] >= self.rank:
+                    per[:, i] = np.partition(w, w.shape[1] - self.rank, axis=1)[:, w.shape[1] - self.rank]
+            ref = per[:, back]
         keep = hmax.shape[1] - self.ring
         if self.medians:
             new_med = bn.nanmedian(blocks, axis=2) if nb else np.zeros((rows, 0))
@@ -198,7 +199,7 @@ def lag_set(window: int, history: int, *, recent: int, stride: int = 0) -> NDArr
     return np.array(sorted(lags), dtype=np.int64)
 
 
-def window_sums(e: NDArray[np.float32], w: int) -> NDArray[np.float32]:
+def window_sums(e: Array, w: int) -> Array:
     """Sums of ``w`` consecutive columns of ``e``, by doubling: no running sum, so a large value
     leaving the window leaves no rounding error behind, and NaN stays in the windows holding it."""
     n = e.shape[1] - w + 1
@@ -208,7 +209,7 @@ def window_sums(e: NDArray[np.float32], w: int) -> NDArray[np.float32]:
         part = part[:, :-size] + part[:, size:]
         size *= 2
         powers[size] = part
-    acc: NDArray[np.float32] | None = None
+    acc: Array | None = None
     pos = 0
     for s in sorted(powers, reverse=True):
         if w - pos >= s:
@@ -228,8 +229,9 @@ THREADS = min(2, os.cpu_count() or 1)
 def lag_novelty(ext: Array, n: int, lags: NDArray[np.int64], window: int, k: int) -> Array:
     """Mean distance of the contexts ending at the last ``n`` columns of ``ext`` to their ``k``
     nearest contexts ending ``L`` steps before, ``L`` in ``lags`` (NaN: fewer than ``k`` of them
-    known).  ``ext`` holds at least ``max(lags) + window - 1`` columns before those ``n``.
-    Computed in float32, :data:`ROWS_AT_ONCE` rows at a time."""
+    known).  ``ext`` holds at least ``max(lags) + window - 1`` columns before those ``n``;
+    computed in float64.
+    :data:`ROWS_AT_ONCE` rows at a time."""
     rows, width = ext.shape
     out = np.full((rows, n), np.nan)
     if n == 0:
@@ -240,8 +242,8 @@ def lag_novelty(ext: Array, n: int, lags: NDArray[np.int64], window: int, k: int
     at_once = max(ROWS_AT_ONCE, ROWS_AT_ONCE * 288 // max(n, 1))
 
     def part(r0: int) -> None:
-        x = np.asarray(ext[r0 : r0 + at_once], dtype=np.float32)
-        best = np.full((k, x.shape[0], n), np.inf, dtype=np.float32)
+        x = np.asarray(ext[r0 : r0 + at_once], dtype=np.float64)
+        best = np.full((k, x.shape[0], n), np.inf)
         for lag in lag_list:
             e = x[:, q0:] - x[:, q0 - lag : width - lag]
             np.multiply(e, e, out=e)
@@ -255,7 +257,7 @@ def lag_novelty(ext: Array, n: int, lags: NDArray[np.int64], window: int, k: int
                 np.maximum(best[j], d2, out=d2)
                 best[j] = lo
         with np.errstate(invalid="ignore"):
-            a = np.sqrt(best.astype(np.float64)).mean(axis=0)
+            a = np.sqrt(best).mean(axis=0)
         a[~np.isfinite(best[k - 1])] = np.nan
         out[r0 : r0 + at_once] = a
 
@@ -268,6 +270,15 @@ def lag_novelty(ext: Array, n: int, lags: NDArray[np.int64], window: int, k: int
     else:
         for r0 in starts:
             part(r0)
+    return out
+
+
+def variability(changes: Array, window: int) -> Array:
+    """How much a series moves from step to step: the mean of the last ``window`` absolute
+    changes (``changes``: ``[S, T]``), the largest left out — one jump (a level shift, its end,
+    the end of a gap) is no change of variability.  NaN for the first ``window - 1`` steps."""
+    total = bn.move_sum(changes, window, axis=1, min_count=window)
+    out: Array = (total - bn.move_max(changes, window, axis=1, min_count=window)) / (window - 1)
     return out
 
 
@@ -331,6 +342,7 @@ class NoveltyStream:
     ) -> tuple[Array, tuple[Array, Array, Array, Array | None]]:
         """The novelty of each new step and its calibrations (``ref, floor, count, long_ref``)."""
         w, n = self.window, filled.shape[1]
+        # the values as float32 (as the warehouse stores them): the carried tail keeps them exactly
         ext = _cat(self.filled_tail, filled.astype(np.float32))
         a = lag_novelty(ext, n, self.lags, w, self.k)
         # a context with more than a third of its steps filled in, or holding a run of three
@@ -596,9 +608,7 @@ def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: 
         d = np.abs(np.diff(_cat(carry.last[:, None], filled), axis=1))
         ext = _cat(carry.var_tail, d)
         w = p.spread_window
-        v = (bn.move_sum(ext, w, axis=1, min_count=w) - bn.move_max(ext, w, axis=1, min_count=w))[:, -n:] / (
-            w - 1
-        )
+        v = variability(ext, w)[:, -n:]
         carry.var_tail = ext[:, -w:]
         ref, floor, count = carry.var_calib.push(v, g0)
         long_ref_v = carry.var_long.push(v, g0)[0] if carry.var_long is not None else None

@@ -10,7 +10,8 @@ import pytest
 
 from tests.engine import scenarios as sc
 from tests.helpers import run_cli
-from whatchanged.engine.contextual import detect_series_combined, novelty, past_max_ratio, variability
+from whatchanged.engine.contextual import detect_series_combined
+from whatchanged.engine.ctxstream import Calib, lag_novelty, lag_set, variability
 from whatchanged.engine.detect import detect_series
 
 TOLERANCE = timedelta(minutes=2)
@@ -102,31 +103,60 @@ def test_appending_future_points_does_not_change_earlier_decisions(make) -> None
         assert got == key
 
 
-def test_novelty_uses_only_past_contexts() -> None:
+def test_novelty_is_the_distance_to_the_nearest_lagged_context() -> None:
+    """The lag-by-lag novelty against a by-hand nearest neighbour, one and three neighbours;
+    a lag reaching before the series' start does not count; causal."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=3000)
-    a = novelty(x, window=10, neighbours=5, history=1000)
-    b = novelty(x[:1700], window=10, neighbours=5, history=1000)
-    np.testing.assert_allclose(a[:1700], b, equal_nan=True)
-    assert np.isnan(a[:19]).all()
-    assert np.isfinite(a[30:]).all()
+    x = rng.normal(size=(3, 400))
+    x[1, 200:] += 1e3  # a large step leaves no rounding error behind it
+    window, lags = 5, np.array([5, 7, 20, 50, 130])
+    for k in (1, 3):
+        a = lag_novelty(x, 400 - 150, lags, window, k)  # the last 250 steps
+        for row in range(3):
+            for t in range(150, 400):
+                c = x[row, t - window + 1 : t + 1]
+                d = sorted(
+                    float(np.sqrt(((c - x[row, t - L - window + 1 : t - L + 1]) ** 2).sum()))
+                    for L in lags.tolist()
+                )
+                assert a[row, t - 150] == pytest.approx(np.mean(d[:k]), rel=1e-4, abs=1e-3)
+    head = lag_novelty(x[:, :300], 300 - 150, lags, window, 1)
+    np.testing.assert_array_equal(head, lag_novelty(x, 400 - 150, lags, window, 1)[:, :150])
+    lag_set_ = lag_set(10, 3000, recent=10, stride=10)
+    assert lag_set_[0] == 10 and lag_set_[-1] == 3000 and lag_set_.size == 300  # noqa: PT018
 
 
-def test_variability_ignores_one_jump_and_is_causal() -> None:
-    x = np.concatenate([np.zeros(50), np.full(50, 10.0)])  # one step: no variability
-    assert np.nanmax(variability(x, 6)) == 0
-    y = np.tile([0.0, 1.0], 50)  # flapping: one unit per step
-    np.testing.assert_allclose(variability(y, 6)[6:], 1.0)
-    z = np.random.default_rng(0).normal(size=200)
-    np.testing.assert_allclose(variability(z, 6)[:120], variability(z[:120], 6), equal_nan=True)
+def test_variability_ignores_one_jump() -> None:
+    step = np.abs(np.diff(np.concatenate([np.zeros(50), np.full(50, 10.0)])))[None, :]
+    assert np.nanmax(variability(step, 6)) == 0  # one jump: no variability
+    flap = np.abs(np.diff(np.tile([0.0, 1.0], 50)))[None, :]
+    np.testing.assert_allclose(variability(flap, 6)[0, 6:], 1.0)
 
 
-def test_past_max_ratio_is_causal_and_scale_free() -> None:
-    a = np.array([1.0, 2.0, 1.0, 1.0, 5.0, 1.0])
-    r = past_max_ratio(a, calibration=3, delay=1)
-    assert np.isnan(r[0])
-    np.testing.assert_allclose(r[1:], [2.0, 0.5, 0.5, 2.5, 0.2])
-    np.testing.assert_allclose(past_max_ratio(10 * a, 3, 1), r, equal_nan=True)
+def test_calibration_is_over_whole_blocks_before_the_delay() -> None:
+    """``ref``: the largest (or rank-th largest) maximum of the whole blocks ending at or before
+    ``t - delay``; ``count``: finite values in those blocks and all before; chunks change nothing."""
+    rng = np.random.default_rng(1)
+    a = rng.random((2, 300))
+    a[0, 40:60] = np.nan
+    size, n, delay, g0 = 4, 5, 3, 1001
+    for rank in (1, 2):
+        whole = Calib.empty(2, size * n, delay, g0, medians=False, size=size, rank=rank).push(a, g0)
+        calib = Calib.empty(2, size * n, delay, g0, medians=False, size=size, rank=rank)
+        parts = [calib.push(a[:, i : i + 37], g0 + i) for i in range(0, 300, 37)]
+        for k in (0, 2):  # ref and count
+            np.testing.assert_array_equal(np.concatenate([p[k] for p in parts], axis=1), whole[k])
+        for t in range(300):
+            g = g0 + t
+            last = (g - delay + 1) // size - 1  # the last whole block ending by g - delay
+            blocks = [
+                a[0, max(b * size - g0, 0) : max((b + 1) * size - g0, 0)]
+                for b in range(last - n + 1, last + 1)
+            ]
+            maxima = sorted((np.nanmax(v) for v in blocks if np.isfinite(v).any()), reverse=True)
+            want = maxima[rank - 1] if len(maxima) >= rank else (0.0 if rank > 1 else np.nan)
+            got = whole[0][0, t]
+            assert (np.isnan(got) and np.isnan(want)) or got == pytest.approx(want), (t, got, want)
 
 
 def test_cli_detect_prints_the_alarm_of_a_level_shift(tmp_path) -> None:
