@@ -38,6 +38,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 Array = NDArray[np.float64]
+#: the block number of "no block" (never leaves a window)
+NEVER = np.iinfo(np.int64).max // 4
 #: every calibration window is this many blocks (of ``C // CALIBRATION_BLOCKS`` steps)
 CALIBRATION_BLOCKS = 50
 
@@ -69,6 +71,11 @@ class Calib:
     bmed: Array  # [S, ring] their medians
     bcount: Array  # [S, ring] their finite counts
     before: Array  # [S] finite scores in the blocks before the ring
+    # rank > 1: the ``rank`` largest block maxima of the window ending at the last whole block
+    # (0: none; their block numbers, ``NEVER`` for none) and the reference of the last blocks
+    top: Array
+    top_block: NDArray[np.int64]
+    refs: Array  # [S, ring] the rank-th largest for the windows ending at the ring's blocks
 
     @classmethod
     def empty(
@@ -99,6 +106,9 @@ class Calib:
             nan.copy() if medians else np.zeros((rows, 0)),
             np.zeros((rows, ring)),
             np.zeros(rows),
+            np.zeros((rows, rank if rank > 1 else 0)),
+            np.full((rows, rank if rank > 1 else 0), NEVER, dtype=np.int64),
+            np.zeros((rows, ring if rank > 1 else 0)),
         )
 
     def push(self, v: Array, g0: int) -> tuple[Array, Array, Array]:
@@ -123,14 +133,9 @@ class Calib:
         if self.rank <= 1:
             ref = bn.move_max(hmax, self.n, axis=1, min_count=1)[:, j]
         else:  # the rank-th largest of the window's block maxima (NaN and missing ranks: 0)
-            filled0 = np.nan_to_num(hmax, nan=0.0)
-            uniq, back = np.unique(j, return_inverse=True)
-            per = np.zeros((rows, uniq.size))
-            for i, jj in enumerate(uniq.tolist()):  # the window moves once a block
-                w = filled0[:, max(0, jj - self.n + 1) : jj + 1]
-                if w.shape[1] >= self.rank:
-                    per[:, i] = np.partition(w, w.shape[1] - self.rank, axis=1)[:, w.shape[1] - self.rank]
-            ref = per[:, back]
+            refs = _cat(self.refs, self._ranked(np.nan_to_num(hmax, nan=0.0), first_block, nb))
+            ref = refs[:, j]
+            self.refs = refs[:, refs.shape[1] - self.ring :]
         keep = hmax.shape[1] - self.ring
         if self.medians:
             new_med = bn.nanmedian(blocks, axis=2) if nb else np.zeros((rows, 0))
@@ -144,9 +149,48 @@ class Calib:
         self.tail = ext[:, nb * b :]
         return ref, floor, count
 
+    def _ranked(self, hist: Array, first_block: int, nb: int) -> Array:
+        """The rank-th largest of the window ending at each of the ``nb`` new blocks (the last
+        columns of ``hist``, whose column 0 is block ``first_block``), keeping the ``rank``
+        largest of the window as it moves: a new block's maximum replaces the smallest of them
+        when larger; where one of them leaves the window, the window is sorted afresh (rarely:
+        a block is among a row's ``rank`` largest about ``rank / n`` of the time)."""
+        rows = hist.shape[0]
+        out = np.empty((rows, nb))
+        top, blocks, k = self.top, self.top_block, self.rank
+        all_rows = np.arange(rows)
+        for i in range(nb):
+            col = hist.shape[1] - nb + i
+            b = first_block + col
+            start = b - self.n + 1
+            gone = (blocks < start).any(axis=1)
+            m = hist[:, col]
+            low = np.argmin(top, axis=1)
+            bigger = m > top[all_rows, low]
+            top[bigger, low[bigger]] = m[bigger]
+            blocks[bigger, low[bigger]] = b
+            if gone.any():  # sort the window of those rows afresh
+                r = np.flatnonzero(gone)
+                lo = max(0, col - self.n + 1)
+                window = hist[r, lo : col + 1]
+                if window.shape[1] >= k:
+                    idx = np.argpartition(window, window.shape[1] - k, axis=1)[:, window.shape[1] - k :]
+                    top[r] = np.take_along_axis(window, idx, axis=1)
+                    blocks[r] = first_block + lo + idx
+                else:
+                    top[r] = 0.0
+                    top[r, : window.shape[1]] = window
+                    blocks[r] = NEVER
+                    blocks[r, : window.shape[1]] = first_block + lo + np.arange(window.shape[1])
+            out[:, i] = np.min(top, axis=1)
+        return out
+
     def take(self, rows: NDArray[np.intp]) -> Calib:
         return replace(
             self,
+            top=self.top[rows],
+            top_block=self.top_block[rows],
+            refs=self.refs[rows],
             tail=self.tail[rows],
             bmax=self.bmax[rows],
             bmed=self.bmed[rows],
