@@ -243,70 +243,83 @@ def lag_set(window: int, history: int, *, recent: int, stride: int = 0) -> NDArr
     return np.array(sorted(lags), dtype=np.int64)
 
 
-def window_sums(e: Array, w: int) -> Array:
-    """Sums of ``w`` consecutive columns of ``e``, by doubling: no running sum, so a large value
-    leaving the window leaves no rounding error behind, and NaN stays in the windows holding it."""
-    n = e.shape[1] - w + 1
-    powers = {1: e}
-    size, part = 1, e
-    while size * 2 <= w:
-        part = part[:, :-size] + part[:, size:]
-        size *= 2
-        powers[size] = part
-    acc: Array | None = None
-    pos = 0
-    for s in sorted(powers, reverse=True):
-        if w - pos >= s:
-            piece = powers[s][:, pos : pos + n]
-            acc = piece.copy() if acc is None else acc + piece
-            pos += s
-    assert acc is not None
-    return acc
+def _window_sums_into(d: Array, window: int, out: Array, scratch: list[Array]) -> None:
+    """Sums of ``window`` consecutive rows of ``d`` (``[n, ...]``, time-major) into ``out``
+    (``[n - window + 1, ...]``), by pairs of doubling width — no running sum, so a large
+    value leaving the window leaves no rounding error behind it, and NaN stays in the
+    windows holding it — with the partial sums in ``scratch`` (no allocation)."""
+    m = d.shape[0] - window + 1
+    cur, size, start, level = d, 1, 0, 0
+    parts: list[Array] = []
+    while True:
+        if window & size:
+            parts.append(cur[start : start + m])
+            start += size
+        if size * 2 > window:
+            break
+        nxt = scratch[level][: cur.shape[0] - size]
+        np.add(cur[:-size], cur[size:], out=nxt)
+        cur, size, level = nxt, size * 2, level + 1
+    if len(parts) == 1:
+        np.copyto(out, parts[0])
+        return
+    np.add(parts[0], parts[1], out=out)
+    for p in parts[2:]:
+        np.add(out, p, out=out)
 
 
-#: rows scored together by :func:`lag_novelty` (their arrays stay in the processor's cache)
-ROWS_AT_ONCE = 64
-#: threads :func:`lag_novelty` spreads many rows over
+#: values per lag a block of series holds in :func:`lag_novelty` (its arrays stay in the cache)
+CELLS = 1 << 14
+#: threads :func:`lag_novelty` spreads the blocks of series over (numpy lets go of the GIL)
 THREADS = min(2, os.cpu_count() or 1)
 
 
 def lag_novelty(ext: Array, n: int, lags: NDArray[np.int64], window: int, k: int) -> Array:
     """Mean distance of the contexts ending at the last ``n`` columns of ``ext`` to their ``k``
     nearest contexts ending ``L`` steps before, ``L`` in ``lags`` (NaN: fewer than ``k`` of them
-    known).  ``ext`` holds at least ``max(lags) + window - 1`` columns before those ``n``;
-    computed in float64.
-    :data:`ROWS_AT_ONCE` rows at a time."""
+    known; a context holding NaN — before the first value — is never near).  ``ext`` holds at
+    least ``max(lags) + window - 1`` columns before those ``n``.
+
+    Lag by lag: a difference, a square, the window's sum (:func:`_window_sums_into`) and a
+    running minimum (``k = 1``) or a sorted stack of the ``k`` smallest; float64, time-major,
+    a block of about :data:`CELLS` values a lag at a time, so that every operation runs on
+    one contiguous array in the cache."""
     rows, width = ext.shape
     out = np.full((rows, n), np.nan)
-    if n == 0:
+    if n == 0 or rows == 0:
         return out
-    q0 = width - n - window + 1  # the first column a query context reaches
-    lag_list = lags.tolist()
-    # few new steps (a question right after a commit): all rows at once, fewer numpy calls
-    at_once = max(ROWS_AT_ONCE, ROWS_AT_ONCE * 288 // max(n, 1))
+    w = window
+    span = n + w - 1  # the query contexts' steps
+    q0 = width - span
+    lag_list = [int(v) for v in lags.tolist() if v <= q0]
+    block = max(1, min(rows, CELLS // span))
 
     def part(r0: int) -> None:
-        x = np.asarray(ext[r0 : r0 + at_once], dtype=np.float64)
-        best = np.full((k, x.shape[0], n), np.inf)
-        for lag in lag_list:
-            e = x[:, q0:] - x[:, q0 - lag : width - lag]
-            np.multiply(e, e, out=e)
-            d2 = window_sums(e, window)
-            if k == 1:
-                np.fmin(best[0], d2, out=best[0])  # NaN (a context before the first value) ignored
-                continue
-            np.nan_to_num(d2, copy=False, nan=np.inf)
-            for j in range(k):  # insert into the sorted stack of the k smallest
-                lo = np.minimum(best[j], d2)
-                np.maximum(best[j], d2, out=d2)
-                best[j] = lo
-        with np.errstate(invalid="ignore"):
-            a = np.sqrt(best).mean(axis=0)
+        nr = min(block, rows - r0)
+        xt = np.ascontiguousarray(ext[r0 : r0 + nr].T, dtype=np.float64)
+        np.nan_to_num(xt, copy=False, nan=np.inf)  # never near: an infinite distance
+        query = xt[q0:]
+        dd, ss, lv = np.empty((span, nr)), np.empty((n, nr)), np.empty((n, nr))
+        scratch = [np.empty((span, nr)) for _ in range(max(1, w.bit_length()))]
+        best = np.full((k, n, nr), np.inf)
+        with np.errstate(invalid="ignore"):  # inf - inf where the query itself is unseen
+            for lag in lag_list:
+                np.subtract(query, xt[q0 - lag : width - lag], out=dd)
+                np.multiply(dd, dd, out=dd)
+                _window_sums_into(dd, w, ss, scratch)
+                if k == 1:
+                    np.minimum(best[0], ss, out=best[0])
+                    continue
+                for i in range(k):  # insert into the sorted stack
+                    np.minimum(best[i], ss, out=lv)
+                    np.maximum(best[i], ss, out=ss)
+                    best[i][...] = lv
+            a = np.sqrt(best).mean(axis=0) if k > 1 else np.sqrt(best[0])
         a[~np.isfinite(best[k - 1])] = np.nan
-        out[r0 : r0 + at_once] = a
+        out[r0 : r0 + nr] = a.T
 
-    starts = range(0, rows, at_once)
-    if len(starts) > 2 and THREADS > 1:  # numpy lets go of the GIL: both cores
+    starts = range(0, rows, block)
+    if len(starts) > 2 and THREADS > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(THREADS) as pool:
