@@ -41,8 +41,12 @@ from whatchanged.engine.model import Anomaly
 #: the contextual detector's step on the fleet
 CTX_STEP_S = 300
 FORMAT = 1
-#: days whose results are kept in memory
+#: days whose results are kept in memory (events; the carry of the latest two only)
 KEPT = 4
+#: days whose carry (about 50 kB a series) is kept on disk: the latest ones, from which a
+#: commit to a recent day is scored again; an older day's is computed again from the first
+#: carry kept before it
+CARRIES_KEPT = 3
 
 
 @dataclass
@@ -51,7 +55,7 @@ class CtxDay:
     alarms' events of the day (global 5-minute steps)."""
 
     keys: list[Key]
-    carry: cs.Carry
+    carry: cs.Carry | None  # None: not kept (only the latest days keep theirs)
     events: list[cs.Event]
     steps: int  # steps of the day scored
 
@@ -114,34 +118,57 @@ def _unflatten(template: Any, prefix: str, z: Any) -> Any:
     return type(template)(**values)
 
 
-def save(path: Path, day: CtxDay, meta: dict[str, Any]) -> None:
+def _write(path: Path, arrays: dict[str, NDArray[Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays: dict[str, NDArray[Any]] = {}
-    _flatten(day.carry, "c.", arrays)
-    ev = day.events
-    arrays["e.ints"] = np.array(
-        [[e.row, e.onset, e.alarm, -1 if e.end is None else e.end, int(e.up)] for e in ev], dtype=np.int64
-    ).reshape(len(ev), 5)
-    arrays["e.floats"] = np.array([[e.baseline, e.peak, e.observed] for e in ev], dtype=np.float64).reshape(
-        len(ev), 3
-    )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
-        arrays["keys"] = np.array(["\x1f".join(k) for k in day.keys], dtype=str)
-        arrays["meta"] = np.array(json.dumps({**meta, "steps": day.steps}))
         np.savez(fh, **arrays)  # type: ignore[arg-type]
     os.replace(tmp, path)
 
 
-def load(path: Path, template: cs.Carry) -> CtxDay:
+def carry_path(path: Path) -> Path:
+    """Where the carry of the result at ``path`` is kept (apart: only the latest days keep one)."""
+    return path.with_name(path.name[: -len(".npz")] + ".carry.npz")
+
+
+def save(path: Path, day: CtxDay, meta: dict[str, Any]) -> None:
+    """Write the day's events (``path``) and its carry (:func:`carry_path`)."""
+    if day.carry is not None:
+        arrays: dict[str, NDArray[Any]] = {}
+        _flatten(day.carry, "c.", arrays)
+        _write(carry_path(path), arrays)
+    ev = day.events
+    _write(
+        path,
+        {
+            "e.ints": np.array(
+                [[e.row, e.onset, e.alarm, -1 if e.end is None else e.end, int(e.up)] for e in ev], dtype=np.int64
+            ).reshape(len(ev), 5),
+            "e.floats": np.array([[e.baseline, e.peak, e.observed] for e in ev], dtype=np.float64).reshape(
+                len(ev), 3
+            ),
+            "keys": np.array(["\x1f".join(k) for k in day.keys], dtype=str),
+            "meta": np.array(json.dumps({**meta, "steps": day.steps})),
+        },
+    )
+
+
+def load(path: Path, template: cs.Carry | None) -> CtxDay:
+    """The day's events, and its carry with a ``template`` (KeyError: no carry kept)."""
     with np.load(path, allow_pickle=False) as z:
         keys = [tuple(str(k).split("\x1f", 1)) for k in z["keys"].tolist()]
         meta = json.loads(str(z["meta"][()]))
-        carry = _unflatten(template, "c.", z)
         events = [
             cs.Event(i[0], i[1], i[2], None if i[3] < 0 else i[3], bool(i[4]), f[0], f[1], f[2])
             for i, f in zip(z["e.ints"].tolist(), z["e.floats"].tolist(), strict=True)
         ]
+    carry = None
+    if template is not None:
+        cpath = carry_path(path)
+        if not cpath.is_file():
+            raise KeyError(cpath.name)
+        with np.load(cpath, allow_pickle=False) as z:
+            carry = _unflatten(template, "c.", z)
     return CtxDay([(k[0], k[1]) for k in keys], carry, events, int(meta["steps"]))
 
 
@@ -184,7 +211,8 @@ class CtxChain:
         return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) // CTX_STEP_S
 
     def day(self, d: date) -> CtxDay | None:
-        """The contextual result of day ``d`` (None: no metrics that day)."""
+        """The contextual result of day ``d`` (None: no metrics that day); its carry may be
+        None (see :meth:`with_carry`)."""
         with self._lock:
             if d not in self.states.by_day:
                 return None
@@ -194,38 +222,66 @@ class CtxChain:
             path = self._path(d)
             if path is not None and path.is_file():
                 try:
-                    return self._keep(d, load(path, cs.new_carry(0, self._g0(d), self.p)))
+                    return self._keep(d, load(path, None))
                 except (OSError, ValueError, KeyError):
                     pass
-            # the days before first, oldest first: from the latest one known
-            days = self.states.days
-            i = days.index(d)
-            start = i
-            while start > 0 and not self._known(days[start - 1]):
-                start -= 1
-            for earlier in days[start:i]:
-                self.day(earlier)
-            out = self._compute(d)
-            self.computed += 1
-            if path is not None:
-                try:
-                    save(path, out, {"files": sorted(Path(f).name for f in self.states.by_day[d])})
-                    _sweep(path)
-                except OSError:
-                    pass
-            return self._keep(d, out)
+            return self.with_carry(d)
 
-    def _known(self, d: date) -> bool:
-        if d in self._days:
+    def with_carry(self, d: date) -> CtxDay:
+        """The result of day ``d`` with its carry: kept, or computed with the days before it
+        whose carries are not kept, oldest first (a loop, not a recursion: a year deep)."""
+        with self._lock:
+            todo = []
+            cur = d
+            while cur in self.states.by_day and not self._has_carry(cur):
+                todo.append(cur)
+                cur -= timedelta(days=1)
+            for day in reversed(todo):
+                self._computed(day)
+            out = self._carried(d)
+            assert out is not None
+            return out
+
+    def _has_carry(self, d: date) -> bool:
+        hit = self._days.get(d)
+        if hit is not None and hit.carry is not None:
             return True
         path = self._path(d)
-        return path is not None and path.is_file()
+        return path is not None and path.is_file() and carry_path(path).is_file()
+
+    def _carried(self, d: date) -> CtxDay | None:
+        hit = self._days.get(d)
+        if hit is not None and hit.carry is not None:
+            return hit
+        path = self._path(d)
+        if path is None:
+            return None
+        try:
+            return self._keep(d, load(path, cs.new_carry(0, self._g0(d), self.p)))
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _computed(self, d: date) -> CtxDay:
+        out = self._compute(d)
+        self.computed += 1
+        path = self._path(d)
+        if path is not None:
+            try:
+                save(path, out, {"files": sorted(Path(f).name for f in self.states.by_day[d])})
+                _sweep(path)
+                _drop_old_carries(path.parent, d - timedelta(days=CARRIES_KEPT))
+            except OSError:
+                pass
+        return self._keep(d, out)
 
     def _keep(self, d: date, day: CtxDay) -> CtxDay:
         self._days[d] = day
         self._days.move_to_end(d)
         while len(self._days) > KEPT:
             self._days.popitem(last=False)
+        for other, res in self._days.items():  # a carry is large: the latest days' only
+            if other < d - timedelta(days=1) and res.carry is not None:
+                self._days[other] = CtxDay(res.keys, None, res.events, res.steps)
         return day
 
     def _compute(self, d: date) -> CtxDay:
@@ -238,7 +294,7 @@ class CtxChain:
             x = _take(x, np.array([rows_x.get(k, -1) for k in st.keys], dtype=np.intp))
         keys = st.keys
         g0 = self._g0(d)
-        before = self.day(d - timedelta(days=1)) if d - timedelta(days=1) in states.by_day else None
+        before = self._carried(d - timedelta(days=1)) if d - timedelta(days=1) in states.by_day else None
         carry = _align(before, keys, g0, self.p)
         # the steps of the day to score: whole days; the last day up to its last whole step
         filled = np.flatnonzero(~np.isnan(x).all(axis=0))
@@ -387,11 +443,21 @@ def _copy_rows(dst: Any, src: Any, dst_rows: NDArray[np.intp], src_rows: NDArray
             a[dst_rows] = b[src_rows]
 
 
+def _drop_old_carries(folder: Path, before: date) -> None:
+    """Remove the carries of the days before ``before`` (their events stay)."""
+    for f in folder.glob("*.carry.npz"):
+        try:
+            if date.fromisoformat(f.name[:10]) < before:
+                f.unlink()
+        except (OSError, ValueError):
+            pass
+
+
 def _sweep(path: Path) -> None:
     """Remove the other results of the same day (older keys)."""
     day = path.name[:10]
     for other in path.parent.glob(f"{day}-*.npz"):
-        if other != path:
+        if other != path and other != carry_path(path):
             with contextlib.suppress(OSError):
                 other.unlink()
 

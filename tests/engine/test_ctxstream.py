@@ -16,7 +16,7 @@ from tests.engine import scenarios as sc
 from whatchanged.engine import ctxstream as cs
 from whatchanged.engine import detect
 from whatchanged.engine.contextual import CONTEXT_DEFAULT, detect_series_combined
-from whatchanged.engine.ctxchain import CTX_STEP_S, CtxChain
+from whatchanged.engine.ctxchain import CARRIES_KEPT, CTX_STEP_S, CtxChain
 from whatchanged.engine.detect import DEFAULT
 from whatchanged.engine.intervals import grid_series
 from whatchanged.engine.schema import METRICS
@@ -175,15 +175,29 @@ def test_results_are_read_back_from_the_cache(home: Path) -> None:
     last = first.states.days[-1]
     a = first.day(last)
     again = _chain(home)
-    b = again.day(last)
+    b = again.with_carry(last)
     assert again.computed == 0
     assert a is not None
     assert b is not None
     assert b.events == a.events
     assert b.keys == a.keys
     assert b.steps == a.steps
+    a = first.with_carry(last)
+    assert a.carry is not None
+    assert b.carry is not None
     np.testing.assert_array_equal(b.carry.fine.filled_tail, a.carry.fine.filled_tail)
     assert b.carry.pending.keys() == a.carry.pending.keys()
+    # only the latest days keep their carry on disk; an earlier one is computed again from them
+    folder = first.cache_dir
+    assert folder is not None
+    kept = sorted(f.name[:10] for f in folder.glob("*.carry.npz"))
+    assert len(kept) <= CARRIES_KEPT + 1
+    assert len(list(folder.glob("*.npz"))) - len(kept) == len(first.states.days)
+    early = first.states.days[1]
+    third = _chain(home)
+    assert third.day(early) is not None
+    assert third.computed == 0  # its events are kept
+    assert third.with_carry(early).events == first.day(early).events
 
 
 def test_with_the_setting_on_the_fleet_reports_the_change_of_rhythm(home: Path, monkeypatch) -> None:
