@@ -142,7 +142,8 @@ def save(path: Path, day: CtxDay, meta: dict[str, Any]) -> None:
         path,
         {
             "e.ints": np.array(
-                [[e.row, e.onset, e.alarm, -1 if e.end is None else e.end, int(e.up)] for e in ev], dtype=np.int64
+                [[e.row, e.onset, e.alarm, -1 if e.end is None else e.end, int(e.up)] for e in ev],
+                dtype=np.int64,
             ).reshape(len(ev), 5),
             "e.floats": np.array([[e.baseline, e.peak, e.observed] for e in ev], dtype=np.float64).reshape(
                 len(ev), 3
@@ -410,18 +411,17 @@ def _align(before: CtxDay | None, keys: list[Key], g0: int, p: Any) -> cs.Carry:
     """The carry of the day before for ``keys`` (a new series: an empty carry); an empty carry
     when the day before had no data or was not scored to its end."""
     fresh = cs.new_carry(len(keys), g0, p)
-    if before is None or before.carry.g != g0:
+    carry = before.carry if before is not None else None
+    if before is None or carry is None or carry.g != g0:
         return fresh
     index = {k: i for i, k in enumerate(before.keys)}
     old = np.array([index.get(k, -1) for k in keys], dtype=np.intp)
     if (old >= 0).all():
-        return before.carry.take(old)
+        return carry.take(old)
     dst = np.flatnonzero(old >= 0)
-    _copy_rows(fresh, before.carry, dst, old[dst])
+    _copy_rows(fresh, carry, dst, old[dst])
     fresh.pending = {
-        int(i): before.carry.pending[int(r)]
-        for i, r in zip(dst, old[dst], strict=True)
-        if int(r) in before.carry.pending
+        int(i): carry.pending[int(r)] for i, r in zip(dst, old[dst], strict=True) if int(r) in carry.pending
     }
     return fresh
 
