@@ -69,13 +69,12 @@ class Calib:
     tail: Array  # [S, g0 % size] the scores of the current, incomplete block
     bmax: Array  # [S, ring] the maxima of the last ``ring`` whole blocks (NaN: none)
     bmed: Array  # [S, ring] their medians
-    bcount: Array  # [S, ring] their finite counts
-    before: Array  # [S] finite scores in the blocks before the ring
+    cum: Array  # [S, ring - n] finite scores through each of the last whole blocks (the warm-up)
     # rank > 1: the ``rank`` largest block maxima of the window ending at the last whole block
     # (0: none; their block numbers, ``NEVER`` for none) and the reference of the last blocks
     top: Array
     top_block: NDArray[np.int64]
-    refs: Array  # [S, ring] the rank-th largest for the windows ending at the ring's blocks
+    refs: Array  # [S, ring - n] the rank-th largest for the windows ending at the last blocks
 
     @classmethod
     def empty(
@@ -104,11 +103,10 @@ class Calib:
             np.full((rows, g0 % size), np.nan),
             nan,
             nan.copy() if medians else np.zeros((rows, 0)),
-            np.zeros((rows, ring)),
-            np.zeros(rows),
+            np.zeros((rows, ring - n)),
             np.zeros((rows, rank if rank > 1 else 0)),
             np.full((rows, rank if rank > 1 else 0), NEVER, dtype=np.int64),
-            np.zeros((rows, ring if rank > 1 else 0)),
+            np.zeros((rows, ring - n if rank > 1 else 0)),
         )
 
     def push(self, v: Array, g0: int) -> tuple[Array, Array, Array]:
@@ -123,19 +121,20 @@ class Calib:
             new_max = bn.nanmax(blocks, axis=2) if nb else np.zeros((rows, 0))
         new_count = np.isfinite(blocks).sum(axis=2).astype(np.float64)
         hmax = _cat(self.bmax, new_max)
-        hcount = _cat(self.bcount, new_count)
         first_block = (g0 - tb) // b - self.ring  # the global block number of column 0 of the history
         # the last block each step may use: it ends at or before t - delay
         t = g0 + np.arange(n)
         j = (t - self.delay + 1) // b - 1 - first_block
-        cum = self.before[:, None] + np.cumsum(hcount, axis=1)
-        count = cum[:, j]
+        recent = self.ring - self.n  # the last blocks a step may use are among these
+        cum = _cat(self.cum, self.cum[:, -1:] + np.cumsum(new_count, axis=1))
+        count = cum[:, j - self.n]
+        self.cum = cum[:, cum.shape[1] - recent :]
         if self.rank <= 1:
             ref = bn.move_max(hmax, self.n, axis=1, min_count=1)[:, j]
         else:  # the rank-th largest of the window's block maxima (NaN and missing ranks: 0)
             refs = _cat(self.refs, self._ranked(np.nan_to_num(hmax, nan=0.0), first_block, nb))
-            ref = refs[:, j]
-            self.refs = refs[:, refs.shape[1] - self.ring :]
+            ref = refs[:, j - self.n]
+            self.refs = refs[:, refs.shape[1] - recent :]
         keep = hmax.shape[1] - self.ring
         if self.medians:
             new_med = bn.nanmedian(blocks, axis=2) if nb else np.zeros((rows, 0))
@@ -144,8 +143,7 @@ class Calib:
             self.bmed = hmed[:, keep:]
         else:
             floor = np.full_like(ref, np.nan)
-        self.before = self.before + hcount[:, :keep].sum(axis=1)
-        self.bmax, self.bcount = hmax[:, keep:], hcount[:, keep:]
+        self.bmax = hmax[:, keep:]
         self.tail = ext[:, nb * b :]
         return ref, floor, count
 
@@ -194,8 +192,7 @@ class Calib:
             tail=self.tail[rows],
             bmax=self.bmax[rows],
             bmed=self.bmed[rows],
-            bcount=self.bcount[rows],
-            before=self.before[rows],
+            cum=self.cum[rows],
         )
 
 
