@@ -389,11 +389,11 @@ _CTX: dict[int, Any] = {}
 def _contextual(chained: Any) -> Any:
     """The contextual detector's day-by-day results over the day states ``chained`` (one per
     chain, kept as long as the chain is), or None when it is switched off."""
+    if not FLEET_CONTEXTUAL:
+        return None
     from whatchanged.engine.contextual import CONTEXT_DEFAULT
     from whatchanged.engine.ctxchain import CtxChain
 
-    if not FLEET_CONTEXTUAL:
-        return None
     with _CHAINS_LOCK:
         hit = _CTX.get(id(chained))
         if hit is None or hit.states is not chained:
