@@ -370,13 +370,16 @@ class CtxChain:
     def _onset(self, key: Key, until: datetime) -> datetime | None:
         """The alarm's onset to the minute: the change-point search of the median detector
         (step or hinge) on the series' 1-minute residuals of the :data:`ONSET_BACK` before
-        ``until`` (None: no residuals there)."""
+        ``until``, moved on to the first minute at least ``exit_z`` spreads away when the split
+        itself is not (a split is placed among the last few minutes by their noise: the change
+        is where the series is seen to leave its baseline).  None: no residuals there."""
         from whatchanged.engine.daystate import point_arrays
         from whatchanged.engine.intervals import _onset
 
         states, g = self.states, self.states.g
         lo = until - ONSET_BACK
         parts: list[Array] = []
+        zs: list[Array] = []
         d = lo.astimezone(UTC).date()
         day0 = datetime(d.year, d.month, d.day, tzinfo=UTC)
         first_col = int((lo - day0).total_seconds() // g.step_s)
@@ -387,14 +390,25 @@ class CtxChain:
             if st is not None:
                 day_keys, x = states.raw(d)
                 if key in day_keys and key in st.keys:
-                    expected = point_arrays(st.subset([key]), g, states.params)[0][0]
+                    expected, spread = (a[0] for a in point_arrays(st.subset([key]), g, states.params))
                     row = np.asarray(x[day_keys.index(key)], dtype=np.float64) - expected
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        zrow = row / spread
+                    zs.append(zrow)
+            if len(zs) < len(parts) + 1:
+                zs.append(np.full(g.cols, np.nan))
             parts.append(row)
             d += timedelta(days=1)
         resid = np.concatenate(parts)[first_col : first_col + total]
         if not np.isfinite(resid).any():
             return None
         col = _onset(resid, resid.size - 1, 0, resid.size - 1)
+        z = np.abs(np.concatenate(zs)[first_col : first_col + total])
+        with np.errstate(invalid="ignore"):
+            if not z[col] >= self.p.exit_z:
+                seen = np.flatnonzero(z[col:] >= self.p.exit_z)
+                if seen.size:
+                    col += int(seen[0])
         return lo + timedelta(seconds=col * g.step_s)
 
 
