@@ -148,7 +148,7 @@ def contextual(home: Path, exe: str, argv: list[str], analysis_s: float) -> None
         t = time.perf_counter()
         subprocess.run(argv, check=True, capture_output=True, env=env)
         cold.append(time.perf_counter() - t)
-    days = len(list((home / "_cache" / "ctxstate").glob("*.npz")))
+    days = len([f for f in (home / "_cache" / "ctxstate").glob("*.npz") if not f.name.endswith(".carry.npz")])
     print(f"with the contextual detector on the fleet (WHATCHANGED_CONTEXTUAL=1, {days} days):")
     print(
         f"  analysis: {with_ctx:.1f} s ({with_ctx / analysis_s:.2f}× the analysis without it; budget 2×),"
