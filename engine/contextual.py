@@ -77,28 +77,28 @@ class ContextParams:
     delay: int = 5
     z_calibration: int = 3500
     #: the novelty must also be at least this many times its median over the calibration window
-    novelty_floor: float = 3.25
+    novelty_floor: float = 3.0
     #: ... and at least ``long_gate`` × its maximum over the last ``long_calibration`` steps,
     #: unless its ratio is at least ``strong_ratio`` (a large short-term record always counts)
     long_gate: float = 1.2
     #: the long gate's reference: the ``long_rank``-th largest of the ``long_block``-step block
     #: maxima of the last ``long_calibration`` steps, the first ``gate_warmup`` steps left out
-    long_rank: int = 6
+    long_rank: int = 7
     long_block: int = 12
     gate_warmup: int = 250
     #: a short-term record of at least ``strong_ratio`` passes at ``strong_gate`` × that reference
     strong_gate: float = 0.4
-    strong_ratio: float = 3.25
+    strong_ratio: float = 3.5
     long_calibration: int = 6000
     #: weight of the novelty at the grid's own step (0: off — the costly part, ~30 ms per
     #: series and day of 1-minute data; ``benchmarks/nab.py --set fine_weight=0`` scores it)
     fine_weight: float = 0.9
     #: coarse scale: the same novelty on means of ``coarse`` steps (0: off), weighted
-    coarse: int = 6
-    coarse_weight: float = 1.0
+    coarse: int = 5
+    coarse_weight: float = 0.9
     #: a third, coarser scale (0: off)
     coarse2: int = 24
-    coarse2_weight: float = 0.9
+    coarse2_weight: float = 1.0
     z_min: float = 5.0
     z_weight: float = 0.9
     #: variability: the mean absolute step-to-step change over ``spread_window`` steps (its
@@ -110,9 +110,9 @@ class ContextParams:
     spread_long_gate: float = 1.0
     #: the score is the largest ratio plus ``second_weight`` × the second largest (two scores
     #: that agree count for more than one alone)
-    second_weight: float = 0.15
+    second_weight: float = 0.2
     threshold: float = 1.05
-    rest: int = 110
+    rest: int = 100
     #: no alarm before this many novelty scores exist (warm-up)
     warmup: int = 200
     exit_z: float = 3.0
