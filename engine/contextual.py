@@ -78,8 +78,8 @@ class ContextParams:
     z_calibration: int = 3500
     #: the novelty must also be at least this many times its median over the calibration window
     novelty_floor: float = 3.0
-    #: ... and at least ``long_gate`` × its maximum over the last ``long_calibration`` steps,
-    #: unless its ratio is at least ``strong_ratio`` (a large short-term record always counts)
+    #: ... and at least ``long_gate`` × the long reference (below), unless its ratio is at least
+    #: ``strong_ratio`` and it is at least ``strong_gate`` × that reference
     long_gate: float = 1.2
     #: the long gate's reference: the ``long_rank``-th largest of the ``long_block``-step block
     #: maxima of the last ``long_calibration`` steps, the first ``gate_warmup`` steps left out
@@ -90,8 +90,7 @@ class ContextParams:
     strong_gate: float = 0.4
     strong_ratio: float = 3.5
     long_calibration: int = 6000
-    #: weight of the novelty at the grid's own step (0: off — the costly part, ~30 ms per
-    #: series and day of 1-minute data; ``benchmarks/nab.py --set fine_weight=0`` scores it)
+    #: weight of the novelty at the grid's own step (0: off — the costly part, 300 lags a point)
     fine_weight: float = 0.9
     #: coarse scale: the same novelty on means of ``coarse`` steps (0: off), weighted
     coarse: int = 5
@@ -102,7 +101,8 @@ class ContextParams:
     z_min: float = 5.0
     z_weight: float = 0.9
     #: variability: the mean absolute step-to-step change over ``spread_window`` steps (its
-    #: largest left out), as a ratio to its recent maximum (same calibration, delay and gates as the novelty), weighted
+    #: largest left out), as a ratio to its recent maximum (same calibration and delay as the
+    #: novelty), weighted
     spread_window: int = 24
     spread_weight: float = 0.8
     #: the variability's own floor (× its median) and long gate (× its long maximum)
