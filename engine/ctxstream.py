@@ -227,6 +227,19 @@ def gated_ratio(
     return out
 
 
+def novelty_ratio(a: Array, refs: tuple[Array, Array, Array, Array | None], p: Any, warmup: int) -> Array:
+    """A novelty's gated ratio (``refs``: what :meth:`NoveltyStream.push` returns beside it)."""
+    return gated_ratio(
+        a,
+        *refs,
+        warmup=warmup,
+        novelty_floor=p.novelty_floor,
+        long_gate=p.long_gate,
+        strong_ratio=p.strong_ratio,
+        strong_gate=p.strong_gate,
+    )
+
+
 # --------------------------------------------------------------------------- novelty
 
 
@@ -630,20 +643,8 @@ def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: 
     filled = forward_fill(x, carry.last)
     ratios: list[Array] = []
     if carry.fine is not None:
-        a, (ref, floor, count, long_ref) = carry.fine.push(filled, missing, g0)
-        r = gated_ratio(
-            a,
-            ref,
-            floor,
-            count,
-            long_ref,
-            warmup=p.warmup,
-            novelty_floor=p.novelty_floor,
-            long_gate=p.long_gate,
-            strong_ratio=p.strong_ratio,
-            strong_gate=p.strong_gate,
-        )
-        ratios.append(p.fine_weight * r)
+        a, refs = carry.fine.push(filled, missing, g0)
+        ratios.append(p.fine_weight * novelty_ratio(a, refs, p, p.warmup))
     ratios.extend(_coarse(sc, filled, missing, g0, p) for sc in carry.coarse)
     ref_z, _, count_z = carry.z_calib.push(absz, g0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -694,19 +695,8 @@ def _coarse(sc: Coarse, filled: Array, missing: NDArray[np.bool_], g0: int, p: A
     if nb:
         bx = ext[:, : nb * c].reshape(rows, nb, c).mean(axis=2)
         bm = mext[:, : nb * c].reshape(rows, nb, c).sum(axis=2) * 3 > c
-        ca, (ref, floor, count, long_ref) = sc.stream.push(bx, bm, (g0 - lead) // c)
-        rc = sc.weight * gated_ratio(
-            ca,
-            ref,
-            floor,
-            count,
-            long_ref,
-            warmup=scaled(p.warmup, c, 10),
-            novelty_floor=p.novelty_floor,
-            long_gate=p.long_gate,
-            strong_ratio=p.strong_ratio,
-            strong_gate=p.strong_gate,
-        )
+        ca, refs = sc.stream.push(bx, bm, (g0 - lead) // c)
+        rc = sc.weight * novelty_ratio(ca, refs, p, scaled(p.warmup, c, 10))
         rc = np.nan_to_num(rc, nan=0.0)
         # each block's ratio is known at its last step and holds until the next block's
         ends = (np.arange(nb) + 1) * c - 1 - lead  # chunk columns
