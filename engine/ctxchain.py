@@ -267,8 +267,15 @@ class CtxChain:
         self.computed += 1
         path = self._path(d)
         if path is not None:
+            # a carry is kept for the latest days only: an older one is not even written
+            latest = self.states.days[-1]
+            kept = (
+                out
+                if d >= latest - timedelta(days=CARRIES_KEPT)
+                else CtxDay(out.keys, None, out.events, out.steps)
+            )
             try:
-                save(path, out, {"files": sorted(Path(f).name for f in self.states.by_day[d])})
+                save(path, kept, {"files": sorted(Path(f).name for f in self.states.by_day[d])})
                 _sweep(path)
                 _drop_old_carries(path.parent, d - timedelta(days=CARRIES_KEPT))
             except OSError:
