@@ -43,7 +43,7 @@ CTX_STEP_S = 300
 FORMAT = 1
 #: days whose results are kept in memory (events; the carry of the latest two only)
 KEPT = 4
-#: days whose carry (about 50 kB a series) is kept on disk: the latest ones, from which a
+#: days whose carry (about 35 kB a series) is kept on disk: the latest ones, from which a
 #: commit to a recent day is scored again; an older day's is computed again from the first
 #: carry kept before it
 CARRIES_KEPT = 3
