@@ -27,16 +27,19 @@ from collections import OrderedDict
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from whatchanged.engine import ctxstream as cs
 from whatchanged.engine.baseline import Array
-from whatchanged.engine.daystate import DAY_S, Key, _take, scores
+from whatchanged.engine.daystate import Key, _take, scores
 from whatchanged.engine.daystate_cache import DayStates
 from whatchanged.engine.model import Anomaly
+
+if TYPE_CHECKING:
+    from whatchanged.engine.contextual import ContextParams
 
 #: the contextual detector's step on the fleet
 CTX_STEP_S = 300
@@ -185,7 +188,7 @@ def _reduce(a: Array, f: int, how: str) -> Array:
 class CtxChain:
     """The contextual results of every day of a :class:`DayStates` chain (1-minute steps)."""
 
-    def __init__(self, states: DayStates, context: Any) -> None:
+    def __init__(self, states: DayStates, context: ContextParams) -> None:
         self.states = states
         self.p = context
         g = states.g
@@ -335,7 +338,7 @@ class CtxChain:
         step ended by then); an anomaly still going on at ``hi`` has no end."""
         first = (start - timedelta(days=1)).astimezone(UTC).date()
         last = (hi - timedelta(microseconds=1)).astimezone(UTC).date()
-        latest: dict[tuple[Key, int], tuple[cs.Event, Key]] = {}
+        latest: dict[tuple[Key, int], cs.Event] = {}  # an alarm under way: its latest state
         hi_step = int(hi.timestamp()) // CTX_STEP_S  # steps before it ended by hi
         d = first
         while d <= last:
@@ -343,18 +346,18 @@ class CtxChain:
             if res is not None:
                 for e in res.events:
                     if e.alarm + 1 <= hi_step:
-                        latest[(res.keys[e.row], e.alarm)] = (e, res.keys[e.row])
+                        latest[(res.keys[e.row], e.alarm)] = e
             d += timedelta(days=1)
         wanted = set(services) if services is not None else None
         out: list[Anomaly] = []
-        for (key, _alarm), (e, _) in latest.items():
+        for (key, _alarm), e in latest.items():
             if wanted is not None and key[0] not in wanted:
                 continue
             # a contextual alarm marks a change, from its onset to the alarm: how long the series
             # then stays away from its baseline is the median detector's to say
             t_end = _at(e.alarm + 1)
             t_on = self._onset(key, t_end) or _at(e.onset)
-            if t_on >= end or (t_end is not None and t_end <= start):
+            if t_on >= end or t_end <= start:
                 continue
             out.append(
                 Anomaly(
@@ -428,7 +431,7 @@ def _at(step: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=step * CTX_STEP_S)
 
 
-def _align(before: CtxDay | None, keys: list[Key], g0: int, p: Any) -> cs.Carry:
+def _align(before: CtxDay | None, keys: list[Key], g0: int, p: ContextParams) -> cs.Carry:
     """The carry of the day before for ``keys`` (a new series: an empty carry); an empty carry
     when the day before had no data or was not scored to its end."""
     fresh = cs.new_carry(len(keys), g0, p)
@@ -437,31 +440,9 @@ def _align(before: CtxDay | None, keys: list[Key], g0: int, p: Any) -> cs.Carry:
         return fresh
     index = {k: i for i, k in enumerate(before.keys)}
     old = np.array([index.get(k, -1) for k in keys], dtype=np.intp)
-    if (old >= 0).all():
-        return carry.take(old)
     dst = np.flatnonzero(old >= 0)
-    _copy_rows(fresh, carry, dst, old[dst])
-    fresh.pending = {
-        int(i): carry.pending[int(r)] for i, r in zip(dst, old[dst], strict=True) if int(r) in carry.pending
-    }
+    cs.copy_rows(fresh, carry, dst, old[dst])
     return fresh
-
-
-#: array fields of a carry that are settings, not one row per series
-_NOT_ROWS = {"lags"}
-
-
-def _copy_rows(dst: Any, src: Any, dst_rows: NDArray[np.intp], src_rows: NDArray[np.intp]) -> None:
-    """``dst``'s per-series arrays take ``src``'s rows ``src_rows`` at ``dst_rows``."""
-    for f in fields(dst):
-        a, b = getattr(dst, f.name), getattr(src, f.name)
-        if is_dataclass(a):
-            _copy_rows(a, b, dst_rows, src_rows)
-        elif isinstance(a, list):
-            for x, y in zip(a, b, strict=True):
-                _copy_rows(x, y, dst_rows, src_rows)
-        elif isinstance(a, np.ndarray) and f.name not in _NOT_ROWS and a.ndim >= 1:
-            a[dst_rows] = b[src_rows]
 
 
 def _drop_old_carries(folder: Path, before: date) -> None:
@@ -483,4 +464,4 @@ def _sweep(path: Path) -> None:
                 other.unlink()
 
 
-__all__ = ["CTX_STEP_S", "DAY_S", "CtxChain", "CtxDay"]
+__all__ = ["CTX_STEP_S", "CtxChain", "CtxDay"]

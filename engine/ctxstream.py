@@ -29,12 +29,18 @@ the same places whatever the chunks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import TYPE_CHECKING, Any
 
 import bottleneck as bn
 import numpy as np
 from numpy.typing import NDArray
+
+from whatchanged.engine.intervals import _onset
+
+if TYPE_CHECKING:
+    from whatchanged.engine.contextual import ContextParams
+    from whatchanged.engine.intervals import DetectParams
 
 Array = NDArray[np.float64]
 #: the block number of "no block" (never leaves a window)
@@ -182,18 +188,6 @@ class Calib:
             out[:, i] = np.min(top, axis=1)
         return out
 
-    def take(self, rows: NDArray[np.intp]) -> Calib:
-        return replace(
-            self,
-            top=self.top[rows],
-            top_block=self.top_block[rows],
-            refs=self.refs[rows],
-            tail=self.tail[rows],
-            bmax=self.bmax[rows],
-            bmed=self.bmed[rows],
-            cum=self.cum[rows],
-        )
-
 
 def gated_ratio(
     a: Array,
@@ -227,7 +221,9 @@ def gated_ratio(
     return out
 
 
-def novelty_ratio(a: Array, refs: tuple[Array, Array, Array, Array | None], p: Any, warmup: int) -> Array:
+def novelty_ratio(
+    a: Array, refs: tuple[Array, Array, Array, Array | None], p: ContextParams, warmup: int
+) -> Array:
     """A novelty's gated ratio (``refs``: what :meth:`NoveltyStream.push` returns beside it)."""
     return gated_ratio(
         a,
@@ -426,16 +422,6 @@ class NoveltyStream:
         self.age = self.age + n
         return a, (ref, floor, count, long_ref)
 
-    def take(self, rows: NDArray[np.intp]) -> NoveltyStream:
-        return replace(
-            self,
-            filled_tail=self.filled_tail[rows],
-            missing_tail=self.missing_tail[rows],
-            short=self.short.take(rows),
-            long=self.long.take(rows) if self.long is not None else None,
-            age=self.age[rows],
-        )
-
 
 # --------------------------------------------------------------------------- the carry
 
@@ -451,15 +437,6 @@ class Coarse:
     tail: Array  # [S, g % factor] the current block's filled values
     missing: NDArray[np.bool_]
     held: Array  # [S] the latest whole block's weighted ratio
-
-    def take(self, rows: NDArray[np.intp]) -> Coarse:
-        return replace(
-            self,
-            stream=self.stream.take(rows),
-            tail=self.tail[rows],
-            missing=self.missing[rows],
-            held=self.held[rows],
-        )
 
 
 @dataclass
@@ -507,34 +484,37 @@ class Carry:
     prev_end: NDArray[np.int64]  # where the previous alarm's anomaly ended
     pending: dict[int, Pending]
 
-    def take(self, rows: NDArray[np.intp]) -> Carry:
-        """The carry of some rows (in that order)."""
-        old: dict[int, int] = {}
-        for i, r in enumerate(rows.tolist()):
-            old.setdefault(int(r), i)
-        return replace(
-            self,
-            last=self.last[rows],
-            fine=self.fine.take(rows) if self.fine else None,
-            coarse=[c.take(rows) for c in self.coarse],
-            var_tail=self.var_tail[rows],
-            var_calib=self.var_calib.take(rows) if self.var_calib else None,
-            var_long=self.var_long.take(rows) if self.var_long else None,
-            z_calib=self.z_calib.take(rows),
-            resid_tail=self.resid_tail[rows],
-            absz_tail=self.absz_tail[rows],
-            exp_tail=self.exp_tail[rows],
-            allowed=self.allowed[rows],
-            prev_end=self.prev_end[rows],
-            pending={old[r]: p for r, p in self.pending.items() if r in old},
-        )
+
+#: array fields of a carry that are settings, not one row per series
+_NOT_ROWS = {"lags"}
+
+
+def copy_rows(dst: Carry, src: Carry, dst_rows: NDArray[np.intp], src_rows: NDArray[np.intp]) -> None:
+    """``dst``'s series at ``dst_rows`` take the state of ``src``'s at ``src_rows`` (two carries
+    of the same settings and step: how a day's carry follows its series into the next day's
+    rows)."""
+    _copy_arrays(dst, src, dst_rows, src_rows)
+    where = dict(zip(src_rows.tolist(), dst_rows.tolist(), strict=True))
+    dst.pending = {where[r]: pend for r, pend in src.pending.items() if r in where}
+
+
+def _copy_arrays(dst: Any, src: Any, dst_rows: NDArray[np.intp], src_rows: NDArray[np.intp]) -> None:
+    for f in fields(dst):
+        a, b = getattr(dst, f.name), getattr(src, f.name)
+        if is_dataclass(a):
+            _copy_arrays(a, b, dst_rows, src_rows)
+        elif isinstance(a, list):
+            for x, y in zip(a, b, strict=True):
+                _copy_arrays(x, y, dst_rows, src_rows)
+        elif isinstance(a, np.ndarray) and f.name not in _NOT_ROWS and a.ndim >= 1:
+            a[dst_rows] = b[src_rows]
 
 
 def scaled(n: int, scale: int, minimum: int = 1) -> int:
     return max(minimum, n // scale)
 
 
-def new_carry(rows: int, g0: int, p: Any) -> Carry:
+def new_carry(rows: int, g0: int, p: ContextParams) -> Carry:
     """An empty carry for ``rows`` series starting at global step ``g0`` (``p``: ContextParams)."""
     fine = None
     if p.fine_weight > 0:
@@ -631,12 +611,10 @@ class Chunk:
     events: list[Event]
 
 
-def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: Any) -> Chunk:
+def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: ContextParams) -> Chunk:
     """Score the new steps ``x`` (``[S, n]``, NaN: missing) of the series in ``carry``; ``absz``,
     ``resid`` and ``expected`` are the median baseline's ``|z|``, ``x - E`` and ``E`` at the same
     steps.  ``carry`` is updated in place to the end of the chunk."""
-    from whatchanged.engine.intervals import _onset
-
     n = x.shape[1]
     g0 = carry.g
     missing = np.isnan(x)
@@ -673,7 +651,7 @@ def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: 
         )
     carry.last = np.where(np.isnan(filled[:, -1]), carry.last, filled[:, -1]) if n else carry.last
     score = combine(ratios, p.second_weight)
-    events = _alarms(carry, score, x, absz, resid, expected, p, g0, _onset)
+    events = _alarms(carry, score, x, absz, resid, expected, p, g0)
     if p.onset_back:
         back = p.onset_back
         carry.resid_tail = _cat(carry.resid_tail, resid)[:, -back:]
@@ -683,7 +661,7 @@ def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: 
     return Chunk(score, events)
 
 
-def _coarse(sc: Coarse, filled: Array, missing: NDArray[np.bool_], g0: int, p: Any) -> Array:
+def _coarse(sc: Coarse, filled: Array, missing: NDArray[np.bool_], g0: int, p: ContextParams) -> Array:
     """The weighted ratio of one coarse scale at each new step (carry updated)."""
     c = sc.factor
     rows, n = filled.shape
@@ -719,9 +697,8 @@ def _alarms(
     absz: Array,
     resid: Array,
     expected: Array,
-    p: Any,
+    p: ContextParams,
     g0: int,
-    onset_of: Any,
 ) -> list[Event]:
     """The alarms of the chunk and the ends of the anomalies that go on (carry updated)."""
     _rows, n = score.shape
@@ -762,7 +739,7 @@ def _alarms(
                 break
             t = i + int(nxt[0])
             lo = max(int(carry.prev_end[r]) - g0, t - p.onset_back, -lead)
-            onset = onset_of(rext[r], t + lead, lo + lead, t + lead) - lead if t > lo else t
+            onset = _onset(rext[r], t + lead, lo + lead, t + lead) - lead if t > lo else t
             seg_r = rext[r, onset + lead : t + lead + 1]
             up = bool(np.nansum(seg_r) >= 0) if np.isfinite(seg_r).any() else True
             pend = Pending(g0 + t, g0 + onset, up, float(eext[r, onset + lead]), 0.0)
@@ -779,12 +756,12 @@ def _event(row: int, pend: Pending, end: int | None) -> Event:
     return Event(row, pend.onset, pend.alarm, end, pend.up, pend.baseline, round(pend.peak, 3), obs)
 
 
-def params_key(p: Any) -> dict[str, Any]:
+def params_key(p: ContextParams) -> dict[str, Any]:
     """The settings as a JSON-able dict (cache keys)."""
     return {f.name: getattr(p, f.name) for f in fields(p)}
 
 
-def series_inputs(grid: Array, step_s: float, base: Any) -> tuple[Array, Array, Array]:
+def series_inputs(grid: Array, step_s: float, base: DetectParams) -> tuple[Array, Array, Array]:
     """``|z|``, ``x - E`` and ``E`` of one regular series under the median baseline."""
     b = base.baseline().fit(grid[None, :], step_s=step_s).result_
     expected = b.expected[0]
@@ -794,7 +771,7 @@ def series_inputs(grid: Array, step_s: float, base: Any) -> tuple[Array, Array, 
     return absz, grid - expected, expected
 
 
-def score_series(grid: Array, g0: int, step_s: float, p: Any, base: Any) -> Chunk:
+def score_series(grid: Array, g0: int, step_s: float, p: ContextParams, base: DetectParams) -> Chunk:
     """One series scored in one chunk (``grid``: its regular values, NaN missing)."""
     absz, resid, expected = series_inputs(grid, step_s, base)
     carry = new_carry(1, g0, p)

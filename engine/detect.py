@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -383,7 +384,8 @@ def prepare_states(con: Snapshot, params: DetectParams = DEFAULT, step_s: float 
     return len(chained.days), int(chained.computed)
 
 
-_CTX: dict[int, Any] = {}
+#: each day-state chain's contextual results, as long as the chain is kept (:data:`_CHAINS`)
+_CTX: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def _contextual(chained: Any) -> Any:
@@ -395,12 +397,9 @@ def _contextual(chained: Any) -> Any:
     from whatchanged.engine.ctxchain import CtxChain
 
     with _CHAINS_LOCK:
-        hit = _CTX.get(id(chained))
-        if hit is None or hit.states is not chained:
-            live = {id(c) for c in _CHAINS.values()}
-            for k in [k for k in _CTX if k not in live]:
-                del _CTX[k]
-            hit = _CTX[id(chained)] = CtxChain(chained, CONTEXT_DEFAULT)
+        hit = _CTX.get(chained)
+        if hit is None:
+            hit = _CTX[chained] = CtxChain(chained, CONTEXT_DEFAULT)
     return hit
 
 
