@@ -29,6 +29,9 @@ the same places whatever the chunks.
 
 from __future__ import annotations
 
+import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -248,34 +251,11 @@ def lag_set(window: int, history: int, *, recent: int, stride: int = 0) -> NDArr
     return np.array(sorted(lags), dtype=np.int64)
 
 
-def _window_sums_into(d: Array, window: int, out: Array, scratch: list[Array]) -> None:
-    """Sums of ``window`` consecutive rows of ``d`` (``[n, ...]``, time-major) into ``out``
-    (``[n - window + 1, ...]``), by pairs of doubling width — no running sum, so a large
-    value leaving the window leaves no rounding error behind it, and NaN stays in the
-    windows holding it — with the partial sums in ``scratch`` (no allocation)."""
-    m = d.shape[0] - window + 1
-    cur, size, start, level = d, 1, 0, 0
-    parts: list[Array] = []
-    while True:
-        if window & size:
-            parts.append(cur[start : start + m])
-            start += size
-        if size * 2 > window:
-            break
-        nxt = scratch[level][: cur.shape[0] - size]
-        np.add(cur[:-size], cur[size:], out=nxt)
-        cur, size, level = nxt, size * 2, level + 1
-    if len(parts) == 1:
-        np.copyto(out, parts[0])
-        return
-    np.add(parts[0], parts[1], out=out)
-    for p in parts[2:]:
-        np.add(out, p, out=out)
-
-
-#: values per lag a block of series holds in :func:`lag_novelty` (its arrays stay in the cache;
-#: 2^13 – 2^15 measured alike, 2^16 a half slower; a second thread gained nothing: memory-bound)
-CELLS = 1 << 15
+#: the threads :func:`lag_novelty` shares its series among (at most 2: a fleet day on 2 cores)
+THREADS = min(2, os.cpu_count() or 1)
+#: fewer series than this a thread: one thread does all (a thread's start costs more)
+ROWS_PER_THREAD = 64
+_pool: ThreadPoolExecutor | None = None
 
 
 def lag_novelty(ext: Array, n: int, lags: NDArray[np.int64], window: int, k: int) -> Array:
@@ -284,47 +264,53 @@ def lag_novelty(ext: Array, n: int, lags: NDArray[np.int64], window: int, k: int
     known; a context holding NaN — before the first value — is never near).  ``ext`` holds at
     least ``max(lags) + window - 1`` columns before those ``n``.
 
-    Lag by lag: a difference, a square, the window's sum (:func:`_window_sums_into`) and a
-    running minimum (``k = 1``) or a sorted stack of the ``k`` smallest; float64, time-major,
-    a block of about :data:`CELLS` values a lag at a time, so that every operation runs on
-    one contiguous array in the cache."""
-    rows, width = ext.shape
+    Lag by lag: a difference, a square, the window's sum by pairs of doubling width (no running
+    sum, so a large value leaving the window leaves no rounding error behind it) and a running
+    minimum (``k = 1``) or a sorted stack of the ``k`` smallest, in float64; compiled with numba
+    (:mod:`whatchanged.engine.lagkernel`), one series at a time, the series shared among
+    :data:`THREADS` threads."""
+    return lag_novelty_tail(ext, ext[:, :0], n, lags, window, k, 0)[0]
+
+
+def lag_novelty_tail(
+    head: NDArray[Any], new: NDArray[Any], n: int, lags: NDArray[np.int64], window: int, k: int, keep: int
+) -> tuple[Array, NDArray[Any]]:
+    """:func:`lag_novelty` of ``ext``, the columns of ``head`` then those of ``new`` (a carried
+    tail and a chunk of the same dtype: no copy into one array), and the last ``keep`` columns
+    of ``ext`` (the next tail)."""
+    global _pool
+    if k < 1 or window < 1:
+        raise ValueError(f"lag_novelty needs k >= 1 and window >= 1 (k={k}, window={window})")
+    rows = head.shape[0]
+    width = head.shape[1] + new.shape[1]
     out = np.full((rows, n), np.nan)
     if n == 0 or rows == 0:
-        return out
-    w = window
-    span = n + w - 1  # the query contexts' steps
-    q0 = width - span
-    lag_list = [int(v) for v in lags.tolist() if v <= q0]
-    block = max(1, min(rows, CELLS // span))
+        ext = _cat(head, new)
+        return out, ext[:, ext.shape[1] - keep :].copy()
+    if head.dtype not in (np.float32, np.float64):
+        head = head.astype(np.float64)
+    head = np.ascontiguousarray(head)
+    new = np.ascontiguousarray(new, dtype=head.dtype)
+    if not 0 <= keep <= width or not n <= width:
+        raise ValueError(f"lag_novelty: {n} steps and a tail of {keep} from {width} columns")
+    from whatchanged.engine.lagkernel import novelty_rows
 
-    def part(r0: int) -> None:
-        nr = min(block, rows - r0)
-        xt = np.ascontiguousarray(ext[r0 : r0 + nr].T, dtype=np.float64)
-        np.nan_to_num(xt, copy=False, nan=np.inf)  # never near: an infinite distance
-        query = xt[q0:]
-        dd, ss, lv = np.empty((span, nr)), np.empty((n, nr)), np.empty((n, nr))
-        scratch = [np.empty((span, nr)) for _ in range(max(1, w.bit_length()))]
-        best = np.full((k, n, nr), np.inf)
-        with np.errstate(invalid="ignore"):  # inf - inf where the query itself is unseen
-            for lag in lag_list:
-                np.subtract(query, xt[q0 - lag : width - lag], out=dd)
-                np.multiply(dd, dd, out=dd)
-                _window_sums_into(dd, w, ss, scratch)
-                if k == 1:
-                    np.minimum(best[0], ss, out=best[0])
-                    continue
-                for i in range(k):  # insert into the sorted stack
-                    np.minimum(best[i], ss, out=lv)
-                    np.maximum(best[i], ss, out=ss)
-                    best[i][...] = lv
-            a = np.sqrt(best).mean(axis=0) if k > 1 else np.sqrt(best[0])
-        a[~np.isfinite(best[k - 1])] = np.nan
-        out[r0 : r0 + nr] = a.T
-
-    for r0 in range(0, rows, block):
-        part(r0)
-    return out
+    lags = np.ascontiguousarray(lags, dtype=np.int64)
+    tail = np.empty((rows, keep), dtype=head.dtype)
+    threads = max(1, min(THREADS, rows // ROWS_PER_THREAD))
+    if threads == 1:
+        novelty_rows(head, new, n, lags, window, k, 0, rows, out, tail)
+        return out, tail
+    if _pool is None:
+        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="lag-novelty")
+    cuts = [rows * i // threads for i in range(threads + 1)]
+    jobs = [
+        _pool.submit(novelty_rows, head, new, n, lags, window, k, lo, hi, out, tail)
+        for lo, hi in itertools.pairwise(cuts)
+    ]
+    for job in jobs:
+        job.result()
+    return out, tail
 
 
 def variability(changes: Array, window: int) -> Array:
@@ -397,8 +383,11 @@ class NoveltyStream:
         """The novelty of each new step and its calibrations (``ref, floor, count, long_ref``)."""
         w, n = self.window, filled.shape[1]
         # the values as float32 (as the warehouse stores them): the carried tail keeps them exactly
-        ext = _cat(self.filled_tail, filled.astype(np.float32))
-        a = lag_novelty(ext, n, self.lags, w, self.k)
+        new = filled.astype(np.float32)
+        old = self.filled_tail
+        # the first step of each new step's context (NaN: before the first value)
+        first = _cat(old[:, old.shape[1] - w + 1 :], new)[:, :n]
+        a, self.filled_tail = lag_novelty_tail(old, new, n, self.lags, w, self.k, old.shape[1])
         # a context with more than a third of its steps filled in, or holding a run of three
         # missing steps, or reaching before the first value, is not scored (no alarm from a gap)
         m = _cat(self.missing_tail, missing).astype(np.int64)
@@ -410,9 +399,8 @@ class NoveltyStream:
         # runs ending inside the context: ending columns lead-w+1 .. lead+i  ->  run index end-2
         hi = rc[:, lead - 2 :]
         lo = rc[:, lead - 2 - w : rc.shape[1] - w]
-        bad = (filled_in * 3 > w) | (hi - lo > 0) | np.isnan(ext[:, -n - w + 1 :][:, :n])
+        bad = (filled_in * 3 > w) | (hi - lo > 0) | np.isnan(first)
         a = np.where(bad, np.nan, a)
-        self.filled_tail = ext[:, -self.filled_tail.shape[1] :]
         self.missing_tail = _cat(self.missing_tail, missing)[:, -self.missing_tail.shape[1] :]
         ref, floor, count = self.short.push(a, g0)
         long_ref = None

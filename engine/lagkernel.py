@@ -1,0 +1,164 @@
+"""The novelty's inner loop, compiled with numba (imported by :func:`ctxstream.lag_novelty` only
+when a novelty is computed, so that a process that never scores one does not pay numba's import,
+about 0.15 s).
+
+One series at a time: its values (NaN as +inf, as before) in one float64 row, then lag by lag a
+difference, a square, the window's sums by pairs of doubling width and the running ``k``
+smallest, each a short loop over arrays that stay in the first-level cache.  The arithmetic is
+that of the numpy passes it replaced, operation for operation (the same pairs summed in the
+same order, NaN propagated as ``np.minimum`` does), so the results are the same to the bit.
+
+The compiled code is cached on disk (``cache=True``): numba writes it beside this file, or,
+where the package's folder is not writable, under the user's cache folder (numba's own
+fallback; ``NUMBA_CACHE_DIR`` overrides both).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: what ``np.nan_to_num`` makes of an infinite value (NaN itself becomes +inf: never near)
+BIG = float(np.finfo(np.float64).max)
+
+
+def _jit(f: F) -> F:
+    return cast(F, njit(cache=True, nogil=True)(f))
+
+
+@_jit
+def _plan(window: int) -> tuple[NDArray[np.int64], NDArray[np.int64], int]:
+    """The parts whose sum is a window's sum: (level, start) of each, level ``l`` holding the
+    sums of ``2**l`` steps; and the highest level needed."""
+    lev = np.empty(64, np.int64)
+    st = np.empty(64, np.int64)
+    parts, size, start, level = 0, 1, 0, 0
+    while True:
+        if window & size:
+            lev[parts] = level
+            st[parts] = start
+            parts += 1
+            start += size
+        if size * 2 > window:
+            break
+        size *= 2
+        level += 1
+    return lev[:parts], st[:parts], level
+
+
+@_jit
+def novelty_rows(
+    head: NDArray[Any],
+    new: NDArray[Any],
+    n: int,
+    lags: NDArray[np.int64],
+    window: int,
+    k: int,
+    r0: int,
+    r1: int,
+    out: NDArray[np.float64],
+    keep: NDArray[Any],
+) -> None:
+    """:func:`ctxstream.lag_novelty` for rows ``r0`` to ``r1`` of ``ext``, the columns of ``head``
+    then those of ``new`` (a carried tail and a chunk, not copied into one array), into the same
+    rows of ``out`` (``[rows, n]``); the last ``keep.shape[1]`` values of each row into ``keep``
+    (the next tail)."""
+    wh = head.shape[1]
+    width = wh + new.shape[1]
+    kw = keep.shape[1]
+    span = n + window - 1  # the query contexts' steps
+    q0 = width - span
+    lev, st, top = _plan(window)
+    parts = lev.shape[0]
+    xr = np.empty(width)
+    buf = np.empty((top + 1, span))
+    best = np.empty((k, n))
+    ss = np.empty(n)
+    for r in range(r0, r1):
+        hrow = head[r]
+        nrow = new[r]
+        krow = keep[r]
+        for j in range(width):
+            v = float(hrow[j]) if j < wh else float(nrow[j - wh])
+            if j >= width - kw:
+                krow[j - (width - kw)] = hrow[j] if j < wh else nrow[j - wh]
+            if math.isnan(v):
+                v = np.inf  # never near: an infinite distance
+            elif v == np.inf:
+                v = BIG
+            elif v == -np.inf:
+                v = -BIG
+            xr[j] = v
+        best[:, :] = np.inf
+        query = xr[q0:]
+        for li in range(lags.shape[0]):
+            lag = lags[li]
+            if lag > q0:
+                continue
+            # slices, not offsets: numba then knows the indices are not negative and the loops
+            # are vectorised (five times faster)
+            past = xr[q0 - lag : q0 - lag + span]
+            d0 = buf[0]
+            for t in range(span):
+                d = query[t] - past[t]  # inf - inf where the query itself is unseen: NaN
+                d0[t] = d * d
+            size = 1
+            for lvl in range(1, top + 1):  # sums of 2 ** lvl steps
+                m = span - 2 * size + 1
+                lo = buf[lvl - 1][:m]
+                hi = buf[lvl - 1][size : size + m]
+                cur = buf[lvl][:m]
+                for t in range(m):
+                    cur[t] = lo[t] + hi[t]
+                size *= 2
+            pa = buf[lev[0]][st[0] : st[0] + n]
+            if parts == 1:
+                for t in range(n):
+                    ss[t] = pa[t]
+            else:
+                pb = buf[lev[1]][st[1] : st[1] + n]
+                for t in range(n):
+                    ss[t] = pa[t] + pb[t]
+                for j in range(2, parts):
+                    pj = buf[lev[j]][st[j] : st[j] + n]
+                    for t in range(n):
+                        ss[t] = ss[t] + pj[t]
+            if k == 1:  # np.minimum: NaN wins
+                b = best[0]
+                for t in range(n):
+                    s = ss[t]
+                    bt = b[t]
+                    b[t] = s if (s < bt or s != s) else bt
+                continue
+            for t in range(n):  # insert into the sorted stack (np.minimum, np.maximum)
+                s = ss[t]
+                for i in range(k):
+                    bi = best[i, t]
+                    if bi != bi or s != s:
+                        low = bi if bi != bi else s
+                        high = low
+                    elif s < bi:
+                        low, high = s, bi
+                    else:
+                        low, high = bi, s
+                    best[i, t] = low
+                    s = high
+        o = out[r]
+        for t in range(n):
+            last = best[k - 1, t]
+            if not math.isfinite(last):
+                o[t] = np.nan  # fewer than k known
+            elif k == 1:
+                o[t] = math.sqrt(last)
+            else:
+                acc = math.sqrt(best[0, t])
+                for i in range(1, k):
+                    acc = acc + math.sqrt(best[i, t])
+                o[t] = acc / k
