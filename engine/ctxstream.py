@@ -251,11 +251,25 @@ def lag_set(window: int, history: int, *, recent: int, stride: int = 0) -> NDArr
     return np.array(sorted(lags), dtype=np.int64)
 
 
-#: the threads :func:`lag_novelty` shares its series among (at most 2: a fleet day on 2 cores)
+#: threads a chunk of many series is scored in: the calling one and ``THREADS - 1`` more (at
+#: most 2: the fleet's machines have 2 cores)
 THREADS = min(2, os.cpu_count() or 1)
-#: fewer series than this a thread: one thread does all (a thread's start costs more)
+#: fewer series than this a thread: one thread does all (handing work over costs more)
 ROWS_PER_THREAD = 64
 _pool: ThreadPoolExecutor | None = None
+
+
+def _helper() -> ThreadPoolExecutor:
+    """The second thread.  Work handed to it never waits for other work handed to it (no
+    deadlock however many callers share it)."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max(1, THREADS - 1), thread_name_prefix="ctxstream")
+    return _pool
+
+
+def _threads(rows: int) -> int:
+    return max(1, min(THREADS, rows // ROWS_PER_THREAD))
 
 
 def lag_novelty(ext: Array, n: int, lags: NDArray[np.int64], window: int, k: int) -> Array:
@@ -273,12 +287,19 @@ def lag_novelty(ext: Array, n: int, lags: NDArray[np.int64], window: int, k: int
 
 
 def lag_novelty_tail(
-    head: NDArray[Any], new: NDArray[Any], n: int, lags: NDArray[np.int64], window: int, k: int, keep: int
+    head: NDArray[Any],
+    new: NDArray[Any],
+    n: int,
+    lags: NDArray[np.int64],
+    window: int,
+    k: int,
+    keep: int,
+    *,
+    threads: int | None = None,
 ) -> tuple[Array, NDArray[Any]]:
     """:func:`lag_novelty` of ``ext``, the columns of ``head`` then those of ``new`` (a carried
     tail and a chunk of the same dtype: no copy into one array), and the last ``keep`` columns
-    of ``ext`` (the next tail)."""
-    global _pool
+    of ``ext`` (the next tail); ``threads``: 1 in work already handed to the second thread."""
     if k < 1 or window < 1:
         raise ValueError(f"lag_novelty needs k >= 1 and window >= 1 (k={k}, window={window})")
     rows = head.shape[0]
@@ -297,17 +318,15 @@ def lag_novelty_tail(
 
     lags = np.ascontiguousarray(lags, dtype=np.int64)
     tail = np.empty((rows, keep), dtype=head.dtype)
-    threads = max(1, min(THREADS, rows // ROWS_PER_THREAD))
-    if threads == 1:
-        novelty_rows(head, new, n, lags, window, k, 0, rows, out, tail)
-        return out, tail
-    if _pool is None:
-        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="lag-novelty")
+    threads = min(threads or THREADS, _threads(rows))
     cuts = [rows * i // threads for i in range(threads + 1)]
+    parts = list(itertools.pairwise(cuts))
     jobs = [
-        _pool.submit(novelty_rows, head, new, n, lags, window, k, lo, hi, out, tail)
-        for lo, hi in itertools.pairwise(cuts)
+        _helper().submit(novelty_rows, head, new, n, lags, window, k, lo, hi, out, tail)
+        for lo, hi in parts[1:]
     ]
+    lo, hi = parts[0]
+    novelty_rows(head, new, n, lags, window, k, lo, hi, out, tail)  # the first part here
     for job in jobs:
         job.result()
     return out, tail
@@ -378,16 +397,19 @@ class NoveltyStream:
         )
 
     def push(
-        self, filled: Array, missing: NDArray[np.bool_], g0: int
+        self, filled: Array, missing: NDArray[np.bool_], g0: int, threads: int | None = None
     ) -> tuple[Array, tuple[Array, Array, Array, Array | None]]:
-        """The novelty of each new step and its calibrations (``ref, floor, count, long_ref``)."""
+        """The novelty of each new step and its calibrations (``ref, floor, count, long_ref``);
+        ``threads``: as :func:`lag_novelty_tail`'s."""
         w, n = self.window, filled.shape[1]
         # the values as float32 (as the warehouse stores them): the carried tail keeps them exactly
         new = filled.astype(np.float32)
         old = self.filled_tail
         # the first step of each new step's context (NaN: before the first value)
         first = _cat(old[:, old.shape[1] - w + 1 :], new)[:, :n]
-        a, self.filled_tail = lag_novelty_tail(old, new, n, self.lags, w, self.k, old.shape[1])
+        a, self.filled_tail = lag_novelty_tail(
+            old, new, n, self.lags, w, self.k, old.shape[1], threads=threads
+        )
         # a context with more than a third of its steps filled in, or holding a run of three
         # missing steps, or reaching before the first value, is not scored (no alarm from a gap)
         m = _cat(self.missing_tail, missing).astype(np.int64)
@@ -608,10 +630,15 @@ def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: 
     missing = np.isnan(x)
     filled = forward_fill(x, carry.last)
     ratios: list[Array] = []
-    if carry.fine is not None:
+    # many series: the fine scale (the most work) in the second thread, the rest here
+    alone = _threads(x.shape[0]) == 1
+    fine = None
+    if carry.fine is not None and not alone:
+        fine = _helper().submit(carry.fine.push, filled, missing, g0, 1)
+    elif carry.fine is not None:
         a, refs = carry.fine.push(filled, missing, g0)
         ratios.append(p.fine_weight * novelty_ratio(a, refs, p, p.warmup))
-    ratios.extend(_coarse(sc, filled, missing, g0, p) for sc in carry.coarse)
+    ratios.extend(_coarse(sc, filled, missing, g0, p, None if alone else 1) for sc in carry.coarse)
     ref_z, _, count_z = carry.z_calib.push(absz, g0)
     with np.errstate(invalid="ignore", divide="ignore"):
         rz = np.where(count_z >= p.warmup, absz / ref_z, np.nan)
@@ -638,6 +665,9 @@ def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: 
             )
         )
     carry.last = np.where(np.isnan(filled[:, -1]), carry.last, filled[:, -1]) if n else carry.last
+    if fine is not None:
+        a, refs = fine.result()
+        ratios.insert(0, p.fine_weight * novelty_ratio(a, refs, p, p.warmup))
     score = combine(ratios, p.second_weight)
     events = _alarms(carry, score, x, absz, resid, expected, p, g0)
     if p.onset_back:
@@ -649,7 +679,9 @@ def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: 
     return Chunk(score, events)
 
 
-def _coarse(sc: Coarse, filled: Array, missing: NDArray[np.bool_], g0: int, p: ContextParams) -> Array:
+def _coarse(
+    sc: Coarse, filled: Array, missing: NDArray[np.bool_], g0: int, p: ContextParams, threads: int | None
+) -> Array:
     """The weighted ratio of one coarse scale at each new step (carry updated)."""
     c = sc.factor
     rows, n = filled.shape
@@ -661,7 +693,7 @@ def _coarse(sc: Coarse, filled: Array, missing: NDArray[np.bool_], g0: int, p: C
     if nb:
         bx = ext[:, : nb * c].reshape(rows, nb, c).mean(axis=2)
         bm = mext[:, : nb * c].reshape(rows, nb, c).sum(axis=2) * 3 > c
-        ca, refs = sc.stream.push(bx, bm, (g0 - lead) // c)
+        ca, refs = sc.stream.push(bx, bm, (g0 - lead) // c, threads)
         rc = sc.weight * novelty_ratio(ca, refs, p, scaled(p.warmup, c, 10))
         rc = np.nan_to_num(rc, nan=0.0)
         # each block's ratio is known at its last step and holds until the next block's

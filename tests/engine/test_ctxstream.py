@@ -68,6 +68,30 @@ def test_chunks_and_neighbours_change_nothing() -> None:
         ]
 
 
+def test_two_threads_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many series are scored in two threads (the fine scale beside the rest, the novelty's
+    series shared): the same scores and alarms as in one, and as each series alone."""
+    series = [sc.level_shift(0), sc.spike(1), sc.jitter(2), sc.seasonal_quiet(3, days=3), sc.drift(4)]
+    g0, _step, x, absz, resid, expected = _inputs(series)
+    reps = -(-2 * cs.ROWS_PER_THREAD // len(series))  # enough series for two threads
+    scale = np.repeat(1.0 + 0.01 * np.arange(reps), len(series))[:, None]
+    many = [np.tile(a, (reps, 1)) * scale for a in (x, absz, resid, expected)]
+    cuts = [1000, 2500]
+    monkeypatch.setattr(cs, "THREADS", 2)
+    handed = []
+    helper = cs._helper()
+    monkeypatch.setattr(cs, "_helper", lambda: handed.append(1) or helper)
+    two = _run(g0, *many, cuts)
+    assert handed, "the second thread was used"
+    monkeypatch.setattr(cs, "THREADS", 1)
+    one = _run(g0, *many, cuts)
+    np.testing.assert_array_equal(two[0], one[0])
+    assert two[1] == one[1]
+    for row in (0, len(series) + 2):
+        alone = _run(g0, *(a[row : row + 1] for a in many), cuts)
+        np.testing.assert_array_equal(alone[0][0], two[0][row])
+
+
 def test_single_series_detector_is_the_stream() -> None:
     """``detect_series_combined`` (CLI ``detect``, NAB) is the stream scored in one chunk."""
     s = sc.level_shift(0)
