@@ -140,7 +140,7 @@ class Calib:
         if self.rank <= 1:
             ref = bn.move_max(hmax, self.n, axis=1, min_count=1)[:, j]
         else:  # the rank-th largest of the window's block maxima (NaN and missing ranks: 0)
-            refs = _cat(self.refs, self._ranked(np.nan_to_num(hmax, nan=0.0), first_block, nb))
+            refs = _cat(self.refs, self._ranked(hmax, first_block, nb))
             ref = refs[:, j - self.n]
             self.refs = refs[:, refs.shape[1] - recent :]
         keep = hmax.shape[1] - self.ring
@@ -157,38 +157,17 @@ class Calib:
 
     def _ranked(self, hist: Array, first_block: int, nb: int) -> Array:
         """The rank-th largest of the window ending at each of the ``nb`` new blocks (the last
-        columns of ``hist``, whose column 0 is block ``first_block``), keeping the ``rank``
-        largest of the window as it moves: a new block's maximum replaces the smallest of them
-        when larger; where one of them leaves the window, the window is sorted afresh (rarely:
-        a block is among a row's ``rank`` largest about ``rank / n`` of the time)."""
-        rows = hist.shape[0]
-        out = np.empty((rows, nb))
-        top, blocks, k = self.top, self.top_block, self.rank
-        all_rows = np.arange(rows)
-        for i in range(nb):
-            col = hist.shape[1] - nb + i
-            b = first_block + col
-            start = b - self.n + 1
-            gone = (blocks < start).any(axis=1)
-            m = hist[:, col]
-            low = np.argmin(top, axis=1)
-            bigger = m > top[all_rows, low]
-            top[bigger, low[bigger]] = m[bigger]
-            blocks[bigger, low[bigger]] = b
-            if gone.any():  # sort the window of those rows afresh
-                r = np.flatnonzero(gone)
-                lo = max(0, col - self.n + 1)
-                window = hist[r, lo : col + 1]
-                if window.shape[1] >= k:
-                    idx = np.argpartition(window, window.shape[1] - k, axis=1)[:, window.shape[1] - k :]
-                    top[r] = np.take_along_axis(window, idx, axis=1)
-                    blocks[r] = first_block + lo + idx
-                else:
-                    top[r] = 0.0
-                    top[r, : window.shape[1]] = window
-                    blocks[r] = NEVER
-                    blocks[r, : window.shape[1]] = first_block + lo + np.arange(window.shape[1])
-            out[:, i] = np.min(top, axis=1)
+        columns of ``hist``, whose column 0 is block ``first_block``; NaN counts 0), keeping the
+        ``rank`` largest of the window as it moves: a new block's maximum replaces the smallest
+        of them when larger; where one of them leaves the window, the window is sorted afresh
+        (rarely: a block is among a row's ``rank`` largest about ``rank / n`` of the time).
+        Compiled (:func:`whatchanged.engine.ctxkernels.ranked_rows`)."""
+        from whatchanged.engine.ctxkernels import ranked_rows
+
+        out = np.empty((hist.shape[0], nb))
+        self.top = np.ascontiguousarray(self.top)
+        self.top_block = np.ascontiguousarray(self.top_block)
+        ranked_rows(np.ascontiguousarray(hist), first_block, nb, self.n, self.top, self.top_block, out)
         return out
 
 
@@ -204,30 +183,47 @@ def gated_ratio(
     long_gate: float,
     strong_ratio: float | None = None,
     strong_gate: float = 0.0,
+    weight: float = 1.0,
 ) -> Array:
-    """``a / ref`` where the gates let it count (see :mod:`whatchanged.engine.contextual`), else 0:
-    ``a`` at least ``novelty_floor`` × ``floor`` and ``long_gate`` × ``top`` (the long window's
-    reference; none yet: 0) — or, with ``strong_ratio``, a ratio of at least that and ``a`` at
-    least ``strong_gate`` × ``top``."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(count >= warmup, a / ref, np.nan)
-        gate = np.isfinite(a) & np.isfinite(r)
-        if novelty_floor > 0:
-            gate &= a >= novelty_floor * floor
-        if top is not None and long_gate > 0:
-            top = np.nan_to_num(top, nan=0.0)
-            ok = a >= long_gate * top
-            if strong_ratio is not None:
-                ok |= (r >= strong_ratio) & (a >= strong_gate * top)
-            gate &= ok
-        out: Array = np.where(gate, r, 0.0)
+    """``a / ref`` where the gates let it count (see :mod:`whatchanged.engine.contextual`), else 0,
+    times ``weight``: ``a`` at least ``novelty_floor`` × ``floor`` and ``long_gate`` × ``top``
+    (the long window's reference; none yet: 0) — or, with ``strong_ratio``, a ratio of at least
+    that and ``a`` at least ``strong_gate`` × ``top``.  One compiled pass
+    (:func:`whatchanged.engine.ctxkernels.gated_into`); all arrays of one shape."""
+    from whatchanged.engine.ctxkernels import gated_into
+
+    def c(v: Array) -> Array:
+        out: Array = np.ascontiguousarray(v, dtype=np.float64)
+        return out
+
+    out = np.empty(a.shape)
+    gated_into(
+        c(a),
+        c(ref),
+        c(floor),
+        c(count),
+        c(top) if top is not None else np.zeros((a.shape[0], 0)),
+        float(warmup),
+        float(novelty_floor),
+        float(long_gate),
+        strong_ratio is not None,
+        float(strong_ratio or 0.0),
+        float(strong_gate),
+        float(weight),
+        out,
+    )
     return out
 
 
 def novelty_ratio(
-    a: Array, refs: tuple[Array, Array, Array, Array | None], p: ContextParams, warmup: int
+    a: Array,
+    refs: tuple[Array, Array, Array, Array | None],
+    p: ContextParams,
+    warmup: int,
+    weight: float = 1.0,
 ) -> Array:
-    """A novelty's gated ratio (``refs``: what :meth:`NoveltyStream.push` returns beside it)."""
+    """A novelty's gated ratio × ``weight`` (``refs``: what :meth:`NoveltyStream.push` returns
+    beside it)."""
     return gated_ratio(
         a,
         *refs,
@@ -236,6 +232,7 @@ def novelty_ratio(
         long_gate=p.long_gate,
         strong_ratio=p.strong_ratio,
         strong_gate=p.strong_gate,
+        weight=weight,
     )
 
 
@@ -281,7 +278,7 @@ def lag_novelty(ext: Array, n: int, lags: NDArray[np.int64], window: int, k: int
     Lag by lag: a difference, a square, the window's sum by pairs of doubling width (no running
     sum, so a large value leaving the window leaves no rounding error behind it) and a running
     minimum (``k = 1``) or a sorted stack of the ``k`` smallest, in float64; compiled with numba
-    (:mod:`whatchanged.engine.lagkernel`), one series at a time, the series shared among
+    (:mod:`whatchanged.engine.ctxkernels`), one series at a time, the series shared among
     :data:`THREADS` threads."""
     return lag_novelty_tail(ext, ext[:, :0], n, lags, window, k, 0)[0]
 
@@ -314,7 +311,7 @@ def lag_novelty_tail(
     new = np.ascontiguousarray(new, dtype=head.dtype)
     if not 0 <= keep <= width or not n <= width:
         raise ValueError(f"lag_novelty: {n} steps and a tail of {keep} from {width} columns")
-    from whatchanged.engine.lagkernel import novelty_rows
+    from whatchanged.engine.ctxkernels import novelty_rows
 
     lags = np.ascontiguousarray(lags, dtype=np.int64)
     tail = np.empty((rows, keep), dtype=head.dtype)
@@ -601,13 +598,14 @@ def new_carry(rows: int, g0: int, p: ContextParams) -> Carry:
 
 
 def combine(ratios: list[Array], second_weight: float) -> Array:
-    """The largest ratio plus ``second_weight`` × the second largest (NaN counts 0)."""
-    top = np.nan_to_num(ratios[0], nan=0.0, posinf=1e12)
+    """The largest ratio plus ``second_weight`` × the second largest (NaN counts 0, infinity
+    1e12); one compiled pass a ratio (:func:`whatchanged.engine.ctxkernels.combine_into`)."""
+    from whatchanged.engine.ctxkernels import combine_into
+
+    top = np.full(ratios[0].shape, -np.inf)
     second = np.zeros_like(top)
-    for r in ratios[1:]:
-        r = np.nan_to_num(r, nan=0.0, posinf=1e12)
-        np.maximum(second, np.minimum(top, r), out=second)
-        np.maximum(top, r, out=top)
+    for r in ratios:
+        combine_into(top, second, np.ascontiguousarray(r, dtype=np.float64))
     if second_weight:
         top += second_weight * second
     return top
@@ -637,7 +635,7 @@ def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: 
         fine = _helper().submit(carry.fine.push, filled, missing, g0, 1)
     elif carry.fine is not None:
         a, refs = carry.fine.push(filled, missing, g0)
-        ratios.append(p.fine_weight * novelty_ratio(a, refs, p, p.warmup))
+        ratios.append(novelty_ratio(a, refs, p, p.warmup, p.fine_weight))
     ratios.extend(_coarse(sc, filled, missing, g0, p, None if alone else 1) for sc in carry.coarse)
     ref_z, _, count_z = carry.z_calib.push(absz, g0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -652,8 +650,7 @@ def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: 
         ref, floor, count = carry.var_calib.push(v, g0)
         long_ref_v = carry.var_long.push(v, g0)[0] if carry.var_long is not None else None
         ratios.append(
-            p.spread_weight
-            * gated_ratio(
+            gated_ratio(
                 v,
                 ref,
                 floor,
@@ -662,12 +659,13 @@ def push(carry: Carry, x: Array, absz: Array, resid: Array, expected: Array, p: 
                 warmup=p.warmup,
                 novelty_floor=p.spread_floor,
                 long_gate=p.spread_long_gate,
+                weight=p.spread_weight,
             )
         )
     carry.last = np.where(np.isnan(filled[:, -1]), carry.last, filled[:, -1]) if n else carry.last
     if fine is not None:
         a, refs = fine.result()
-        ratios.insert(0, p.fine_weight * novelty_ratio(a, refs, p, p.warmup))
+        ratios.insert(0, novelty_ratio(a, refs, p, p.warmup, p.fine_weight))
     score = combine(ratios, p.second_weight)
     events = _alarms(carry, score, x, absz, resid, expected, p, g0)
     if p.onset_back:
@@ -694,7 +692,7 @@ def _coarse(
         bx = ext[:, : nb * c].reshape(rows, nb, c).mean(axis=2)
         bm = mext[:, : nb * c].reshape(rows, nb, c).sum(axis=2) * 3 > c
         ca, refs = sc.stream.push(bx, bm, (g0 - lead) // c, threads)
-        rc = sc.weight * novelty_ratio(ca, refs, p, scaled(p.warmup, c, 10))
+        rc = novelty_ratio(ca, refs, p, scaled(p.warmup, c, 10), sc.weight)
         rc = np.nan_to_num(rc, nan=0.0)
         # each block's ratio is known at its last step and holds until the next block's
         ends = (np.arange(nb) + 1) * c - 1 - lead  # chunk columns

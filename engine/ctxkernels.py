@@ -1,12 +1,13 @@
-"""The novelty's inner loop, compiled with numba (imported by :func:`ctxstream.lag_novelty` only
-when a novelty is computed, so that a process that never scores one does not pay numba's import,
-about 0.15 s).
+"""The stream's inner loops, compiled with numba (imported by :mod:`ctxstream` only when a chunk
+is scored, so that a process that never scores one does not pay numba's import, about 0.15 s).
 
-One series at a time: its values (NaN as +inf, as before) in one float64 row, then lag by lag a
+The novelty (:func:`novelty_rows`), one series at a time: its values (NaN as +inf, as before) in one float64 row, then lag by lag a
 difference, a square, the window's sums by pairs of doubling width and the running ``k``
 smallest, each a short loop over arrays that stay in the first-level cache.  The arithmetic is
 that of the numpy passes it replaced, operation for operation (the same pairs summed in the
 same order, NaN propagated as ``np.minimum`` does), so the results are the same to the bit.
+The other loops (:func:`ranked_rows`, :func:`gated_into`, :func:`combine_into`) each replace a
+few numpy passes over ``[series, step]`` arrays with one, with the same operations.
 
 The compiled code is cached on disk (``cache=True``): numba writes it beside this file, or,
 where the package's folder is not writable, under the user's cache folder (numba's own
@@ -30,7 +31,8 @@ BIG = float(np.finfo(np.float64).max)
 
 
 def _jit(f: F) -> F:
-    return cast(F, njit(cache=True, nogil=True)(f))
+    # error_model numpy: a division by zero gives inf or NaN as in numpy, not an exception
+    return cast(F, njit(cache=True, nogil=True, error_model="numpy")(f))
 
 
 @_jit
@@ -162,3 +164,127 @@ def novelty_rows(
                 for i in range(1, k):
                     acc = acc + math.sqrt(best[i, t])
                 o[t] = acc / k
+
+
+@_jit
+def _zero_nan(v: float) -> float:
+    """``np.nan_to_num(v, nan=0.0)``."""
+    if v != v:
+        return 0.0
+    if v == np.inf:
+        return BIG
+    if v == -np.inf:
+        return -BIG
+    return v
+
+
+@_jit
+def ranked_rows(
+    hist: NDArray[np.float64],
+    first_block: int,
+    nb: int,
+    n: int,
+    top: NDArray[np.float64],
+    blocks: NDArray[np.int64],
+    out: NDArray[np.float64],
+) -> None:
+    """:meth:`ctxstream.Calib._ranked`, row by row (``hist``: the block maxima, NaN as 0)."""
+    rows, width = hist.shape
+    k = top.shape[1]
+    never = np.iinfo(np.int64).max // 4
+    for r in range(rows):
+        tr = top[r]
+        br = blocks[r]
+        for i in range(nb):
+            col = width - nb + i
+            b = first_block + col
+            start = b - n + 1
+            gone = False
+            for q in range(k):
+                if br[q] < start:
+                    gone = True
+            m = _zero_nan(hist[r, col])
+            low = 0
+            for q in range(1, k):
+                if tr[q] < tr[low]:
+                    low = q
+            if m > tr[low]:
+                tr[low] = m
+                br[low] = b
+            if gone:  # sort the window afresh
+                lo = max(0, col - n + 1)
+                size = col + 1 - lo
+                window = np.empty(size)
+                for q in range(size):
+                    window[q] = _zero_nan(hist[r, lo + q])
+                if size >= k:
+                    idx = np.argsort(window, kind="mergesort")[size - k :]
+                    for q in range(k):
+                        tr[q] = window[idx[q]]
+                        br[q] = first_block + lo + idx[q]
+                else:
+                    for q in range(k):
+                        if q < size:
+                            tr[q] = window[q]
+                            br[q] = first_block + lo + q
+                        else:
+                            tr[q] = 0.0
+                            br[q] = never
+            smallest = tr[0]
+            for q in range(1, k):
+                smallest = min(smallest, tr[q])
+            out[r, i] = smallest
+
+
+@_jit
+def gated_into(
+    a: NDArray[np.float64],
+    ref: NDArray[np.float64],
+    floor: NDArray[np.float64],
+    count: NDArray[np.float64],
+    top: NDArray[np.float64],
+    warmup: float,
+    novelty_floor: float,
+    long_gate: float,
+    strong: bool,
+    strong_ratio: float,
+    strong_gate: float,
+    weight: float,
+    out: NDArray[np.float64],
+) -> None:
+    """:func:`ctxstream.gated_ratio` × ``weight`` in one pass (``top`` of no columns: none)."""
+    rows, n = a.shape
+    has_top = top.shape[1] > 0 and long_gate > 0
+    for i in range(rows):
+        for t in range(n):
+            av = a[i, t]
+            r = av / ref[i, t] if count[i, t] >= warmup else np.nan
+            gate = math.isfinite(av) and math.isfinite(r)
+            if novelty_floor > 0:
+                gate = gate and av >= novelty_floor * floor[i, t]
+            if has_top:
+                tv = _zero_nan(top[i, t])
+                ok = av >= long_gate * tv
+                if strong:
+                    ok = ok or (r >= strong_ratio and av >= strong_gate * tv)
+                gate = gate and ok
+            out[i, t] = weight * (r if gate else 0.0)
+
+
+@_jit
+def combine_into(top: NDArray[np.float64], second: NDArray[np.float64], r: NDArray[np.float64]) -> None:
+    """One more ratio into the largest (``top``) and second largest (``second``) so far, NaN as 0
+    and infinity as 1e12 (:func:`ctxstream.combine`)."""
+    rows, n = r.shape
+    for i in range(rows):
+        for t in range(n):
+            v = r[i, t]
+            if v != v:
+                v = 0.0
+            elif v == np.inf:
+                v = 1e12
+            elif v == -np.inf:
+                v = -BIG
+            tv = top[i, t]
+            second[i, t] = max(second[i, t], min(tv, v))
+            top[i, t] = max(tv, v)
