@@ -135,19 +135,20 @@ class Calib:
         j = (t - self.delay + 1) // b - 1 - first_block
         recent = self.ring - self.n  # the last blocks a step may use are among these
         cum = _cat(self.cum, self.cum[:, -1:] + np.cumsum(new_count, axis=1))
-        count = cum[:, j - self.n]
+        # np.take, not cum[:, j]: that is column-major, and every pass over it later slow
+        count = np.take(cum, j - self.n, axis=1)
         self.cum = cum[:, cum.shape[1] - recent :]
         if self.rank <= 1:
-            ref = bn.move_max(hmax, self.n, axis=1, min_count=1)[:, j]
+            ref = np.take(bn.move_max(hmax, self.n, axis=1, min_count=1), j, axis=1)
         else:  # the rank-th largest of the window's block maxima (NaN and missing ranks: 0)
             refs = _cat(self.refs, self._ranked(hmax, first_block, nb))
-            ref = refs[:, j - self.n]
+            ref = np.take(refs, j - self.n, axis=1)
             self.refs = refs[:, refs.shape[1] - recent :]
         keep = hmax.shape[1] - self.ring
         if self.medians:
             new_med = bn.nanmedian(blocks, axis=2) if nb else np.zeros((rows, 0))
             hmed = _cat(self.bmed, new_med)
-            floor = bn.move_median(hmed, self.n, axis=1, min_count=1)[:, j]
+            floor = np.take(bn.move_median(hmed, self.n, axis=1, min_count=1), j, axis=1)
             self.bmed = hmed[:, keep:]
         else:
             floor = np.full_like(ref, np.nan)
@@ -697,7 +698,7 @@ def _coarse(
         # each block's ratio is known at its last step and holds until the next block's
         ends = (np.arange(nb) + 1) * c - 1 - lead  # chunk columns
         which = np.searchsorted(ends, np.arange(n), side="right") - 1
-        held[:] = np.where(which[None, :] >= 0, rc[:, np.maximum(which, 0)], sc.held[:, None])
+        held[:] = np.where(which[None, :] >= 0, np.take(rc, np.maximum(which, 0), axis=1), sc.held[:, None])
         sc.held = rc[:, -1]
     else:
         held[:] = sc.held[:, None]
