@@ -1,9 +1,10 @@
 """The stream's inner loops, compiled with numba (imported by :mod:`ctxstream` only when a chunk
 is scored, so that a process that never scores one does not pay numba's import, about 0.15 s).
 
-The novelty (:func:`novelty_rows`), one series at a time: its values (NaN as +inf, as before) in one float64 row, then lag by lag a
-difference, a square, the window's sums by pairs of doubling width and the running ``k``
-smallest, each a short loop over arrays that stay in the first-level cache.  The arithmetic is
+The novelty (:func:`novelty_rows`), one series at a time: its values (NaN as +inf, as before)
+in one float64 row, then lag by lag a difference, a square, the window's sums by pairs of
+doubling width and the running ``k`` smallest, each a short loop over arrays that stay in the
+first-level cache.  The arithmetic is
 that of the numpy passes it replaced, operation for operation (the same pairs summed in the
 same order, NaN propagated as ``np.minimum`` does), so the results are the same to the bit.
 The other loops (:func:`ranked_rows`, :func:`gated_into`, :func:`combine_into`) each replace a
@@ -11,7 +12,8 @@ few numpy passes over ``[series, step]`` arrays with one, with the same operatio
 
 The compiled code is cached on disk (``cache=True``): numba writes it beside this file, or,
 where the package's folder is not writable, under the user's cache folder (numba's own
-fallback; ``NUMBA_CACHE_DIR`` overrides both).
+fallback; ``NUMBA_CACHE_DIR`` overrides both).  Where neither is writable the loops are
+compiled in each process that scores a chunk (about 3 s).
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ BIG = float(np.finfo(np.float64).max)
 
 def _jit(f: F) -> F:
     # error_model numpy: a division by zero gives inf or NaN as in numpy, not an exception
-    return cast(F, njit(cache=True, nogil=True, error_model="numpy")(f))
+    try:
+        return cast(F, njit(cache=True, nogil=True, error_model="numpy")(f))
+    except RuntimeError:  # no folder to cache in (numba: "no locator available"): compiled anew
+        return cast(F, njit(cache=False, nogil=True, error_model="numpy")(f))
 
 
 @_jit
