@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 
 from whatchanged.engine import ctxstream as cs
 from whatchanged.engine.baseline import Array
-from whatchanged.engine.daystate import DayState, Key, _take, scores
+from whatchanged.engine.daystate import DayState, Key, _take, point_arrays, scores
 from whatchanged.engine.daystate_cache import DayStates
 from whatchanged.engine.model import Anomaly
 
@@ -445,11 +445,11 @@ class CtxChain:
         for (key, _alarm), e in latest.items():
             if wanted is not None and key[0] not in wanted:
                 continue
-            # a contextual alarm marks a change, from its onset to the alarm: how long the series
-            # then stays away from its baseline is the median detector's to say
-            t_end = _at(e.alarm + 1)
-            t_on = self._onset(key, t_end) or _at(e.onset)
-            if t_on >= end or t_end <= start:
+            placed = self._placed(key, _at(e.alarm + 1), hi)
+            if placed is None:
+                continue  # no 1-minute values before the alarm (the day before is gone)
+            t_on, t_end = placed
+            if t_on >= end or (t_end is not None and t_end <= start):
                 continue
             out.append(
                 Anomaly(
@@ -469,49 +469,63 @@ class CtxChain:
         out.sort(key=lambda a: (a.onset, a.service, a.metric))
         return out
 
-    def _onset(self, key: Key, until: datetime) -> datetime | None:
-        """The alarm's onset to the minute: the change-point search of the median detector
-        (step or hinge) on the series' 1-minute residuals of the :data:`ONSET_BACK` before
-        ``until``, moved on to the first minute at least ``exit_z`` spreads away when the split
-        itself is not (a split is placed among the last few minutes by their noise: the change
-        is where the series is seen to leave its baseline).  None: no residuals there."""
-        from whatchanged.engine.daystate import point_arrays
+    def _placed(self, key: Key, until: datetime, hi: datetime) -> tuple[datetime, datetime | None] | None:
+        """Where the contextual alarm of ``key`` raised at ``until`` (its step's end) lies on the
+        median detector's 1-minute scores, known by ``hi``: its onset and its end (None: still
+        away from its baseline at ``hi``); None: no values before the alarm.
+
+        - The onset: the median detector's change-point search (step or hinge) on the series'
+          1-minute residuals of the :data:`ONSET_BACK` before ``until``, moved on to the first
+          minute at least ``exit_z`` spreads away when the split itself is not (a split is
+          placed among the last few minutes by their noise: the change is where the series is
+          seen to leave its baseline).
+        - The end: the first minute after the onset that starts a whole step (5 minutes) back
+          within ``exit_z`` spreads, looked for up to :data:`ONSET_BACK` after the alarm.  An
+          anomaly lasts while its series is seen away from its baseline, as the median
+          detector's do, not from the change point to the alarm: a pattern new to the series
+          that leaves its baseline for a minute or two is a short anomaly (the incident rules'
+          ``min_anomaly_s``)."""
         from whatchanged.engine.intervals import _onset
 
         states, g = self.states, self.states.g
         lo = until - ONSET_BACK
-        parts: list[Array] = []
-        zs: list[Array] = []
+        top = min(hi, until + ONSET_BACK)
+        minute = timedelta(seconds=g.step_s)
+        n_before = int(ONSET_BACK / minute)
+        total = max(n_before, int((top - lo) / minute))
+        resid, z = np.full(total, np.nan), np.full(total, np.nan)
         d = lo.astimezone(UTC).date()
-        day0 = datetime(d.year, d.month, d.day, tzinfo=UTC)
-        first_col = int((lo - day0).total_seconds() // g.step_s)
-        total = int(ONSET_BACK.total_seconds() // g.step_s)
-        while len(parts) == 0 or sum(p.size for p in parts) < first_col + total:
+        while (day0 := datetime(d.year, d.month, d.day, tzinfo=UTC)) < lo + total * minute:
+            first = int((day0 - lo) / minute)  # the day's first column in the window (may be < 0)
+            a, b = max(0, first), min(total, first + g.cols)
             st = states.state(d) if d in states.by_day else None
-            row = np.full(g.cols, np.nan)
-            if st is not None:
+            if st is not None and b > a:
                 day_keys, x = states.raw(d)
                 if key in day_keys and key in st.keys:
-                    expected, spread = (a[0] for a in point_arrays(st.subset([key]), g, states.params))
-                    row = np.asarray(x[day_keys.index(key)], dtype=np.float64) - expected
+                    expected, spread = (v[0] for v in point_arrays(st.subset([key]), g, states.params))
+                    row = np.asarray(x[day_keys.index(key)], dtype=np.float64)[a - first : b - first]
+                    resid[a:b] = row - expected[a - first : b - first]
                     with np.errstate(invalid="ignore", divide="ignore"):
-                        zrow = row / spread
-                    zs.append(zrow)
-            if len(zs) < len(parts) + 1:
-                zs.append(np.full(g.cols, np.nan))
-            parts.append(row)
+                        z[a:b] = np.abs(resid[a:b] / spread[a - first : b - first])
             d += timedelta(days=1)
-        resid = np.concatenate(parts)[first_col : first_col + total]
-        if not np.isfinite(resid).any():
+        if not np.isfinite(resid[:n_before]).any():
             return None
-        col = _onset(resid, resid.size - 1, 0, resid.size - 1)
-        z = np.abs(np.concatenate(zs)[first_col : first_col + total])
+        col = _onset(resid[:n_before], n_before - 1, 0, n_before - 1)
         with np.errstate(invalid="ignore"):
-            if not z[col] >= self.p.exit_z:
-                seen = np.flatnonzero(z[col:] >= self.p.exit_z)
-                if seen.size:
-                    col += int(seen[0])
-        return lo + timedelta(seconds=col * g.step_s)
+            away = z >= self.p.exit_z  # missing minutes are not away
+        if not away[col]:
+            seen = np.flatnonzero(away[col:n_before])
+            if seen.size:
+                col += int(seen[0])
+        calm = self.factor
+        # the first minute after the onset starting ``calm`` minutes none of which is away
+        run = np.convolve(away[col + 1 :].astype(np.int64), np.ones(calm, dtype=np.int64), "valid")
+        back = np.flatnonzero(run == 0)
+        if back.size:
+            t_end: datetime | None = lo + (col + 1 + int(back[0])) * minute
+        else:
+            t_end = None if top >= hi else lo + total * minute
+        return lo + col * minute, t_end
 
 
 #: how far before a contextual alarm its onset is looked for, on 1-minute residuals (the median

@@ -310,3 +310,38 @@ def test_the_analysis_two_days_at_a_time_is_the_day_by_day_chain(home: Path, tmp
         assert a is not None
         assert b is not None
         assert (a.keys, a.events, a.steps) == (b.keys, b.events, b.steps)
+
+
+def test_a_blip_the_contextual_detector_alarms_on_is_a_short_anomaly_and_no_incident(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A 2-minute blip (15 noise deviations, under the median detector's bar there): the
+    contextual alarm is placed where the series left its baseline and lasts while it is away
+    — not from the change point to the alarm — and makes no incident on its own."""
+    from whatchanged.engine.incidents import find_incidents
+
+    rng = np.random.default_rng(3)
+    minutes = DAYS * 1440
+    blip = (DAYS - 1) * 1440 + 600
+    stamps = [DAY0 + timedelta(minutes=m) for m in range(minutes)]
+    rows: dict[str, list[object]] = {"ts": [], "service": [], "metric": [], "value": []}
+    for svc in ("a", "c"):
+        x = _fleet_values(rng, minutes, change=False)
+        if svc == "c":
+            x[blip : blip + 2] += 15.0
+        rows["ts"] += stamps
+        rows["service"] += [svc] * minutes
+        rows["metric"] += ["lat"] * minutes
+        rows["value"] += [float(np.float32(v)) for v in x]
+    wh = _warehouse(tmp_path / "wh", pa.table(rows).cast(pa.schema([METRICS.field(n) for n in rows])))
+    end = DAY0 + timedelta(days=DAYS)
+    monkeypatch.setattr(detect, "FLEET_CONTEXTUAL", True)
+    found = detect.detect_anomalies(wh.snapshot(), DAY0, end)
+    [a] = found
+    at = DAY0 + timedelta(minutes=blip)
+    assert (a.service, a.onset) == ("c", at)
+    assert a.end is not None
+    assert a.end - a.onset <= timedelta(minutes=3)
+    assert a.detected_at is not None
+    assert a.detected_at <= at + timedelta(minutes=10)
+    assert find_incidents(wh.snapshot(), DAY0, end) == []
