@@ -78,7 +78,7 @@ def cmd_collect(
 
     def report(outcomes: list[Any]) -> None:
         rows = outcome_rows(outcomes)
-        _compact_after(wh, outcomes)
+        _after_pass(wh, outcomes)
         if notifier is not None and any(
             o.rows_added.get(t) for o in outcomes for t in ("metrics", "states", "changes")
         ):
@@ -118,8 +118,13 @@ def cmd_collect(
             notifier.close()
 
 
-def _compact_after(wh: Warehouse, outcomes: list[Any]) -> None:
-    """Start a compaction when a pass added metrics or states and a day now holds too many files."""
+def _after_pass(wh: Warehouse, outcomes: list[Any]) -> None:
+    """After a pass that added metrics or states: the analysis of the new minutes in the
+    background (metrics), then a compaction when a day now holds too many files."""
+    if any(o.rows_added.get("metrics") for o in outcomes):
+        from whatchanged.api import cli_analyze
+
+        cli_analyze.start_background(wh.home)
     if any(o.rows_added.get(t) for o in outcomes for t in ("metrics", "states")):
         from whatchanged.api import cli_compact
 
@@ -146,7 +151,7 @@ def start_in_background(settings: Any, *, public_url: str) -> threading.Event | 
         notifier = Notifier(wh, config.sinks, presenter=PRESENTER, settings=settings, public_url=public_url)
 
         def after(outcomes: list[Any]) -> None:
-            _compact_after(wh, outcomes)
+            _after_pass(wh, outcomes)
             if any(o.rows_added.get(t) for o in outcomes for t in ("metrics", "states", "changes")):
                 notifier.check()
 

@@ -4,11 +4,14 @@ A warehouse with eight days of history (1002 services × 3 metrics, :mod:`synth`
 once, as a running deployment has it) then receives the next day — the reference night's —
 one minute at a time, as ``whatchanged collect`` commits it: each commit holds that minute's
 3006 samples (and the check states of that minute), the day compressed in time (the next
-commit follows as soon as the previous one and its question are done).  After each commit a
-compaction is started in the background when a day holds more than twelve files, as
-``collect`` does (``engine/compact.py``).  Every ``--every`` commits, ``whatchanged explain
---at <the minute just committed> --json`` runs in a new process: nothing else has analysed
-that minute, so it extends the day's detection state itself (``engine/daystate.py``).
+commit follows as soon as the previous one and its question are done).  After each commit the
+analysis of the new minutes (one at a time: ``api/cli_analyze.py``) and, when a day holds more
+than twelve files, a compaction (``engine/compact.py``) are started in the background, as
+``collect`` does.  Every ``--every`` commits, ``whatchanged explain --at <the minute just
+committed> --json`` runs in a new process, right after the commit: the background analysis has
+usually not reached that minute, so the question extends the day's detection state itself
+(``engine/daystate.py``) and reads the contextual detector's results of the day from before the
+commit (``engine/ctxchain.py``, ``STALE_STEPS``).
 
 Printed: commit latency and new-process explain latency (median, p95, max), how many files
 the day's partition held at most and at the end before the last compaction, and after it
@@ -44,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import synth
 
-from whatchanged.api import cli_compact
+from whatchanged.api import cli_analyze, cli_compact
 from whatchanged.engine.compact import partitions
 from whatchanged.engine.warehouse import Warehouse
 
@@ -133,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         wh.commit(tables, source="collect:freshness")
         commit_s.append(time.perf_counter() - t)
-        cli_compact.start_background(wh.home)  # as collect does after a pass
+        cli_analyze.start_background(wh.home)  # as collect does after a pass: the analysis
+        cli_compact.start_background(wh.home)  # of the new minutes, and a compaction when due
         most_files = max(most_files, len(partitions(wh).get(part, [])))
         if (m + 1 - first) % args.every == 0:
             at = DAY + timedelta(minutes=m)

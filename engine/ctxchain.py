@@ -12,7 +12,12 @@ key of the day (the files of every day up to it) and the settings.
 
 The day still being written (the last day with data) is scored up to its last
 whole 5-minute step; a later commit to it scores it again from the day before's
-carry.  A UTC day without metrics resets the carry (the detector starts afresh).
+carry, in the background analysis (a question meanwhile reads the result from
+before the commit: :data:`STALE_STEPS`).  A day scored while it was the latest
+is scored again, whole, once a later day has data.  A UTC day without metrics
+resets the carry (the detector starts afresh).  :meth:`CtxChain.analyze` (what
+``whatchanged analyze`` runs) computes the day states and the contextual results
+side by side, a day apart, on two threads.
 """
 
 from __future__ import annotations
@@ -22,19 +27,19 @@ import hashlib
 import json
 import os
 import threading
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import bottleneck as bn
 import numpy as np
 from numpy.typing import NDArray
 
 from whatchanged.engine import ctxstream as cs
 from whatchanged.engine.baseline import Array
-from whatchanged.engine.daystate import Key, _take, scores
+from whatchanged.engine.daystate import DayState, Key, _take, point_arrays, scores
 from whatchanged.engine.daystate_cache import DayStates
 from whatchanged.engine.model import Anomaly
 
@@ -50,6 +55,17 @@ KEPT = 4
 #: commit to a recent day is scored again; an older day's is computed again from the first
 #: carry kept before it
 CARRIES_KEPT = 3
+#: the day still being written: after a commit, a question is answered with the day's result
+#: computed before it (its events up to the step it scored), while that is at most this many
+#: steps behind the data; the analysis that ingest starts in the background (or a later question)
+#: scores the day again.  A question then never waits for the contextual detector to score
+#: the whole day again (issue 17's last minute); its alarms of the last half hour may be missing
+#: until then, the median detector's never are
+STALE_STEPS = 6
+
+
+#: what a day's computation reads of the day states (:meth:`CtxChain._inputs`)
+Inputs = tuple[DayState, list[Key], Array, DayState | None, int]
 
 
 @dataclass
@@ -177,11 +193,10 @@ def load(path: Path, template: cs.Carry | None) -> CtxDay:
 
 
 def _reduce(a: Array, f: int, how: str) -> Array:
+    """The mean or the largest of each ``f`` columns, missing values left out (NaN: none)."""
     n, t = a.shape
     blocks = a[:, : t // f * f].reshape(n, t // f, f)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps: NaN
-        out: Array = np.nanmax(blocks, axis=2) if how == "max" else np.nanmean(blocks, axis=2)
+    out: Array = bn.nanmax(blocks, axis=2) if how == "max" else bn.nanmean(blocks, axis=2)
     return out
 
 
@@ -205,6 +220,7 @@ class CtxChain:
         cache = states.cache_dir
         self.cache_dir = cache.parent / "ctxstate" if cache is not None else None
         self._days: OrderedDict[date, CtxDay] = OrderedDict()
+        self._stale_days: dict[date, CtxDay] = {}
         self._lock = threading.RLock()
         self.computed = 0
 
@@ -214,22 +230,66 @@ class CtxChain:
     def _g0(self, d: date) -> int:
         return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) // CTX_STEP_S
 
-    def day(self, d: date) -> CtxDay | None:
+    def day(self, d: date, *, fresh: bool = False) -> CtxDay | None:
         """The contextual result of day ``d`` (None: no metrics that day); its carry may be
-        None (see :meth:`with_carry`)."""
+        None (see :meth:`with_carry`).  The day still being written may be answered by its
+        result from before the latest commits (see :data:`STALE_STEPS`) unless ``fresh``."""
         with self._lock:
             if d not in self.states.by_day:
                 return None
             hit = self._days.get(d)
             if hit is not None:
                 return hit
-            path = self._path(d)
-            if path is not None and path.is_file():
-                try:
-                    return self._keep(d, load(path, None))
-                except (OSError, ValueError, KeyError):
-                    pass
+            res = self._read(d)
+            if res is not None:
+                return self._keep(d, res)
+            if not fresh and d == self.states.days[-1]:
+                stale = self._stale(d)
+                if stale is not None:
+                    return stale
             return self.with_carry(d)
+
+    def _read(self, d: date) -> CtxDay | None:
+        """The cached result of ``d`` (without its carry), when it is whole: a day scored while it
+        was the latest, up to its last step, is scored again once a later day has data."""
+        path = self._path(d)
+        if path is None or not path.is_file():
+            return None
+        try:
+            res = load(path, None)
+        except (OSError, ValueError, KeyError):
+            return None
+        return res if self._whole(d, res) else None
+
+    def _whole(self, d: date, res: CtxDay) -> bool:
+        return res.steps >= self.steps_per_day or d == self.states.days[-1]
+
+    def _stale(self, d: date) -> CtxDay | None:
+        """A result of the day still being written computed before its latest commits, when it
+        is at most :data:`STALE_STEPS` steps behind the data (held apart: never a carry)."""
+        if d in self._stale_days:
+            return self._stale_days[d]
+        if self.cache_dir is None or not self.cache_dir.is_dir():
+            return None
+        found = []
+        for f in self.cache_dir.glob(f"{d.isoformat()}-*.npz"):
+            if f.name.endswith(".carry.npz") or f == self._path(d):
+                continue
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                found.append(load(f, None))
+        if not found:
+            return None
+        res = max(found, key=lambda r: r.steps)
+        if self._data_steps(d) - res.steps > STALE_STEPS:
+            return None
+        self._stale_days[d] = res
+        return res
+
+    def _data_steps(self, d: date) -> int:
+        """The whole steps of the day's data (its last sample's step)."""
+        _keys, x = self.states.raw(d)
+        filled = np.flatnonzero(~np.isnan(x).all(axis=0))
+        return (int(filled[-1]) + 1 if filled.size else 0) // self.factor
 
     def with_carry(self, d: date) -> CtxDay:
         """The result of day ``d`` with its carry: kept, or computed with the days before it
@@ -246,12 +306,37 @@ class CtxChain:
             assert out is not None
             return out
 
+    def analyze(self) -> int:
+        """Compute and cache the result of every day that has none yet, with the day states:
+        each day's state is computed (or read) on this thread while the contextual result of
+        the day before is computed on a second one (numpy releases the GIL), in day order.
+        Returns the days computed."""
+        with self._lock:
+            days = self.states.days
+            first = next((i for i, d in enumerate(days) if self._read(d) is None), None)
+            if first is None:
+                return 0
+            if first > 0:
+                self.with_carry(days[first - 1])  # the carry the first day starts from
+            from concurrent.futures import Future, ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctxchain") as pool:
+                pending: Future[CtxDay] | None = None
+                for d in days[first:]:
+                    inputs = self._inputs(d)
+                    if pending is not None:
+                        pending.result()
+                    pending = pool.submit(self._computed, d, inputs)
+                if pending is not None:
+                    pending.result()
+            return len(days) - first
+
     def _has_carry(self, d: date) -> bool:
         hit = self._days.get(d)
         if hit is not None and hit.carry is not None:
             return True
         path = self._path(d)
-        return path is not None and path.is_file() and carry_path(path).is_file()
+        return path is not None and carry_path(path).is_file() and self._read(d) is not None
 
     def _carried(self, d: date) -> CtxDay | None:
         hit = self._days.get(d)
@@ -261,12 +346,13 @@ class CtxChain:
         if path is None:
             return None
         try:
-            return self._keep(d, load(path, cs.new_carry(0, self._g0(d), self.p)))
+            res = load(path, cs.new_carry(0, self._g0(d), self.p))
         except (OSError, ValueError, KeyError):
             return None
+        return self._keep(d, res) if self._whole(d, res) else None
 
-    def _computed(self, d: date) -> CtxDay:
-        out = self._compute(d)
+    def _computed(self, d: date, inputs: Inputs | None = None) -> CtxDay:
+        out = self._compute(d, inputs)
         self.computed += 1
         path = self._path(d)
         if path is not None:
@@ -295,11 +381,18 @@ class CtxChain:
                 self._days[other] = CtxDay(res.keys, None, res.events, res.steps)
         return day
 
-    def _compute(self, d: date) -> CtxDay:
-        states, g = self.states, self.states.g
-        st = states.state(d)
+    def _inputs(self, d: date) -> Inputs:
+        """What computing day ``d`` reads of the day states: its state, its raw grid, and the
+        latest state before it with the days without data between them."""
+        st = self.states.state(d)
         assert st is not None
-        day_keys, x = states.raw(d)
+        day_keys, x = self.states.raw(d)
+        prev, gap = self.states.previous(d)
+        return st, day_keys, x, prev, gap
+
+    def _compute(self, d: date, inputs: Inputs | None = None) -> CtxDay:
+        states, g = self.states, self.states.g
+        st, day_keys, x, prev, gap = inputs if inputs is not None else self._inputs(d)
         if day_keys != st.keys:
             rows_x = {k: r for r, k in enumerate(day_keys)}
             x = _take(x, np.array([rows_x.get(k, -1) for k in st.keys], dtype=np.intp))
@@ -312,7 +405,6 @@ class CtxChain:
         last_col = int(filled[-1]) + 1 if filled.size else 0
         whole = d != states.days[-1]
         n = self.steps_per_day if whole else last_col // self.factor
-        prev, gap = states.previous(d)
         f = self.factor
         xs, zs, rs, es = [], [], [], []
         for r0 in range(0, len(keys), 512):  # rows at a time: the minute arrays stay small
@@ -353,11 +445,11 @@ class CtxChain:
         for (key, _alarm), e in latest.items():
             if wanted is not None and key[0] not in wanted:
                 continue
-            # a contextual alarm marks a change, from its onset to the alarm: how long the series
-            # then stays away from its baseline is the median detector's to say
-            t_end = _at(e.alarm + 1)
-            t_on = self._onset(key, t_end) or _at(e.onset)
-            if t_on >= end or t_end <= start:
+            placed = self._placed(key, _at(e.alarm + 1), hi)
+            if placed is None:
+                continue  # no 1-minute values before the alarm (the day before is gone)
+            t_on, t_end = placed
+            if t_on >= end or (t_end is not None and t_end <= start):
                 continue
             out.append(
                 Anomaly(
@@ -377,49 +469,63 @@ class CtxChain:
         out.sort(key=lambda a: (a.onset, a.service, a.metric))
         return out
 
-    def _onset(self, key: Key, until: datetime) -> datetime | None:
-        """The alarm's onset to the minute: the change-point search of the median detector
-        (step or hinge) on the series' 1-minute residuals of the :data:`ONSET_BACK` before
-        ``until``, moved on to the first minute at least ``exit_z`` spreads away when the split
-        itself is not (a split is placed among the last few minutes by their noise: the change
-        is where the series is seen to leave its baseline).  None: no residuals there."""
-        from whatchanged.engine.daystate import point_arrays
+    def _placed(self, key: Key, until: datetime, hi: datetime) -> tuple[datetime, datetime | None] | None:
+        """Where the contextual alarm of ``key`` raised at ``until`` (its step's end) lies on the
+        median detector's 1-minute scores, known by ``hi``: its onset and its end (None: still
+        away from its baseline at ``hi``); None: no values before the alarm.
+
+        - The onset: the median detector's change-point search (step or hinge) on the series'
+          1-minute residuals of the :data:`ONSET_BACK` before ``until``, moved on to the first
+          minute at least ``exit_z`` spreads away when the split itself is not (a split is
+          placed among the last few minutes by their noise: the change is where the series is
+          seen to leave its baseline).
+        - The end: the first minute after the onset that starts a whole step (5 minutes) back
+          within ``exit_z`` spreads, looked for up to :data:`ONSET_BACK` after the alarm.  An
+          anomaly lasts while its series is seen away from its baseline, as the median
+          detector's do, not from the change point to the alarm: a pattern new to the series
+          that leaves its baseline for a minute or two is a short anomaly (the incident rules'
+          ``min_anomaly_s``)."""
         from whatchanged.engine.intervals import _onset
 
         states, g = self.states, self.states.g
         lo = until - ONSET_BACK
-        parts: list[Array] = []
-        zs: list[Array] = []
+        top = min(hi, until + ONSET_BACK)
+        minute = timedelta(seconds=g.step_s)
+        n_before = int(ONSET_BACK / minute)
+        total = max(n_before, int((top - lo) / minute))
+        resid, z = np.full(total, np.nan), np.full(total, np.nan)
         d = lo.astimezone(UTC).date()
-        day0 = datetime(d.year, d.month, d.day, tzinfo=UTC)
-        first_col = int((lo - day0).total_seconds() // g.step_s)
-        total = int(ONSET_BACK.total_seconds() // g.step_s)
-        while len(parts) == 0 or sum(p.size for p in parts) < first_col + total:
+        while (day0 := datetime(d.year, d.month, d.day, tzinfo=UTC)) < lo + total * minute:
+            first = int((day0 - lo) / minute)  # the day's first column in the window (may be < 0)
+            a, b = max(0, first), min(total, first + g.cols)
             st = states.state(d) if d in states.by_day else None
-            row = np.full(g.cols, np.nan)
-            if st is not None:
+            if st is not None and b > a:
                 day_keys, x = states.raw(d)
                 if key in day_keys and key in st.keys:
-                    expected, spread = (a[0] for a in point_arrays(st.subset([key]), g, states.params))
-                    row = np.asarray(x[day_keys.index(key)], dtype=np.float64) - expected
+                    expected, spread = (v[0] for v in point_arrays(st.subset([key]), g, states.params))
+                    row = np.asarray(x[day_keys.index(key)], dtype=np.float64)[a - first : b - first]
+                    resid[a:b] = row - expected[a - first : b - first]
                     with np.errstate(invalid="ignore", divide="ignore"):
-                        zrow = row / spread
-                    zs.append(zrow)
-            if len(zs) < len(parts) + 1:
-                zs.append(np.full(g.cols, np.nan))
-            parts.append(row)
+                        z[a:b] = np.abs(resid[a:b] / spread[a - first : b - first])
             d += timedelta(days=1)
-        resid = np.concatenate(parts)[first_col : first_col + total]
-        if not np.isfinite(resid).any():
+        if not np.isfinite(resid[:n_before]).any():
             return None
-        col = _onset(resid, resid.size - 1, 0, resid.size - 1)
-        z = np.abs(np.concatenate(zs)[first_col : first_col + total])
+        col = _onset(resid[:n_before], n_before - 1, 0, n_before - 1)
         with np.errstate(invalid="ignore"):
-            if not z[col] >= self.p.exit_z:
-                seen = np.flatnonzero(z[col:] >= self.p.exit_z)
-                if seen.size:
-                    col += int(seen[0])
-        return lo + timedelta(seconds=col * g.step_s)
+            away = z >= self.p.exit_z  # missing minutes are not away
+        if not away[col]:
+            seen = np.flatnonzero(away[col:n_before])
+            if seen.size:
+                col += int(seen[0])
+        calm = self.factor
+        # the first minute after the onset starting ``calm`` minutes none of which is away
+        run = np.convolve(away[col + 1 :].astype(np.int64), np.ones(calm, dtype=np.int64), "valid")
+        back = np.flatnonzero(run == 0)
+        if back.size:
+            t_end: datetime | None = lo + (col + 1 + int(back[0])) * minute
+        else:
+            t_end = None if top >= hi else lo + total * minute
+        return lo + col * minute, t_end
 
 
 #: how far before a contextual alarm its onset is looked for, on 1-minute residuals (the median

@@ -377,10 +377,10 @@ def prepare_states(con: Snapshot, params: DetectParams = DEFAULT, step_s: float 
     chained = _chained(con, params, step_s)
     if chained is None or not chained.days:
         return 0, 0
-    chained.state(chained.days[-1])
     ctx = _contextual(chained)
     if ctx is not None:
-        ctx.day(chained.days[-1])
+        ctx.analyze()  # the day states with it, a day ahead
+    chained.state(chained.days[-1])
     return len(chained.days), int(chained.computed)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from whatchanged.engine.intervals import DEFAULT
 from whatchanged.engine.model import Anomaly, Incident, Outage
 from whatchanged.engine.outages import merge_intervals, total_s
 
@@ -324,10 +325,19 @@ def _join_recurrences(groups: list[_Group], gap: timedelta, overlap: float) -> l
     return out
 
 
+#: an anomaly makes an incident (with another service's, or lasting ``min_anomaly_s``) only when
+#: its series went at least this many spreads away (``peak_score``): the median detector's
+#: threshold, which each of its anomalies passes; a contextual one (a pattern new to its series,
+#: :mod:`whatchanged.engine.ctxchain`) may not — a latency blip, a small step on a smooth series
+#: at midnight — and then joins an incident without making one
+MATERIAL_Z = DEFAULT.threshold
+
+
 def _incident(g: _Group, cutoff: datetime, online: bool, min_anomaly_s: float) -> Incident | None:
     anomaly_services = {a.service for a in g.anomalies}
-    long_anomaly = any(((a.end or cutoff) - a.start).total_seconds() >= min_anomaly_s for a in g.anomalies)
-    if not g.outages and len(anomaly_services) < 2 and not long_anomaly:
+    material = [a for a in g.anomalies if a.peak_score >= MATERIAL_Z]
+    long_anomaly = any(((a.end or cutoff) - a.start).total_seconds() >= min_anomaly_s for a in material)
+    if not g.outages and len({a.service for a in material}) < 2 and not long_anomaly:
         return None
     starts = [(a.onset, a.onset_lookahead) for a in g.anomalies] + [(o.start, False) for o in g.outages]
     onset = wave_onset(g)

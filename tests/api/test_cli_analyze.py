@@ -88,3 +88,27 @@ def test_background_work_is_started_nice(monkeypatch: pytest.MonkeyPatch) -> Non
     finally:
         child.kill()
         child.wait()
+
+
+def test_an_analysis_started_while_one_runs_leaves_it_a_note(tmp_path: Path) -> None:
+    """The collector starts one after every pass: a background one finding another running asks
+    it to run again (the running one's snapshot may predate the commit) and returns at once."""
+    from whatchanged.api.cli_analyze import analyze
+    from whatchanged.engine.storage import dir_lock
+
+    truth = truths_of(SCENARIOS["host_failure_no_change"](tmp_path / "in"))[0]
+    home = tmp_path / "wh"
+    assert run_cli("ingest", str(tmp_path / "in"), "--tz", truth.tz, home=home).returncode == 0
+    folder = home / "_cache" / "analyze"
+    folder.mkdir(parents=True)
+    with dir_lock(folder):  # one running
+        busy = analyze(home, background=True)
+        assert busy["busy"] is True
+        assert busy["computed"] == 0
+        assert (folder / "again").exists()
+    assert _states(home) == []
+    ran = analyze(home, background=True)  # the note is consumed by the next that runs
+    assert "busy" not in ran
+    assert ran["computed"] == ran["days"] >= 1
+    assert not (folder / "again").exists()
+    assert len(_states(home)) == ran["days"]

@@ -121,7 +121,9 @@ def _fleet_values(rng: np.random.Generator, minutes: int, *, change: bool) -> np
     return 100.0 + 20.0 * np.sin(phase) + rng.normal(0, 1.0, t.size)
 
 
-def _table(days: range) -> pa.Table:
+def _table(days: range, lo: int = 0, hi: int = DAYS * 1440) -> pa.Table:
+    """The fleet's samples of ``days``, of the minutes ``lo`` to ``hi`` from DAY0 (the same
+    values at every call)."""
     rng = np.random.default_rng(3)
     minutes = DAYS * 1440
     stamps = np.array([DAY0 + timedelta(minutes=m) for m in range(minutes)])
@@ -130,7 +132,9 @@ def _table(days: range) -> pa.Table:
         x = _fleet_values(rng, minutes, change=svc == "b")
         # "aa" appears on the third day: its row of the chain starts afresh there, and the
         # rows of "b" and "c" move one down, their state with them
-        keep = np.array([m // 1440 in days and (svc != "aa" or m // 1440 >= 2) for m in range(minutes)])
+        keep = np.array(
+            [m // 1440 in days and lo <= m < hi and (svc != "aa" or m // 1440 >= 2) for m in range(minutes)]
+        )
         rows["ts"] += stamps[keep].tolist()
         rows["service"] += [svc] * int(keep.sum())
         rows["metric"] += ["lat"] * int(keep.sum())
@@ -248,3 +252,120 @@ def test_with_the_setting_on_the_fleet_reports_the_change_of_rhythm(home: Path, 
     assert b, combined
     assert abs(b[0].onset - CHANGE) <= timedelta(minutes=30)
     assert not [a for a in combined if a.service != "b" and a not in plain]
+
+
+def _warehouse(home: Path, *tables: pa.Table) -> Warehouse:
+    wh = Warehouse(home)
+    wh.init()
+    for t in tables:
+        wh.commit({"metrics": t})
+    return wh
+
+
+def test_a_day_scored_while_the_latest_is_scored_whole_once_a_later_day_has_data(tmp_path: Path) -> None:
+    """A day whose data stops before midnight (its collector stopped at 20:00), scored while it
+    was the latest, is scored again to its end once the next day has data: the next day goes
+    on from its carry instead of starting afresh."""
+    stop = (DAYS - 2) * 1440 + 20 * 60
+    wh = _warehouse(tmp_path / "wh", _table(range(DAYS - 1), hi=stop))
+    early = _chain(wh.home)
+    d = early.states.days[-1]
+    res = early.day(d)
+    assert res is not None
+    assert res.steps == 240
+    wh.commit({"metrics": _table(range(DAYS - 1, DAYS))})
+    later = _chain(wh.home)
+    res = later.day(d)
+    assert res is not None
+    assert res.steps == 288
+    last = later.with_carry(later.states.days[-1])
+    # the same as a warehouse that never had that day as its latest
+    ref = _chain(
+        _warehouse(tmp_path / "ref", _table(range(DAYS), hi=stop), _table(range(DAYS - 1, DAYS))).home
+    )
+    want = ref.with_carry(ref.states.days[-1])
+    assert last.events == want.events
+    assert last.carry is not None
+    assert want.carry is not None
+    assert last.carry.g == want.carry.g
+    np.testing.assert_array_equal(last.carry.fine.filled_tail, want.carry.fine.filled_tail)
+
+
+def test_a_question_after_a_commit_reads_the_day_scored_before_it(tmp_path: Path) -> None:
+    """The day being written is not scored again for every question after a commit: its result
+    from before answers while at most STALE_STEPS steps behind the data; the analysis scores
+    it again."""
+    today = (DAYS - 1) * 1440
+    wh = _warehouse(tmp_path / "wh", _table(range(DAYS), hi=today + 600))  # today to 10:00
+    first = _chain(wh.home)
+    assert first.analyze() == DAYS
+    d = first.states.days[-1]
+    wh.commit({"metrics": _table(range(DAYS), lo=today + 600, hi=today + 620)})
+    asked = _chain(wh.home)
+    res = asked.day(d)
+    assert res is not None
+    assert asked.computed == 0
+    assert res.steps == 120
+    assert res.carry is None
+    # the analysis scores the day again, from the day before's carry
+    analysed = _chain(wh.home)
+    assert analysed.analyze() == 1
+    res = analysed.day(d)
+    assert res is not None
+    assert res.steps == 124
+    # more than STALE_STEPS behind: the question scores it
+    wh.commit({"metrics": _table(range(DAYS), lo=today + 620, hi=today + 660)})
+    behind = _chain(wh.home)
+    res = behind.day(d)
+    assert res is not None
+    assert behind.computed == 1
+    assert res.steps == 132
+
+
+def test_the_analysis_two_days_at_a_time_is_the_day_by_day_chain(home: Path, tmp_path: Path) -> None:
+    """``analyze`` (day states and contextual results on two threads) gives the same results."""
+    plain = _chain(home)
+    plain.analyze()
+    wh = _warehouse(tmp_path / "wh", _table(range(DAYS)))
+    threaded = _chain(wh.home)
+    assert threaded.analyze() == DAYS
+    for d in plain.states.days:
+        a, b = plain.day(d), threaded.day(d)
+        assert a is not None
+        assert b is not None
+        assert (a.keys, a.events, a.steps) == (b.keys, b.events, b.steps)
+
+
+def test_a_blip_the_contextual_detector_alarms_on_is_a_short_anomaly_and_no_incident(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A 2-minute blip (15 noise deviations, under the median detector's bar there): the
+    contextual alarm is placed where the series left its baseline and lasts while it is away
+    — not from the change point to the alarm — and makes no incident on its own."""
+    from whatchanged.engine.incidents import find_incidents
+
+    rng = np.random.default_rng(3)
+    minutes = DAYS * 1440
+    blip = (DAYS - 1) * 1440 + 600
+    stamps = [DAY0 + timedelta(minutes=m) for m in range(minutes)]
+    rows: dict[str, list[object]] = {"ts": [], "service": [], "metric": [], "value": []}
+    for svc in ("a", "c"):
+        x = _fleet_values(rng, minutes, change=False)
+        if svc == "c":
+            x[blip : blip + 2] += 15.0
+        rows["ts"] += stamps
+        rows["service"] += [svc] * minutes
+        rows["metric"] += ["lat"] * minutes
+        rows["value"] += [float(np.float32(v)) for v in x]
+    wh = _warehouse(tmp_path / "wh", pa.table(rows).cast(pa.schema([METRICS.field(n) for n in rows])))
+    end = DAY0 + timedelta(days=DAYS)
+    monkeypatch.setattr(detect, "FLEET_CONTEXTUAL", True)
+    found = detect.detect_anomalies(wh.snapshot(), DAY0, end)
+    [a] = found
+    at = DAY0 + timedelta(minutes=blip)
+    assert (a.service, a.onset) == ("c", at)
+    assert a.end is not None
+    assert a.end - a.onset <= timedelta(minutes=3)
+    assert a.detected_at is not None
+    assert a.detected_at <= at + timedelta(minutes=10)
+    assert find_incidents(wh.snapshot(), DAY0, end) == []

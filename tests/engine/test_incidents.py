@@ -297,3 +297,26 @@ def test_a_small_incident_starts_at_its_earliest_failure() -> None:
 def test_an_outage_keeps_its_exact_start() -> None:
     anomalies = _wide(200, 4)
     assert _onset(anomalies, [_out("s150", 7, 30)]) == _m(7)
+
+
+def _weak(service: str, a: float, b: float, peak: float) -> Anomaly:
+    """An anomaly whose series went only ``peak`` spreads away (a contextual one can)."""
+    return Anomaly(service, "latency_ms", _m(a), _m(a), _m(b), "up", peak, 100.0, 104.0)
+
+
+def test_only_anomalies_that_went_the_threshold_away_make_an_incident() -> None:
+    from whatchanged.engine.incident_grouping import MATERIAL_Z, _incident
+
+    below = MATERIAL_Z - 0.9
+
+    def made(anomalies: list[Anomaly], outages: list[Outage] = ()) -> list[set[str]]:
+        groups = group_events(anomalies, list(outages), INV, cutoff=_m(600))
+        return [set(i.services_affected) for g in groups if (i := _incident(g, _m(600), False, 600.0))]
+
+    # two services a little away, or one a little away for long: no incident
+    assert made([_weak("www-1", 0, 30, below), _weak("www-2", 1, 30, below)]) == []
+    assert made([_weak("www-1", 0, 60, below)]) == []
+    # one of them far enough, or an outage beside them: an incident, the weak ones in it
+    assert made([_weak("www-1", 0, 30, MATERIAL_Z), _weak("www-2", 1, 30, below)]) == [{"www-1", "www-2"}]
+    assert made([_weak("www-1", 0, 60, MATERIAL_Z)]) == [{"www-1"}]
+    assert made([_weak("www-1", 0, 30, below)], [_out("www-2", 2, 20)]) == [{"www-1", "www-2"}]

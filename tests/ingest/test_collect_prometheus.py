@@ -176,3 +176,23 @@ def test_sigkill_mid_pull_neither_loses_nor_doubles(night: Night, tmp_path: Path
     assert all("cursors" in m["tables"] for m in collect_commits)
     assert sum(m["tables"]["cursors"]["rows"] for m in collect_commits) == len(collect_commits)
     assert timedelta(seconds=night.last - night.first) == timedelta(days=3) - timedelta(minutes=1)
+
+
+def test_collect_starts_the_analysis_of_what_it_added(night: Night, tmp_path: Path) -> None:
+    """After a pass that added metrics, the day states (and the contextual detector's results)
+    are computed in the background: a question finds them instead of computing them."""
+    wh = night.live_home(tmp_path / "wh", ical=False)
+    cmd = [sys.executable, "-m", "whatchanged.api.cli", "collect", "--home", str(wh.home), "--no-notify"]
+    env = {**os.environ, "WHATCHANGED_TZ": TZ, "WHATCHANGED_NO_ANALYZE": ""}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    analyse = [sys.executable, "-m", "whatchanged.api.cli", "analyze", "--home", str(wh.home), "--json"]
+    states = wh.home / "_cache" / "daystate"
+    deadline = time.monotonic() + 120
+    while not list(states.glob("*.npz")):  # the background analysis has started writing
+        assert time.monotonic() < deadline, "no day state written by the background analysis"
+        time.sleep(0.2)
+    # this one waits for the background one (one at a time), which left nothing to compute
+    after = json.loads(subprocess.run(analyse, env=env, capture_output=True, text=True, check=True).stdout)
+    assert after["days"] >= 3
+    assert after["computed"] == 0
