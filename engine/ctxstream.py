@@ -20,7 +20,11 @@ What makes it cheap enough for the fleet:
   maximum) is taken over whole **blocks** of steps aligned on the global step
   index: :data:`CALIBRATION_BLOCKS` blocks of ``C // 50`` steps for a
   calibration of ``C`` steps, so the carry keeps 50-odd block summaries per
-  score instead of thousands of steps.
+  score instead of thousands of steps;
+* the inner loops (the novelty, the long gate's ranking, the gated ratios and their
+  combination) are compiled with numba (:mod:`whatchanged.engine.ctxkernels`), with the same
+  operations in the same order as the numpy passes they replaced (the same figures to the
+  bit); many series are scored in two threads, the fine scale in one, the rest in the other.
 
 Steps are numbered globally (``g``: the step index since the Unix epoch for the
 fleet, ``origin // step`` + column for one series) so that the blocks fall at
@@ -162,7 +166,11 @@ class Calib:
         ``rank`` largest of the window as it moves: a new block's maximum replaces the smallest
         of them when larger; where one of them leaves the window, the window is sorted afresh
         (rarely: a block is among a row's ``rank`` largest about ``rank / n`` of the time).
-        Compiled (:func:`whatchanged.engine.ctxkernels.ranked_rows`)."""
+        Compiled (:func:`whatchanged.engine.ctxkernels.ranked_rows`) for many series."""
+        if not _compiled(hist.shape[0]):
+            from whatchanged.engine.ctxnumpy import ranked
+
+            return ranked(hist, first_block, nb, self.n, self.top, self.top_block)
         from whatchanged.engine.ctxkernels import ranked_rows
 
         out = np.empty((hist.shape[0], nb))
@@ -189,8 +197,24 @@ def gated_ratio(
     """``a / ref`` where the gates let it count (see :mod:`whatchanged.engine.contextual`), else 0,
     times ``weight``: ``a`` at least ``novelty_floor`` × ``floor`` and ``long_gate`` × ``top``
     (the long window's reference; none yet: 0) — or, with ``strong_ratio``, a ratio of at least
-    that and ``a`` at least ``strong_gate`` × ``top``.  One compiled pass
+    that and ``a`` at least ``strong_gate`` × ``top``.  For many series one compiled pass
     (:func:`whatchanged.engine.ctxkernels.gated_into`); all arrays of one shape."""
+    if not _compiled(a.shape[0]):
+        from whatchanged.engine import ctxnumpy
+
+        return ctxnumpy.gated_ratio(
+            a,
+            ref,
+            floor,
+            count,
+            top,
+            warmup=warmup,
+            novelty_floor=novelty_floor,
+            long_gate=long_gate,
+            strong_ratio=strong_ratio,
+            strong_gate=strong_gate,
+            weight=weight,
+        )
     from whatchanged.engine.ctxkernels import gated_into
 
     def c(v: Array) -> Array:
@@ -249,6 +273,16 @@ def lag_set(window: int, history: int, *, recent: int, stride: int = 0) -> NDArr
     return np.array(sorted(lags), dtype=np.int64)
 
 
+#: this many series or more are scored with the compiled loops (:mod:`ctxkernels`), fewer with
+#: the numpy passes (:mod:`ctxnumpy`): the same figures to the bit, but numba's import and the
+#: loading of its loops cost a new process about 0.3 s, more than a few series' loops
+COMPILED_ROWS = 64
+
+
+def _compiled(rows: int) -> bool:
+    return rows >= COMPILED_ROWS
+
+
 #: threads a chunk of many series is scored in: the calling one and ``THREADS - 1`` more (at
 #: most 2: the fleet's machines have 2 cores)
 THREADS = min(2, os.cpu_count() or 1)
@@ -278,9 +312,10 @@ def lag_novelty(ext: Array, n: int, lags: NDArray[np.int64], window: int, k: int
 
     Lag by lag: a difference, a square, the window's sum by pairs of doubling width (no running
     sum, so a large value leaving the window leaves no rounding error behind it) and a running
-    minimum (``k = 1``) or a sorted stack of the ``k`` smallest, in float64; compiled with numba
-    (:mod:`whatchanged.engine.ctxkernels`), one series at a time, the series shared among
-    :data:`THREADS` threads."""
+    minimum (``k = 1``) or a sorted stack of the ``k`` smallest, in float64: for many series
+    compiled with numba (:mod:`whatchanged.engine.ctxkernels`), one series at a time, the series
+    shared among :data:`THREADS` threads; for a few numpy passes
+    (:mod:`whatchanged.engine.ctxnumpy`), the same figures."""
     return lag_novelty_tail(ext, ext[:, :0], n, lags, window, k, 0)[0]
 
 
@@ -312,6 +347,11 @@ def lag_novelty_tail(
     new = np.ascontiguousarray(new, dtype=head.dtype)
     if not 0 <= keep <= width or not n <= width:
         raise ValueError(f"lag_novelty: {n} steps and a tail of {keep} from {width} columns")
+    if not _compiled(rows):
+        from whatchanged.engine import ctxnumpy
+
+        ext = _cat(head, new) if new.shape[1] else head
+        return ctxnumpy.lag_novelty(ext, n, lags, window, k), ext[:, width - keep :]
     from whatchanged.engine.ctxkernels import novelty_rows
 
     lags = np.ascontiguousarray(lags, dtype=np.int64)
@@ -600,7 +640,12 @@ def new_carry(rows: int, g0: int, p: ContextParams) -> Carry:
 
 def combine(ratios: list[Array], second_weight: float) -> Array:
     """The largest ratio plus ``second_weight`` × the second largest (NaN counts 0, infinity
-    1e12); one compiled pass a ratio (:func:`whatchanged.engine.ctxkernels.combine_into`)."""
+    1e12); for many series one compiled pass a ratio
+    (:func:`whatchanged.engine.ctxkernels.combine_into`)."""
+    if not _compiled(ratios[0].shape[0]):
+        from whatchanged.engine import ctxnumpy
+
+        return ctxnumpy.combine(ratios, second_weight)
     from whatchanged.engine.ctxkernels import combine_into
 
     top = np.full(ratios[0].shape, -np.inf)

@@ -12,6 +12,8 @@ from numpy.typing import NDArray
 
 from tests.engine import scenarios as sc
 from tests.helpers import run_cli
+from whatchanged.engine import ctxnumpy
+from whatchanged.engine import ctxstream as cs
 from whatchanged.engine.contextual import detect_series_combined
 from whatchanged.engine.ctxstream import Calib, combine, gated_ratio, lag_novelty, lag_set, variability
 from whatchanged.engine.detect import detect_series
@@ -128,95 +130,15 @@ def test_novelty_is_the_distance_to_the_nearest_lagged_context() -> None:
     assert lag_set_[0] == 10 and lag_set_[-1] == 3000 and lag_set_.size == 300  # noqa: PT018
 
 
-# --- the novelty as numpy passes, as it was before the compiled kernel: the reference
-
-
-def _window_sums_into(
-    d: NDArray[np.float64], window: int, out: NDArray[np.float64], scratch: list[NDArray[np.float64]]
-) -> None:
-    """Sums of ``window`` consecutive rows of ``d`` (``[n, ...]``, time-major) into ``out``
-    (``[n - window + 1, ...]``), by pairs of doubling width — no running sum, so a large
-    value leaving the window leaves no rounding error behind it, and NaN stays in the
-    windows holding it — with the partial sums in ``scratch`` (no allocation)."""
-    m = d.shape[0] - window + 1
-    cur, size, start, level = d, 1, 0, 0
-    parts: list[NDArray[np.float64]] = []
-    while True:
-        if window & size:
-            parts.append(cur[start : start + m])
-            start += size
-        if size * 2 > window:
-            break
-        nxt = scratch[level][: cur.shape[0] - size]
-        np.add(cur[:-size], cur[size:], out=nxt)
-        cur, size, level = nxt, size * 2, level + 1
-    if len(parts) == 1:
-        np.copyto(out, parts[0])
-        return
-    np.add(parts[0], parts[1], out=out)
-    for p in parts[2:]:
-        np.add(out, p, out=out)
-
-
-CELLS = 1 << 15
-
-
-def numpy_lag_novelty(
-    ext: NDArray[np.float64], n: int, lags: NDArray[np.int64], window: int, k: int
-) -> NDArray[np.float64]:
-    """Mean distance of the contexts ending at the last ``n`` columns of ``ext`` to their ``k``
-    nearest contexts ending ``L`` steps before, ``L`` in ``lags`` (NaN: fewer than ``k`` of them
-    known; a context holding NaN — before the first value — is never near).  ``ext`` holds at
-    least ``max(lags) + window - 1`` columns before those ``n``.
-
-    Lag by lag: a difference, a square, the window's sum (:func:`_window_sums_into`) and a
-    running minimum (``k = 1``) or a sorted stack of the ``k`` smallest; float64, time-major,
-    a block of about :data:`CELLS` values a lag at a time, so that every operation runs on
-    one contiguous array in the cache."""
-    rows, width = ext.shape
-    out = np.full((rows, n), np.nan)
-    if n == 0 or rows == 0:
-        return out
-    w = window
-    span = n + w - 1  # the query contexts' steps
-    q0 = width - span
-    lag_list = [int(v) for v in lags.tolist() if v <= q0]
-    block = max(1, min(rows, CELLS // span))
-
-    def part(r0: int) -> None:
-        nr = min(block, rows - r0)
-        xt = np.ascontiguousarray(ext[r0 : r0 + nr].T, dtype=np.float64)
-        np.nan_to_num(xt, copy=False, nan=np.inf)  # never near: an infinite distance
-        query = xt[q0:]
-        dd, ss, lv = np.empty((span, nr)), np.empty((n, nr)), np.empty((n, nr))
-        scratch = [np.empty((span, nr)) for _ in range(max(1, w.bit_length()))]
-        best = np.full((k, n, nr), np.inf)
-        with np.errstate(invalid="ignore"):  # inf - inf where the query itself is unseen
-            for lag in lag_list:
-                np.subtract(query, xt[q0 - lag : width - lag], out=dd)
-                np.multiply(dd, dd, out=dd)
-                _window_sums_into(dd, w, ss, scratch)
-                if k == 1:
-                    np.minimum(best[0], ss, out=best[0])
-                    continue
-                for i in range(k):  # insert into the sorted stack
-                    np.minimum(best[i], ss, out=lv)
-                    np.maximum(best[i], ss, out=ss)
-                    best[i][...] = lv
-            a = np.sqrt(best).mean(axis=0) if k > 1 else np.sqrt(best[0])
-        a[~np.isfinite(best[k - 1])] = np.nan
-        out[r0 : r0 + nr] = a.T
-
-    for r0 in range(0, rows, block):
-        part(r0)
-    return out
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_compiled_novelty_is_the_numpy_passes_to_the_bit(dtype: type) -> None:
-    """The compiled kernel against the numpy passes it replaced: the same figures to the bit,
-    with NaN (never near; a query holding one: NaN), infinite values, a huge step, windows of
-    one to thirteen steps, one to three neighbours, lags beyond the history, one thread or two."""
+def test_compiled_novelty_is_the_numpy_passes_to_the_bit(
+    dtype: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled loops (many series) against the numpy passes (a few): the same figures to
+    the bit, with NaN (never near; a query holding one: NaN), infinite values, a huge step,
+    windows of one to thirteen steps, one to three neighbours, lags beyond the history, one
+    thread or two."""
+    monkeypatch.setattr(cs, "COMPILED_ROWS", 0)
     rng = np.random.default_rng(1)
     x = rng.normal(size=(140, 420)) * 50
     x[1, 200:] += 1e9
@@ -229,8 +151,7 @@ def test_compiled_novelty_is_the_numpy_passes_to_the_bit(dtype: type) -> None:
         for k in (1, 2, 3):
             lags = np.array([window, window + 2, 20, 50, 130, 400, 500])
             for rows in (x[:7], x):  # one thread, two
-                with np.errstate(over="ignore"):
-                    want = numpy_lag_novelty(rows, 250, lags, window, k)
+                want = ctxnumpy.lag_novelty(rows, 250, lags, window, k)
                 got = lag_novelty(rows, 250, lags, window, k)
                 np.testing.assert_array_equal(got, want)
     assert lag_novelty(x, 0, np.array([5]), 5, 1).shape == (140, 0)
@@ -238,9 +159,12 @@ def test_compiled_novelty_is_the_numpy_passes_to_the_bit(dtype: type) -> None:
         lag_novelty(x, 10, np.array([5]), 5, 0)
 
 
-def test_compiled_gates_and_combination_are_the_numpy_formulas() -> None:
-    """The compiled gated ratio and combination against their numpy formulas, to the bit: NaN,
-    infinity, a zero reference (a division by zero gives inf or NaN, no exception)."""
+@pytest.mark.parametrize("compiled", [True, False])
+def test_gates_and_combination_are_their_formulas(compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gated ratio and the combination, compiled (many series) or numpy passes (a few),
+    against their formulas, to the bit: NaN, infinity, a zero reference (a division by zero
+    gives inf or NaN, no exception)."""
+    monkeypatch.setattr(cs, "COMPILED_ROWS", 0 if compiled else 10**9)
     rng = np.random.default_rng(2)
     shape = (50, 40)
 
@@ -295,9 +219,14 @@ def test_variability_ignores_one_jump() -> None:
     np.testing.assert_allclose(variability(flap, 6)[0, 6:], 1.0)
 
 
-def test_calibration_is_over_whole_blocks_before_the_delay() -> None:
+@pytest.mark.parametrize("compiled", [True, False])
+def test_calibration_is_over_whole_blocks_before_the_delay(
+    compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``ref``: the largest (or rank-th largest) maximum of the whole blocks ending at or before
-    ``t - delay``; ``count``: finite values in those blocks and all before; chunks change nothing."""
+    ``t - delay``; ``count``: finite values in those blocks and all before; chunks change
+    nothing; the ranking compiled (many series) or in numpy (a few)."""
+    monkeypatch.setattr(cs, "COMPILED_ROWS", 0 if compiled else 10**9)
     rng = np.random.default_rng(1)
     a = rng.random((2, 300))
     a[0, 40:60] = np.nan
