@@ -21,10 +21,12 @@ What makes it cheap enough for the fleet:
   index: :data:`CALIBRATION_BLOCKS` blocks of ``C // 50`` steps for a
   calibration of ``C`` steps, so the carry keeps 50-odd block summaries per
   score instead of thousands of steps;
-* the inner loops (the novelty, the long gate's ranking, the gated ratios and their
-  combination) are compiled with numba (:mod:`whatchanged.engine.ctxkernels`), with the same
-  operations in the same order as the numpy passes they replaced (the same figures to the
-  bit); many series are scored in two threads, the fine scale in one, the rest in the other.
+* for many series (:data:`COMPILED_ROWS`) the inner loops (the novelty, the long gate's
+  ranking, the gated ratios and their combination) are compiled with numba
+  (:mod:`whatchanged.engine.ctxkernels`), with the same operations in the same order as the
+  numpy passes that score a few series (:mod:`whatchanged.engine.ctxnumpy`): the same
+  figures to the bit; many series are scored in two threads, the fine scale in one, the rest
+  in the other.
 
 Steps are numbered globally (``g``: the step index since the Unix epoch for the
 fleet, ``origin // step`` + column for one series) so that the blocks fall at
