@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any
@@ -291,15 +292,17 @@ THREADS = min(2, os.cpu_count() or 1)
 #: fewer series than this a thread: one thread does all (handing work over costs more)
 ROWS_PER_THREAD = 64
 _pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 
 
 def _helper() -> ThreadPoolExecutor:
     """The second thread.  Work handed to it never waits for other work handed to it (no
     deadlock however many callers share it)."""
     global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max(1, THREADS - 1), thread_name_prefix="ctxstream")
-    return _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max(1, THREADS - 1), thread_name_prefix="ctxstream")
+        return _pool
 
 
 def _threads(rows: int) -> int:
