@@ -13,6 +13,7 @@ at a time; one started meanwhile asks it to run again and returns.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ import typer
 from whatchanged.api.cli_common import HomeOpt, JsonOpt, settings_from, spawn_detached
 from whatchanged.api.output import console, emit
 from whatchanged.engine.detect import prepare_states
-from whatchanged.engine.storage import dir_lock
+from whatchanged.engine.storage import dir_lock, held_by_other
 from whatchanged.engine.warehouse import Warehouse
 
 NO_ANALYZE_ENV = "WHATCHANGED_NO_ANALYZE"
@@ -96,6 +97,11 @@ def start_background(home: Path) -> bool:
     disabled by ``WHATCHANGED_NO_ANALYZE`` or when it cannot be started."""
     if os.environ.get(NO_ANALYZE_ENV, "").strip().lower() in ("1", "true", "yes"):
         return False
+    folder = home / "_cache" / "analyze"
+    with contextlib.suppress(OSError):
+        if held_by_other(folder):  # one is running: a note asks it to run again (no process)
+            (folder / "again").touch()
+            return True
     return spawn_detached("analyze", "--quiet", "--background", "--home", str(home))
 
 
