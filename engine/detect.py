@@ -403,9 +403,9 @@ def _contextual(chained: Any) -> Any:
     return hit
 
 
-#: the fleet runs the contextual detector beside the median one (WHATCHANGED_CONTEXTUAL=1; off by
-#: default: see docs/detection.md §2c)
-FLEET_CONTEXTUAL = os.environ.get("WHATCHANGED_CONTEXTUAL", "0") == "1"
+#: the fleet runs the contextual detector beside the median one (docs/detection.md §2c;
+#: WHATCHANGED_CONTEXTUAL=0 turns it off)
+FLEET_CONTEXTUAL = os.environ.get("WHATCHANGED_CONTEXTUAL", "1").strip() != "0"
 
 
 def with_contextual(found: list[Anomaly], ctx: Sequence[Anomaly]) -> list[Anomaly]:
