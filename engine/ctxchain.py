@@ -64,6 +64,8 @@ CARRIES_KEPT = 3
 STALE_STEPS = 6
 
 
+#: a series' 1-minute values, expected values and spreads over a day (:meth:`CtxChain._minutes`)
+Rows = tuple[Array, Array, Array]
 #: what a day's computation reads of the day states (:meth:`CtxChain._inputs`)
 Inputs = tuple[DayState, list[Key], Array, DayState | None, int]
 
@@ -441,11 +443,19 @@ class CtxChain:
                         latest[(res.keys[e.row], e.alarm)] = e
             d += timedelta(days=1)
         wanted = set(services) if services is not None else None
+        # an anomaly lies within ONSET_BACK of its alarm's step on either side (its end: see
+        # _placed): the others cannot overlap [start, end)
+        todo = [
+            (key, e)
+            for (key, _alarm), e in latest.items()
+            if (wanted is None or key[0] in wanted)
+            and _at(e.alarm + 1) - ONSET_BACK < end
+            and _at(e.alarm + 1) + ONSET_BACK > start
+        ]
+        minutes = self._minutes(todo, hi)
         out: list[Anomaly] = []
-        for (key, _alarm), e in latest.items():
-            if wanted is not None and key[0] not in wanted:
-                continue
-            placed = self._placed(key, _at(e.alarm + 1), hi)
+        for key, e in todo:
+            placed = self._placed(key, _at(e.alarm + 1), hi, minutes)
             if placed is None:
                 continue  # no 1-minute values before the alarm (the day before is gone)
             t_on, t_end = placed
@@ -469,7 +479,36 @@ class CtxChain:
         out.sort(key=lambda a: (a.onset, a.service, a.metric))
         return out
 
-    def _placed(self, key: Key, until: datetime, hi: datetime) -> tuple[datetime, datetime | None] | None:
+    def _minutes(self, todo: list[tuple[Key, cs.Event]], hi: datetime) -> dict[date, dict[Key, Rows]]:
+        """For each day the alarms of ``todo`` are placed on (:meth:`_placed`), each of their
+        series' 1-minute values, expected values and spreads, computed a day at a time."""
+        wanted: dict[date, set[Key]] = {}
+        for key, e in todo:
+            until = _at(e.alarm + 1)
+            d = (until - ONSET_BACK).astimezone(UTC).date()
+            while d <= (min(hi, until + ONSET_BACK) - timedelta(microseconds=1)).astimezone(UTC).date():
+                wanted.setdefault(d, set()).add(key)
+                d += timedelta(days=1)
+        states = self.states
+        out: dict[date, dict[Key, Rows]] = {}
+        for d, keys in wanted.items():
+            st = states.state(d) if d in states.by_day else None
+            if st is None:
+                continue
+            day_keys, x = states.raw(d)
+            index = {k: i for i, k in enumerate(day_keys)}
+            scored = set(st.keys)
+            ks = sorted(k for k in keys if k in index and k in scored)
+            if not ks:
+                continue
+            expected, spread = point_arrays(st.subset(ks), states.g, states.params)
+            values = np.asarray(x[[index[k] for k in ks]], dtype=np.float64)
+            out[d] = {k: (values[i], expected[i], spread[i]) for i, k in enumerate(ks)}
+        return out
+
+    def _placed(
+        self, key: Key, until: datetime, hi: datetime, minutes: dict[date, dict[Key, Rows]]
+    ) -> tuple[datetime, datetime | None] | None:
         """Where the contextual alarm of ``key`` raised at ``until`` (its step's end) lies on the
         median detector's 1-minute scores, known by ``hi``: its onset and its end (None: still
         away from its baseline at ``hi``); None: no values before the alarm.
@@ -484,10 +523,16 @@ class CtxChain:
           anomaly lasts while its series is seen away from its baseline, as the median
           detector's do, not from the change point to the alarm: a pattern new to the series
           that leaves its baseline for a minute or two is a short anomaly (the incident rules'
-          ``min_anomaly_s``)."""
+          ``min_anomaly_s``).
+
+        None also for a series with values in fewer than :data:`MIN_FILLED` of the minutes
+        before the alarm: one exported every 5 minutes (CloudWatch) has no 1-minute scores to
+        place an alarm on, and the median detector sees no anomaly on it either; ``explain``
+        looks for a step at the time asked instead (``origin.deviations``), which is built for
+        such series."""
         from whatchanged.engine.intervals import _onset
 
-        states, g = self.states, self.states.g
+        g = self.states.g
         lo = until - ONSET_BACK
         top = min(hi, until + ONSET_BACK)
         minute = timedelta(seconds=g.step_s)
@@ -498,18 +543,15 @@ class CtxChain:
         while (day0 := datetime(d.year, d.month, d.day, tzinfo=UTC)) < lo + total * minute:
             first = int((day0 - lo) / minute)  # the day's first column in the window (may be < 0)
             a, b = max(0, first), min(total, first + g.cols)
-            st = states.state(d) if d in states.by_day else None
-            if st is not None and b > a:
-                day_keys, x = states.raw(d)
-                if key in day_keys and key in st.keys:
-                    expected, spread = (v[0] for v in point_arrays(st.subset([key]), g, states.params))
-                    row = np.asarray(x[day_keys.index(key)], dtype=np.float64)[a - first : b - first]
-                    resid[a:b] = row - expected[a - first : b - first]
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        z[a:b] = np.abs(resid[a:b] / spread[a - first : b - first])
+            rows = minutes.get(d, {}).get(key)
+            if rows is not None and b > a:
+                values, expected, spread = (v[a - first : b - first] for v in rows)
+                resid[a:b] = values - expected
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    z[a:b] = np.abs(resid[a:b] / spread)
             d += timedelta(days=1)
-        if not np.isfinite(resid[:n_before]).any():
-            return None
+        if np.isfinite(resid[:n_before]).sum() < MIN_FILLED * n_before:
+            return None  # no values before the alarm, or a series sampled every few minutes
         col = _onset(resid[:n_before], n_before - 1, 0, n_before - 1)
         with np.errstate(invalid="ignore"):
             away = z >= self.p.exit_z  # missing minutes are not away
@@ -528,6 +570,11 @@ class CtxChain:
         return lo + col * minute, t_end
 
 
+#: a contextual alarm is placed (becomes an anomaly) only on a series with values in at least
+#: this share of the minutes of :data:`ONSET_BACK` before it: a series sampled less often than
+#: every 2 minutes is left to ``explain``'s step search (docs/origin.md), as it is by the median
+#: detector; a series scraped every minute with a few gaps is not
+MIN_FILLED = 0.5
 #: how far before a contextual alarm its onset is looked for, on 1-minute residuals (the median
 #: detector's ``onset_back_s``)
 ONSET_BACK = timedelta(hours=2)
