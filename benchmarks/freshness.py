@@ -207,10 +207,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _analysing(home: Path) -> bool:
-    """Whether a background analysis holds its lock (``api/cli_analyze.py``)."""
+    """Whether a background analysis of ``home`` holds its lock (``api/cli_analyze.py``) or is
+    still starting (a process started before it takes the lock: without this, a commit right
+    after ``start_background`` did not wait)."""
     from whatchanged.engine.storage import held_by_other
 
-    return held_by_other(home / "_cache" / "analyze")
+    if held_by_other(home / "_cache" / "analyze"):
+        return True
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue  # ended meanwhile
+        if b"analyze" in args and os.fsencode(str(home)) in args:
+            return True
+    return False
 
 
 def _compacting(home: Path) -> bool:
