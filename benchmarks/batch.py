@@ -11,7 +11,7 @@ second, and the peak RSS (``ru_maxrss`` from ``wait4``: the largest of the
 child and its waited-for descendants — for Dask, the biggest single process,
 not the sum).  Also checked: both runs wrote byte-identical
 ``incidents.parquet`` and ``causes.parquet``.  The day states
-(``<home>/_cache/daystate``) are removed before each run, so the time includes
+(``<home>/_cache/daystate`` and the contextual detector's ``ctxstate``) are removed before each run, so the time includes
 computing them (``batch`` does it once before its partitions).  Targets on the 2-core
 reference machine (in-process): ≤ 2 minutes and ≤ 4 GB.
 """
@@ -105,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.executors:
             out = Path(tmp) / name.replace(":", "-")
             extra = [] if name == "in-process" else ["--scheduler", name]
-            # the day-by-day detection state is part of the work: none on disk at the start
-            shutil.rmtree(home / "_cache" / "daystate", ignore_errors=True)
+            # the day-by-day detection state (median and contextual) is part of the work: none
+            # on disk at the start
+            for part in ("daystate", "ctxstate"):
+                shutil.rmtree(home / "_cache" / part, ignore_errors=True)
             res = run(home, out, args.days, args.partition_days, extra)
             outs.append(out)
             results.append(res)

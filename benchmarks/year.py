@@ -110,7 +110,8 @@ def weekly_seconds(home: Path, week: str) -> dict[str, Any]:
 def batch_figures(home: Path, extra: list[str], out: Path) -> dict[str, Any]:
     argv = [str(EXE), "batch", "--from", "2010-01-01T00:00:00+00:00", "--to", "2011-01-01T00:00:00+00:00"]
     argv += ["--out", str(out), "--home", str(home), "--partition-days", "15", "--json", *extra]
-    shutil.rmtree(home / "_cache" / "daystate", ignore_errors=True)  # the analysis is part of it
+    for part in ("daystate", "ctxstate"):  # the analysis is part of it
+        shutil.rmtree(home / "_cache" / part, ignore_errors=True)
     seconds, rss, text = synth.run_measured(argv)
     start = text.find('{\n  "from"')
     data, _ = json.JSONDecoder().raw_decode(text[start:])

@@ -46,6 +46,7 @@ EVENTS = pa.schema(
         pa.field("observed", pa.float64()),
         pa.field("detected_at", TS),
         pa.field("onset_lookahead", pa.bool_()),
+        pa.field("contextual", pa.bool_()),
         pa.field("state", pa.string()),
         pa.field("source", pa.string()),
         pa.field("external", pa.bool_()),
@@ -186,6 +187,7 @@ def _anomaly_row(a: Anomaly) -> dict[str, Any]:
         "observed": a.observed,
         "detected_at": a.detected_at,
         "onset_lookahead": a.onset_lookahead,
+        "contextual": a.contextual,
     }
 
 
@@ -232,6 +234,7 @@ def events_from(table: pa.Table) -> tuple[list[Anomaly], list[Outage]]:
                     observed=r["observed"],
                     detected_at=_utc(r["detected_at"]),
                     onset_lookahead=bool(r["onset_lookahead"]),
+                    contextual=bool(r["contextual"]),
                 )
             )
         else:

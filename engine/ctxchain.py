@@ -474,6 +474,7 @@ class CtxChain:
                     observed=e.observed,
                     detected_at=_at(e.alarm + 1),
                     onset_lookahead=False,
+                    contextual=True,
                 )
             )
         out.sort(key=lambda a: (a.onset, a.service, a.metric))
@@ -513,17 +514,22 @@ class CtxChain:
         median detector's 1-minute scores, known by ``hi``: its onset and its end (None: still
         away from its baseline at ``hi``); None: no values before the alarm.
 
-        - The onset: the median detector's change-point search (step or hinge) on the series'
-          1-minute residuals of the :data:`ONSET_BACK` before ``until``, moved on to the first
-          minute at least ``exit_z`` spreads away when the split itself is not (a split is
-          placed among the last few minutes by their noise: the change is where the series is
-          seen to leave its baseline).
-        - The end: the first minute after the onset that starts a whole step (5 minutes) back
-          within ``exit_z`` spreads, looked for up to :data:`ONSET_BACK` after the alarm.  An
-          anomaly lasts while its series is seen away from its baseline, as the median
-          detector's do, not from the change point to the alarm: a pattern new to the series
-          that leaves its baseline for a minute or two is a short anomaly (the incident rules'
-          ``min_anomaly_s``).
+        A minute is *away* at least ``exit_z`` spreads from the baseline, *calm* when not away
+        and at most 2 of the 5 minutes from it are (:func:`_calm`).
+
+        - The onset: where the series left its baseline for the departure under way at the
+          alarm — the first minute away after the last calm one, in the :data:`ONSET_BACK`
+          before ``until``.  Failing that (none away since: a change of rhythm within the
+          spread; or no calm minute: a series away for the whole two hours), the median
+          detector's change-point search (step or hinge) on the series' 1-minute residuals,
+          moved on to the first minute away when the split is not.  (The change point alone,
+          on a noise spike at the alarm, could land on another spike an hour before it.)
+        - The end: the first calm minute after the onset, looked for up to :data:`ONSET_BACK`
+          after the alarm.  An anomaly lasts while its series is seen away from its baseline,
+          as the median detector's do: a pattern new to the series that leaves its baseline
+          for a minute or two is a short anomaly, and spikes now and then on a heavy-tailed
+          series do not hold it open (with "5 minutes none away", latency noise made
+          anomalies of 10 to 20 minutes, incidents on their own).
 
         None also for a series with values in fewer than :data:`MIN_FILLED` of the minutes
         before the alarm: one exported every 5 minutes (CloudWatch) has no 1-minute scores to
@@ -552,22 +558,33 @@ class CtxChain:
             d += timedelta(days=1)
         if np.isfinite(resid[:n_before]).sum() < MIN_FILLED * n_before:
             return None  # no values before the alarm, or a series sampled every few minutes
-        col = _onset(resid[:n_before], n_before - 1, 0, n_before - 1)
         with np.errstate(invalid="ignore"):
             away = z >= self.p.exit_z  # missing minutes are not away
-        if not away[col]:
-            seen = np.flatnonzero(away[col:n_before])
-            if seen.size:
-                col += int(seen[0])
-        calm = self.factor
-        # the first minute after the onset starting ``calm`` minutes none of which is away
-        run = np.convolve(away[col + 1 :].astype(np.int64), np.ones(calm, dtype=np.int64), "valid")
-        back = np.flatnonzero(run == 0)
-        if back.size:
-            t_end: datetime | None = lo + (col + 1 + int(back[0])) * minute
+        back = _calm(away, self.factor)
+        quiet = np.flatnonzero(back[:n_before])
+        seen = np.flatnonzero(away[quiet[-1] + 1 : n_before]) if quiet.size else quiet
+        if seen.size:  # the departure under way at the alarm: the first minute away after calm
+            col = int(quiet[-1]) + 1 + int(seen[0])
+        else:  # no calm minute before it, or not away since: the change point
+            col = _onset(resid[:n_before], n_before - 1, 0, n_before - 1)
+            if not away[col]:
+                seen = np.flatnonzero(away[col:n_before])
+                if seen.size:
+                    col += int(seen[0])
+        ended = np.flatnonzero(back[col + 1 :])  # the first calm minute after the onset
+        if ended.size:
+            t_end: datetime | None = lo + (col + 1 + int(ended[0])) * minute
         else:
             t_end = None if top >= hi else lo + total * minute
         return lo + col * minute, t_end
+
+
+def _calm(away: NDArray[np.bool_], calm: int) -> NDArray[np.bool_]:
+    """The minutes where the series is back within its baseline: not away themselves, and at
+    most ``calm // 2`` of the ``calm`` minutes from them away (on a heavy-tailed series a spike
+    now and then does not hold an anomaly open; a series that stays away does)."""
+    counts = np.convolve(away.astype(np.int64), np.ones(calm, dtype=np.int64), "full")[calm - 1 :]
+    return ~away & (counts <= calm // 2)
 
 
 #: a contextual alarm is placed (becomes an anomaly) only on a series with values in at least

@@ -325,17 +325,25 @@ def _join_recurrences(groups: list[_Group], gap: timedelta, overlap: float) -> l
     return out
 
 
-#: an anomaly makes an incident (with another service's, or lasting ``min_anomaly_s``) only when
-#: its series went at least this many spreads away (``peak_score``): the median detector's
-#: threshold, which each of its anomalies passes; a contextual one (a pattern new to its series,
-#: :mod:`whatchanged.engine.ctxchain`) may not — a latency blip, a small step on a smooth series
-#: at midnight — and then joins an incident without making one
+#: an anomaly of the median detector makes an incident (with another service's, or lasting
+#: ``min_anomaly_s``): each went at least this many spreads away (its threshold) for its minimum
+#: duration, beyond what its series does routinely (the heavy-tail guard).  A contextual one (a
+#: pattern new to its series, :mod:`whatchanged.engine.ctxchain`) makes one only when it went as
+#: far (``peak_score``) and lasted ``min_anomaly_s`` — a sustained change; its blips (a latency
+#: spike of a minute or two on a heavy-tailed series, at the same time as another service's on
+#: a fleet of a thousand) join an incident without making one
 MATERIAL_Z = DEFAULT.threshold
+
+
+def _material(a: Anomaly, cutoff: datetime, min_anomaly_s: float) -> bool:
+    if not a.contextual:
+        return True
+    return a.peak_score >= MATERIAL_Z and ((a.end or cutoff) - a.start).total_seconds() >= min_anomaly_s
 
 
 def _incident(g: _Group, cutoff: datetime, online: bool, min_anomaly_s: float) -> Incident | None:
     anomaly_services = {a.service for a in g.anomalies}
-    material = [a for a in g.anomalies if a.peak_score >= MATERIAL_Z]
+    material = [a for a in g.anomalies if _material(a, cutoff, min_anomaly_s)]
     long_anomaly = any(((a.end or cutoff) - a.start).total_seconds() >= min_anomaly_s for a in material)
     if not g.outages and len({a.service for a in material}) < 2 and not long_anomaly:
         return None

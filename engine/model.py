@@ -75,6 +75,9 @@ class Anomaly(_Jsonable):
     detected_at: datetime | None = None
     #: True when the onset was refined with data after ``detected_at`` (batch analysis)
     onset_lookahead: bool = False
+    #: raised by the contextual detector (a pattern new to the series), not the median one: it
+    #: makes an incident only when sustained (``engine/incident_grouping.py``, ``MATERIAL_Z``)
+    contextual: bool = False
 
 
 @dataclass(frozen=True)

@@ -393,3 +393,36 @@ def test_a_series_sampled_every_five_minutes_gets_no_contextual_anomaly(tmp_path
     b = [a for a in detect.detect_anomalies(gappy.snapshot(), start, end) if a.service == "b"]
     assert b
     assert abs(b[0].onset - CHANGE) <= timedelta(minutes=30)
+
+
+def test_spikes_of_heavy_tailed_noise_are_short_anomalies_and_no_incident(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Latency of 60 services: a daily curve plus gamma noise, nothing else.  The contextual
+    detector alarms on some of its spikes (most in its first days); each becomes a short
+    anomaly around its spike — a spike now and then does not hold it open — and none makes an
+    incident, alone or with another service's at the same time."""
+    from whatchanged.engine.incidents import find_incidents
+
+    rng = np.random.default_rng(11)
+    days, n = 4, 60
+    minutes = days * 1440
+    hour = (np.arange(minutes) / 60.0) % 24
+    curve = 40 + 30 * (1 - (0.55 + 0.45 * np.sin((hour - 13.0) / 24.0 * 2 * np.pi) ** 2))
+    stamps = [DAY0 + timedelta(minutes=m) for m in range(minutes)]
+    rows: dict[str, list[object]] = {"ts": [], "service": [], "metric": [], "value": []}
+    for i in range(n):
+        x = np.round(curve + rng.gamma(2.0, 4.0, minutes))
+        rows["ts"] += stamps
+        rows["service"] += [f"svc-{i:02d}"] * minutes
+        rows["metric"] += ["latency_ms"] * minutes
+        rows["value"] += x.tolist()
+    wh = _warehouse(tmp_path / "wh", pa.table(rows).cast(pa.schema([METRICS.field(k) for k in rows])))
+    monkeypatch.setattr(detect, "FLEET_CONTEXTUAL", True)
+    end = DAY0 + timedelta(days=days)
+    found = [a for a in detect.detect_anomalies(wh.snapshot(), DAY0, end, online=False) if a.contextual]
+    assert found, "the contextual detector alarms on some spikes"
+    assert all(a.end is not None and a.end - a.onset <= timedelta(minutes=5) for a in found), [
+        (a.service, a.onset, a.end) for a in found if a.end is None or a.end - a.onset > timedelta(minutes=5)
+    ]
+    assert find_incidents(wh.snapshot(), DAY0, end) == []

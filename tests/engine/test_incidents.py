@@ -299,12 +299,17 @@ def test_an_outage_keeps_its_exact_start() -> None:
     assert _onset(anomalies, [_out("s150", 7, 30)]) == _m(7)
 
 
-def _weak(service: str, a: float, b: float, peak: float) -> Anomaly:
-    """An anomaly whose series went only ``peak`` spreads away (a contextual one can)."""
-    return Anomaly(service, "latency_ms", _m(a), _m(a), _m(b), "up", peak, 100.0, 104.0)
+def _weak(service: str, a: float, b: float, peak: float, *, contextual: bool = True) -> Anomaly:
+    """An anomaly from minute ``a`` to ``b`` whose series went ``peak`` spreads away (a contextual
+    one can stay below the median detector's threshold)."""
+    return Anomaly(
+        service, "latency_ms", _m(a), _m(a), _m(b), "up", peak, 100.0, 104.0, contextual=contextual
+    )
 
 
-def test_only_anomalies_that_went_the_threshold_away_make_an_incident() -> None:
+def test_only_sustained_contextual_anomalies_make_an_incident() -> None:
+    """A contextual anomaly makes an incident only when it went the median detector's threshold
+    away and lasted ``min_anomaly_s``; the median detector's anomalies as before."""
     from whatchanged.engine.incident_grouping import MATERIAL_Z, _incident
 
     below = MATERIAL_Z - 0.9
@@ -316,7 +321,15 @@ def test_only_anomalies_that_went_the_threshold_away_make_an_incident() -> None:
     # two services a little away, or one a little away for long: no incident
     assert made([_weak("www-1", 0, 30, below), _weak("www-2", 1, 30, below)]) == []
     assert made([_weak("www-1", 0, 60, below)]) == []
-    # one of them far enough, or an outage beside them: an incident, the weak ones in it
+    # blips far away on two services at once (a fleet's heavy-tailed latency): no incident
+    assert made([_weak("www-1", 0, 2, MATERIAL_Z + 3), _weak("www-2", 1, 3, MATERIAL_Z + 3)]) == []
+    # one of them far enough for long, or an outage beside them: an incident, the weak ones in it
     assert made([_weak("www-1", 0, 30, MATERIAL_Z), _weak("www-2", 1, 30, below)]) == [{"www-1", "www-2"}]
     assert made([_weak("www-1", 0, 60, MATERIAL_Z)]) == [{"www-1"}]
     assert made([_weak("www-1", 0, 30, below)], [_out("www-2", 2, 20)]) == [{"www-1", "www-2"}]
+    # the median detector's: two services at once make one, however short
+    blips = [
+        _weak("www-1", 0, 2, MATERIAL_Z, contextual=False),
+        _weak("www-2", 1, 3, MATERIAL_Z, contextual=False),
+    ]
+    assert made(blips) == [{"www-1", "www-2"}]
