@@ -25,10 +25,10 @@ failures of one cause (``docs/detection.md`` §4):
    not hold.  A different set of hard failures is a new incident.
 
 A group becomes an incident if it holds an outage, or anomalies on at least two
-services, or one anomaly lasting at least ``min_anomaly_s`` (10 min); an anomaly
-counts there when its series went at least the median detector's threshold away
-from its baseline (``MATERIAL_Z``: every anomaly of the median detector does, a
-contextual one — a new pattern — may not, and then only joins an incident).
+services, or one anomaly lasting at least ``min_anomaly_s`` (10 min); a contextual
+anomaly (``Anomaly.contextual``: a pattern new to its series) counts there only when
+sustained — ``MATERIAL_Z`` spreads away and ``min_anomaly_s`` long — and otherwise only
+joins an incident.
 
 An incident's onset, end, members and id do not depend on the range it was
 computed over (:func:`settled_groups`): onsets are refined with the look-ahead,
