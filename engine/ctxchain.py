@@ -457,7 +457,7 @@ class CtxChain:
         for key, e in todo:
             placed = self._placed(key, _at(e.alarm + 1), hi, minutes)
             if placed is None:
-                continue  # no 1-minute values before the alarm (the day before is gone)
+                continue  # too few 1-minute values before the alarm (see _placed)
             t_on, t_end = placed
             if t_on >= end or (t_end is not None and t_end <= start):
                 continue
@@ -487,7 +487,8 @@ class CtxChain:
         for key, e in todo:
             until = _at(e.alarm + 1)
             d = (until - ONSET_BACK).astimezone(UTC).date()
-            while d <= (min(hi, until + ONSET_BACK) - timedelta(microseconds=1)).astimezone(UTC).date():
+            last = (min(hi, until + ONSET_BACK) - timedelta(microseconds=1)).astimezone(UTC).date()
+            while d <= last:
                 wanted.setdefault(d, set()).add(key)
                 d += timedelta(days=1)
         states = self.states

@@ -335,16 +335,18 @@ def _join_recurrences(groups: list[_Group], gap: timedelta, overlap: float) -> l
 MATERIAL_Z = DEFAULT.threshold
 
 
+def _lasted(a: Anomaly, cutoff: datetime, min_anomaly_s: float) -> bool:
+    return ((a.end or cutoff) - a.start).total_seconds() >= min_anomaly_s
+
+
 def _material(a: Anomaly, cutoff: datetime, min_anomaly_s: float) -> bool:
-    if not a.contextual:
-        return True
-    return a.peak_score >= MATERIAL_Z and ((a.end or cutoff) - a.start).total_seconds() >= min_anomaly_s
+    return not a.contextual or (a.peak_score >= MATERIAL_Z and _lasted(a, cutoff, min_anomaly_s))
 
 
 def _incident(g: _Group, cutoff: datetime, online: bool, min_anomaly_s: float) -> Incident | None:
     anomaly_services = {a.service for a in g.anomalies}
     material = [a for a in g.anomalies if _material(a, cutoff, min_anomaly_s)]
-    long_anomaly = any(((a.end or cutoff) - a.start).total_seconds() >= min_anomaly_s for a in material)
+    long_anomaly = any(_lasted(a, cutoff, min_anomaly_s) for a in material)
     if not g.outages and len({a.service for a in material}) < 2 and not long_anomaly:
         return None
     starts = [(a.onset, a.onset_lookahead) for a in g.anomalies] + [(o.start, False) for o in g.outages]
